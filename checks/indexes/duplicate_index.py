@@ -1,0 +1,80 @@
+"""Two or more indexes that are the same index.
+
+## What it does
+Groups the valid indexes of each table by everything that defines an index: access method, key and
+INCLUDE columns, operator classes, collations, sort options, expressions, predicate and `NULLS NOT
+DISTINCT`. Every group of two or more is a finding. The index to keep is the one that backs a constraint
+(primary key, unique, exclusion), else a unique one, else the oldest; the others are the ones to drop.
+
+## Why it matters
+A duplicate index serves no query its twin does not, yet every insert and indexed update writes both,
+vacuum scans both, and both take space in shared buffers and backups.
+
+## Example
+```sql
+CREATE INDEX orders_status_idx ON orders (status);
+CREATE INDEX orders_status_idx1 ON orders (status);   -- the same index again
+```
+
+## What to do instead
+Drop all but one of each group.
+
+## How the fix is applied safely
+`DROP INDEX CONCURRENTLY IF EXISTS` waits for running queries that use the index instead of blocking
+new ones, and runs outside a transaction block. Drops are only applied by `dbtune migrate` with
+`--include-drops`. When every twin backs a constraint, no drop is generated: a constraint has to be
+dropped with `ALTER TABLE`, which a person should decide.
+
+## Options
+None.
+
+## References
+- https://www.postgresql.org/docs/current/catalog-pg-index.html
+- https://www.postgresql.org/docs/current/sql-dropindex.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbtune.catalog.model import Index
+from dbtune.checks import CheckContext, check
+from dbtune.migrate.changes import drop_index
+from dbtune.model import Finding
+
+
+def identity(ix: Index) -> tuple[object, ...]:
+    """Everything that makes two indexes the same index (uniqueness aside)."""
+    return (ix.table_oid, ix.method, ix.key_attnums, ix.n_key_columns, ix.opclass_oids, ix.collation_oids,
+            ix.options, ix.expressions, ix.predicate, ix.nulls_not_distinct, ix.is_exclusion)
+
+
+def _keep_order(ix: Index) -> tuple[int, int, int, int]:
+    return (0 if ix.backs_constraint else 1, 0 if ix.is_unique else 1, 0 if ix.is_primary else 1, ix.oid)
+
+
+@check(id="IX002", name="duplicate-index", area="indexes", severity="warning", fix=True)
+def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
+    tables = {r.oid: r for r in ctx.user_relations()}
+    groups: dict[tuple[object, ...], list[Index]] = {}
+    for ix in ctx.snapshot.indexes:
+        # Indexes attached to a partitioned parent index are reported once, through the parent.
+        if ix.table_oid in tables and ix.is_valid and ix.parent_index_oid is None:
+            groups.setdefault(identity(ix), []).append(ix)
+    for twins in groups.values():
+        if len(twins) < 2:
+            continue
+        keep, *drop = sorted(twins, key=_keep_order)
+        table = tables[keep.table_oid]
+        for ix in drop:
+            changes = () if ix.backs_constraint else (drop_index(ix),)
+            yield ctx.finding(
+                ix.qualified_name,
+                f"index {ix.qualified_name} on {table.qualified_name} duplicates {keep.qualified_name} "
+                f"({keep.definition.split(' USING ', 1)[-1]})"
+                + ("; both back constraints, drop one with ALTER TABLE after review" if ix.backs_constraint
+                   else ""),
+                evidence={"duplicate_of": keep.qualified_name, "size_bytes": ix.size_bytes,
+                          "idx_scan": ix.idx_scan, "keep_backs_constraint": keep.constraint_name},
+                changes=changes,
+            )

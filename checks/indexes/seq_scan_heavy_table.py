@@ -1,0 +1,75 @@
+"""A large table read mostly by sequential scans.
+
+## What it does
+Reports tables with at least `min_live_tuples` live tuples that were sequentially scanned at least
+`min_seq_scans` times, with sequential scans making up at least `min_seq_scan_ratio` of all scans, from
+`pg_stat_all_tables` since the statistics were reset. Partitions are added up into their partitioned
+table, where an index would be created.
+
+## Why it matters
+Each sequential scan of a large table reads every page. When the workload does it often, a query is
+usually missing an index, and the scans evict useful pages from shared buffers.
+
+## Example
+A table of 500,000 orders with 2,000 sequential scans and 3 index scans since the last reset.
+
+## What to do instead
+Find the queries that scan the table (`dbtune explain --from-pg-stat-statements`) and index the columns
+they filter on; `dbtune advise` proposes and costs the index.
+
+## How the fix is applied safely
+No fix is generated from statistics alone: which index helps depends on the queries.
+
+## Options
+- `min_live_tuples` (default 10000)
+- `min_seq_scans` (default 50)
+- `min_seq_scan_ratio` (default 0.5)
+
+## References
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbtune.checks import CheckContext, check
+from dbtune.model import Finding
+
+
+@check(id="IX007", name="seq-scan-heavy-table", area="indexes", severity="warning",
+       options={"min_live_tuples": 10000, "min_seq_scans": 50, "min_seq_scan_ratio": 0.5})
+def seq_scan_heavy_table(ctx: CheckContext) -> Iterator[Finding]:
+    relations = {r.oid: r for r in ctx.user_relations()}
+    totals: dict[int, list[int]] = {}
+
+    def top(oid: int) -> int:
+        seen = set()
+        while relations.get(oid) and relations[oid].parent_oid in relations and oid not in seen:
+            seen.add(oid)
+            oid = relations[oid].parent_oid  # type: ignore[assignment]
+        return oid
+
+    for rel in relations.values():
+        if rel.stats is None or rel.kind == "m":
+            continue
+        acc = totals.setdefault(top(rel.oid), [0, 0, 0, 0])
+        acc[0] += rel.stats.seq_scan
+        acc[1] += rel.stats.idx_scan
+        acc[2] += rel.stats.seq_tup_read
+        acc[3] += max(rel.stats.n_live_tup, int(max(rel.reltuples, 0)))
+    for oid, (seq, idx, tup_read, live) in sorted(totals.items()):
+        rel = relations[oid]
+        if live < ctx.options["min_live_tuples"] or seq < ctx.options["min_seq_scans"]:
+            continue
+        ratio = seq / (seq + idx)
+        if ratio < ctx.options["min_seq_scan_ratio"]:
+            continue
+        yield ctx.finding(
+            rel.qualified_name,
+            f"{rel.qualified_name} ({live:,} live tuples) had {seq:,} sequential scans and {idx:,} index "
+            f"scans; {ratio:.0%} of its scans read the whole table",
+            evidence={"seq_scan": seq, "idx_scan": idx, "seq_tup_read": tup_read, "n_live_tup": live,
+                      "seq_scan_ratio": round(ratio, 3), "avg_tuples_per_seq_scan": tup_read // max(seq, 1),
+                      "size_bytes": rel.size_bytes},
+        )

@@ -1,0 +1,110 @@
+"""The application's connection pools can open more connections than the server allows.
+
+## What it does
+Adds up the connections the config's `[[pool]]` entries can open (`max` × `instances`), directly or
+through PgBouncer (`default_pool_size` + `reserve_pool_size` per pool, times its instances), and compares
+the total with `max_connections` minus `superuser_reserved_connections` (and `reserved_connections` on
+PostgreSQL 16+). Over the budget is an error; above `max_share` of it a warning. It also reports pools
+without a connection timeout (a client waits forever when the pool is exhausted), application traffic
+through PgBouncer beyond its `max_client_conn`, and login roles whose `rolconnlimit` is below what their
+pools open.
+
+## Why it matters
+When the pools together can ask for more connections than the server has slots, the instance that asks
+last gets `FATAL: sorry, too many clients already` at peak load, which is exactly when it matters; and
+each PostgreSQL backend costs memory, so more is not faster.
+
+## Example
+```toml
+[[pool]]
+name = "api"
+size = 30
+max = 50
+instances = 5          # 250 connections against max_connections = 100
+```
+
+## What to do instead
+Lower the per-instance `max`, put PgBouncer in transaction mode in front of the server, or raise
+`max_connections` with the memory to match. A common sizing is (cores × 2) + spindles connections in
+total.
+
+## How the fix is applied safely
+No SQL fix is generated: the change belongs in the application's pool settings or PgBouncer's config.
+
+## Options
+- `max_share` (default 0.8): the share of the budget above which the finding is a warning.
+
+## References
+- https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS
+- https://www.pgbouncer.org/config.html
+- https://github.com/brettwooldridge/HikariCP/wiki/About-Pool-Sizing
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbtune.checks import CheckContext, check
+from dbtune.model import Finding, Severity
+from dbtune.sqlnames import quote_ident
+
+
+def _int(ctx: CheckContext, name: str) -> int:
+    value = ctx.snapshot.setting(name)
+    return int(value) if value is not None else 0
+
+
+@check(id="PO001", name="connection-budget", area="pool", severity="error", options={"max_share": 0.8})
+def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
+    pools = ctx.config.pool
+    if not pools:
+        ctx.skip("no [[pool]] entries in the config")
+        return
+    snap = ctx.snapshot
+    db = quote_ident(snap.server.database)
+    max_connections = _int(ctx, "max_connections")
+    reserved = _int(ctx, "superuser_reserved_connections") + _int(ctx, "reserved_connections")
+    budget = max_connections - reserved
+    direct = {p.name: p.max * p.instances for p in pools if p.via == "direct"}
+    through_bouncer = {p.name: p.max * p.instances for p in pools if p.via == "pgbouncer"}
+    bouncer = ctx.config.pgbouncer
+    server_side = dict(direct)
+    if through_bouncer:
+        if bouncer is None:
+            ctx.skip("pools go through PgBouncer but the config has no [pgbouncer] section")
+        else:
+            server_side["pgbouncer"] = ((bouncer.default_pool_size + bouncer.reserve_pool_size)
+                                        * bouncer.pools * bouncer.instances)
+    demand = sum(server_side.values())
+    evidence = {"max_connections": max_connections, "reserved_connections": reserved, "budget": budget,
+                "demand": demand, "by_pool": server_side}
+    if demand > budget:
+        yield ctx.finding(db, f"the pools can open {demand} connections but the server accepts {budget} "
+                              f"(max_connections {max_connections} − {reserved} reserved)", evidence=evidence)
+    elif demand > ctx.options["max_share"] * budget:
+        yield ctx.finding(db, f"the pools can open {demand} of the server's {budget} connections "
+                              f"({demand / budget:.0%}), leaving little for maintenance and failover",
+                          evidence=evidence, severity=Severity.WARNING)
+    if bouncer is not None and through_bouncer:
+        clients = sum(through_bouncer.values())
+        capacity = bouncer.max_client_conn * bouncer.instances
+        if clients > capacity:
+            yield ctx.finding(db, f"the pools open {clients} client connections to PgBouncer but it accepts "
+                                  f"{capacity} (max_client_conn × instances)",
+                              evidence={"client_connections": clients, "max_client_conn": capacity})
+    for p in pools:
+        if p.connection_timeout in (None, 0):
+            yield ctx.finding(f"pool {p.name}", f"pool {p.name!r} has no connection timeout: when it is "
+                                                f"exhausted, requests wait forever",
+                              evidence={"pool": p.name, "connection_timeout_ms": p.connection_timeout},
+                              severity=Severity.WARNING)
+    limits = {r.name: r for r in snap.roles}
+    per_role: dict[str, int] = {}
+    for p in pools:
+        if p.role and p.via == "direct":
+            per_role[p.role] = per_role.get(p.role, 0) + p.max * p.instances
+    for role, wanted in per_role.items():
+        limit = limits[role].conn_limit if role in limits else -1
+        if 0 <= limit < wanted:
+            yield ctx.finding(quote_ident(role), f"role {role!r} may open {limit} connections but its pools "
+                                                 f"open {wanted}", evidence={"rolconnlimit": limit})

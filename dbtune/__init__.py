@@ -1,0 +1,5 @@
+"""dbtune: a PostgreSQL tuning advisor and migration tool."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

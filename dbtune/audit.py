@@ -1,0 +1,36 @@
+"""The audit as a plain Python API: connect read-only, snapshot, run the catalogue, build a Report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from dbtune.catalog.snapshot import take
+from dbtune.checks import Catalogue, load_catalogue, run_checks
+from dbtune.config.model import Config
+from dbtune.db.connect import ConnectionSettings, describe, read_only_snapshot
+from dbtune.report.model import Report
+
+
+def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | None = None,
+          catalogue: Catalogue | None = None, select: Iterable[str] = (),
+          ignore: Iterable[str] = ()) -> Report:
+    """Audit one database in a single ``REPEATABLE READ, READ ONLY`` transaction.
+
+    Raises :class:`~dbtune.errors.ConnectionFailed` (cannot connect), :class:`~dbtune.errors.ConfigError`
+    (the config names a missing table or an unknown check), :class:`~dbtune.errors.CatalogueError`.
+    Never writes to the target.
+    """
+    started = time.perf_counter()
+    catalogue = catalogue or load_catalogue(config.audit.checks_paths)
+    with read_only_snapshot(settings) as conn:
+        snapshot = take(conn)
+    result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore)
+    return Report(
+        target=describe(settings), server=snapshot.server, findings=tuple(result.findings),
+        skipped=tuple(result.skipped), config_path=str(config_path) if config_path else None,
+        profile=config.profile.name if config.profile else None,
+        targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
+        duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
+    )

@@ -1,0 +1,1 @@
+"""The catalog snapshot: set-based catalog queries and the typed model they fill."""

@@ -1,0 +1,335 @@
+"""The typed model of one catalog snapshot. Frozen dataclasses, PostgreSQL's own names.
+
+Sizes are bytes, counts are tuples or scans as PostgreSQL reports them, ``reltuples`` is the planner's
+estimate (``-1`` when the relation was never vacuumed or analyzed, PostgreSQL 14+).
+See https://www.postgresql.org/docs/current/catalogs.html.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dbtune.sqlnames import qualified
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server and the session's identity."""
+
+    version: str
+    version_num: int
+    database: str
+    current_user: str
+    is_superuser: bool
+    member_of: frozenset[str]
+    now: datetime
+    postmaster_start: datetime
+    stats_reset: datetime | None
+    extensions: dict[str, str]
+
+    @property
+    def short_version(self) -> str:
+        """``"18.6"`` from ``version()``'s ``"PostgreSQL 18.6 on …"``."""
+        parts = self.version.split()
+        return parts[1] if len(parts) > 1 else self.version
+
+
+@dataclass(frozen=True)
+class Column:
+    attnum: int
+    name: str
+    type: str
+    not_null: bool
+    collation: str | None
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Cumulative statistics from ``pg_stat_all_tables`` (since ``stats_reset``)."""
+
+    seq_scan: int
+    seq_tup_read: int
+    idx_scan: int
+    n_live_tup: int
+    n_tup_ins: int
+    n_tup_upd: int
+    n_tup_del: int
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table (``r``), partitioned table (``p``) or materialized view (``m``)."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: str
+    reltuples: float
+    relpages: int
+    size_bytes: int
+    is_partition: bool
+    parent_oid: int | None
+    columns: tuple[Column, ...]
+    stats: TableStats | None
+
+    @property
+    def qualified_name(self) -> str:
+        return qualified(self.schema, self.name)
+
+    @property
+    def is_partitioned(self) -> bool:
+        return self.kind == "p"
+
+    def column(self, attnum: int) -> Column | None:
+        for col in self.columns:
+            if col.attnum == attnum:
+                return col
+        return None
+
+    def column_by_name(self, name: str) -> Column | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
+
+
+@dataclass(frozen=True)
+class Index:
+    """One index (``relkind`` ``i``, or ``I`` for a partitioned index), from ``pg_index``.
+
+    ``key_attnums`` are ``indkey`` (0 marks an expression column), the first ``n_key_columns`` of them
+    are key columns and the rest ``INCLUDE`` columns. ``columns`` holds each column's text as
+    ``pg_get_indexdef(oid, k, true)`` shows it. ``options`` are ``indoption`` bits (1 = DESC,
+    2 = NULLS FIRST). ``opclass_oids`` and ``collation_oids`` are the raw ``indclass``/``indcollation``.
+    """
+
+    oid: int
+    schema: str
+    name: str
+    table_oid: int
+    method: str
+    is_partitioned: bool
+    is_unique: bool
+    is_primary: bool
+    is_exclusion: bool
+    is_valid: bool
+    is_ready: bool
+    nulls_not_distinct: bool
+    key_attnums: tuple[int, ...]
+    n_key_columns: int
+    columns: tuple[str, ...]
+    opclasses: tuple[str, ...]
+    opclass_oids: tuple[int, ...]
+    collation_oids: tuple[int, ...]
+    options: tuple[int, ...]
+    expressions: str | None
+    predicate: str | None
+    definition: str
+    size_bytes: int
+    idx_scan: int | None
+    constraint_name: str | None
+    constraint_type: str | None
+    parent_index_oid: int | None
+
+    @property
+    def qualified_name(self) -> str:
+        return qualified(self.schema, self.name)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.columns[: self.n_key_columns]
+
+    @property
+    def include_columns(self) -> tuple[str, ...]:
+        return self.columns[self.n_key_columns:]
+
+    @property
+    def backs_constraint(self) -> bool:
+        return self.constraint_type is not None
+
+    def descending(self, k: int) -> bool:
+        return bool(self.options[k] & 1) if k < len(self.options) else False
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One table constraint from ``pg_constraint`` (``contype`` p, u, f, c, x)."""
+
+    oid: int
+    schema: str
+    name: str
+    type: str
+    table_oid: int
+    ref_table_oid: int | None
+    columns: tuple[int, ...]
+    ref_columns: tuple[int, ...]
+    validated: bool
+    parent_oid: int | None
+    index_oid: int | None
+    definition: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of ``pg_settings``; ``setting`` is in the GUC's base ``unit`` (ms, kB, 8kB …)."""
+
+    name: str
+    setting: str
+    unit: str | None
+    source: str
+    reset_val: str | None = None
+    boot_val: str | None = None
+
+
+@dataclass(frozen=True)
+class RoleSetting:
+    """``ALTER ROLE … SET`` / ``ALTER DATABASE … SET`` values from ``pg_db_role_setting``.
+
+    ``role`` is None for a database-wide setting, ``database`` None for a role's setting in every database.
+    """
+
+    role: str | None
+    database: str | None
+    settings: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    can_login: bool
+    is_superuser: bool
+    conn_limit: int = -1
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A source or check that could not run, and why (usually a missing privilege)."""
+
+    what: str
+    reason: str
+    privilege: str | None = None
+
+
+@dataclass(frozen=True)
+class PgStatStatements:
+    """Whether pg_stat_statements is loaded, created in this database, and readable."""
+
+    preloaded: bool
+    installed: bool
+    readable: bool
+    statements: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the checks read, taken in one ``REPEATABLE READ`` transaction."""
+
+    server: Server
+    relations: dict[int, Relation]
+    indexes: tuple[Index, ...]
+    constraints: tuple[Constraint, ...]
+    settings: dict[str, Setting]
+    role_settings: tuple[RoleSetting, ...]
+    roles: tuple[Role, ...]
+    pg_stat_statements: PgStatStatements
+    file_settings: dict[str, str] | None = None
+    index_builds: frozenset[int] = frozenset()
+    skipped: tuple[Skip, ...] = ()
+    statements_sent: int = 0
+    _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
+
+    def indexes_on(self, table_oid: int) -> tuple[Index, ...]:
+        """The indexes whose ``indrelid`` is ``table_oid``."""
+        if not self._by_table:
+            grouped: dict[int, list[Index]] = {}
+            for ix in self.indexes:
+                grouped.setdefault(ix.table_oid, []).append(ix)
+            self._by_table.update({k: tuple(v) for k, v in grouped.items()})
+        return self._by_table.get(table_oid, ())
+
+    def relation(self, oid: int) -> Relation:
+        return self.relations[oid]
+
+    def find_relation(self, name: str, search_path: tuple[str, ...] = ("public",)) -> Relation | None:
+        """Resolve ``schema.table`` or a bare ``table`` (through ``search_path``) as written in a config.
+
+        Names are compared as PostgreSQL would: an unquoted part is folded to lower case, a
+        double-quoted part kept exactly.
+        """
+        parts = _split_name(name)
+        if len(parts) == 2:
+            candidates = [(parts[0], parts[1])]
+        else:
+            candidates = [(schema, parts[0]) for schema in search_path]
+        for schema, rel in candidates:
+            for relation in self.relations.values():
+                if relation.schema == schema and relation.name == rel:
+                    return relation
+        return None
+
+    def setting(self, name: str) -> str | None:
+        s = self.settings.get(name)
+        return s.setting if s else None
+
+    def server_level(self, name: str) -> str | None:
+        """The server-wide value of a GUC, before any ``ALTER ROLE``/``ALTER DATABASE … SET``.
+
+        From ``pg_file_settings`` when readable, else the session-start value (``reset_val``) when no role
+        or database setting of the current user and database touches ``name``, else the built-in default.
+        """
+        if self.file_settings is not None and name in self.file_settings:
+            return self.file_settings[name]
+        s = self.settings.get(name)
+        if s is None:
+            return None
+        me, db = self.server.current_user, self.server.database
+        touched = any(name in rs.settings and rs.role in (None, me) and rs.database in (None, db)
+                      for rs in self.role_settings)
+        if self.file_settings is not None or touched:
+            return s.boot_val
+        return s.reset_val if s.reset_val is not None else s.setting
+
+    def effective(self, name: str, role: str | None = None) -> tuple[str | None, str]:
+        """The value a new session of ``role`` (None: any role) in this database starts with, and where
+        it comes from: ``role in database``, ``role``, ``database`` or ``server``.
+        Follows the precedence of https://www.postgresql.org/docs/current/config-setting.html."""
+        db = self.server.database
+        order = []
+        if role is not None:
+            order += [("role in database", role, db), ("role", role, None)]
+        order += [("database", None, db)]
+        for label, r, d in order:
+            for rs in self.role_settings:
+                if rs.role == r and rs.database == d and name in rs.settings:
+                    return rs.settings[name], label
+        return self.server_level(name), "server"
+
+    @property
+    def stats_since(self) -> datetime:
+        """Start of the statistics window: ``stats_reset``, or the server's start when never reset."""
+        return self.server.stats_reset or self.server.postmaster_start
+
+
+def _split_name(name: str) -> list[str]:
+    parts: list[str] = []
+    buf, quoted, i = "", False, 0
+    while i < len(name):
+        ch = name[i]
+        if ch == '"':
+            if quoted and i + 1 < len(name) and name[i + 1] == '"':
+                buf += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(buf)
+            buf = ""
+        elif not quoted:
+            buf += ch.lower()
+        else:
+            buf += ch
+        i += 1
+    parts.append(buf)
+    return [p.strip() for p in parts]

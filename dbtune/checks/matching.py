@@ -1,0 +1,171 @@
+"""Matching a team's expected index (from the config) against the indexes that exist, by meaning.
+
+Texts are compared after normalising both sides with pglast: constants lose casts to text types (so
+the config's ``response = 'ACCEPTED'`` equals ``pg_get_expr``'s ``(response = 'ACCEPTED'::text)``),
+parentheses and spacing are PostgreSQL's deparse. A btree serves a key order and its exact mirror (every
+column's direction and NULLS order flipped) alike, since it can be scanned backwards
+(https://www.postgresql.org/docs/current/indexes-ordering.html).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
+
+from dbtune.catalog.model import Index, Relation
+from dbtune.config.model import ExpectedIndex
+from dbtune.errors import ConfigError
+from dbtune.sqlnames import quote_ident
+
+_TEXT_TYPES = {"text", "varchar", "bpchar", "unknown", "character varying", "name"}
+
+
+class _StripConstCasts(Visitor):  # type: ignore[misc]
+    def visit_TypeCast(self, ancestors: object, node: ast.TypeCast) -> ast.Node | None:
+        names = [n.sval for n in node.typeName.names]
+        if isinstance(node.arg, ast.A_Const | ast.ColumnRef) and names and names[-1] in _TEXT_TYPES:
+            return node.arg
+        return None
+
+
+def normalize_expr(text: str) -> str:
+    """A canonical text for a scalar expression (predicate or index expression).
+
+    Raises :class:`pglast.parser.ParseError` when ``text`` is not an expression.
+    """
+    stmt = parse_sql(f"SELECT 1 WHERE {text}")[0].stmt
+    where = _StripConstCasts()(stmt).whereClause
+    return str(RawStream()(where))
+
+
+@dataclass(frozen=True)
+class KeyColumn:
+    """One index key column: its normalised text, whether it sorts descending and NULLS FIRST."""
+
+    text: str
+    desc: bool
+    nulls_first: bool
+    expression: bool = False
+
+    @property
+    def sql(self) -> str:
+        """The column as written in ``CREATE INDEX`` (expressions parenthesised, non-default orders)."""
+        out = f"({self.text})" if self.expression else self.text
+        if self.desc:
+            out += " DESC"
+        if self.nulls_first != self.desc:
+            out += " NULLS FIRST" if self.nulls_first else " NULLS LAST"
+        return out
+
+
+def parse_columns(columns: list[str], key: str) -> list[KeyColumn]:
+    """Parse config column specs (``"created_at DESC"``, ``"lower(email)"``) as ``CREATE INDEX`` would.
+
+    Raises :class:`ConfigError` naming ``key`` when a spec does not parse.
+    """
+    try:
+        stmt = parse_sql(f"CREATE INDEX x ON t ({', '.join(columns)})")[0].stmt
+    except ParseError as exc:
+        raise ConfigError(f"{key}: cannot parse index columns {columns!r}: {exc}") from None
+    out = []
+    for elem in stmt.indexParams:
+        text = quote_ident(elem.name) if elem.name else str(RawStream()(_StripConstCasts()(elem.expr)))
+        desc = elem.ordering == enums.SortByDir.SORTBY_DESC
+        if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
+            nulls_first = True
+        elif elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_LAST:
+            nulls_first = False
+        else:
+            nulls_first = bool(desc)  # PostgreSQL's default: NULLS FIRST for DESC
+        out.append(KeyColumn(text, bool(desc), nulls_first, expression=not elem.name))
+    return out
+
+
+def index_key(index: Index) -> list[KeyColumn]:
+    """The key columns of an existing index, in the same normalised form."""
+    out = []
+    for k, col in enumerate(index.key_columns):
+        attnum = index.key_attnums[k] if k < len(index.key_attnums) else 0
+        text = col if attnum != 0 else _normalize_index_expr(col)
+        opt = index.options[k] if k < len(index.options) else 0
+        out.append(KeyColumn(text, bool(opt & 1), bool(opt & 2)))
+    return out
+
+
+def _normalize_index_expr(text: str) -> str:
+    try:
+        stmt = parse_sql(f"CREATE INDEX x ON t (({text}))")[0].stmt
+        return str(RawStream()(_StripConstCasts()(stmt.indexParams[0].expr)))
+    except ParseError:
+        return text
+
+
+def same_predicate(expected: str | None, actual: str | None) -> bool:
+    if expected is None or actual is None:
+        return expected is None and actual is None
+    try:
+        return normalize_expr(expected) == normalize_expr(actual)
+    except ParseError:
+        return False
+
+
+def _keys_match(want: list[KeyColumn], have: list[KeyColumn], prefix_ok: bool) -> bool:
+    if len(have) < len(want) or (not prefix_ok and len(have) != len(want)):
+        return False
+    head = have[: len(want)]
+    if [w.text for w in want] != [h.text for h in head]:
+        return False
+    same = all(w.desc == h.desc and w.nulls_first == h.nulls_first for w, h in zip(want, head, strict=True))
+    mirror = all(w.desc != h.desc and w.nulls_first != h.nulls_first for w, h in zip(want, head, strict=True))
+    return same or mirror
+
+
+def satisfies(expect: ExpectedIndex, index: Index, *, unique: bool, key: str) -> bool:
+    """Whether a *valid* ``index`` fulfils ``expect``.
+
+    Non-unique expectations: the index's leading key columns are the expected ones in order (same or
+    mirrored directions), INCLUDE columns are a superset, the predicate and method are equal. Unique
+    expectations: a unique index whose key columns are exactly the expected set, with an equal predicate.
+    """
+    if not index.is_valid or index.method != expect.method:
+        return False
+    if not same_predicate(expect.where, index.predicate):
+        return False
+    want = parse_columns(expect.columns, key)
+    have = index_key(index)
+    if unique:
+        return index.is_unique and sorted(w.text for w in want) == sorted(h.text for h in have)
+    if not _keys_match(want, have, prefix_ok=True):
+        return False
+    include = {quote_ident(c) for c in expect.include}
+    return include <= set(index.include_columns)
+
+
+def check_columns_exist(expect: ExpectedIndex, table: Relation, key: str) -> None:
+    """Raise :class:`ConfigError` when a plain column named by ``expect`` is not in ``table``."""
+    for col in parse_columns(expect.columns, key):
+        name = col.text.strip('"').replace('""', '"') if col.text.startswith('"') else col.text
+        if _is_plain_column(col.text) and table.column_by_name(name) is None:
+            raise ConfigError(f"{key}: column {name!r} does not exist in table {table.qualified_name}")
+    for name in expect.include:
+        if table.column_by_name(name) is None:
+            raise ConfigError(f"{key}: column {name!r} does not exist in table {table.qualified_name}")
+
+
+def _is_plain_column(text: str) -> bool:
+    return "(" not in text and " " not in text.strip('"')
+
+
+def covers_leading(index: Index, attnums: tuple[int, ...]) -> bool:
+    """Whether a valid, non-partial btree (or single-column hash) index has ``attnums`` as its leading
+    key columns in any order, so equality lookups on them can use it (foreign-key support)."""
+    if not index.is_valid or index.predicate is not None or not attnums:
+        return False
+    if index.method not in ("btree", "hash") or (index.method == "hash" and len(attnums) != 1):
+        return False
+    lead = index.key_attnums[: len(attnums)]
+    return len(lead) == len(attnums) and set(lead) == set(attnums) and index.n_key_columns >= len(attnums)

@@ -1,0 +1,120 @@
+"""Run the catalogue against a snapshot and a config; turn results into findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbtune.catalog.model import Relation, Skip, Snapshot
+from dbtune.checks.registry import Catalogue, Check, CheckMeta
+from dbtune.config.model import Config
+from dbtune.errors import ConfigError
+from dbtune.model import Change, Finding, Severity
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check receives: the snapshot, the config, its own options, and a finding factory."""
+
+    snapshot: Snapshot
+    config: Config
+    meta: CheckMeta
+    options: dict[str, Any]
+    severity: Severity
+    skipped: list[Skip] = field(default_factory=list)
+
+    def skip(self, reason: str, privilege: str | None = None) -> None:
+        """Record that this check could not judge (too young statistics, a missing privilege …)."""
+        self.skipped.append(Skip(self.meta.name, reason, privilege))
+
+    def finding(self, object: str, message: str, *, evidence: dict[str, Any] | None = None,
+                changes: Iterable[Change] = (), severity: Severity | None = None) -> Finding:
+        """A :class:`Finding` carrying this check's id, name and (configured) severity."""
+        return Finding(check_id=self.meta.id, check_name=self.meta.name, severity=severity or self.severity,
+                       object=object, message=message, evidence=dict(evidence or {}), changes=tuple(changes))
+
+    def user_relations(self) -> list[Relation]:
+        """Relations outside the config's ``database.exclude_schemas``."""
+        excluded = set(self.config.database.exclude_schemas)
+        return [r for r in self.snapshot.relations.values() if r.schema not in excluded]
+
+    def application_roles(self) -> list[str]:
+        """Roles named by ``database.application_roles`` and the ``[[pool]]`` entries, in order, once each."""
+        names = [*self.config.database.application_roles, *(p.role for p in self.config.pool if p.role)]
+        return list(dict.fromkeys(names))
+
+    def resolve_table(self, name: str, key: str) -> Relation:
+        """A relation named in the config; a missing one is a :class:`ConfigError` naming ``key``."""
+        rel = self.snapshot.find_relation(name, tuple(self.config.database.search_path))
+        if rel is None:
+            raise ConfigError(f"{key}: table {name!r} does not exist in database "
+                              f"{self.snapshot.server.database!r} (search_path: "
+                              f"{', '.join(self.config.database.search_path)})")
+        return rel
+
+
+@dataclass
+class AuditResult:
+    """Findings in catalogue order, and what could not run."""
+
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    checks_run: list[str] = field(default_factory=list)
+
+
+def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
+              ignore: Iterable[str] = ()) -> list[Check]:
+    chosen = list(catalogue)
+    wanted = [*config.audit.select, *select]
+    unwanted = [*config.audit.ignore, *ignore]
+    for key in (*wanted, *unwanted, *config.checks):
+        if catalogue.get(key) is None:
+            raise ConfigError(f"no check named {key!r} (see `dbtune checks list`)")
+    if wanted:
+        ids = {catalogue.get(k).meta.id for k in wanted}  # type: ignore[union-attr]
+        chosen = [c for c in chosen if c.meta.id in ids]
+    drop = {catalogue.get(k).meta.id for k in unwanted}  # type: ignore[union-attr]
+    return [c for c in chosen if c.meta.id not in drop]
+
+
+def _options(check: Check, config: Config) -> tuple[dict[str, Any], Severity]:
+    user: dict[str, Any] = {}
+    for key in (check.meta.name, check.meta.id, *check.meta.aliases):
+        user.update(config.checks.get(key, {}))
+    severity = check.meta.severity
+    if "severity" in user:
+        try:
+            severity = Severity(user.pop("severity"))
+        except ValueError:
+            raise ConfigError(f"checks.{check.meta.name}.severity: must be error, warning or info") from None
+    unknown = sorted(set(user) - set(check.meta.options))
+    if unknown:
+        known = ", ".join(sorted(check.meta.options)) or "none"
+        raise ConfigError(f"unknown key 'checks.{check.meta.name}.{unknown[0]}' (options of this check: {known})")
+    options = dict(check.meta.options)
+    for key, value in user.items():
+        default = options[key]
+        if default is not None and not isinstance(value, type(default)) and not (
+                isinstance(default, float) and isinstance(value, int)):
+            raise ConfigError(f"checks.{check.meta.name}.{key}: expected {type(default).__name__}, "
+                              f"got {value!r}")
+        options[key] = value
+    return options, severity
+
+
+def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, select: Iterable[str] = (),
+               ignore: Iterable[str] = ()) -> AuditResult:
+    """Run every selected check. Raises :class:`ConfigError` for unknown check names or options, and
+    whatever :class:`~dbtune.errors.DbtuneError` a check raises for config that names missing objects."""
+    result = AuditResult(skipped=list(snapshot.skipped))
+    for check in _selected(catalogue, config, select, ignore):
+        options, severity = _options(check, config)
+        if snapshot.server.version_num < check.meta.min_version_num:
+            result.skipped.append(Skip(check.meta.name, f"needs server_version_num >= "
+                                                        f"{check.meta.min_version_num}"))
+            continue
+        ctx = CheckContext(snapshot, config, check.meta, options, severity, result.skipped)
+        result.findings.extend(check.run(ctx))
+        result.checks_run.append(check.meta.id)
+    return result

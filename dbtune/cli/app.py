@@ -1,0 +1,59 @@
+"""The ``dbtune`` command: the Typer app and the error boundary.
+
+Every :class:`~dbtune.errors.DbtuneError` becomes one ``error:`` line on stderr and its exit code; a
+traceback is printed only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+
+import typer
+
+from dbtune import __version__
+from dbtune.cli import checks as checks_cli
+from dbtune.cli.audit import audit_command
+from dbtune.cli.demo import demo_command
+from dbtune.errors import DbtuneError, ExitCode
+
+app = typer.Typer(
+    name="dbtune",
+    help="PostgreSQL tuning advisor: audit a database against a catalogue of checks and your checklist.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("audit")(audit_command)
+app.command("demo")(demo_command)
+app.add_typer(checks_cli.app, name="checks")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dbtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """dbtune: audit, advise, migrate, benchmark."""
+
+
+def main() -> None:
+    """Console entry point."""
+    warnings.filterwarnings("ignore", module="platformdirs")
+    verbose = any(a in ("--verbose", "-v") for a in sys.argv[1:])
+    try:
+        app(standalone_mode=True)
+    except DbtuneError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(int(ExitCode.CLEAN))

@@ -1,0 +1,60 @@
+"""``dbtune audit``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dbtune.audit import audit
+from dbtune.cli.common import (
+    ConfigOption,
+    DsnOption,
+    NoColorOption,
+    OutputOption,
+    QuietOption,
+    VerboseOption,
+    fail_on_level,
+    fails,
+    write_output,
+)
+from dbtune.config import load_config
+from dbtune.db.connect import resolve
+from dbtune.errors import ExitCode
+from dbtune.report import Format, render
+
+
+def audit_command(
+    dsn: DsnOption = None,
+    config: ConfigOption = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
+    output: OutputOption = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", help="Exit 1 when a finding is at or above: error, warning, info, never. "
+                          "Default: the config's audit.fail_on (error).", show_default=False)] = None,
+    select: Annotated[list[str] | None, typer.Option("--select", help="Run only these checks (id or name).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these checks (id or name).")] = None,
+    statement_timeout: Annotated[str | None, typer.Option(
+        "--statement-timeout", help="Per-statement limit, e.g. 30s (default: config, then 30s).",
+        show_default=False)] = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    no_color: NoColorOption = False,
+) -> None:
+    """Audit a database, read-only, against the check catalogue and the config's expectations."""
+    cfg, cfg_path = load_config(config)
+    level = fail_on_level(fail_on, cfg)
+    timeout_ms = cfg.database.statement_timeout
+    if statement_timeout:
+        from dbtune.config.model import parse_duration_ms
+        from dbtune.errors import UsageError
+
+        try:
+            timeout_ms = parse_duration_ms(statement_timeout)
+        except ValueError as exc:
+            raise UsageError(f"--statement-timeout: {exc}") from None
+    settings = resolve(dsn, statement_timeout_ms=timeout_ms,
+                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or ())
+    write_output(render(report, format), output)
+    raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), level) else ExitCode.CLEAN))

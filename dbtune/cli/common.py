@@ -1,0 +1,64 @@
+"""Options shared by several commands, and the helpers that turn them into library arguments."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dbtune.config.model import Config
+from dbtune.errors import UsageError
+from dbtune.model import Severity
+
+DsnOption = Annotated[str | None, typer.Option(
+    "--dsn", help="Connection string (URI or key=value). Default: DATABASE_URL, then libpq's PG* variables.",
+    show_default=False)]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="dbtune.toml (default: nearest dbtune.toml or [tool.dbtune] in pyproject.toml).",
+    show_default=False)]
+OutputOption = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False)]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+NoColorOption = Annotated[bool, typer.Option("--no-color", help="No colour in output.")]
+
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+def fail_on_level(cli_value: str | None, config: Config) -> str:
+    """``--fail-on``, else ``DBTUNE_FAIL_ON``, else the config's ``audit.fail_on``."""
+    value = cli_value or os.environ.get("DBTUNE_FAIL_ON") or config.audit.fail_on
+    if value not in FAIL_ON:
+        source = "--fail-on" if cli_value else "DBTUNE_FAIL_ON"
+        raise UsageError(f"{source}: {value!r} is not one of {', '.join(FAIL_ON)}")
+    return value
+
+
+def fails(worst: Severity | None, fail_on: str) -> bool:
+    """Whether the worst finding reaches the ``--fail-on`` threshold."""
+    if fail_on == "never" or worst is None:
+        return False
+    return worst.rank >= Severity(fail_on).rank
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """The report to ``output`` (written whole, then renamed) or to stdout."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(output)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """A progress line on stderr."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,145 @@
+"""Typed configuration. Unknown keys are errors that name the key (pydantic ``extra="forbid"``).
+
+Durations are written as integers of milliseconds or strings with a unit (``"30s"``, ``"500ms"``,
+``"7d"``, ``"2min"``, ``"1h"``), as in postgresql.conf
+(https://www.postgresql.org/docs/current/config-setting.html#CONFIG-SETTING-NAMES-VALUES).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
+
+
+def parse_duration_ms(value: Any) -> int:
+    """``"30s"`` → 30000. An integer is already milliseconds. Raises ValueError on anything else."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 500ms or 7d")
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+    raise ValueError(f"expected a duration such as 30s, 500ms or 7d, got {value!r}")
+
+
+DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+IsolationLevel = Literal["read uncommitted", "read committed", "repeatable read", "serializable"]
+FailOn = Literal["error", "warning", "info", "never"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Profile(_Strict):
+    """Which deployment profile this config encodes (the guide's "Performance Targets by Deployment Size")."""
+
+    name: str
+    servers: int = Field(ge=1, description="application servers (instances) in this deployment")
+    description: str | None = None
+
+
+class DatabaseConfig(_Strict):
+    statement_timeout: DurationMs = 30_000
+    connect_timeout: DurationMs = 10_000
+    search_path: list[str] = ["public"]
+    application_roles: list[str] = []
+    exclude_schemas: list[str] = []
+
+
+class AuditConfig(_Strict):
+    fail_on: FailOn = "error"
+    select: list[str] = []
+    ignore: list[str] = []
+    checks_paths: list[str] = []
+
+
+class PoolConfig(_Strict):
+    """An application connection pool (node-postgres, Prisma, HikariCP …), per application instance."""
+
+    name: str
+    role: str | None = None
+    size: int = Field(ge=0, description="connections kept open (minimum/idle)")
+    max: int = Field(ge=1, description="most connections one instance opens")
+    idle_timeout: DurationMs | None = None
+    connection_timeout: DurationMs | None = None
+    instances: int = Field(default=1, ge=1)
+    via: Literal["direct", "pgbouncer"] = "direct"
+
+    @model_validator(mode="after")
+    def _size_within_max(self) -> PoolConfig:
+        if self.size > self.max:
+            raise ValueError(f"pool {self.name!r}: size {self.size} is larger than max {self.max}")
+        return self
+
+
+class PgBouncerConfig(_Strict):
+    """PgBouncer in front of the server (https://www.pgbouncer.org/config.html)."""
+
+    pool_mode: Literal["session", "transaction", "statement"] = "session"
+    max_client_conn: int = Field(default=100, ge=1)
+    default_pool_size: int = Field(default=20, ge=1)
+    min_pool_size: int = Field(default=0, ge=0)
+    reserve_pool_size: int = Field(default=0, ge=0)
+    reserve_pool_timeout: DurationMs | None = None
+    pools: int = Field(default=1, ge=1, description="distinct (database, user) pairs served")
+    instances: int = Field(default=1, ge=1)
+
+
+class ExpectedIndex(_Strict):
+    """An index the team expects: matched by meaning (columns in order, direction, predicate), not name.
+
+    ``columns`` are written as in ``CREATE INDEX``: ``"account_sid"``, ``"created_at DESC"``,
+    ``"lower(email)"``.
+    """
+
+    name: str | None = None
+    table: str
+    columns: list[str] = Field(min_length=1)
+    include: list[str] = []
+    where: str | None = None
+    method: str = "btree"
+    unique: bool = False
+    reason: str | None = None
+
+
+class ExpectConfig(_Strict):
+    index: list[ExpectedIndex] = []
+    unique: list[ExpectedIndex] = []
+
+
+class IsolationConfig(_Strict):
+    required: IsolationLevel | None = None
+
+
+class Targets(_Strict):
+    """The profile's performance targets, carried into reports and benchmarks."""
+
+    webhook_rps_min: float | None = None
+    webhook_p99_ms_max: float | None = None
+    webhook_error_rate_pct_max: float | None = None
+    vendor_win_rate_pct_min: float | None = None
+    redis_failure_error_rate_pct_max: float | None = None
+    redis_availability: str | None = None
+    db_recovery_s_max: float | None = None
+
+
+class Config(_Strict):
+    """The whole configuration. Every section is optional."""
+
+    profile: Profile | None = None
+    database: DatabaseConfig = DatabaseConfig()
+    audit: AuditConfig = AuditConfig()
+    pool: list[PoolConfig] = []
+    pgbouncer: PgBouncerConfig | None = None
+    isolation: IsolationConfig = IsolationConfig()
+    expect: ExpectConfig = ExpectConfig()
+    targets: Targets = Targets()
+    checks: dict[str, dict[str, Any]] = {}

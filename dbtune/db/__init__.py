@@ -1,0 +1,1 @@
+"""Connecting, read-only sessions, server capabilities, and local throwaway servers."""

@@ -1,0 +1,157 @@
+"""Connection settings and sessions.
+
+The target comes from ``--dsn`` (a URI or a ``key=value`` string), else ``DATABASE_URL``, else libpq's own
+defaults (``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``, ``PGPASSWORD``, ``PGSERVICE``, ``.pgpass``).
+Follows https://www.postgresql.org/docs/current/libpq-connect.html and libpq-envars.html.
+
+A password never leaves this module: :func:`describe` and :func:`mask` are the only ways a DSN is shown,
+and every error message is scrubbed of the password before it is raised.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import conninfo
+
+from dbtune.errors import ConnectionFailed, ServerRefused, UsageError
+
+DEFAULT_CONNECT_TIMEOUT_S = 10
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+AUDIT_LOCK_TIMEOUT_MS = 1_000
+APPLICATION_NAME = "dbtune"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and how to connect.
+
+    ``dsn`` is what the user gave (possibly empty: libpq defaults apply); ``source`` says where it came
+    from (``--dsn``, ``DATABASE_URL`` or ``libpq defaults``) so errors can name the culprit.
+    """
+
+    dsn: str = ""
+    source: str = "libpq defaults"
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+
+    def params(self) -> dict[str, str]:
+        """The DSN as libpq keywords. Raises :class:`UsageError` when the DSN is malformed."""
+        try:
+            params = conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.ProgrammingError as exc:
+            raise UsageError(f"{self.source} is not a valid connection string: {_scrub(str(exc), self.dsn)}") from None
+        return {k: str(v) for k, v in params.items() if v is not None}
+
+    def password(self) -> str | None:
+        """The password given in the DSN or ``PGPASSWORD``, only for scrubbing messages."""
+        try:
+            pw = conninfo.conninfo_to_dict(self.dsn).get("password")
+        except psycopg.ProgrammingError:
+            pw = None
+        return str(pw) if pw else os.environ.get("PGPASSWORD") or None
+
+
+def resolve(dsn: str | None, *, statement_timeout_ms: int | None = None,
+            connect_timeout_s: int | None = None) -> ConnectionSettings:
+    """Pick the DSN by precedence: the ``--dsn`` option, then ``DATABASE_URL``, then libpq defaults."""
+    if dsn:
+        source, value = "--dsn", dsn
+    elif os.environ.get("DATABASE_URL"):
+        source, value = "DATABASE_URL", os.environ["DATABASE_URL"]
+    else:
+        source, value = "libpq defaults", ""
+    settings = ConnectionSettings(
+        dsn=value,
+        source=source,
+        connect_timeout_s=connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S,
+        statement_timeout_ms=statement_timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
+    )
+    settings.params()  # validate early: a malformed DSN is a usage error, not a connection error
+    return settings
+
+
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask(dsn: str) -> str:
+    """Return ``dsn`` with any password replaced by ``***`` (URI or ``key=value`` form)."""
+    return _KV_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***\3", dsn))
+
+
+def _scrub(message: str, dsn: str, password: str | None = None) -> str:
+    text = mask(message)
+    for secret in {password, _password_of(dsn)}:
+        if secret:
+            text = text.replace(secret, "***")
+    return " ".join(text.split())
+
+
+def _password_of(dsn: str) -> str | None:
+    try:
+        pw = conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return None
+    return str(pw) if pw else None
+
+
+def describe(settings: ConnectionSettings) -> str:
+    """A password-free ``user@host:port/dbname`` label for messages, from what the DSN states."""
+    p = settings.params()
+    user = p.get("user") or os.environ.get("PGUSER") or ""
+    host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = p.get("port") or os.environ.get("PGPORT") or "5432"
+    db = p.get("dbname") or os.environ.get("PGDATABASE") or user
+    who = f"{user}@" if user else ""
+    if p.get("service") or os.environ.get("PGSERVICE"):
+        return f"service {p.get('service') or os.environ.get('PGSERVICE')}"
+    return f"{who}{host}:{port}/{db}"
+
+
+def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycopg.Connection:
+    """Open a connection with ``connect_timeout`` and ``application_name=dbtune``.
+
+    Raises :class:`ConnectionFailed` (exit 3) when the host is unreachable, the login is refused or the
+    database does not exist; the message names the target and never contains the password.
+    """
+    params = settings.params()
+    params.setdefault("connect_timeout", str(settings.connect_timeout_s))
+    params.setdefault("application_name", APPLICATION_NAME)
+    try:
+        return psycopg.connect(conninfo.make_conninfo(**params), autocommit=autocommit)
+    except psycopg.Error as exc:
+        reason = _scrub(str(exc), settings.dsn, settings.password())
+        raise ConnectionFailed(f"cannot connect to {describe(settings)} ({settings.source}): {reason}") from None
+
+
+@contextmanager
+def read_only_snapshot(settings: ConnectionSettings) -> Iterator[psycopg.Connection]:
+    """A connection inside one ``REPEATABLE READ, READ ONLY`` transaction, rolled back at the end.
+
+    Every statement runs under ``statement_timeout`` (``settings.statement_timeout_ms``, ms) and
+    ``lock_timeout`` 1000 ms, so every check sees one consistent catalog and nothing can be written.
+    See https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ.
+    """
+    conn = connect(settings, autocommit=True)
+    try:
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {int(settings.statement_timeout_ms)}")
+            conn.execute(f"SET LOCAL lock_timeout = {AUDIT_LOCK_TIMEOUT_MS}")
+        except psycopg.Error as exc:
+            raise ServerRefused(f"{describe(settings)} refused the read-only session: {exc}") from None
+        yield conn
+    finally:
+        try:
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+        finally:
+            conn.close()

@@ -1,0 +1,154 @@
+"""The embedded demo: a throwaway PostgreSQL 18 with pg_stat_statements preloaded, the guide's
+application schema (without the guide's indexes), generated data, and the application's query mix.
+
+The schema, data generator and workload are readable SQL under ``sample_configs/guide/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from dbtune.db.local_server import LocalServer, embedded_bindir
+from dbtune.errors import UsageError
+from dbtune.samples import guide_file
+
+DEMO_DATABASE = "guide"
+APP_ROLE = "app"
+STATE_FILE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "dbtune" / "demo.json"
+
+
+@dataclass(frozen=True)
+class WorkloadQuery:
+    """One statement of ``workload.sql``: its name, its text with ``$n`` parameters, and the SQL that
+    yields sample parameter rows from the data."""
+
+    name: str
+    sql: str
+    params_sql: str | None
+
+
+def parse_workload(text: str) -> list[WorkloadQuery]:
+    """Split ``workload.sql``: each query follows a ``-- name:`` line and may carry a ``-- params:`` line."""
+    queries: list[WorkloadQuery] = []
+    name: str | None = None
+    params: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-- name:"):
+            name, params, body = stripped.split(":", 1)[1].strip(), None, []
+        elif stripped.startswith("-- params:"):
+            params = stripped.split(":", 1)[1].strip().rstrip(";")
+        elif stripped.startswith("--") or not stripped:
+            continue
+        elif name is not None:
+            body.append(line)
+            if stripped.endswith(";"):
+                queries.append(WorkloadQuery(name, "\n".join(body).strip().rstrip(";"), params))
+                name, body = None, []
+    return queries
+
+
+def _sample_params(conn: psycopg.Connection, q: WorkloadQuery, n: int) -> list[tuple[object, ...]]:
+    if not q.params_sql:
+        return [()] * n
+    # Draw up to n distinct parameter rows: the params query with its OFFSET moved around the data.
+    rows: list[tuple[object, ...]] = []
+    for i in range(n):
+        sql = re.sub(r"OFFSET\s+\d+", f"OFFSET {(i * 7919) % 5000}", q.params_sql, flags=re.IGNORECASE)
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        if row is not None:
+            rows.append(tuple(row))
+    return rows or [()]
+
+
+@dataclass
+class Demo:
+    """A running demo server."""
+
+    server: LocalServer
+
+    @property
+    def dsn(self) -> str:
+        """A password-free DSN over the server's Unix socket."""
+        return self.server.dsn(DEMO_DATABASE)
+
+    @classmethod
+    def start(cls, root: Path | None = None) -> Demo:
+        server = LocalServer.create(embedded_bindir(), root)
+        server.init({"shared_preload_libraries": "'pg_stat_statements'",
+                     "pg_stat_statements.track": "top", "max_parallel_workers_per_gather": "2",
+                     "shared_buffers": "'256MB'", "maintenance_work_mem": "'256MB'"})
+        server.start()
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")  # type: ignore[arg-type]
+        return cls(server)
+
+    def load(self, scale: float, progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+        """Create the schema and generate the data; returns row counts per table."""
+        if scale <= 0:
+            raise UsageError(f"--scale must be greater than 0, got {scale}")
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute(guide_file("schema.sql").read_text())  # type: ignore[arg-type]
+            conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")  # type: ignore[arg-type]
+            data = guide_file("data.sql").read_text().replace(":scale", repr(float(scale)))
+            started = time.perf_counter()
+            conn.execute(data)  # type: ignore[arg-type]
+            progress(f"generated data in {time.perf_counter() - started:.1f} s")
+            counts = conn.execute(
+                "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1").fetchall()
+            conn.execute("SELECT pg_stat_statements_reset()")
+        return {name: int(n) for name, n in counts}
+
+    def run_workload(self, iterations: int, progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
+        """Run each workload query ``iterations`` times with sampled parameters, as the application's role
+        would; returns the mean latency (ms) per query name."""
+        queries = parse_workload(guide_file("workload.sql").read_text())
+        means: dict[str, float] = {}
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for q in queries:
+                params = _sample_params(conn, q, iterations)
+                started = time.perf_counter()
+                for i in range(iterations):
+                    if "FOR UPDATE" in q.sql.upper():
+                        with conn.transaction():
+                            conn.execute(q.sql, params[i % len(params)] or None)  # type: ignore[arg-type]
+                    else:
+                        conn.execute(q.sql, params[i % len(params)] or None).fetchall()  # type: ignore[arg-type]
+                means[q.name] = (time.perf_counter() - started) * 1000 / iterations
+                progress(f"  {q.name}: {iterations} runs, mean {means[q.name]:.1f} ms")
+        return means
+
+    def save_state(self) -> None:
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"bindir": str(self.server.bindir), "root": str(self.server.root),
+                                          "port": self.server.port, "os_user": self.server.os_user}))
+
+    def destroy(self) -> None:
+        self.server.destroy()
+
+
+def stop_saved_demo() -> str | None:
+    """Stop the demo left running by ``dbtune demo --keep`` and delete its files; returns its directory,
+    or None when no demo is running."""
+    if not STATE_FILE.exists():
+        return None
+    state = json.loads(STATE_FILE.read_text())
+    server = LocalServer(bindir=Path(state["bindir"]), root=Path(state["root"]), port=state["port"],
+                         os_user=state["os_user"])
+    server.stop("fast")
+    shutil.rmtree(server.root, ignore_errors=True)
+    STATE_FILE.unlink()
+    return str(server.root)

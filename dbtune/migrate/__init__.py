@@ -1,0 +1,1 @@
+"""Schema changes rendered as SQL (and, later, Alembic revisions), the migration linter and the applier."""

@@ -1,0 +1,123 @@
+"""Constructors for the :class:`~dbtune.model.Change` objects that findings carry as their fix.
+
+Every statement is built from quoted identifiers (:func:`dbtune.sqlnames.quote_ident`) and
+pretty-printed with pglast, and is safe on a live database:
+
+* ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS`` (``SHARE UPDATE EXCLUSIVE``, never inside a
+  transaction block; https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY);
+* on a partitioned table, where ``CONCURRENTLY`` is refused: an invalid index ``ON ONLY`` the parent,
+  a concurrent build on each partition, then ``ALTER INDEX … ATTACH PARTITION``
+  (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE);
+* ``DROP INDEX CONCURRENTLY IF EXISTS``;
+* ``ALTER TABLE … VALIDATE CONSTRAINT`` (``SHARE UPDATE EXCLUSIVE``);
+* ``ALTER DATABASE|ROLE … SET`` for settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from pglast import prettify
+
+from dbtune.catalog.model import Index, Relation, Snapshot
+from dbtune.model import Change, Lock
+from dbtune.sqlnames import qualified, quote_ident, quote_literal
+
+MAX_IDENTIFIER_BYTES = 63
+
+
+def pretty(sql: str) -> str:
+    """``sql`` pretty-printed by pglast, ending with ``;``. Raises pglast's ParseError on bad SQL."""
+    return prettify(sql, semicolon_after_last_statement=True)
+
+
+def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
+    """A deterministic index name ``<table>_<col>_<col>_<suffix>`` of at most 63 bytes.
+
+    Expression columns are reduced to their identifier characters; a name that would be longer than
+    63 bytes is cut and given an 8-hex-digit hash of the full name, so two long names never collide.
+    """
+    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in c.split(" ")[0]).strip("_")
+             for c in columns]
+    full = "_".join([table, *[p for p in parts if p], suffix])
+    if len(full.encode()) <= MAX_IDENTIFIER_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    head = full.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
+    return f"{head}_{digest}_{suffix}"
+
+
+def _index_body(table_sql: str, columns: Sequence[str], *, method: str = "btree",
+                include: Sequence[str] = (), where: str | None = None) -> str:
+    using = "" if method == "btree" else f" USING {method}"
+    body = f"{table_sql}{using} ({', '.join(columns)})"
+    if include:
+        body += f" INCLUDE ({', '.join(include)})"
+    if where:
+        body += f" WHERE {where}"
+    return body
+
+
+def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequence[str], *,
+                 unique: bool = False, method: str = "btree", include: Sequence[str] = (),
+                 where: str | None = None) -> tuple[Change, ...]:
+    """The changes that build an index without blocking writes.
+
+    ``columns`` are index-column texts already quoted where needed (``quote_ident(col) + " DESC"``, or an
+    expression). Returns one change for a plain table, and ``2 + partitions`` changes for a partitioned
+    table.
+    """
+    kind = "UNIQUE INDEX" if unique else "INDEX"
+    ident = quote_ident(name)
+    if not table.is_partitioned:
+        up = pretty(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {ident} ON "
+                    + _index_body(table.qualified_name, columns, method=method, include=include, where=where))
+        down = pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(table.schema, name)}")
+        return (Change(up=up, down=down, transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
+                       relation_bytes=table.size_bytes),)
+    parent_up = pretty(f"CREATE {kind} IF NOT EXISTS {ident} ON ONLY "
+                       + _index_body(table.qualified_name, columns, method=method, include=include, where=where))
+    changes = [Change(up=parent_up, down=pretty(f"DROP INDEX IF EXISTS {qualified(table.schema, name)}"),
+                      transactional=True, lock=Lock.SHARE, relation_bytes=0)]
+    partitions = sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
+                        key=lambda r: (r.schema, r.name))
+    for part in partitions:
+        part_name = index_name(part.name, [name], suffix="part")
+        changes.extend(create_index(snapshot, part, part_name, columns, unique=unique, method=method,
+                                    include=include, where=where))
+        changes.append(Change(
+            up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION "
+                      f"{qualified(part.schema, part_name)}"),
+            down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0))
+    return tuple(changes)
+
+
+def drop_index(index: Index) -> Change:
+    """``DROP INDEX CONCURRENTLY IF EXISTS``; the down step recreates it from ``pg_get_indexdef``."""
+    recreate = index.definition.replace(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+    return Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"),
+                  down=pretty(recreate), transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
+                  relation_bytes=index.size_bytes)
+
+
+def rebuild_index(index: Index) -> Change:
+    """``REINDEX INDEX CONCURRENTLY`` (PostgreSQL 12+) for an invalid index."""
+    return Change(up=pretty(f"REINDEX INDEX CONCURRENTLY {index.qualified_name}"), down=None,
+                  transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes)
+
+
+def validate_constraint(table: Relation, constraint: str) -> Change:
+    """``ALTER TABLE … VALIDATE CONSTRAINT`` (``SHARE UPDATE EXCLUSIVE``; rows are checked, writes go on)."""
+    return Change(up=pretty(f"ALTER TABLE {table.qualified_name} VALIDATE CONSTRAINT {quote_ident(constraint)}"),
+                  down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
+                  relation_bytes=table.size_bytes)
+
+
+def set_parameter(target: str, name: str, setting: str, value: str, *, database: str | None = None) -> Change:
+    """``ALTER DATABASE|ROLE <name> [IN DATABASE <db>] SET <setting> = '<value>'`` (``target`` is
+    ``"DATABASE"`` or ``"ROLE"``); new sessions pick it up, existing ones keep theirs."""
+    scope = f" IN DATABASE {quote_ident(database)}" if database else ""
+    up = f"ALTER {target} {quote_ident(name)}{scope} SET {setting} = {quote_literal(value)}"
+    down = f"ALTER {target} {quote_ident(name)}{scope} RESET {setting}"
+    return Change(up=pretty(up), down=pretty(down), transactional=True, lock=Lock.NONE)

@@ -1,0 +1,33 @@
+"""Identifier quoting with PostgreSQL's own rules (``quote_ident``).
+
+An identifier is left bare only when it is all lower-case letters, digits, ``_`` and ``$``, starts with a
+letter or ``_``, and is not a keyword that needs quoting; otherwise it is double-quoted with embedded
+quotes doubled. See https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pglast import keywords
+
+_BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_NEEDS_QUOTES = (keywords.RESERVED_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS
+                 | keywords.COL_NAME_KEYWORDS)
+
+
+def quote_ident(name: str) -> str:
+    """Quote ``name`` exactly as PostgreSQL's ``quote_ident()`` would."""
+    if _BARE.match(name) and name not in _NEEDS_QUOTES:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    """``schema.name`` with each part quoted as needed."""
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def quote_literal(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings on): ``'it''s'``."""
+    return "'" + value.replace("'", "''") + "'"

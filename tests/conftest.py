@@ -1,0 +1,116 @@
+"""Real PostgreSQL servers for the tests: the embedded PostgreSQL 18 always, and the system's
+PostgreSQL 15 where it is installed (``.ci/run`` installs it, so CI runs both).
+
+Fixtures:
+- ``pg`` (parametrised over the available servers, session scope): a running :class:`LocalServer`;
+- ``db``: a fresh database on ``pg`` for one test, as a :class:`TestDatabase`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+from dbtune.db.local_server import LocalServer, embedded_bindir, system_bindir  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("DBTUNE_SHARED", SHARED))
+SYSTEM_MAJOR = 15
+
+_servers: dict[str, LocalServer] = {}
+_counter = itertools.count()
+
+
+def _available() -> list[str]:
+    names = ["pg18"]
+    if system_bindir(SYSTEM_MAJOR) is not None:
+        names.append(f"pg{SYSTEM_MAJOR}")
+    elif os.environ.get("CI"):
+        raise RuntimeError(f"CI must install PostgreSQL {SYSTEM_MAJOR} (see .ci/run)")
+    return names
+
+
+def _start(name: str) -> LocalServer:
+    if name not in _servers:
+        bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+        assert bindir is not None
+        server = LocalServer.create(bindir)
+        server.init({"shared_preload_libraries": "'pg_stat_statements'"})
+        server.start()
+        _servers[name] = server
+    return _servers[name]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for server in _servers.values():
+        server.destroy()
+
+
+@pytest.fixture(scope="session", params=_available())
+def pg(request: pytest.FixtureRequest) -> LocalServer:
+    """A running server, once per available major version."""
+    return _start(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg18() -> LocalServer:
+    """The embedded PostgreSQL 18 alone, for tests that need only one server."""
+    return _start("pg18")
+
+
+@dataclass
+class TestDatabase:
+    """A fresh database: ``dsn`` (Unix socket, superuser, no password) and helpers to set it up."""
+
+    server: LocalServer
+    name: str
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn(self.name)
+
+    def execute(self, sql: str) -> None:
+        """Run setup SQL (several statements allowed) in autocommit mode."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def new_database(server: LocalServer, prefix: str = "t") -> TestDatabase:
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return TestDatabase(server, name)
+
+
+def drop_database(db: TestDatabase) -> None:
+    with psycopg.connect(db.server.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def db(pg: LocalServer) -> Iterator[TestDatabase]:
+    """A fresh, empty database on each available server."""
+    database = new_database(pg)
+    yield database
+    drop_database(database)
+
+
+@pytest.fixture
+def db18(pg18: LocalServer) -> Iterator[TestDatabase]:
+    """A fresh, empty database on PostgreSQL 18 only."""
+    database = new_database(pg18)
+    yield database
+    drop_database(database)
