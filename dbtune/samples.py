@@ -1,4 +1,4 @@
-"""Where the shipped samples live: ``sample_configs/`` in a checkout, ``dbtune/samples`` in a wheel."""
+"""Where the shipped samples live: ``sample_configs/`` in a checkout, ``dbtune/sample_configs`` in a wheel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 def samples_dir() -> Path:
     """The folder holding the sample configs and the guide's schema, data and workload SQL."""
     try:
-        return Path(str(resources.files("dbtune.samples")))
+        return Path(str(resources.files("dbtune.sample_configs")))
     except ModuleNotFoundError:
         return Path(__file__).resolve().parents[1] / "sample_configs"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from dbtune.db.local_server import LocalServer, embedded_bindir
-from dbtune.errors import UsageError
+from dbtune.errors import DbtuneError, UsageError
 from dbtune.samples import guide_file
 
 DEMO_DATABASE = "guide"
@@ -98,6 +98,12 @@ class Demo:
         """Create the schema and generate the data; returns row counts per table."""
         if scale <= 0:
             raise UsageError(f"--scale must be greater than 0, got {scale}")
+        try:
+            return self._load(scale, progress)
+        except psycopg.Error as exc:
+            raise DbtuneError(f"loading the guide's sample data failed: {' '.join(str(exc).split())}") from None
+
+    def _load(self, scale: float, progress: Callable[[str], None]) -> dict[str, int]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute(guide_file("schema.sql").read_text())  # type: ignore[arg-type]
@@ -117,16 +123,18 @@ class Demo:
         would; returns the mean latency (ms) per query name."""
         queries = parse_workload(guide_file("workload.sql").read_text())
         means: dict[str, float] = {}
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        # RawCursor sends the statements' own $n placeholders, as an application's driver does.
+        with psycopg.connect(self.dsn, autocommit=True, cursor_factory=psycopg.RawCursor) as conn:
             for q in queries:
-                params = _sample_params(conn, q, iterations)
-                started = time.perf_counter()
-                for i in range(iterations):
-                    if "FOR UPDATE" in q.sql.upper():
+                try:
+                    params = _sample_params(conn, q, iterations)
+                    started = time.perf_counter()
+                    for i in range(iterations):
                         with conn.transaction():
-                            conn.execute(q.sql, params[i % len(params)] or None)  # type: ignore[arg-type]
-                    else:
-                        conn.execute(q.sql, params[i % len(params)] or None).fetchall()  # type: ignore[arg-type]
+                            conn.execute(q.sql, params[i % len(params)] or None).fetchall()  # type: ignore[arg-type]
+                except psycopg.Error as exc:
+                    raise DbtuneError(f"sample_configs/guide/workload.sql: query {q.name!r} failed: "
+                                      f"{' '.join(str(exc).split())}") from None
                 means[q.name] = (time.perf_counter() - started) * 1000 / iterations
                 progress(f"  {q.name}: {iterations} runs, mean {means[q.name]:.1f} ms")
         return means
