@@ -6,11 +6,11 @@ See ../shared/DESIGN.md, "The core types".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a finding is. Ordered: ``error`` > ``warning`` > ``info``."""
 
     ERROR = "error"
@@ -22,7 +22,7 @@ class Severity(str, Enum):
         return {"error": 3, "warning": 2, "info": 1}[self.value]
 
 
-class Lock(str, Enum):
+class Lock(StrEnum):
     """The table lock a change takes (https://www.postgresql.org/docs/current/explicit-locking.html)."""
 
     NONE = "none"

@@ -58,7 +58,12 @@ def unused_index(ctx: CheckContext) -> Iterator[Finding]:
         if ix.parent_index_oid is not None:
             scans_of_children[ix.parent_index_oid] = scans_of_children.get(ix.parent_index_oid, 0) + (
                 ix.idx_scan or 0)
-    fk_columns = {(c.table_oid, c.columns) for c in snap.constraints if c.type == "f"}
+    # Foreign-key column lists by referencing table, so each index is matched against its own table's
+    # foreign keys only (not against every foreign key of the database).
+    fk_columns: dict[int, set[tuple[int, ...]]] = {}
+    for c in snap.constraints:
+        if c.type == "f":
+            fk_columns.setdefault(c.table_oid, set()).add(c.columns)
     for ix in snap.indexes:
         if (ix.table_oid not in tables or not ix.is_valid or ix.is_unique or ix.is_primary
                 or ix.backs_constraint or ix.parent_index_oid is not None):
@@ -66,7 +71,7 @@ def unused_index(ctx: CheckContext) -> Iterator[Finding]:
         scans = (ix.idx_scan or 0) + scans_of_children.get(ix.oid, 0)
         if scans > 0 or ix.size_bytes < ctx.options["min_size_bytes"]:
             continue
-        if any(t == ix.table_oid and covers_leading(ix, cols) for t, cols in fk_columns):
+        if any(covers_leading(ix, cols) for cols in fk_columns.get(ix.table_oid, ())):
             continue
         yield ctx.finding(
             ix.qualified_name,

@@ -44,7 +44,14 @@ def pg_stat_statements_missing(ctx: CheckContext) -> Iterator[Finding]:
     server = ctx.snapshot.server
     create = Change(up=pretty("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"),
                     down=pretty("DROP EXTENSION IF EXISTS pg_stat_statements"))
-    if not pgss.preloaded:
+    # Only superusers and members of pg_read_all_settings see shared_preload_libraries; the view can be
+    # read only when the library is loaded, so a readable view settles the question too.
+    hidden = ctx.snapshot.setting("shared_preload_libraries") is None
+    loaded = pgss.preloaded or pgss.readable
+    if hidden and not loaded:
+        ctx.skip(f"shared_preload_libraries is hidden from role {server.current_user}, so whether "
+                 "pg_stat_statements is loaded is unknown", "pg_read_all_settings")
+    if not loaded and not hidden:
         current = ctx.snapshot.setting("shared_preload_libraries") or ""
         libs = ", ".join([s.strip() for s in current.split(",") if s.strip()] + ["pg_stat_statements"])
         preload = Change(up=pretty(f"ALTER SYSTEM SET shared_preload_libraries = {quote_literal(libs)}"),
@@ -59,7 +66,8 @@ def pg_stat_statements_missing(ctx: CheckContext) -> Iterator[Finding]:
     elif not pgss.installed:
         yield ctx.finding(
             quote_ident(server.database),
-            f"pg_stat_statements is loaded but the extension is not created in database {server.database}",
+            (f"pg_stat_statements is loaded but the extension is not created in database {server.database}"
+             if loaded else f"the pg_stat_statements extension is not created in database {server.database}"),
             evidence={"shared_preload_libraries": ctx.snapshot.setting("shared_preload_libraries")},
             changes=(create,),
         )

@@ -73,9 +73,10 @@ SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid 
        i.indkey::pg_catalog.int2[] AS key_attnums, i.indnkeyatts,
        ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)
              FROM pg_catalog.generate_series(1, i.indnatts) AS k ORDER BY k) AS columns,
-       ARRAY(SELECT oc.opcname FROM pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY
-                    AS u(opc, ord)
-             JOIN pg_catalog.pg_opclass oc ON oc.oid = u.opc ORDER BY u.ord) AS opclasses,
+       -- One index lookup per key column (a join made the planner hash all of pg_opclass per index).
+       ARRAY(SELECT (SELECT oc.opcname FROM pg_catalog.pg_opclass oc WHERE oc.oid = u.opc)
+             FROM pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY AS u(opc, ord)
+             ORDER BY u.ord) AS opclasses,
        i.indclass::pg_catalog.oid[] AS opclass_oids,
        i.indcollation::pg_catalog.oid[] AS collation_oids,
        i.indoption::pg_catalog.int2[] AS options,

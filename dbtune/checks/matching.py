@@ -1,8 +1,10 @@
 """Matching a team's expected index (from the config) against the indexes that exist, by meaning.
 
-Texts are compared after normalising both sides with pglast: constants lose casts to text types (so
-the config's ``response = 'ACCEPTED'`` equals ``pg_get_expr``'s ``(response = 'ACCEPTED'::text)``),
-parentheses and spacing are PostgreSQL's deparse. A btree serves a key order and its exact mirror (every
+Texts are compared after normalising both sides with pglast: constants lose their casts (so the
+config's ``response = 'ACCEPTED'`` equals ``pg_get_expr``'s ``(response = 'ACCEPTED'::text)``, or
+``'ACCEPTED'::response_kind`` for an enum), columns and arrays lose casts to text types, ``IN (…)``
+is written ``= ANY (ARRAY[…])`` as PostgreSQL stores it, parentheses and spacing are PostgreSQL's
+deparse. A btree serves a key order and its exact mirror (every
 column's direction and NULLS order flipped) alike, since it can be scanned backwards
 (https://www.postgresql.org/docs/current/indexes-ordering.html).
 """
@@ -25,11 +27,38 @@ _TEXT_TYPES = {"text", "varchar", "bpchar", "unknown", "character varying", "nam
 
 
 class _StripConstCasts(Visitor):  # type: ignore[misc]
+    """Undo what PostgreSQL's deparse adds to what a person writes: casts of constants (a literal takes
+    its type from the column it meets: ``'ACCEPTED'::response_kind``, ``(0)::numeric``), casts of columns
+    and arrays to text types (``(v)::text`` for varchar), and ``x IN (…)`` stored as ``x = ANY (ARRAY[…])``
+    (``NOT IN`` as ``<> ALL``). A replaced node's children are not visited: see :func:`_strip`."""
+
     def visit_TypeCast(self, ancestors: object, node: ast.TypeCast) -> ast.Node | None:
         names = [n.sval for n in node.typeName.names]
-        if isinstance(node.arg, ast.A_Const | ast.ColumnRef) and names and names[-1] in _TEXT_TYPES:
+        if isinstance(node.arg, ast.A_Const):
+            return node.arg
+        if isinstance(node.arg, ast.ColumnRef | ast.A_ArrayExpr) and names and names[-1] in _TEXT_TYPES:
             return node.arg
         return None
+
+    def visit_A_Expr(self, ancestors: object, node: ast.A_Expr) -> ast.Node | None:
+        if node.kind == enums.A_Expr_Kind.AEXPR_IN and isinstance(node.rexpr, tuple):
+            op = node.name[-1].sval if node.name else "="
+            kind = enums.A_Expr_Kind.AEXPR_OP_ANY if op == "=" else enums.A_Expr_Kind.AEXPR_OP_ALL
+            return ast.A_Expr(kind=kind, name=node.name, lexpr=node.lexpr,
+                              rexpr=ast.A_ArrayExpr(elements=node.rexpr))
+        return None
+
+
+def _strip(node: ast.Node) -> str:
+    """``node`` without the casts :class:`_StripConstCasts` drops, deparsed; repeated until stable."""
+    text = str(RawStream()(node))
+    for _ in range(10):
+        node = _StripConstCasts()(node)
+        new = str(RawStream()(node))
+        if new == text:
+            break
+        text = new
+    return text
 
 
 def normalize_expr(text: str) -> str:
@@ -38,8 +67,7 @@ def normalize_expr(text: str) -> str:
     Raises :class:`pglast.parser.ParseError` when ``text`` is not an expression.
     """
     stmt = parse_sql(f"SELECT 1 WHERE {text}")[0].stmt
-    where = _StripConstCasts()(stmt).whereClause
-    return str(RawStream()(where))
+    return _strip(stmt.whereClause)
 
 
 @dataclass(frozen=True)
@@ -73,7 +101,7 @@ def parse_columns(columns: list[str], key: str) -> list[KeyColumn]:
         raise ConfigError(f"{key}: cannot parse index columns {columns!r}: {exc}") from None
     out = []
     for elem in stmt.indexParams:
-        text = quote_ident(elem.name) if elem.name else str(RawStream()(_StripConstCasts()(elem.expr)))
+        text = quote_ident(elem.name) if elem.name else _strip(elem.expr)
         desc = elem.ordering == enums.SortByDir.SORTBY_DESC
         if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
             nulls_first = True
@@ -99,7 +127,7 @@ def index_key(index: Index) -> list[KeyColumn]:
 def _normalize_index_expr(text: str) -> str:
     try:
         stmt = parse_sql(f"CREATE INDEX x ON t (({text}))")[0].stmt
-        return str(RawStream()(_StripConstCasts()(stmt.indexParams[0].expr)))
+        return _strip(stmt.indexParams[0].expr)
     except ParseError:
         return text
 

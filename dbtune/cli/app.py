@@ -18,6 +18,10 @@ from dbtune.cli.audit import audit_command
 from dbtune.cli.demo import demo_command
 from dbtune.errors import DbtuneError, ExitCode
 
+# Click's exceptions, from wherever this Typer takes Click (its own vendored copy, or the click package).
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+
 app = typer.Typer(
     name="dbtune",
     help="PostgreSQL tuning advisor: audit a database against a catalogue of checks and your checklist.",
@@ -47,13 +51,23 @@ def main() -> None:
     warnings.filterwarnings("ignore", module="platformdirs")
     verbose = any(a in ("--verbose", "-v") for a in sys.argv[1:])
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
     except DbtuneError as exc:
         if verbose:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
+    except _NoArgsIsHelp:
+        sys.exit(int(ExitCode.USAGE))  # the help is already printed
+    except _click_errors.UsageError as exc:
+        # Bad options or arguments: one line, like every other error, not Click's usage panel.
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        print(f"error: {' '.join(exc.format_message().split())}{where}", file=sys.stderr)
+        sys.exit(int(ExitCode.USAGE))
+    except _click_errors.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
-    sys.exit(int(ExitCode.CLEAN))
+    sys.exit(code if isinstance(code, int) else int(ExitCode.CLEAN))

@@ -20,7 +20,7 @@ from dbtune.samples import samples_dir
 def demo_command(
     scale: Annotated[float, typer.Option("--scale", help="Data size multiplier (1.0: 500,000 orders, "
                                                           "1,000,000 webhook rows).")] = 1.0,
-    iterations: Annotated[int, typer.Option("--iterations", help="Runs of each workload query.")] = 60,
+    iterations: Annotated[int, typer.Option("--iterations", help="Runs of each workload query.")] = 50,
     profile: Annotated[str, typer.Option("--profile", help="Sample config profile to audit against: "
                                          "development, staging, production, enterprise.")] = "production",
     format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
@@ -45,6 +45,7 @@ def demo_command(
     started = time.perf_counter()
     note("[1/4] starting PostgreSQL (embedded)", quiet)
     demo = Demo.start()
+    kept = False
     try:
         note(f"[2/4] creating the guide's schema and generating data (scale {scale})", quiet)
         counts = demo.load(scale, progress=lambda m: note("      " + m, quiet))
@@ -57,8 +58,9 @@ def demo_command(
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()
+            kept = True
             note(f"the demo server is running: dbtune audit --dsn '{demo.dsn}'\n"
                  "stop it with: dbtune demo --stop", quiet)
     finally:
-        if not keep:
+        if not kept:
             demo.destroy()

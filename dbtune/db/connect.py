@@ -146,7 +146,12 @@ def read_only_snapshot(settings: ConnectionSettings) -> Iterator[psycopg.Connect
             conn.execute(f"SET LOCAL lock_timeout = {AUDIT_LOCK_TIMEOUT_MS}")
         except psycopg.Error as exc:
             raise ServerRefused(f"{describe(settings)} refused the read-only session: {exc}") from None
-        yield conn
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            # A catalog query the server cancelled (statement_timeout, lock_timeout) or refused.
+            reason = _scrub(str(exc), settings.dsn, settings.password())
+            raise ServerRefused(f"{describe(settings)} refused a catalog query: {reason}") from None
     finally:
         try:
             if not conn.closed:

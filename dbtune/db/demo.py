@@ -37,23 +37,25 @@ class WorkloadQuery:
 
 
 def parse_workload(text: str) -> list[WorkloadQuery]:
-    """Split ``workload.sql``: each query follows a ``-- name:`` line and may carry a ``-- params:`` line."""
+    """Split ``workload.sql``: each query follows a ``-- name:`` line; a ``-- params:`` line after the
+    statement gives the SQL that yields its sample parameters."""
     queries: list[WorkloadQuery] = []
     name: str | None = None
-    params: str | None = None
     body: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("-- name:"):
-            name, params, body = stripped.split(":", 1)[1].strip(), None, []
-        elif stripped.startswith("-- params:"):
+            name, body = stripped.split(":", 1)[1].strip(), []
+        elif stripped.startswith("-- params:") and queries:
             params = stripped.split(":", 1)[1].strip().rstrip(";")
+            last = queries[-1]
+            queries[-1] = WorkloadQuery(last.name, last.sql, params if params.upper() != "SELECT" else None)
         elif stripped.startswith("--") or not stripped:
             continue
         elif name is not None:
             body.append(line)
             if stripped.endswith(";"):
-                queries.append(WorkloadQuery(name, "\n".join(body).strip().rstrip(";"), params))
+                queries.append(WorkloadQuery(name, "\n".join(body).strip().rstrip(";"), None))
                 name, body = None, []
     return queries
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 from dbtune.report.json import render_json
 from dbtune.report.model import Report
 from dbtune.report.text import render_text
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     TEXT = "text"
     JSON = "json"
 
