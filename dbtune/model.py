@@ -32,20 +32,46 @@ class Lock(StrEnum):
     ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
 
 
+class ChangeKind(StrEnum):
+    """What a change does; ``dbtune migrate`` decides by kind which changes become migration steps."""
+
+    CREATE_INDEX = "create_index"
+    DROP_INDEX = "drop_index"
+    REBUILD_INDEX = "rebuild_index"
+    ATTACH_INDEX = "attach_index"
+    ADD_CONSTRAINT = "add_constraint"
+    VALIDATE_CONSTRAINT = "validate_constraint"
+    SET_PARAMETER = "set_parameter"
+    SERVER = "server"  # ALTER SYSTEM, CREATE EXTENSION: not a schema migration
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Change:
     """One schema or settings change: SQL up and down, whether it may run in a transaction, the lock it
-    takes, and the size (bytes) of the relation it touches, as an estimate of its duration."""
+    takes, the relation it touches (schema-qualified, quoted) and that relation's size in bytes, as an
+    estimate of its duration. ``index`` names the index a change creates, drops or attaches (qualified)."""
 
     up: str
     down: str | None = None
     transactional: bool = True
     lock: Lock = Lock.NONE
     relation_bytes: int | None = None
+    kind: ChangeKind = ChangeKind.OTHER
+    table: str | None = None
+    index: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"up": self.up, "down": self.down, "transactional": self.transactional,
-                "lock": self.lock.value, "relation_bytes": self.relation_bytes}
+        return {"kind": self.kind.value, "up": self.up, "down": self.down, "transactional": self.transactional,
+                "lock": self.lock.value, "table": self.table, "index": self.index,
+                "relation_bytes": self.relation_bytes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Change:
+        """The inverse of :meth:`to_json`. Raises KeyError/ValueError on a malformed entry."""
+        return cls(up=data["up"], down=data.get("down"), transactional=bool(data.get("transactional", True)),
+                   lock=Lock(data.get("lock", "none")), relation_bytes=data.get("relation_bytes"),
+                   kind=ChangeKind(data.get("kind", "other")), table=data.get("table"), index=data.get("index"))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
 from dbtune.migrate.changes import pretty
-from dbtune.model import Change, Finding, Lock
+from dbtune.model import Change, ChangeKind, Finding, Lock
 from dbtune.sqlnames import quote_ident
 
 
@@ -64,7 +64,8 @@ def table_without_primary_key(ctx: CheckContext) -> Iterator[Finding]:
                 up=pretty(f"ALTER TABLE {rel.qualified_name} ADD CONSTRAINT {quote_ident(rel.name + '_pkey')} "
                           f"PRIMARY KEY USING INDEX {quote_ident(best.name)}"),
                 down=pretty(f"ALTER TABLE {rel.qualified_name} DROP CONSTRAINT {quote_ident(rel.name + '_pkey')}"),
-                transactional=True, lock=Lock.ACCESS_EXCLUSIVE, relation_bytes=rel.size_bytes),)
+                transactional=True, lock=Lock.ACCESS_EXCLUSIVE, relation_bytes=rel.size_bytes,
+                kind=ChangeKind.ADD_CONSTRAINT, table=rel.qualified_name),)
         yield ctx.finding(rel.qualified_name, message,
                           evidence={"size_bytes": rel.size_bytes, "reltuples": max(rel.reltuples, 0),
                                     "candidate_keys": [ix.qualified_name for ix in candidates]},

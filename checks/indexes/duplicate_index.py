@@ -67,7 +67,7 @@ def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
         keep, *drop = sorted(twins, key=_keep_order)
         table = tables[keep.table_oid]
         for ix in drop:
-            changes = () if ix.backs_constraint else (drop_index(ix),)
+            changes = () if ix.backs_constraint else (drop_index(ix, table),)
             yield ctx.finding(
                 ix.qualified_name,
                 f"index {ix.qualified_name} on {table.qualified_name} duplicates {keep.qualified_name} "

@@ -38,8 +38,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.migrate.changes import drop_index, pretty
-from dbtune.model import Change, Finding, Lock
+from dbtune.migrate.changes import rebuild_index
+from dbtune.model import Finding
 
 
 @check(id="IX004", name="invalid-index", area="indexes", severity="error", fix=True)
@@ -62,14 +62,11 @@ def invalid_index(ctx: CheckContext) -> Iterator[Finding]:
             continue
         if ix.parent_index_oid is not None:
             continue
-        rebuild = Change(up=pretty(ix.definition.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)),
-                         down=None, transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
-                         relation_bytes=table.size_bytes)
         why = " (a unique build fails again until the duplicate keys are removed)" if ix.is_unique else ""
         yield ctx.finding(
             ix.qualified_name,
             f"index {ix.qualified_name} on {table.qualified_name} is INVALID and serves no query; "
             f"drop and rebuild it{why}",
             evidence=evidence,
-            changes=(drop_index(ix), rebuild),
+            changes=rebuild_index(ix, table),
         )

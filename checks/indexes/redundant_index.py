@@ -80,5 +80,5 @@ def redundant_index(ctx: CheckContext) -> Iterator[Finding]:
             f"{best.qualified_name} ({', '.join(best.key_columns)}), which serves the same lookups",
             evidence={"covered_by": best.qualified_name, "size_bytes": short.size_bytes,
                       "idx_scan": short.idx_scan, "covering_is_unique": best.is_unique},
-            changes=(drop_index(short),),
+            changes=(drop_index(short, tables[short.table_oid]),),
         )

@@ -79,5 +79,5 @@ def unused_index(ctx: CheckContext) -> Iterator[Finding]:
             f"{age_days:.0f} days of statistics (since {basis})",
             evidence={"idx_scan": scans, "size_bytes": ix.size_bytes, "stats_age_days": round(age_days, 1),
                       "stats_since": since.isoformat()},
-            changes=(drop_index(ix),),
+            changes=(drop_index(ix, tables[ix.table_oid]),),
         )

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
 from dbtune.migrate.changes import pretty
-from dbtune.model import Change, Finding, Severity
+from dbtune.model import Change, ChangeKind, Finding, Severity
 from dbtune.sqlnames import quote_ident, quote_literal
 
 
@@ -43,7 +43,7 @@ def pg_stat_statements_missing(ctx: CheckContext) -> Iterator[Finding]:
     pgss = ctx.snapshot.pg_stat_statements
     server = ctx.snapshot.server
     create = Change(up=pretty("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"),
-                    down=pretty("DROP EXTENSION IF EXISTS pg_stat_statements"))
+                    down=pretty("DROP EXTENSION IF EXISTS pg_stat_statements"), kind=ChangeKind.SERVER)
     # Only superusers and members of pg_read_all_settings see shared_preload_libraries; the view can be
     # read only when the library is loaded, so a readable view settles the question too.
     hidden = ctx.snapshot.setting("shared_preload_libraries") is None
@@ -55,7 +55,8 @@ def pg_stat_statements_missing(ctx: CheckContext) -> Iterator[Finding]:
         current = ctx.snapshot.setting("shared_preload_libraries") or ""
         libs = ", ".join([s.strip() for s in current.split(",") if s.strip()] + ["pg_stat_statements"])
         preload = Change(up=pretty(f"ALTER SYSTEM SET shared_preload_libraries = {quote_literal(libs)}"),
-                         down=pretty("ALTER SYSTEM RESET shared_preload_libraries"), transactional=False)
+                         down=pretty("ALTER SYSTEM RESET shared_preload_libraries"), transactional=False,
+                         kind=ChangeKind.SERVER)
         yield ctx.finding(
             quote_ident(server.database),
             "pg_stat_statements is not in shared_preload_libraries: the server records no query "

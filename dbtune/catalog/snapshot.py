@@ -81,11 +81,13 @@ def take(conn: psycopg.Connection) -> Snapshot:
         skipped.append(Skip("role and database settings", _reason(err), "pg_read_all_settings"))
     role_settings = tuple(
         RoleSetting(r["role"], r["database"], _parse_setconfig(r["setconfig"])) for r in role_rows or [])
-    roles = tuple(Role(r["rolname"], r["rolcanlogin"], r["rolsuper"], r["rolconnlimit"]) for r in q.rows(queries.ROLES))
+    roles = tuple(Role(r["rolname"], r["rolcanlogin"], r["rolsuper"], r["rolconnlimit"])
+                  for r in q.rows(queries.ROLES))
     pgss = _pg_stat_statements(q, settings, skipped)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
-                    file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped), statements_sent=q.sent)
+                    file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
+                    statements_sent=q.sent)
 
 
 def _reason(err: psycopg.Error) -> str:

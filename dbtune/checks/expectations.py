@@ -42,7 +42,8 @@ def expectation_findings(ctx: CheckContext, section: str, unique: bool) -> Itera
         cols = [c.text for c in parsed]
         spec = _describe(expect, wants_unique)
         name = expect.name or index_name(table.name, cols, "key" if wants_unique else "idx")
-        message = f"{table.qualified_name} has no {'unique ' if wants_unique else ''}index {spec}"
+        message = (f"{table.qualified_name} has no {'unique ' if wants_unique else ''}index "
+                   f"{_describe(expect, unique=False)}")
         if expect.name:
             message += f" (expected as {quote_ident(expect.name)})"
         if invalid:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pglast import prettify
 
 from dbtune.catalog.model import Index, Relation, Snapshot
-from dbtune.model import Change, Lock
+from dbtune.model import Change, ChangeKind, Lock
 from dbtune.sqlnames import qualified, quote_ident, quote_literal
 
 MAX_IDENTIFIER_BYTES = 63
@@ -75,11 +75,13 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
                     + _index_body(table.qualified_name, columns, method=method, include=include, where=where))
         down = pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(table.schema, name)}")
         return (Change(up=up, down=down, transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
-                       relation_bytes=table.size_bytes),)
+                       relation_bytes=table.size_bytes, kind=ChangeKind.CREATE_INDEX,
+                       table=table.qualified_name, index=qualified(table.schema, name)),)
     parent_up = pretty(f"CREATE {kind} IF NOT EXISTS {ident} ON ONLY "
                        + _index_body(table.qualified_name, columns, method=method, include=include, where=where))
     changes = [Change(up=parent_up, down=pretty(f"DROP INDEX IF EXISTS {qualified(table.schema, name)}"),
-                      transactional=True, lock=Lock.SHARE, relation_bytes=0)]
+                      transactional=True, lock=Lock.SHARE, relation_bytes=0, kind=ChangeKind.CREATE_INDEX,
+                      table=table.qualified_name, index=qualified(table.schema, name))]
     partitions = sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
                         key=lambda r: (r.schema, r.name))
     for part in partitions:
@@ -89,29 +91,43 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
         changes.append(Change(
             up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION "
                       f"{qualified(part.schema, part_name)}"),
-            down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0))
+            down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0,
+            kind=ChangeKind.ATTACH_INDEX, table=table.qualified_name, index=qualified(part.schema, part_name)))
     return tuple(changes)
 
 
-def drop_index(index: Index) -> Change:
+def _concurrent_definition(index: Index) -> str:
+    """``pg_get_indexdef`` as ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …``."""
+    return index.definition.replace(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+
+
+def drop_index(index: Index, table: Relation | None = None) -> Change:
     """``DROP INDEX CONCURRENTLY IF EXISTS``; the down step recreates it from ``pg_get_indexdef``."""
-    recreate = index.definition.replace(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS ", 1)
     return Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"),
-                  down=pretty(recreate), transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
-                  relation_bytes=index.size_bytes)
+                  down=pretty(_concurrent_definition(index)), transactional=False,
+                  lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes, kind=ChangeKind.DROP_INDEX,
+                  table=table.qualified_name if table else None, index=index.qualified_name)
 
 
-def rebuild_index(index: Index) -> Change:
-    """``REINDEX INDEX CONCURRENTLY`` (PostgreSQL 12+) for an invalid index."""
-    return Change(up=pretty(f"REINDEX INDEX CONCURRENTLY {index.qualified_name}"), down=None,
-                  transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes)
+def rebuild_index(index: Index, table: Relation) -> tuple[Change, Change]:
+    """Drop an INVALID index concurrently and build it again, concurrently, from its own definition.
+
+    Both changes are of kind ``rebuild_index``; the rebuild has no down step (the index's previous state,
+    invalid, is not worth restoring)."""
+    drop = Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"), down=None,
+                  transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes,
+                  kind=ChangeKind.REBUILD_INDEX, table=table.qualified_name, index=index.qualified_name)
+    build = Change(up=pretty(_concurrent_definition(index)), down=None, transactional=False,
+                   lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=table.size_bytes,
+                   kind=ChangeKind.REBUILD_INDEX, table=table.qualified_name, index=index.qualified_name)
+    return drop, build
 
 
 def validate_constraint(table: Relation, constraint: str) -> Change:
     """``ALTER TABLE … VALIDATE CONSTRAINT`` (``SHARE UPDATE EXCLUSIVE``; rows are checked, writes go on)."""
     return Change(up=pretty(f"ALTER TABLE {table.qualified_name} VALIDATE CONSTRAINT {quote_ident(constraint)}"),
                   down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
-                  relation_bytes=table.size_bytes)
+                  relation_bytes=table.size_bytes, kind=ChangeKind.VALIDATE_CONSTRAINT, table=table.qualified_name)
 
 
 def set_parameter(target: str, name: str, setting: str, value: str, *, database: str | None = None) -> Change:
@@ -120,4 +136,5 @@ def set_parameter(target: str, name: str, setting: str, value: str, *, database:
     scope = f" IN DATABASE {quote_ident(database)}" if database else ""
     up = f"ALTER {target} {quote_ident(name)}{scope} SET {setting} = {quote_literal(value)}"
     down = f"ALTER {target} {quote_ident(name)}{scope} RESET {setting}"
-    return Change(up=pretty(up), down=pretty(down), transactional=True, lock=Lock.NONE)
+    return Change(up=pretty(up), down=pretty(down), transactional=True, lock=Lock.NONE,
+                  kind=ChangeKind.SET_PARAMETER)
