@@ -1,0 +1,128 @@
+"""``dbtune migrate`` as a plain Python API: generate, status, apply."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbtune import __version__
+from dbtune.db.connect import ConnectionSettings, connect
+from dbtune.errors import DbtuneError, UsageError
+from dbtune.migrate.env import engine_for
+from dbtune.migrate.plan import MigrationPlan, plan_migration
+from dbtune.migrate.runtime import ApplyOptions
+from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
+from dbtune.model import Change, Finding, Severity
+from dbtune.report.model import REPORT_VERSION, Report
+
+
+def findings_from_report(path: Path) -> list[Finding]:
+    """The findings of a JSON report written by ``dbtune audit --format json``.
+
+    Raises :class:`UsageError` when the file is missing, not JSON, not a dbtune report, or was written by
+    another dbtune version (its fix SQL may differ from what this version generates).
+    """
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--from {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--from {path}: not a JSON report: {exc}") from None
+    if not isinstance(data, dict) or "report_version" not in data or "findings" not in data:
+        raise UsageError(f"--from {path}: not a dbtune audit report")
+    if data["report_version"] != REPORT_VERSION or data.get("dbtune_version") != __version__:
+        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')} (report_version "
+                         f"{data['report_version']}); this is dbtune {__version__} (report_version "
+                         f"{REPORT_VERSION}): audit again with this version")
+    try:
+        return [Finding(check_id=f["check_id"], check_name=f["check_name"], severity=Severity(f["severity"]),
+                        object=f["object"], message=f["message"], evidence=f.get("evidence", {}),
+                        changes=tuple(Change.from_json(c) for c in f["fix"]["changes"]))
+                for f in data["findings"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"--from {path}: malformed finding: {exc}") from None
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    plan: MigrationPlan
+    generated: Generated | None
+
+
+def generate(findings: list[Finding], directory: Path, *, fmt: str = "alembic", include_drops: bool = False,
+             message: str = "dbtune recommended indexes and constraints",
+             existing_index_names: set[str] | None = None) -> GenerateResult:
+    """Plan the findings' fixes and write them as an Alembic revision (``fmt="alembic"``) or SQL files
+    (``fmt="sql"``) into ``directory``. An empty plan writes nothing."""
+    plan = plan_migration(findings, include_drops=include_drops, existing_index_names=existing_index_names)
+    if plan.empty:
+        return GenerateResult(plan, None)
+    if fmt == "sql":
+        return GenerateResult(plan, write_sql(plan, directory, version=__version__, message=message))
+    return GenerateResult(plan, write_revision(plan, directory, message=message))
+
+
+@dataclass(frozen=True)
+class RevisionStatus:
+    revision: str
+    message: str
+    applied: bool
+    path: str
+
+
+def status(directory: Path, settings: ConnectionSettings) -> list[RevisionStatus]:
+    """Every revision, oldest first, and whether the target database has it applied."""
+    from alembic.migration import MigrationContext
+
+    script = script_directory(directory)
+    conn = connect(settings)
+    conn.close()  # fail early with dbtune's own connection error
+    engine = engine_for(settings)
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    applied: set[str] = set()
+    for head in current:
+        applied.update(r.revision for r in script.iterate_revisions(head, "base"))
+    revisions = list(reversed(list(script.walk_revisions())))
+    return [RevisionStatus(r.revision, (r.doc or "").strip(), r.revision in applied, r.path) for r in revisions]
+
+
+def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions | None = None,
+          target: str = "head") -> list[str]:
+    """Apply the pending revisions up to ``target`` (``options.dry_run``: only report each step).
+
+    Returns the revisions applied. Raises :class:`~dbtune.migrate.runtime.ApplyError` when a step fails,
+    :class:`~dbtune.migrate.env.ApplyInProgress` when another applier runs.
+    """
+    from alembic import command
+
+    options = options or ApplyOptions()
+    before = {s.revision for s in status(directory, settings) if s.applied}
+    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run)
+    _run(command.upgrade, cfg, target)
+    after = status(directory, settings)
+    return [s.revision for s in after if s.applied and s.revision not in before]
+
+
+def downgrade(directory: Path, settings: ConnectionSettings, target: str,
+              options: ApplyOptions | None = None) -> None:
+    """Undo revisions down to ``target`` (``base`` for all), each step under the same safety rules."""
+    from alembic import command
+
+    options = options or ApplyOptions()
+    script_directory(directory)
+    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run)
+    _run(command.downgrade, cfg, target)
+
+
+def _run(fn: Any, cfg: Any, target: str) -> None:
+    from alembic.util import CommandError
+
+    try:
+        fn(cfg, target)
+    except DbtuneError:
+        raise
+    except CommandError as exc:
+        raise UsageError(f"alembic: {exc}") from None

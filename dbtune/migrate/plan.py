@@ -1,0 +1,166 @@
+"""From findings to a migration plan: which changes become steps, in what order, without duplicates.
+
+A step is one :class:`~dbtune.model.Change`. Index builds, rebuilds of INVALID indexes, partition index
+attachments and constraint validations are included; drops only with ``include_drops``; role and database
+settings only with ``include_settings``; server-level changes (``ALTER SYSTEM``, ``CREATE EXTENSION``) never.
+Two findings that propose the same index (a foreign key's index and the team's expected index on the same
+columns, say) yield one step, the team's name winning; a plain index whose key a planned unique index
+already serves is left out. Every table whose indexes change is analyzed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast, parse_sql
+from pglast.stream import RawStream
+
+from dbtune.model import Change, ChangeKind, Finding
+from dbtune.migrate.changes import MAX_IDENTIFIER_BYTES, pretty
+
+SCHEMA_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX,
+                ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT}
+# Findings whose fix names the index the team chose come first, so their names win over generated ones.
+_PRIORITY = {"expected-unique-missing": 0, "expected-index-missing": 1, "invalid-index": 2}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change, with the finding it comes from (``check_name`` and ``object``) for comments."""
+
+    change: Change
+    check_name: str
+    object: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check_name": self.check_name, "object": self.object, "change": self.change.to_json()}
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """The ordered steps of one migration, and the tables to ``ANALYZE`` after them."""
+
+    steps: tuple[Step, ...]
+    analyze: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def digest(self) -> str:
+        """12 hex digits identifying the plan's content: the revision id, stable across runs."""
+        # Sizes are left out: the same changes on a bigger table are the same migration.
+        body = json.dumps([[s.check_name, s.object, s.change.kind.value, s.change.up, s.change.down]
+                           for s in self.steps] + list(self.analyze))
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+def _index_stmt(sql: str) -> ast.IndexStmt | None:
+    try:
+        stmt = parse_sql(sql)[0].stmt
+    except Exception:  # noqa: BLE001 - a statement pglast cannot read is simply not deduplicated
+        return None
+    return stmt if isinstance(stmt, ast.IndexStmt) else None
+
+
+def _index_key(stmt: ast.IndexStmt) -> tuple[str, ...]:
+    """What makes two planned indexes the same, whatever their names."""
+    stream = RawStream()
+    rel = stream(stmt.relation)
+    params = ", ".join(RawStream()(p) for p in stmt.indexParams)
+    include = ", ".join(RawStream()(p) for p in stmt.indexIncludingParams or ())
+    where = RawStream()(stmt.whereClause) if stmt.whereClause is not None else ""
+    return (rel, stmt.accessMethod or "btree", params, include, where)
+
+
+def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_drops: bool = False,
+                   include_settings: bool = False, existing_index_names: set[str] | None = None) -> MigrationPlan:
+    """Turn findings into an ordered, de-duplicated :class:`MigrationPlan`.
+
+    ``existing_index_names`` (schema-qualified, quoted as in ``Change.index``) are names already taken in
+    the database: a generated name that collides is given a numeric suffix.
+    """
+    kinds = set(SCHEMA_KINDS)
+    if include_drops:
+        kinds.add(ChangeKind.DROP_INDEX)
+    if include_settings:
+        kinds.add(ChangeKind.SET_PARAMETER)
+    ordered = sorted(enumerate(findings), key=lambda p: (_PRIORITY.get(p[1].check_name, 9), p[0]))
+    steps: list[Step] = []
+    seen_sql: set[str] = set()
+    planned: dict[tuple[str, ...], str] = {}
+    unique_keys: set[tuple[str, ...]] = set()
+    taken = set(existing_index_names or ())
+    analyze: list[str] = []
+    for _, finding in ordered:
+        for change in finding.changes:
+            if change.kind not in kinds or change.up in seen_sql:
+                continue
+            if change.kind == ChangeKind.CREATE_INDEX and change.transactional is False:
+                stmt = _index_stmt(change.up)
+                if stmt is not None:
+                    key = _index_key(stmt)
+                    if key in planned or key in unique_keys:
+                        continue  # the same index is already planned (perhaps under the team's name)
+                    planned[key] = change.index or ""
+                    if stmt.unique:
+                        unique_keys.add(key)
+                    change = _unique_name(change, stmt, taken)
+            seen_sql.add(change.up)
+            if change.index:
+                taken.add(change.index)
+            steps.append(Step(change, finding.check_name, finding.object))
+            if change.table and change.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX,
+                                                ChangeKind.DROP_INDEX) and change.table not in analyze:
+                analyze.append(change.table)
+    # A plain index whose key a planned unique index has, or whose key leads another planned full btree
+    # index of the same table (a foreign key's index beside the team's two-column index), is not built.
+    keys = [_index_key(st) + (bool(st.unique),) for st in
+            (_index_stmt(s.change.up) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX) if st is not None]
+    steps = [s for s in steps if not _served_by_other(s, unique_keys, keys)]
+    tables = {s.change.table for s in steps}
+    return MigrationPlan(tuple(steps), tuple(t for t in analyze if t in tables))
+
+
+def _served_by_other(step: Step, unique_keys: set[tuple[str, ...]], planned: list[tuple[object, ...]]) -> bool:
+    if step.change.kind != ChangeKind.CREATE_INDEX:
+        return False
+    stmt = _index_stmt(step.change.up)
+    if stmt is None or stmt.unique:
+        return False
+    key = _index_key(stmt)
+    if key in unique_keys:
+        return True
+    rel, method, params, include, where = key
+    if method != "btree" or include or where:
+        return False
+    return any(other[0] == rel and other[1] == "btree" and not other[4] and other[2] != params
+               and str(other[2]).startswith(params + ", ") for other in planned)
+
+
+def _unique_name(change: Change, stmt: ast.IndexStmt, taken: set[str]) -> Change:
+    if not change.index or change.index not in taken:
+        return change
+    schema = change.index.rsplit(".", 1)[0]
+    base = stmt.idxname
+    for n in range(1, 1000):
+        suffix = f"_{n}"
+        name = base.encode()[: MAX_IDENTIFIER_BYTES - len(suffix)].decode(errors="ignore") + suffix
+        qualified_name = f"{schema}.{_quote(name)}"
+        if qualified_name not in taken:
+            stmt.idxname = name
+            up = pretty(RawStream()(stmt))
+            down = change.down.replace(change.index, qualified_name) if change.down else None
+            return Change(up=up, down=down, transactional=change.transactional, lock=change.lock,
+                          relation_bytes=change.relation_bytes, kind=change.kind, table=change.table,
+                          index=qualified_name)
+    return change
+
+
+def _quote(name: str) -> str:
+    from dbtune.sqlnames import quote_ident
+
+    return quote_ident(name)

@@ -1,0 +1,240 @@
+"""What dbtune's Alembic revisions call: each step run outside Alembic's transaction, under
+``lock_timeout`` with retries, and made safe to run again after an interrupted run.
+
+* :func:`build_index` drops an INVALID index left by an earlier failed or interrupted concurrent build,
+  treats an identical valid index as already built (a change applied by hand is a clean no-op), refuses an
+  index name taken by a different index, builds concurrently and checks ``indisvalid`` afterwards;
+* :func:`run_step` runs one statement (``VALIDATE CONSTRAINT``, a drop …), retrying when the lock is not
+  granted within ``lock_timeout`` and naming the sessions that hold locks on the table;
+* :func:`attach_index` skips a partition index that is already attached;
+* :func:`analyze` refreshes the planner's statistics of a table whose indexes changed.
+
+Options (lock timeout, retries, dry run, where to report) come from ``ApplyOptions`` placed in the Alembic
+config's ``attributes["dbtune_apply"]`` by ``dbtune migrate apply``; a plain ``alembic upgrade`` gets the
+defaults. See https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY and
+https://www.postgresql.org/docs/current/explicit-locking.html.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbtune.errors import DbtuneError
+
+DEFAULT_LOCK_TIMEOUT_MS = 2000
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class ApplyError(DbtuneError):
+    """A migration step failed; the message names the step and the server's reason."""
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class ApplyOptions:
+    """How steps run. Times in ms; ``statement_timeout_ms`` 0 means no limit (index builds can be long)."""
+
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    statement_timeout_ms: int = 0
+    retries: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    dry_run: bool = False
+    report: Callable[[str], None] = field(default=_stderr)
+
+
+def options(op: Any) -> ApplyOptions:
+    """The options of this run (defaults when Alembic runs the revision without dbtune)."""
+    config = op.get_context().config
+    found = config.attributes.get("dbtune_apply") if config is not None else None
+    return found if isinstance(found, ApplyOptions) else ApplyOptions()
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", exc)
+    return " ".join(str(orig).split())
+
+
+def _one(conn: Any, sql: str, **params: Any) -> Any:
+    from sqlalchemy import text
+
+    return conn.execute(text(sql), params).first()
+
+
+def _size(conn: Any, table: str | None) -> str:
+    if not table:
+        return ""
+    row = _one(conn, "SELECT pg_catalog.pg_total_relation_size(pg_catalog.to_regclass(:t))", t=table)
+    return f", {table} is {row[0]:,} bytes" if row and row[0] is not None else ""
+
+
+def _one_line(sql: str) -> str:
+    return " ".join(sql.split()).replace(" ,", ",")
+
+
+def _lock_of(sql: str) -> str:
+    head = " ".join(sql.split()).upper()
+    if "CONCURRENTLY" in head or "VALIDATE CONSTRAINT" in head or head.startswith("ANALYZE"):
+        return "SHARE UPDATE EXCLUSIVE"
+    if head.startswith("CREATE") and " ON ONLY " in head:
+        return "SHARE"
+    if head.startswith("ALTER INDEX") and "ATTACH PARTITION" in head:
+        return "SHARE UPDATE EXCLUSIVE"
+    if head.startswith(("ALTER DATABASE", "ALTER ROLE")):
+        return "no table lock"
+    return "ACCESS EXCLUSIVE"
+
+
+def _holders(conn: Any, table: str | None) -> str:
+    """The other sessions holding locks on ``table`` right now, as ``pid 123 (idle in transaction): …``."""
+    if not table:
+        return ""
+    from sqlalchemy import text
+
+    rows = conn.execute(text(
+        "SELECT DISTINCT a.pid, a.state, left(a.query, 120) FROM pg_catalog.pg_locks l "
+        "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.relation = pg_catalog.to_regclass(:t) AND l.granted AND l.pid <> pg_catalog.pg_backend_pid()"),
+        {"t": table}).all()
+    return "; ".join(f"pid {pid} ({state}): {' '.join((query or '').split())}" for pid, state, query in rows)
+
+
+def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: Callable[[], None] | None = None,
+             ) -> None:
+    """Run ``sql`` in autocommit mode under the timeouts, retrying when the lock is not granted."""
+    conn = op.get_bind()
+    conn.exec_driver_sql(f"SET lock_timeout = {int(opts.lock_timeout_ms)}")
+    conn.exec_driver_sql(f"SET statement_timeout = {int(opts.statement_timeout_ms)}")
+    delay = opts.backoff_s
+    for attempt in range(opts.retries + 1):
+        if before is not None:
+            before()
+        try:
+            conn.exec_driver_sql(sql)
+            return
+        except Exception as exc:
+            if _sqlstate(exc) != LOCK_NOT_AVAILABLE or attempt == opts.retries:
+                raise ApplyError(f"step failed: {' '.join(sql.split())[:160]}: {_reason(exc)}") from None
+            holders = _holders(conn, table)
+            opts.report(f"    lock not granted within {opts.lock_timeout_ms} ms"
+                        + (f"; held by {holders}" if holders else "")
+                        + f"; retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, opts.max_backoff_s)
+
+
+def run_step(op: Any, sql: str, table: str | None = None) -> None:
+    """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries."""
+    opts = options(op)
+    if opts.dry_run:
+        opts.report(f"  would run ({_lock_of(sql)} lock{_size(op.get_bind(), table)}): {_one_line(sql)}")
+        return
+    with op.get_context().autocommit_block():
+        _execute(op, sql, table, opts)
+
+
+def _index_state(conn: Any, index: str) -> tuple[bool, str] | None:
+    row = _one(conn, "SELECT i.indisvalid, pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i "
+                     "WHERE i.indexrelid = pg_catalog.to_regclass(:i)", i=index)
+    return (bool(row[0]), str(row[1])) if row else None
+
+
+def same_index_definition(planned_sql: str, existing_def: str) -> bool:
+    """Whether ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …`` and ``pg_get_indexdef`` describe the
+    same index (name, table, method, columns, INCLUDE, predicate, uniqueness), compared with pglast."""
+    from pglast import parse_sql
+    from pglast.stream import RawStream
+
+    from dbtune.checks.matching import normalize_expr
+
+    def key(sql: str) -> tuple[object, ...]:
+        stmt = parse_sql(sql)[0].stmt
+        where = normalize_expr(RawStream()(stmt.whereClause)) if stmt.whereClause is not None else ""
+        return (stmt.idxname, RawStream()(stmt.relation), stmt.accessMethod or "btree", bool(stmt.unique),
+                [RawStream()(p) for p in stmt.indexParams],
+                [RawStream()(p) for p in stmt.indexIncludingParams or ()], where)
+
+    try:
+        return key(planned_sql) == key(existing_def)
+    except Exception:  # noqa: BLE001 - an unreadable definition is not the same
+        return False
+
+
+def build_index(op: Any, index: str, sql: str) -> None:
+    """Build an index concurrently, repairing what an earlier interrupted build left.
+
+    Raises :class:`ApplyError` when the name belongs to a different index, when the build fails (a unique
+    build on duplicate keys, say; the INVALID leftover is dropped), or when the index is not valid after it.
+    """
+    opts = options(op)
+    table = _table_of(sql)
+    conn = op.get_bind()
+    if opts.dry_run:
+        state = _index_state(conn, index)
+        note = " (exists, INVALID: would be dropped and rebuilt)" if state and not state[0] else (
+            " (exists: nothing to do)" if state else "")
+        opts.report(f"  would build {index}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
+                    f"{_one_line(sql)}")
+        return
+
+    def drop_invalid_leftover() -> None:
+        state = _index_state(conn, index)
+        if state is not None and not state[0]:
+            opts.report(f"    dropping INVALID index {index} left by an earlier build")
+            conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+
+    with op.get_context().autocommit_block():
+        state = _index_state(conn, index)
+        if state is not None and state[0]:
+            if same_index_definition(sql, state[1]):
+                opts.report(f"    {index} already exists with this definition: nothing to do")
+                return
+            raise ApplyError(f"index name {index} is taken by a different index: {state[1]}")
+        try:
+            _execute(op, sql, table, opts, before=drop_invalid_leftover)
+        except ApplyError:
+            leftover = _index_state(conn, index)
+            if leftover is not None and not leftover[0]:
+                conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+            raise
+        state = _index_state(conn, index)
+        if state is None or not state[0]:
+            raise ApplyError(f"{index} is not valid after its build (indisvalid = false)")
+
+
+def attach_index(op: Any, index: str, sql: str) -> None:
+    """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already."""
+    conn = op.get_bind()
+    row = _one(conn, "SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = pg_catalog.to_regclass(:i)", i=index)
+    if row is not None and not options(op).dry_run:
+        options(op).report(f"    {index} is already attached")
+        return
+    run_step(op, sql)
+
+
+def analyze(op: Any, table: str) -> None:
+    """``ANALYZE`` a table whose indexes changed, so the planner costs the new indexes with fresh statistics."""
+    run_step(op, f"ANALYZE {table}", table=table)
+
+
+def _table_of(sql: str) -> str | None:
+    try:
+        from pglast import parse_sql
+        from pglast.stream import RawStream
+
+        stmt = parse_sql(sql)[0].stmt
+        return str(RawStream()(stmt.relation))
+    except Exception:  # noqa: BLE001
+        return None
