@@ -15,7 +15,7 @@ from dbtune.migrate.plan import MigrationPlan, plan_migration
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
 from dbtune.model import Change, Finding, Severity
-from dbtune.report.model import REPORT_VERSION, Report
+from dbtune.report.model import REPORT_VERSION
 
 
 def findings_from_report(path: Path) -> list[Finding]:

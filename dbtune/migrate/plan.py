@@ -18,8 +18,8 @@ from typing import Any
 from pglast import ast, parse_sql
 from pglast.stream import RawStream
 
-from dbtune.model import Change, ChangeKind, Finding
 from dbtune.migrate.changes import MAX_IDENTIFIER_BYTES, pretty
+from dbtune.model import Change, ChangeKind, Finding
 
 SCHEMA_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX,
                 ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT}
