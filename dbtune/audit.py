@@ -10,6 +10,7 @@ from dbtune.catalog.snapshot import take
 from dbtune.checks import Catalogue, load_catalogue, run_checks
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, describe, read_only_snapshot
+from dbtune.errors import ConfigError
 from dbtune.report.model import Report
 
 
@@ -26,11 +27,17 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
-    result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore)
+    try:
+        result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore)
+    except ConfigError as exc:
+        if config_path is None:
+            raise
+        raise ConfigError(f"{config_path}: {exc}") from None
     return Report(
         target=describe(settings), server=snapshot.server, findings=tuple(result.findings),
         skipped=tuple(result.skipped), config_path=str(config_path) if config_path else None,
         profile=config.profile.name if config.profile else None,
         targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
+        index_names=tuple(ix.qualified_name for ix in snapshot.indexes),
     )

@@ -6,6 +6,11 @@ Reports tables with at least `min_live_tuples` live tuples that were sequentiall
 `pg_stat_all_tables` since the statistics were reset. Partitions are added up into their partitioned
 table, where an index would be created.
 
+The sequential scans must also have read, together, at least `min_seq_scans` times the table's live
+tuples (that many whole-table passes, however many partitions each pass visited): scans made while the
+table was small or empty (the DDL that creates, constrains or attaches a table scans it) and scans that
+stop early do not count as reads of a large table.
+
 ## Why it matters
 Each sequential scan of a large table reads every page. When the workload does it often, a query is
 usually missing an index, and the scans evict useful pages from shared buffers.
@@ -53,15 +58,19 @@ def seq_scan_heavy_table(ctx: CheckContext) -> Iterator[Finding]:
     for rel in relations.values():
         if rel.stats is None or rel.kind == "m":
             continue
-        acc = totals.setdefault(top(rel.oid), [0, 0, 0, 0])
+        acc = totals.setdefault(top(rel.oid), [0, 0, 0, 0, 0])
         acc[0] += rel.stats.seq_scan
         acc[1] += rel.stats.idx_scan
         acc[2] += rel.stats.seq_tup_read
-        acc[3] += max(rel.stats.n_live_tup, int(max(rel.reltuples, 0)))
-    for oid, (seq, idx, tup_read, live) in sorted(totals.items()):
+        if rel.kind != "p":  # a partitioned table's reltuples (after ANALYZE) already sums its partitions
+            acc[3] += max(rel.stats.n_live_tup, int(max(rel.reltuples, 0)))
+            acc[4] += rel.size_bytes
+    for oid, (seq, idx, tup_read, live, size) in sorted(totals.items()):
         rel = relations[oid]
         if live < ctx.options["min_live_tuples"] or seq < ctx.options["min_seq_scans"]:
             continue
+        if tup_read < ctx.options["min_seq_scans"] * live:
+            continue  # the scans read little: the table was small or empty then, or they stopped early
         ratio = seq / (seq + idx)
         if ratio < ctx.options["min_seq_scan_ratio"]:
             continue
@@ -71,5 +80,6 @@ def seq_scan_heavy_table(ctx: CheckContext) -> Iterator[Finding]:
             f"scans; {ratio:.0%} of its scans read the whole table",
             evidence={"seq_scan": seq, "idx_scan": idx, "seq_tup_read": tup_read, "n_live_tup": live,
                       "seq_scan_ratio": round(ratio, 3), "avg_tuples_per_seq_scan": tup_read // max(seq, 1),
-                      "size_bytes": rel.size_bytes},
+                      "full_table_passes": round(tup_read / live, 1),
+                      "size_bytes": size},
         )

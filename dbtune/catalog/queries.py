@@ -34,11 +34,13 @@ SELECT pg_catalog.version() AS version,
 
 RELATIONS = f"""
 -- Tables, partitioned tables and materialized views outside system schemas and extensions, with their
--- size in bytes, the planner's reltuples/relpages, their partition parent, and pg_stat_all_tables counters.
+-- size in bytes (relpages × block_size, as of the last VACUUM or ANALYZE: reading the file size would take
+-- a lock, and an audit must not wait behind a migration), the planner's reltuples/relpages, their
+-- partition parent, and pg_stat_all_tables counters.
 SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
        c.reltuples, c.relpages, c.relispartition AS is_partition,
        inh.inhparent AS parent_oid,
-       pg_catalog.pg_table_size(c.oid) AS size_bytes,
+       c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
        s.seq_scan, s.seq_tup_read, s.idx_scan, s.n_live_tup, s.n_tup_ins, s.n_tup_upd, s.n_tup_del
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -64,7 +66,8 @@ ORDER BY a.attrelid, a.attnum
 
 _INDEXES = f"""
 -- Every index on a user relation: its key (indkey, operator classes, collations, indoption), INCLUDE
--- columns, expressions, predicate, validity, size in bytes, scans since stats_reset, the constraint it
+-- columns, expressions, predicate, validity, size in bytes (relpages × block_size, lock-free), scans since
+-- stats_reset, the constraint it
 -- backs, and the parent index it is attached to (for partitions).
 SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid AS table_oid,
        am.amname AS method, ci.relkind = 'I' AS is_partitioned,
@@ -83,7 +86,7 @@ SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid 
        pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
        pg_catalog.pg_get_indexdef(i.indexrelid) AS definition,
-       pg_catalog.pg_relation_size(i.indexrelid) AS size_bytes,
+       ci.relpages::bigint * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
        s.idx_scan,
        con.conname AS constraint_name, con.contype AS constraint_type,
        inh.inhparent AS parent_index_oid

@@ -28,6 +28,7 @@ class Report:
     statements_sent: int = 0
     duration_ms: float = 0.0
     generated_at: datetime | None = None
+    index_names: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Findings by severity: ``{"error": n, "warning": n, "info": n}``."""

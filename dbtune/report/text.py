@@ -16,7 +16,8 @@ def render_text(report: Report) -> str:
     lines = [
         f"dbtune audit of {report.target} — PostgreSQL {report.server.short_version}"
         + (f" — profile {report.profile}" if report.profile else ""),
-        f"{len(report.findings)} findings: {counts['error']} error, {counts['warning']} warning, "
+        f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: {counts['error']} error, "
+        f"{counts['warning']} warning, "
         f"{counts['info']} info",
     ]
     numbered = list(enumerate(report.findings, start=1))

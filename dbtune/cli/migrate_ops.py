@@ -1,0 +1,121 @@
+"""``dbtune migrate generate``, ``apply`` and ``status`` (registered on the ``migrate`` sub-app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tabulate import tabulate
+
+from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, note
+from dbtune.config import load_config
+from dbtune.config.model import parse_duration_ms
+from dbtune.db.connect import resolve
+from dbtune.errors import UsageError
+
+DirOption = Annotated[Path, typer.Option("--dir", help="The migrations directory (an Alembic environment).")]
+
+
+def _settings(dsn: str | None, config: Path | None):  # type: ignore[no-untyped-def]
+    cfg, cfg_path = load_config(config)
+    settings = resolve(dsn, statement_timeout_ms=cfg.database.statement_timeout,
+                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    return cfg, cfg_path, settings
+
+
+def generate_command(
+    dsn: DsnOption = None,
+    config: ConfigOption = None,
+    from_report: Annotated[Path | None, typer.Option(
+        "--from", help="Use the findings of a JSON report (dbtune audit --format json) instead of auditing.",
+        show_default=False)] = None,
+    directory: DirOption = Path("migrations"),
+    format: Annotated[str, typer.Option("--format", help="alembic (a revision) or sql (plain SQL files).")] = "alembic",
+    include_drops: Annotated[bool, typer.Option(
+        "--include-drops", help="Also drop duplicate, redundant and unused indexes.")] = False,
+    message: Annotated[str, typer.Option("--message", "-m", help="The revision's title.")] =
+        "dbtune recommended indexes and constraints",
+    quiet: QuietOption = False,
+) -> None:
+    """Turn findings into migrations: an Alembic revision in --dir, or plain SQL files with --format sql."""
+    from dbtune.audit import audit
+    from dbtune.migrate.api import findings_from_report, generate
+
+    if format not in ("alembic", "sql"):
+        raise UsageError(f"--format {format!r}: use alembic or sql")
+    existing: set[str] | None = None
+    if from_report is not None:
+        findings = findings_from_report(from_report)
+    else:
+        cfg, cfg_path, settings = _settings(dsn, config)
+        report = audit(settings, cfg, config_path=cfg_path)
+        findings = list(report.findings)
+        existing = set(report.index_names)
+    result = generate(findings, directory, fmt=format, include_drops=include_drops, message=message,
+                      existing_index_names=existing)
+    if result.generated is None:
+        note("nothing to generate: no finding has a schema fix", quiet)
+        return
+    if not result.generated.new:
+        note(f"nothing new: revision {result.generated.revision} already holds these changes", quiet)
+        return
+    for path in result.generated.files:
+        typer.echo(str(path))
+    note(f"{len(result.plan.steps)} step(s), then ANALYZE of {len(result.plan.analyze)} table(s)", quiet)
+
+
+def apply_command(
+    dsn: DsnOption = None,
+    config: ConfigOption = None,
+    directory: DirOption = Path("migrations"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each step, its lock and table size; "
+                                                           "change nothing.")] = False,
+    lock_timeout: Annotated[str, typer.Option("--lock-timeout", help="Per step.")] = "2s",
+    statement_timeout: Annotated[str, typer.Option("--statement-timeout",
+                                                   help="Per step; 0 = none (index builds can be long).")] = "0",
+    retries: Annotated[int, typer.Option("--retries", help="Retries when a lock is not granted.")] = 5,
+    target: Annotated[str, typer.Option("--target", help="Revision to upgrade to.")] = "head",
+    downgrade_to: Annotated[str | None, typer.Option("--downgrade-to", help="Undo revisions down to this "
+                                                     "revision (base: all).", show_default=False)] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Apply pending revisions, each step under lock_timeout with retries (writes to the target)."""
+    from dbtune.migrate.api import apply, downgrade
+    from dbtune.migrate.runtime import ApplyOptions
+
+    _, _, settings = _settings(dsn, config)
+    try:
+        options = ApplyOptions(lock_timeout_ms=parse_duration_ms(lock_timeout),
+                               statement_timeout_ms=parse_duration_ms(statement_timeout), retries=retries,
+                               dry_run=dry_run, report=lambda m: note(m, quiet))
+    except ValueError as exc:
+        raise UsageError(f"--lock-timeout/--statement-timeout: {exc}") from None
+    if downgrade_to is not None:
+        note(f"{'dry run: ' if dry_run else ''}downgrading {directory} to {downgrade_to}", quiet)
+        downgrade(directory, settings, downgrade_to, options)
+        return
+    note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}", quiet)
+    applied = apply(directory, settings, options, target)
+    if not dry_run:
+        note(f"applied {len(applied)} revision(s)" + (f": {', '.join(applied)}" if applied else ""), quiet)
+
+
+def status_command(
+    dsn: DsnOption = None,
+    config: ConfigOption = None,
+    directory: DirOption = Path("migrations"),
+) -> None:
+    """Show applied and pending revisions."""
+    from dbtune.migrate.api import status
+
+    _, _, settings = _settings(dsn, config)
+    rows = [(s.revision, "applied" if s.applied else "pending", s.message) for s in status(directory, settings)]
+    typer.echo(tabulate(rows, headers=["revision", "state", "message"]) if rows else "no revisions")
+
+
+def register(app: typer.Typer) -> None:
+    """Add generate, apply and status to the ``migrate`` sub-app."""
+    app.command("generate")(generate_command)
+    app.command("apply")(apply_command)
+    app.command("status")(status_command)
