@@ -2,7 +2,8 @@
 
 ## What it does
 Finds foreign-key and check constraints with `pg_constraint.convalidated = false`. A constraint cloned
-onto partitions is reported once, on the table where it was declared.
+onto partitions is reported once, on the table where it was declared (a foreign key's clones carry
+`conparentid`; a check constraint's copies on partitions carry the parent's name).
 
 ## Why it matters
 A `NOT VALID` constraint checks new rows only; existing rows may break it, and the planner cannot use an
@@ -44,9 +45,14 @@ _KINDS = {"f": "foreign key", "c": "check constraint"}
 @check(id="CN002", name="constraint-not-validated", area="constraints", severity="warning", fix=True)
 def constraint_not_validated(ctx: CheckContext) -> Iterator[Finding]:
     tables = {r.oid: r for r in ctx.user_relations()}
+    unvalidated_checks = {(c.table_oid, c.name) for c in ctx.snapshot.constraints
+                          if c.type == "c" and not c.validated}
     for con in ctx.snapshot.constraints:
         if con.validated or con.parent_oid is not None or con.table_oid not in tables:
             continue
+        parent = tables[con.table_oid].parent_oid
+        if con.type == "c" and (parent, con.name) in unvalidated_checks:
+            continue  # the partition's copy of its parent's check constraint
         table = tables[con.table_oid]
         kind = _KINDS.get(con.type, "constraint")
         yield ctx.finding(

@@ -52,7 +52,8 @@ def isolation_level(ctx: CheckContext) -> Iterator[Finding]:
     targets += [(r, f"role {quote_ident(r)}") for r in ctx.application_roles() if r in known]
     for role, label in targets:
         level, source = snap.effective("default_transaction_isolation", role)
-        level = (level or "read committed").strip("'\"")
+        # ALTER ROLE/DATABASE … SET stores the value as written ('SERIALIZABLE'); PostgreSQL ignores case.
+        level = (level or "read committed").strip("'\"").lower()
         evidence = {"default_transaction_isolation": level, "source": source, "required": required}
         obj = quote_ident(role) if role else quote_ident(db)
         if required and level != required:

@@ -34,6 +34,7 @@ sessions keep their values, and no table is locked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
@@ -42,6 +43,8 @@ from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 
 TIMEOUTS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+# Zero in any unit PostgreSQL accepts: ALTER ROLE/DATABASE … SET stores the value as written ('0min').
+_ZERO = re.compile(r"^\s*'?\s*0+(\.0*)?\s*(us|ms|s|min|h|d)?\s*'?\s*$")
 
 
 @check(id="ST002", name="timeout-unset", area="settings", severity="warning", fix=True,
@@ -62,7 +65,7 @@ def timeout_unset(ctx: CheckContext) -> Iterator[Finding]:
         unset = {}
         for name in TIMEOUTS:
             value, source = snap.effective(name, role)
-            if value is not None and value.strip() in ("0", "0ms", "0s"):
+            if value is not None and _ZERO.match(value):
                 unset[name] = source
         if not unset:
             continue

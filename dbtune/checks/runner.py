@@ -63,9 +63,13 @@ class AuditResult:
     checks_run: list[str] = field(default_factory=list)
 
 
+# Checks of these areas read migration files, not a database: ``dbtune migrate lint`` runs them.
+FILE_AREAS = frozenset({"migrations"})
+
+
 def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
               ignore: Iterable[str] = ()) -> list[Check]:
-    chosen = list(catalogue)
+    chosen = [c for c in catalogue if c.meta.area not in FILE_AREAS]
     wanted = [*config.audit.select, *select]
     unwanted = [*config.audit.ignore, *ignore]
     for key in (*wanted, *unwanted, *config.checks):
