@@ -39,5 +39,5 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         profile=config.profile.name if config.profile else None,
         targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
-        index_names=tuple(ix.qualified_name for ix in snapshot.indexes),
+        index_names=tuple(ix.qualified_name for ix in snapshot.indexes if ix.is_valid),
     )

@@ -383,7 +383,7 @@ def test_checks_list(cli: CLI) -> None:
     listed = {line.split()[0]: line.split()[1] for line in run.out.splitlines()
               if line[:5] in ALL_CHECKS}
     assert listed == ALL_CHECKS
-    assert {c.meta.id: c.meta.name for c in load_catalogue()} == ALL_CHECKS
+    assert {c.meta.id: c.meta.name for c in load_catalogue() if c.meta.area != "migrations"} == ALL_CHECKS
 
 
 @pytest.mark.parametrize("name", ["IX001", "foreign-key-without-index"])

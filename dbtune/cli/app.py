@@ -13,9 +13,13 @@ import warnings
 import typer
 
 from dbtune import __version__
+from dbtune.cli import bench as bench_cli
 from dbtune.cli import checks as checks_cli
+from dbtune.cli import migrate as migrate_cli
+from dbtune.cli import migrate_ops
 from dbtune.cli.audit import audit_command
 from dbtune.cli.demo import demo_command
+from dbtune.cli.tune import tune_command
 from dbtune.errors import DbtuneError, ExitCode
 
 # Click's exceptions, from wherever this Typer takes Click (its own vendored copy, or the click package).
@@ -31,7 +35,11 @@ app = typer.Typer(
 )
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
+app.command("tune")(tune_command)
 app.add_typer(checks_cli.app, name="checks")
+migrate_ops.register(migrate_cli.app)
+app.add_typer(migrate_cli.app, name="migrate")
+app.add_typer(bench_cli.app, name="bench")
 
 
 def _version(value: bool) -> None:

@@ -1,60 +1,87 @@
-"""``dbtune demo``: the guide's application on an embedded PostgreSQL, audited."""
+"""``dbtune demo``: the guide's application on an embedded PostgreSQL, and the whole loop on it: audit,
+generate the migration, lint it, benchmark before, apply, benchmark after, compare."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dbtune.audit import audit
+from dbtune.bench import BenchOptions, load_workload
 from dbtune.cli.common import note
+from dbtune.cli.loop import print_loop
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
 from dbtune.errors import UsageError
+from dbtune.loop import run_loop
+from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format, render
-from dbtune.samples import samples_dir
+from dbtune.samples import guide_file, samples_dir
+
+STAGES = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare"]
 
 
 def demo_command(
     scale: Annotated[float, typer.Option("--scale", help="Data size multiplier (1.0: 500,000 orders, "
                                                           "1,000,000 webhook rows).")] = 1.0,
-    iterations: Annotated[int, typer.Option("--iterations", help="Runs of each workload query.")] = 50,
+    iterations: Annotated[int, typer.Option("--iterations", help="Runs of each query of the application's "
+                                                                 "mix before the audit.")] = 50,
+    bench_iterations: Annotated[int, typer.Option("--bench-iterations", help="Measured runs of each query in "
+                                                                             "each benchmark.")] = 15,
     profile: Annotated[str, typer.Option("--profile", help="Sample config profile to audit against: "
                                          "development, staging, production, enterprise.")] = "production",
-    format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    audit_only: Annotated[bool, typer.Option("--audit-only", help="Stop after the audit.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the server running and print its DSN; "
                                                       "stop it with `dbtune demo --stop`.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop a demo left running by --keep.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
-    """Start a throwaway PostgreSQL with the guide's schema, data and query mix, then audit it."""
+    """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
+    lint and apply the fixes and benchmark the queries before and after."""
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)
         return
     if keep and STATE_FILE.exists():
         raise UsageError(f"a demo server is already running (see {STATE_FILE}); stop it with `dbtune demo --stop`")
-    if iterations < 1:
-        raise UsageError(f"--iterations must be at least 1, got {iterations}")
+    if iterations < 1 or bench_iterations < 1:
+        raise UsageError("--iterations and --bench-iterations must be at least 1")
     config_path = samples_dir() / f"{profile}.toml"
     if not config_path.exists():
         raise UsageError(f"--profile {profile!r}: no such sample profile")
     config, _ = load_config(config_path)
     started = time.perf_counter()
-    note("[1/4] starting PostgreSQL (embedded)", quiet)
+    total = 3 + (1 if audit_only else len(STAGES))
+    step = iter(range(1, total + 1))
+    note(f"[{next(step)}/{total}] starting PostgreSQL (embedded)", quiet)
     demo = Demo.start()
     kept = False
     try:
-        note(f"[2/4] creating the guide's schema and generating data (scale {scale})", quiet)
+        note(f"[{next(step)}/{total}] creating the guide's schema and generating data (scale {scale})", quiet)
         counts = demo.load(scale, progress=lambda m: note("      " + m, quiet))
         note("      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), quiet)
-        note(f"[3/4] running the application's query mix ({iterations} runs per query)", quiet)
+        note(f"[{next(step)}/{total}] running the application's query mix ({iterations} runs per query)", quiet)
         demo.run_workload(iterations, progress=lambda m: note("    " + m, quiet))
-        note(f"[4/4] auditing against sample_configs/{profile}.toml", quiet)
-        report = audit(resolve(demo.dsn), config, config_path=config_path)
-        typer.echo(render(report, format), nl=False)
+        settings = resolve(demo.dsn)
+        if audit_only:
+            note(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml", quiet)
+            report = audit(settings, config, config_path=config_path)
+            typer.echo(render(report, format), nl=False)
+        else:
+            with tempfile.TemporaryDirectory(prefix="dbtune-demo-") as tmp:
+                result = run_loop(
+                    settings, config, load_workload(guide_file("workload.sql")), Path(tmp) / "migrations",
+                    bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True),
+                    apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
+                    stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
+                    progress=lambda m: note("      " + m, quiet))
+                print_loop(result, format)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from dbtune.bench.workload import WorkloadQuery, parse_workload
 from dbtune.db.local_server import LocalServer, embedded_bindir
 from dbtune.errors import DbtuneError, UsageError
 from dbtune.samples import guide_file
@@ -24,40 +25,6 @@ from dbtune.samples import guide_file
 DEMO_DATABASE = "guide"
 APP_ROLE = "app"
 STATE_FILE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "dbtune" / "demo.json"
-
-
-@dataclass(frozen=True)
-class WorkloadQuery:
-    """One statement of ``workload.sql``: its name, its text with ``$n`` parameters, and the SQL that
-    yields sample parameter rows from the data."""
-
-    name: str
-    sql: str
-    params_sql: str | None
-
-
-def parse_workload(text: str) -> list[WorkloadQuery]:
-    """Split ``workload.sql``: each query follows a ``-- name:`` line; a ``-- params:`` line after the
-    statement gives the SQL that yields its sample parameters."""
-    queries: list[WorkloadQuery] = []
-    name: str | None = None
-    body: list[str] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("-- name:"):
-            name, body = stripped.split(":", 1)[1].strip(), []
-        elif stripped.startswith("-- params:") and queries:
-            params = stripped.split(":", 1)[1].strip().rstrip(";")
-            last = queries[-1]
-            queries[-1] = WorkloadQuery(last.name, last.sql, params if params.upper() != "SELECT" else None)
-        elif stripped.startswith("--") or not stripped:
-            continue
-        elif name is not None:
-            body.append(line)
-            if stripped.endswith(";"):
-                queries.append(WorkloadQuery(name, "\n".join(body).strip().rstrip(";"), None))
-                name, body = None, []
-    return queries
 
 
 def _sample_params(conn: psycopg.Connection, q: WorkloadQuery, n: int) -> list[tuple[object, ...]]:

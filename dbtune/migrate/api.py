@@ -12,6 +12,8 @@ from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate.env import engine_for
 from dbtune.migrate.plan import MigrationPlan, plan_migration
+
+__all__ = ["apply", "downgrade", "findings_from_report", "generate", "plan_migration", "status"]
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
 from dbtune.model import Change, Finding, Severity

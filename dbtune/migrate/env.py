@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dbtune.db.connect import ConnectionSettings, connect, resolve
-from dbtune.errors import DbtuneError
+from dbtune.errors import DbtuneError, ExitCode
 
 # pg_advisory_lock key: the bytes "dbtune" read as an integer.
 ADVISORY_LOCK_KEY = int.from_bytes(b"dbtune", "big")
@@ -22,7 +22,9 @@ class _DryRunDone(Exception):
 
 
 class ApplyInProgress(DbtuneError):
-    """Another applier holds the migration lock."""
+    """Another applier holds the migration lock (exit 3: the server refused the run)."""
+
+    exit_code = ExitCode.CONNECTION
 
 
 def settings_of(config: Any) -> ConnectionSettings:

@@ -24,7 +24,8 @@ from dbtune.model import Change, ChangeKind, Finding
 SCHEMA_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX,
                 ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT}
 # Findings whose fix names the index the team chose come first, so their names win over generated ones.
-_PRIORITY = {"expected-unique-missing": 0, "expected-index-missing": 1, "invalid-index": 2}
+# Rebuilds of INVALID indexes come first: their drop must precede any build under the same name.
+_PRIORITY = {"invalid-index": 0, "expected-unique-missing": 1, "expected-index-missing": 2}
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,17 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
         for change in finding.changes:
             if change.kind not in kinds or change.up in seen_sql:
                 continue
-            if change.kind == ChangeKind.CREATE_INDEX and change.transactional is False:
+            if change.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX) and change.transactional is False:
                 stmt = _index_stmt(change.up)
                 if stmt is not None:
                     key = _index_key(stmt)
-                    if key in planned or key in unique_keys:
+                    if change.kind == ChangeKind.CREATE_INDEX and (key in planned or key in unique_keys):
                         continue  # the same index is already planned (perhaps under the team's name)
                     planned[key] = change.index or ""
                     if stmt.unique:
                         unique_keys.add(key)
-                    change = _unique_name(change, stmt, taken)
+                    if change.kind == ChangeKind.CREATE_INDEX:
+                        change = _unique_name(change, stmt, taken)
             seen_sql.add(change.up)
             if change.index:
                 taken.add(change.index)

@@ -76,5 +76,7 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
         if step.change.down:
             down += [f"# undo step {n}: {step.check_name} {step.object}",
                      f"run_step(op, {_literal(step.change.down)}, table={step.change.table!r})", ""]
-    imports = "from dbtune.migrate.runtime import analyze, attach_index, build_index, run_step"
+    body = "\n".join(up + down)
+    used = [name for name in ("analyze", "attach_index", "build_index", "run_step") if f"{name}(op" in body]
+    imports = f"from dbtune.migrate.runtime import {', '.join(used)}" if used else ""
     return imports, "\n".join(up).rstrip(), "\n".join(down).rstrip() or "pass"

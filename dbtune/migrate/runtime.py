@@ -23,14 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbtune.errors import DbtuneError
+from dbtune.errors import DbtuneError, ExitCode
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 LOCK_NOT_AVAILABLE = "55P03"
 
 
 class ApplyError(DbtuneError):
-    """A migration step failed; the message names the step and the server's reason."""
+    """A migration step failed on the server (exit 3); the message names the step and the server's reason."""
+
+    exit_code = ExitCode.CONNECTION
 
 
 def _stderr(message: str) -> None:

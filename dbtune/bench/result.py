@@ -1,0 +1,186 @@
+"""The :class:`BenchResult` of one ``dbtune bench run`` and its versioned JSON file.
+
+The file is the contract between ``bench run`` and ``bench compare`` (and CI scripts): a JSON object with
+``kind`` = ``dbtune-bench-result`` and ``result_version`` = :data:`RESULT_VERSION`; a reader refuses any
+other kind or version rather than guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbtune import __version__
+from dbtune.bench.plan import PlanShape
+from dbtune.errors import UsageError
+
+RESULT_KIND = "dbtune-bench-result"
+RESULT_VERSION = 1
+
+# Settings that change timings; two results are only comparable when these match (or with --force).
+TIMING_SETTINGS = ("jit", "work_mem", "shared_buffers", "max_parallel_workers_per_gather", "random_page_cost",
+                   "effective_cache_size")
+
+
+@dataclass(frozen=True)
+class BenchServer:
+    """The server a run measured: ``version`` (e.g. ``18.1``), ``version_num`` (``server_version_num``),
+    ``database`` and a password-free ``target`` label (``user@host:port/db``)."""
+
+    version: str
+    version_num: int
+    database: str
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """How the run was made. ``iterations`` is per client (``None`` with ``duration_s``, seconds, per
+    query); ``warmup`` executions per client are not measured; ``started_at`` is ISO 8601 UTC."""
+
+    iterations: int | None
+    duration_s: float | None
+    clients: int
+    warmup: int
+    allow_writes: bool
+    started_at: str
+    workload: str = ""
+    param_samples: int = 100
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One query's measurements. Latencies in ms; ``throughput_qps`` is executions per second over the
+    measured phase (all clients); ``histogram`` is the HdrHistogram (µs) in its compressed base64 form;
+    ``samples`` the raw latencies (ms), all of them or a uniform reservoir sample when capped; ``rows`` the
+    mean rows returned or affected per execution; ``parameters`` where each ``$n`` came from."""
+
+    name: str
+    sql: str
+    fingerprint: str
+    kind: str
+    count: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    throughput_qps: float
+    histogram: str
+    samples: tuple[float, ...]
+    plan: PlanShape | None
+    rows: float = 0.0
+    parameters: tuple[str, ...] = ()
+    first_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedQuery:
+    """A query the run did not measure, and why (writes without --allow-writes, a ``$n`` without values, a
+    statement the server cannot plan)."""
+
+    name: str
+    sql: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Per query: latency histogram, percentiles, throughput, plan shape; plus the server, the settings that
+    change timings (:data:`TIMING_SETTINGS`, as ``current_setting`` shows them) and the run parameters."""
+
+    server: BenchServer
+    settings: dict[str, str]
+    run: RunParameters
+    queries: tuple[QueryResult, ...]
+    skipped: tuple[SkippedQuery, ...] = ()
+    dbtune_version: str = field(default=__version__)
+
+    def query(self, name: str) -> QueryResult | None:
+        return next((q for q in self.queries if q.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (``result_version`` 1)."""
+        return {
+            "kind": RESULT_KIND,
+            "result_version": RESULT_VERSION,
+            "dbtune_version": self.dbtune_version,
+            "server": vars(self.server).copy(),
+            "settings": dict(self.settings),
+            "run": vars(self.run).copy(),
+            "queries": [_query_json(q) for q in self.queries],
+            "skipped": [vars(s).copy() for s in self.skipped],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "result") -> BenchResult:
+        """Read the JSON form; raises :class:`UsageError` naming ``source`` when it is not a dbtune bench
+        result of this version, or a field is missing or of the wrong type."""
+        if not isinstance(data, dict) or data.get("kind") != RESULT_KIND:
+            raise UsageError(f"{source}: not a dbtune bench result (no \"kind\": \"{RESULT_KIND}\")")
+        if data.get("result_version") != RESULT_VERSION:
+            raise UsageError(f"{source}: bench result version {data.get('result_version')!r} is not supported "
+                             f"(this dbtune reads version {RESULT_VERSION}); run `dbtune bench run` again")
+        try:
+            return cls(
+                server=BenchServer(**data["server"]),
+                settings={str(k): str(v) for k, v in data["settings"].items()},
+                run=RunParameters(**data["run"]),
+                queries=tuple(_query_from_json(q) for q in data["queries"]),
+                skipped=tuple(SkippedQuery(**s) for s in data.get("skipped", [])),
+                dbtune_version=str(data.get("dbtune_version", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+            raise UsageError(f"{source}: malformed dbtune bench result ({what})") from None
+
+
+def _query_json(q: QueryResult) -> dict[str, Any]:
+    data = vars(q).copy()
+    data["samples"] = list(q.samples)
+    data["parameters"] = list(q.parameters)
+    data["plan"] = q.plan.to_json() if q.plan else None
+    return data
+
+
+def _query_from_json(data: dict[str, Any]) -> QueryResult:
+    data = dict(data)
+    data["samples"] = tuple(float(s) for s in data["samples"])
+    data["parameters"] = tuple(str(p) for p in data.get("parameters", ()))
+    data["plan"] = PlanShape.from_json(data["plan"]) if data.get("plan") else None
+    return QueryResult(**data)
+
+
+def save_result(result: BenchResult, path: Path) -> None:
+    """Write ``result`` as JSON to ``path`` (whole, then renamed). Raises :class:`UsageError` when the file
+    cannot be written."""
+    text = json.dumps(result.to_json(), indent=1) + "\n"
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def load_result(path: Path) -> BenchResult:
+    """Read a result file. Raises :class:`UsageError` naming the file when it is missing, not UTF-8 JSON,
+    or not a dbtune bench result of this version."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a dbtune bench result (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not a dbtune bench result (invalid JSON at line {exc.lineno}: {exc.msg})") from None
+    return BenchResult.from_json(parsed, str(path))

@@ -1,0 +1,94 @@
+"""``dbtune bench run`` and ``dbtune bench compare BEFORE AFTER``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dbtune.bench import (
+    BenchOptions,
+    compare,
+    load_result,
+    load_workload,
+    pg_stat_statements_workload,
+    run_bench,
+    save_result,
+)
+from dbtune.cli.common import DsnOption, OutputOption, QuietOption, VerboseOption, note, write_output
+from dbtune.db.connect import resolve
+from dbtune.errors import UsageError
+from dbtune.report import Format
+from dbtune.report.bench import render_comparison, render_result
+
+app = typer.Typer(help="Benchmark a workload, and compare two runs before and after a change.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run_command(
+    dsn: DsnOption = None,
+    workload: Annotated[Path | None, typer.Option(
+        "--workload", help="SQL file: statements with optional `-- name:` and `-- params:` lines "
+        "(sample_configs/guide/workload.sql), or plain statements.", show_default=False)] = None,
+    top: Annotated[int | None, typer.Option(
+        "--from-pg-stat-statements", help="Benchmark the top N statements of pg_stat_statements by "
+        "total_exec_time instead of a file.", show_default=False)] = None,
+    iterations: Annotated[int, typer.Option("--iterations", help="Measured executions per query and client.")
+                          ] = 100,
+    duration: Annotated[float | None, typer.Option(
+        "--duration", help="Run each query for S seconds per client instead of --iterations.",
+        show_default=False)] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Unmeasured executions per query and client first.")] = 5,
+    clients: Annotated[int, typer.Option("--clients", help="Concurrent sessions (one connection each).")] = 1,
+    allow_writes: Annotated[bool, typer.Option(
+        "--allow-writes", help="Also run INSERT/UPDATE/DELETE/MERGE, each execution in a transaction that is "
+        "rolled back.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result (JSON) to FILE for `bench compare`.",
+                                             show_default=False)] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Summary format on stdout.")] = Format.TEXT,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run a workload against the database and record latencies, throughput and plan shapes."""
+    if (workload is None) == (top is None):
+        raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
+    options = BenchOptions(iterations=iterations, duration_s=duration, warmup=warmup, clients=clients,
+                           allow_writes=allow_writes)
+    options.validate()
+    queries = load_workload(workload) if workload is not None else None
+    settings = resolve(dsn)
+    if queries is None:
+        assert top is not None
+        queries = pg_stat_statements_workload(settings, top)
+        if not queries:
+            raise UsageError(f"--from-pg-stat-statements {top}: pg_stat_statements holds no SELECT or DML "
+                             "statement for this database")
+        source = f"pg_stat_statements top {top}"
+    else:
+        source = str(workload)
+    result = run_bench(settings, queries, options, source=source, progress=lambda m: note(m, quiet))
+    if not result.queries:
+        first = result.skipped[0]
+        raise UsageError(f"no query could be run: all {len(result.skipped)} skipped "
+                         f"(first: {first.name}: {first.reason})")
+    if out is not None:
+        save_result(result, out)
+        note(f"wrote {out}", quiet)
+    write_output(render_result(result, format), None)
+
+
+@app.command("compare")
+def compare_command(
+    before: Annotated[Path, typer.Argument(help="Result file of the run before the change (`bench run --out`).")],
+    after: Annotated[Path, typer.Argument(help="Result file of the run after the change.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Compare even when the server, database or timing settings differ.")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    output: OutputOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Compare two runs query by query: percentiles, speedup with its confidence interval, plan changes."""
+    comparison = compare(load_result(before), load_result(after), force=force)
+    write_output(render_comparison(comparison, format), output)

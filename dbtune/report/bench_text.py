@@ -1,0 +1,86 @@
+"""Plain-text renderings of ``dbtune bench``: the summary of one run and the before/after comparison
+table (query, p50/p95/p99/mean before → after, speedup with its interval, verdict, plan change)."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from dbtune.bench.compare import Comparison
+from dbtune.bench.result import BenchResult
+from dbtune.bench.stats import RatioEstimate
+
+NAME_WIDTH = 28
+PLAN_WIDTH = 60
+
+
+def ms(value: float) -> str:
+    """A latency in ms with about three significant digits: ``0.052``, ``1.23``, ``12.3``, ``1234``."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _arrow(before: float, after: float) -> str:
+    return f"{ms(before)} → {ms(after)}"
+
+
+def _ratio(r: RatioEstimate | None) -> str:
+    if r is None:
+        return "—"
+    return f"{r.point:.2f}× [{r.low:.2f}, {r.high:.2f}]"
+
+
+def render_comparison_text(c: Comparison) -> str:
+    b, a = c.before_server, c.after_server
+    lines = [f"dbtune bench compare — before: PostgreSQL {b.version} {b.target or b.database}; "
+             f"after: PostgreSQL {a.version} {a.target or a.database}",
+             "latencies in ms; speedup = mean before / mean after with its 95% bootstrap interval "
+             f"(seed {c.seed}, {c.resamples} resamples); a verdict needs the mean and median ratios to "
+             f"agree, with intervals excluding 1 and a change of at least {c.min_change:.0%}"]
+    rows = [(q.name, _arrow(q.before.p50_ms, q.after.p50_ms), _arrow(q.before.p95_ms, q.after.p95_ms),
+             _arrow(q.before.p99_ms, q.after.p99_ms), _arrow(q.before.mean_ms, q.after.mean_ms),
+             _ratio(q.speedup), q.verdict.value, q.plan_change or "")
+            for q in c.queries]
+    if rows:
+        lines += ["", tabulate(rows, headers=["query", "p50", "p95", "p99", "mean", "speedup [95% CI]", "verdict",
+                                              "plan change"],
+                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, PLAN_WIDTH],
+                               tablefmt="simple")]
+    else:
+        lines += ["", "no query appears in both runs"]
+    if c.only_before:
+        lines.append(f"only before: {', '.join(c.only_before)}")
+    if c.only_after:
+        lines.append(f"only after: {', '.join(c.only_after)}")
+    if c.forced:
+        lines += ["", "COMPARED DESPITE (--force)"] + [f"  {d}" for d in c.forced]
+    if c.notes:
+        lines += ["", "NOTES"] + [f"  {n}" for n in c.notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_result_text(r: BenchResult) -> str:
+    run = r.run
+    how = f"{run.duration_s:g} s" if run.duration_s else f"{run.iterations} iterations"
+    lines = [f"dbtune bench run — PostgreSQL {r.server.version} {r.server.target or r.server.database} — "
+             f"{how} x {run.clients} client{'s' if run.clients != 1 else ''}, warm-up {run.warmup}"
+             + (", writes rolled back" if run.allow_writes else ""),
+             "latencies in ms"]
+    rows = [(q.name, q.count, q.errors, ms(q.p50_ms), ms(q.p95_ms), ms(q.p99_ms), ms(q.mean_ms),
+             f"{q.throughput_qps:.0f}", f"{q.rows:.1f}", q.plan.shape if q.plan else "")
+            for q in r.queries]
+    if rows:
+        lines += ["", tabulate(rows, headers=["query", "runs", "errors", "p50", "p95", "p99", "mean", "q/s", "rows",
+                                              "plan"],
+                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, None, PLAN_WIDTH],
+                               tablefmt="simple")]
+    failing = [q for q in r.queries if q.errors]
+    if failing:
+        lines += ["", "ERRORS"] + [f"  {q.name}: {q.errors} failed: {q.first_error}" for q in failing]
+    if r.skipped:
+        lines += ["", "SKIPPED"] + [f"  {s.name}: {s.reason}" for s in r.skipped]
+    return "\n".join(lines) + "\n"

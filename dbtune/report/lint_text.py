@@ -1,0 +1,60 @@
+"""Plain-text migration lint report: a summary line, one tabulate table of findings (location, severity,
+rule, source, message), the suggested fix SQL of each numbered finding, then notes (squawk's status,
+what could not be read)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from dbtune.migrate.lint import LintFinding, LintResult
+
+MESSAGE_WIDTH = 72
+
+
+def _source(f: LintFinding) -> str:
+    return f"{f.source}+squawk" if f.also else f.source
+
+
+def _message(f: LintFinding) -> str:
+    text = f.message
+    if f.help:
+        text += f" ({f.help.rstrip('.')})"
+    if f.also:
+        text += f" [squawk: {', '.join(f.also)}]"
+    return text
+
+
+def _squawk_line(result: LintResult) -> str:
+    s = result.squawk
+    if not s.ran:
+        return f"squawk not run ({s.detail})"
+    folded = sum(len(f.also) for f in result.findings)
+    own = sum(1 for f in result.findings if f.source == "squawk")
+    return f"squawk {s.version or ''} ran: {own} finding(s) of its own, {folded} matching dbtune's".replace("  ", " ")
+
+
+def render_lint_text(result: LintResult) -> str:
+    counts = result.counts()
+    n_files = len(result.files)
+    n = len(result.findings)
+    lines = [f"dbtune migrate lint: {n_files} file{'s' if n_files != 1 else ''}, {n} finding{'s' if n != 1 else ''}: "
+             f"{counts['error']} error, {counts['warning']} warning, {counts['info']} info",
+             _squawk_line(result)]
+    numbered = list(enumerate(result.findings, start=1))
+    if numbered:
+        rows = [(n, f.location, f.severity.value, f"{f.rule_id} {f.rule}" if f.rule_id else f.rule, _source(f),
+                 _message(f)) for n, f in numbered]
+        lines += ["", tabulate(rows, headers=["#", "location", "severity", "rule", "source", "message"],
+                               maxcolwidths=[None, 40, None, None, None, MESSAGE_WIDTH], tablefmt="simple")]
+    fixes = [(n, f) for n, f in numbered if f.changes]
+    if fixes:
+        lines += ["", "FIX SQL"]
+        for n, f in fixes:
+            lines.append(f"-- #{n} {f.rule} {f.location}")
+            lines += [c.up for c in f.changes]
+    if result.notes:
+        lines += ["", "NOTES"] + [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"

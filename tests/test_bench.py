@@ -1,0 +1,575 @@
+"""``dbtune bench``: workload files, ``$n`` discovery, plan shapes, the comparison statistics on synthetic
+samples with known answers, the result file and the refusal to compare unlike runs, and real runs on
+every available server (a ``$1`` sampled from the data, a Seq Scan that becomes an Index Scan, DML that is
+rolled back or refused, pg_stat_statements as the workload source).
+
+No assertion depends on how fast anything ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import conftest
+import pglast
+import psycopg
+import pytest
+
+from dbtune.bench import (
+    RESULT_VERSION,
+    TIMING_SETTINGS,
+    BenchResult,
+    BenchServer,
+    PlanShape,
+    QueryResult,
+    ResultsDiffer,
+    RunParameters,
+    Verdict,
+    compare,
+    load_result,
+    load_workload,
+    parse_workload,
+    save_result,
+)
+from dbtune.bench.compare import plan_change
+from dbtune.bench.params import analyse
+from dbtune.bench.plan import plan_shape
+from dbtune.bench.stats import bootstrap_ratios, decode
+from dbtune.bench.workload import statement_kind
+from dbtune.cli.app import main
+from dbtune.db.local_server import free_port
+from dbtune.errors import UsageError
+from dbtune.report.bench import render_comparison
+from dbtune.samples import guide_file
+
+# --- running the CLI in this process ------------------------------------------------------------------
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Run(code={self.code}, out={self.out[-800:]!r}, err={self.err[-800:]!r})"
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``dbtune ARGS`` through the console entry point (error boundary included), in ``tmp_path``, with no
+    PG*/DBTUNE_*/DATABASE_URL variables."""
+
+    def run(*args: str) -> Run:
+        with monkeypatch.context() as m:
+            for key in [k for k in os.environ if k.startswith(("PG", "DBTUNE_")) or k == "DATABASE_URL"]:
+                m.delenv(key)
+            m.chdir(tmp_path)
+            m.setattr(sys, "argv", ["dbtune", *args])
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as stopped:
+                main()
+            out, err = capsys.readouterr()
+        assert isinstance(stopped.value.code, int)
+        return Run(stopped.value.code, out, err)
+
+    return run
+
+
+def assert_error(run: Run, code: int, *culprits: str) -> str:
+    """Exactly one ``error:`` line naming every culprit, exit ``code``, nothing on stdout."""
+    assert run.code == code, run
+    lines = run.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
+    assert "Traceback" not in run.err
+    for culprit in culprits:
+        assert culprit in lines[0], (culprit, lines[0])
+    assert run.out == ""
+    return lines[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- workload files ---------------------------------------------------------------------------------
+
+
+def test_guide_workload_parses_with_names_and_params() -> None:
+    queries = load_workload(guide_file("workload.sql"))
+    names = [q.name for q in queries]
+    assert "orders-by-status" in names and "job-queue-claim" in names
+    by_name = {q.name: q for q in queries}
+    assert by_name["orders-by-status"].params_sql == "SELECT 'pending' AS status"
+    assert by_name["job-queue-claim"].params_sql is None  # "-- params: SELECT": no parameters
+    assert "$1" in by_name["webhook-dedup-lookup"].sql and not by_name["webhook-dedup-lookup"].sql.endswith(";")
+    assert statement_kind(by_name["job-queue-claim"].sql) == "write"  # FOR UPDATE SKIP LOCKED locks rows
+    assert statement_kind(by_name["orders-by-status"].sql) == "read"
+    # The demo reads the same format through the same function.
+    from dbtune.db import demo
+    assert demo.parse_workload is parse_workload
+
+
+def test_plain_sql_file_is_split_by_pglast(tmp_path: Path) -> None:
+    path = write(tmp_path / "mix.sql", "-- a comment\nSELECT ';' AS semi FROM t WHERE a = $1;\n\n"
+                                      "SELECT 2; UPDATE t SET a = 1\n")
+    queries = load_workload(path)
+    assert [q.name for q in queries] == ["mix-1", "mix-2", "mix-3"]
+    assert queries[0].sql == "SELECT ';' AS semi FROM t WHERE a = $1"
+    assert [statement_kind(q.sql) for q in queries] == ["read", "read", "write"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file"),
+    (b"", "no SQL statement"),
+    (b"-- only a comment\n\n", "no SQL statement"),
+    (b"SELECT 'caf\xe9'", "not UTF-8"),
+    (b"SELEC 1;", "does not parse"),
+    (b"-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n", "used more than once"),
+    (b"-- name: broken\nSELECT FROM WHERE;\n", "query 'broken' does not parse"),
+])
+def test_bad_workload_file_is_one_error_line_exit_2(cli, tmp_path: Path, content: bytes | None,  # type: ignore[no-untyped-def]
+                                                     message: str) -> None:
+    path = tmp_path / "w.sql"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UsageError, match="--workload"):
+        load_workload(path)
+    assert_error(cli("bench", "run", "--dsn", "host=/nonexistent", "--workload", str(path)), 2, str(path), message)
+
+
+def test_workload_source_is_required_exactly_once(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path / "w.sql", "SELECT 1;")
+    assert_error(cli("bench", "run"), 2, "--workload", "--from-pg-stat-statements")
+    assert_error(cli("bench", "run", "--workload", str(path), "--from-pg-stat-statements", "3"), 2, "exactly one")
+    assert_error(cli("bench", "run", "--workload", str(path), "--iterations", "0"), 2, "--iterations")
+    assert_error(cli("bench", "run", "--workload", str(path), "--clients", "0"), 2, "--clients")
+
+
+def test_cannot_connect_exits_3(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path / "w.sql", "SELECT 1;")
+    port = free_port()
+    dsn = f"host=127.0.0.1 port={port} dbname=x user=x password=PW-s3cret connect_timeout=2"
+    line = assert_error(cli("bench", "run", "--dsn", dsn, "--workload", str(path)), 3, f"127.0.0.1:{port}")
+    assert "PW-s3cret" not in line
+
+
+# --- finding the column of each $n --------------------------------------------------------------------
+
+
+def _uses(sql: str) -> dict[int, tuple[str, ...]]:
+    found = analyse(sql)
+    out: dict[int, tuple[str, ...]] = {}
+    for use in found.uses:
+        out.setdefault(use.number, use.names)
+    return out
+
+
+def test_parameters_are_found_in_every_supported_predicate() -> None:
+    sql = ("SELECT o.id FROM public.orders o JOIN customers c ON c.id = o.customer_id "
+           "WHERE o.status = $1 AND $2 < o.created_at AND c.region IN ($3, $4) AND c.name LIKE $5 "
+           "AND o.total BETWEEN $6 AND $7 AND o.id = ANY($8) AND o.qty = $9::int AND note ILIKE $10 "
+           "ORDER BY o.created_at LIMIT $11 OFFSET $12")
+    found = analyse(sql)
+    assert found.numbers == set(range(1, 13))
+    uses = _uses(sql)
+    assert uses == {1: ("o", "status"), 2: ("o", "created_at"), 3: ("c", "region"), 4: ("c", "region"),
+                    5: ("c", "name"), 6: ("o", "total"), 7: ("o", "total"), 8: ("o", "id"), 9: ("o", "qty"),
+                    10: ("note",)}
+    assert [u.array for u in found.uses if u.number == 8] == [True]
+    assert found.fixed == {11: ("100", "LIMIT (sent as 100)"), 12: ("0", "OFFSET (sent as 0)")}
+    scope = next(u for u in found.uses if u.number == 1).scopes[0]
+    assert scope.tables == {"o": ("public", "orders"), "c": (None, "customers")}
+
+
+def test_parameters_of_dml_map_to_the_target_columns() -> None:
+    assert _uses("INSERT INTO s.t (a, b) VALUES ($1, $2)") == {1: ("a",), 2: ("b",)}
+    assert _uses("UPDATE t SET qty = $1 WHERE code = $2") == {1: ("qty",), 2: ("code",)}
+    assert _uses("DELETE FROM t x USING u WHERE x.a = $1 AND u.b = $2") == {1: ("x", "a"), 2: ("u", "b")}
+
+
+def test_subquery_columns_are_scoped_and_not_followed() -> None:
+    found = analyse("SELECT * FROM (SELECT code FROM items) s WHERE s.code = $1 "
+                    "AND EXISTS (SELECT 1 FROM other WHERE other.k = $2)")
+    use1 = next(u for u in found.uses if u.number == 1)
+    assert use1.scopes[0].derived == {"s"} and use1.scopes[0].tables == {}
+    use2 = next(u for u in found.uses if u.number == 2)
+    assert use2.scopes[0].tables == {"other": (None, "other")}
+    assert _uses("SELECT $1::int + 1") == {}
+
+
+# --- plan shapes -----------------------------------------------------------------------------------
+
+
+EXPLAIN_JSON = [{"Plan": {
+    "Node Type": "Limit", "Total Cost": 12.5, "Plans": [{
+        "Node Type": "Hash Join", "Join Type": "Left", "Plans": [
+            {"Node Type": "Seq Scan", "Relation Name": "orders", "Parallel Aware": True},
+            {"Node Type": "Hash", "Plans": [
+                {"Node Type": "Index Scan", "Index Name": "customers_pkey", "Relation Name": "customers"}]},
+        ]}]}}]
+
+
+def test_plan_shape_is_compact_and_lists_scans() -> None:
+    shape = plan_shape(EXPLAIN_JSON, "generic")
+    assert shape.shape == ("Limit > Hash Left Join > [Parallel Seq Scan on orders, "
+                           "Hash > Index Scan using customers_pkey on customers]")
+    assert shape.scans == ("Index Scan using customers_pkey on customers", "Seq Scan on orders")
+    assert shape.total_cost == 12.5 and shape.kind == "generic"
+
+
+def test_plan_change_names_the_scans_that_changed() -> None:
+    seq = PlanShape("Limit > Sort > Seq Scan on orders", ("Seq Scan on orders",), "generic", 100.0)
+    idx = PlanShape("Limit > Index Scan using idx_orders_status_created on orders",
+                    ("Index Scan using idx_orders_status_created on orders",), "generic", 8.0)
+    assert plan_change(seq, idx) == "Seq Scan on orders → Index Scan using idx_orders_status_created on orders"
+    assert plan_change(seq, seq) is None
+    assert plan_change(seq, None) is None
+    hashed = PlanShape("HashAggregate > Seq Scan on orders", ("Seq Scan on orders",), "generic", 1.0)
+    sorted_ = PlanShape("GroupAggregate > Sort > Seq Scan on orders", ("Seq Scan on orders",), "generic", 1.0)
+    assert plan_change(hashed, sorted_) == ("HashAggregate > Seq Scan on orders → "
+                                            "GroupAggregate > Sort > Seq Scan on orders")
+
+
+# --- the statistics, on synthetic samples with known answers ----------------------------------------
+
+
+def lognormal(n: int, median_ms: float, sigma: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [median_ms * rng.lognormvariate(0.0, sigma) for _ in range(n)]
+
+
+def make_result(samples: dict[str, list[float]], *, version_num: int = 180001, database: str = "app",
+                settings: dict[str, str] | None = None, plans: dict[str, PlanShape] | None = None) -> BenchResult:
+    queries = []
+    for name, xs in samples.items():
+        s = sorted(xs)
+        queries.append(QueryResult(
+            name=name, sql=f"SELECT * FROM {name} WHERE id = $1", fingerprint=pglast.fingerprint(
+                f"SELECT * FROM {name} WHERE id = $1"), kind="read", count=len(xs), errors=0,
+            p50_ms=s[len(s) // 2], p95_ms=s[int(len(s) * 0.95)], p99_ms=s[int(len(s) * 0.99)],
+            mean_ms=sum(xs) / len(xs), min_ms=s[0], max_ms=s[-1], throughput_qps=1000.0 / (sum(xs) / len(xs)),
+            histogram="", samples=tuple(xs), plan=(plans or {}).get(name)))
+    return BenchResult(
+        server=BenchServer("18.1", version_num, database, "app@db:5432/app"),
+        settings=settings or {name: "default" for name in TIMING_SETTINGS},
+        run=RunParameters(iterations=len(next(iter(samples.values()))), duration_s=None, clients=1, warmup=5,
+                          allow_writes=False, started_at="2025-01-01T00:00:00+00:00"),
+        queries=tuple(queries))
+
+
+def test_identical_samples_are_no_significant_change_with_ci_around_1() -> None:
+    xs = lognormal(200, 2.0, 0.4, seed=1)
+    c = compare(make_result({"q": xs}), make_result({"q": xs}))
+    q = c.queries[0]
+    assert q.speedup is not None and q.median_ratio is not None
+    assert q.speedup.point == pytest.approx(1.0) and q.median_ratio.point == pytest.approx(1.0)
+    assert q.speedup.low < 1.0 < q.speedup.high
+    assert q.median_ratio.low <= 1.0 <= q.median_ratio.high
+    assert q.verdict is Verdict.NO_CHANGE
+
+
+def test_same_distribution_drawn_twice_is_no_significant_change() -> None:
+    c = compare(make_result({"q": lognormal(150, 2.0, 0.4, seed=2)}),
+                make_result({"q": lognormal(150, 2.0, 0.4, seed=3)}))
+    q = c.queries[0]
+    assert q.speedup is not None and q.speedup.contains(1.0)
+    assert q.verdict is Verdict.NO_CHANGE
+
+
+def test_twice_as_fast_is_faster_with_ci_excluding_1_and_the_reverse_is_slower() -> None:
+    before = lognormal(100, 2.0, 0.4, seed=4)
+    after = lognormal(100, 1.0, 0.4, seed=5)
+    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
+    assert q.speedup is not None and q.median_ratio is not None
+    assert 1.0 < q.speedup.low <= q.speedup.point <= q.speedup.high
+    assert 1.7 < q.speedup.point < 2.3 and q.speedup.contains(2.0)
+    assert 1.0 < q.median_ratio.low and q.median_ratio.contains(2.0)
+    assert q.verdict is Verdict.FASTER
+    back = compare(make_result({"q": after}), make_result({"q": before})).queries[0]
+    assert back.speedup is not None and back.speedup.high < 1.0
+    assert back.verdict is Verdict.SLOWER
+
+
+def test_small_shift_within_noise_is_no_significant_change() -> None:
+    before = lognormal(50, 2.0, 0.6, seed=6)
+    after = [x / 1.03 for x in reversed(before)]  # exactly 3 % faster, buried in a 60 % spread
+    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
+    assert q.speedup is not None and q.speedup.point == pytest.approx(1.03)
+    assert q.speedup.contains(1.0) and q.speedup.contains(1.03)
+    assert q.verdict is Verdict.NO_CHANGE
+
+
+def test_a_significant_but_tiny_change_is_not_called_an_improvement() -> None:
+    before = lognormal(5000, 2.0, 0.05, seed=8)
+    after = [x / 1.02 for x in before]  # exactly 2 % faster: the interval excludes 1, the change is tiny
+    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
+    assert q.speedup is not None and q.speedup.low > 1.0
+    assert q.verdict is Verdict.NO_CHANGE
+
+
+def test_the_interval_is_deterministic_with_the_fixed_seed() -> None:
+    before, after = lognormal(300, 2.0, 0.5, seed=9), lognormal(300, 1.8, 0.5, seed=10)
+    first = bootstrap_ratios(before, after, key="k")
+    assert bootstrap_ratios(before, after, key="k") == first
+    assert bootstrap_ratios(before, after, key="k", seed=1) != first  # the seed is really used
+    c1 = compare(make_result({"q": before}), make_result({"q": after}))
+    c2 = compare(make_result({"q": before}), make_result({"q": after}))
+    assert c1 == c2
+
+
+def test_the_interval_covers_the_truth_about_95_percent_of_the_time() -> None:
+    """Same distribution on both sides, 80 independent pairs: a 95 % interval that is too narrow (a
+    wrong standard error) would miss 1 far more often than 4 times in 80."""
+    misses = 0
+    for trial in range(80):
+        b = lognormal(60, 2.0, 0.5, seed=1000 + trial)
+        a = lognormal(60, 2.0, 0.5, seed=5000 + trial)
+        mean_ratio, _ = bootstrap_ratios(b, a, key=str(trial), resamples=400)
+        misses += not mean_ratio.contains(1.0)
+    assert misses <= 12
+
+
+def test_too_few_samples_give_no_verdict() -> None:
+    q = compare(make_result({"q": [1.0]}), make_result({"q": [2.0]})).queries[0]
+    assert q.speedup is None and q.verdict is Verdict.NO_DATA
+
+
+def test_queries_are_matched_by_fingerprint_then_name() -> None:
+    before = make_result({"a": [1.0, 2.0], "b": [1.0, 2.0]})
+    after = make_result({"a": [1.0, 2.0], "c": [1.0, 2.0]})
+    renamed = replace(after.queries[0], name="a-renamed")
+    after = replace(after, queries=(renamed, after.queries[1]))
+    c = compare(before, after)
+    assert [q.name for q in c.queries] == ["a / a-renamed"]
+    assert c.only_before == ("b",) and c.only_after == ("c",)
+
+
+# --- refusing to compare unlike runs -------------------------------------------------------------------
+
+
+def test_different_servers_or_settings_are_refused_unless_forced() -> None:
+    xs = lognormal(20, 1.0, 0.2, seed=11)
+    base = make_result({"q": xs})
+    other_version = make_result({"q": xs}, version_num=150010)
+    with pytest.raises(ResultsDiffer, match="server_version_num 180001 before, 150010 after"):
+        compare(base, other_version)
+    with pytest.raises(ResultsDiffer, match="database 'app' before, 'other' after"):
+        compare(base, make_result({"q": xs}, database="other"))
+    changed = dict(base.settings, work_mem="64MB", jit="off")
+    with pytest.raises(ResultsDiffer) as refused:
+        compare(base, make_result({"q": xs}, settings=changed))
+    assert "setting work_mem 'default' before, '64MB' after" in str(refused.value)
+    assert "setting jit" in str(refused.value) and "--force" in str(refused.value)
+    forced = compare(base, other_version, force=True)
+    assert forced.forced == ("server_version_num 180001 before, 150010 after",)
+    assert "COMPARED DESPITE (--force)" in render_comparison(forced)
+    assert compare(base, make_result({"q": xs})).forced == ()
+
+
+def test_compare_cli_refuses_and_force_overrides(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    xs = lognormal(30, 1.0, 0.2, seed=12)
+    save_result(make_result({"q": xs}), tmp_path / "before.json")
+    save_result(make_result({"q": xs}, settings={n: "x" for n in TIMING_SETTINGS}), tmp_path / "after.json")
+    assert_error(cli("bench", "compare", "before.json", "after.json"), 2, "shared_buffers", "--force")
+    forced = cli("bench", "compare", "before.json", "after.json", "--force", "--format", "json")
+    assert forced.code == 0, forced
+    data = json.loads(forced.out)
+    assert len(data["forced"]) == len(TIMING_SETTINGS)
+    assert data["queries"][0]["verdict"] == "no significant change"
+
+
+# --- the result file ---------------------------------------------------------------------------------
+
+
+def test_result_file_round_trips(tmp_path: Path) -> None:
+    plan = PlanShape("Seq Scan on q", ("Seq Scan on q",), "generic", 3.5)
+    result = make_result({"q": lognormal(10, 1.0, 0.2, seed=13)}, plans={"q": plan})
+    save_result(result, tmp_path / "r.json")
+    assert load_result(tmp_path / "r.json") == result
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["kind"] == "dbtune-bench-result" and data["result_version"] == RESULT_VERSION
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file"),
+    (b"{not json", "invalid JSON"),
+    (b"\xff\xfe", "not UTF-8"),
+    (json.dumps({"report_version": 1, "findings": []}).encode(), "not a dbtune bench result"),
+    (json.dumps({"kind": "dbtune-bench-result", "result_version": 99}).encode(), "version 99 is not supported"),
+    (json.dumps({"kind": "dbtune-bench-result", "result_version": RESULT_VERSION}).encode(), "missing key"),
+])
+def test_a_file_that_is_not_a_bench_result_is_one_error_line(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             content: bytes | None, message: str) -> None:
+    save_result(make_result({"q": [1.0, 2.0]}), tmp_path / "good.json")
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        load_result(bad)
+    assert_error(cli("bench", "compare", "good.json", "bad.json"), 2, "bad.json", message)
+
+
+# --- real runs on every available server -----------------------------------------------------------------
+
+
+ITEMS = """
+CREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code text NOT NULL, qty int NOT NULL,
+                    cat int NOT NULL);
+INSERT INTO items (code, qty, cat) SELECT 'c' || g, g % 97, g % 7 FROM generate_series(1, 5000) g;
+ANALYZE items;
+"""
+
+ITEMS_CHECKSUM = ("SELECT count(*), sum(qty), md5(string_agg(id || ':' || code || ':' || qty, ',' ORDER BY id)) "
+                  "FROM items")
+
+
+def bench_run(cli, *args: str) -> Run:  # type: ignore[no-untyped-def]
+    run = cli("bench", "run", "--quiet", *args)
+    assert run.code == 0, run
+    assert run.err == ""
+    return run
+
+
+def test_run_samples_parameters_records_plans_and_compare_shows_the_index(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
+                                                                          tmp_path: Path) -> None:
+    db.execute(ITEMS)
+    sql = "SELECT id, qty FROM items WHERE code = $1"
+    write(tmp_path / "w.sql", f"-- name: item-by-code\n{sql};\n")
+    run = bench_run(cli, "--dsn", db.dsn, "--workload", "w.sql", "--iterations", "20", "--warmup", "2",
+                     "--out", "before.json")
+    assert "item-by-code" in run.out and "Seq Scan on items" in run.out  # the summary table on stdout
+
+    data = json.loads((tmp_path / "before.json").read_text())
+    version_num = int(db.query("SELECT current_setting('server_version_num')")[0][0])  # type: ignore[arg-type]
+    assert data["kind"] == "dbtune-bench-result" and data["result_version"] == RESULT_VERSION
+    assert data["server"]["version_num"] == version_num and data["server"]["database"] == db.name
+    assert set(data["settings"]) == set(TIMING_SETTINGS)
+    assert data["settings"]["work_mem"] == db.query("SHOW work_mem")[0][0]
+    assert data["run"] | {"started_at": None} == {
+        "iterations": 20, "duration_s": None, "clients": 1, "warmup": 2, "allow_writes": False,
+        "started_at": None, "workload": "w.sql", "param_samples": 100, "seed": 1}
+    assert data["run"]["started_at"].startswith("20")
+    assert data["skipped"] == []
+    (q,) = data["queries"]
+    assert q["name"] == "item-by-code" and q["sql"] == sql and q["kind"] == "read"
+    assert q["fingerprint"] == pglast.fingerprint(sql)
+    assert q["count"] == 20 and q["errors"] == 0 and q["first_error"] is None
+    assert 0 < q["min_ms"] <= q["p50_ms"] <= q["p95_ms"] <= q["p99_ms"] <= q["max_ms"] * 1.001
+    assert q["min_ms"] <= q["mean_ms"] <= q["max_ms"] and q["throughput_qps"] > 0
+    assert len(q["samples"]) == 20 and min(q["samples"]) == pytest.approx(q["min_ms"], abs=1e-3)
+    histogram = decode(q["histogram"])
+    assert histogram.get_total_count() == 20
+    # $1 took values from items.code, and every one of them exists: exactly one row per execution.
+    assert q["parameters"] == ["$1: public.items.code (100 distinct values, ORDER BY random())"]
+    assert q["rows"] == 1.0
+    assert "Seq Scan on items" in q["plan"]["shape"] and q["plan"]["scans"] == ["Seq Scan on items"]
+    assert q["plan"]["kind"] == ("generic" if version_num >= 160000 else "custom")
+
+    db.execute("CREATE INDEX items_code_idx ON items (code); ANALYZE items")
+    bench_run(cli, "--dsn", db.dsn, "--workload", "w.sql", "--iterations", "20", "--warmup", "2",
+               "--out", "after.json")
+    after = load_result(tmp_path / "after.json")
+    assert after.queries[0].plan is not None and "items_code_idx" in after.queries[0].plan.shape
+
+    text = cli("bench", "compare", "before.json", "after.json")
+    assert text.code == 0, text
+    assert "Seq Scan on items →" in text.out and "items_code_idx on items" in text.out
+    as_json = cli("bench", "compare", "before.json", "after.json", "--format", "json")
+    (cq,) = json.loads(as_json.out)["queries"]
+    assert cq["plan_change"].startswith("Seq Scan on items → ") and "items_code_idx" in cq["plan_change"]
+    assert cq["before"]["count"] == cq["after"]["count"] == 20
+    assert cq["speedup"]["ci_low"] <= cq["speedup"]["point"] <= cq["speedup"]["ci_high"]
+    assert cq["verdict"] in {v.value for v in Verdict}
+
+
+def test_allow_writes_runs_dml_and_rolls_every_execution_back(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    db.execute(ITEMS)
+    checksum = db.query(ITEMS_CHECKSUM)
+    write(tmp_path / "dml.sql", "-- name: bump\nUPDATE items SET qty = qty + 1 WHERE code = $1;\n"
+                                "-- name: remove\nDELETE FROM items WHERE code = $1;\n"
+                                "-- name: add\nINSERT INTO items (code, qty, cat) VALUES ($1, $2, $3);\n"
+                                "-- name: claim\nSELECT id FROM items WHERE cat = $1 LIMIT 1 FOR UPDATE;\n")
+    bench_run(cli, "--dsn", db.dsn, "--workload", "dml.sql", "--iterations", "10", "--warmup", "1",
+               "--clients", "2", "--allow-writes", "--out", "w.json")
+    result = load_result(tmp_path / "w.json")
+    assert result.run.allow_writes and result.skipped == ()
+    for q in result.queries:
+        assert (q.kind, q.count, q.errors) == ("write", 20, 0), q
+        assert q.rows == 1.0, q  # each execution did change (or lock) one row before its rollback
+    assert db.query(ITEMS_CHECKSUM) == checksum
+
+
+def test_without_allow_writes_dml_is_skipped_and_nothing_changes(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
+                                                                 tmp_path: Path) -> None:
+    db.execute(ITEMS)
+    checksum = db.query(ITEMS_CHECKSUM)
+    write(tmp_path / "mixed.sql", """
+-- name: read
+SELECT count(*) FROM items WHERE cat = $1;
+-- name: bump
+UPDATE items SET qty = 0 WHERE code = $1;
+-- name: cte-delete
+WITH d AS (DELETE FROM items RETURNING id) SELECT count(*) FROM d;
+-- name: no-column
+SELECT $1::int + 1;
+-- name: from-subquery
+SELECT * FROM (SELECT code FROM items) s WHERE s.code = $1;
+-- name: missing-table
+SELECT * FROM no_such_table WHERE x = 1;
+""")
+    bench_run(cli, "--dsn", db.dsn, "--workload", "mixed.sql", "--iterations", "5", "--out", "r.json")
+    result = load_result(tmp_path / "r.json")
+    assert [q.name for q in result.queries] == ["read"]
+    assert result.queries[0].rows == 1.0 and result.queries[0].count == 5
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert reasons["bump"].startswith("it writes (UPDATE); pass --allow-writes")
+    assert reasons["cte-delete"].startswith("it locks or modifies rows") and "--allow-writes" in reasons["cte-delete"]
+    assert "$1 is not compared with a table column" in reasons["no-column"]
+    assert "subquer" in reasons["from-subquery"]
+    assert "no_such_table" in reasons["missing-table"]
+    assert db.query(ITEMS_CHECKSUM) == checksum
+
+    write(tmp_path / "only-dml.sql", "DELETE FROM items WHERE code = $1;")
+    assert_error(cli("bench", "run", "-q", "--dsn", db.dsn, "--workload", "only-dml.sql"), 2,
+                 "no query could be run", "--allow-writes")
+    assert db.query(ITEMS_CHECKSUM) == checksum
+
+
+def test_duration_and_clients(cli, db: conftest.TestDatabase, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db.execute(ITEMS)
+    write(tmp_path / "w.sql", "SELECT qty FROM items WHERE id = $1 AND cat IN ($2, $3);")
+    bench_run(cli, "--dsn", db.dsn, "--workload", "w.sql", "--duration", "0.2", "--clients", "2",
+               "--warmup", "0", "--out", "r.json")
+    result = load_result(tmp_path / "r.json")
+    assert result.run.iterations is None and result.run.duration_s == 0.2 and result.run.clients == 2
+    (q,) = result.queries
+    assert q.count >= 2 and q.errors == 0 and len(q.samples) == q.count  # at least one per client
+    assert decode(q.histogram).get_total_count() == q.count
+    assert len(q.parameters) == 3 and q.parameters[0].startswith("$1: public.items.id")
+    assert q.parameters[1].startswith("$2: public.items.cat")
+
+
+def test_from_pg_stat_statements(cli, db: conftest.TestDatabase, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db.execute(ITEMS)
+    write(tmp_path / "w.sql", "SELECT 1;")
+    assert_error(cli("bench", "run", "--dsn", db.dsn, "--from-pg-stat-statements", "3"), 2,
+                 "pg_stat_statements is not created")
+    db.execute("CREATE EXTENSION pg_stat_statements")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        for code in ("c17", "c18", "c19"):  # literals: pg_stat_statements normalises them to $1
+            conn.execute(f"SELECT qty FROM items WHERE code = '{code}'")  # type: ignore[arg-type]
+    bench_run(cli, "--dsn", db.dsn, "--from-pg-stat-statements", "10", "--iterations", "5", "--out", "r.json")
+    result = load_result(tmp_path / "r.json")
+    assert result.run.workload == "pg_stat_statements top 10"
+    ours = [q for q in result.queries if q.sql == "SELECT qty FROM items WHERE code = $1"]
+    assert len(ours) == 1, [q.sql for q in result.queries]
+    assert ours[0].name.startswith("pgss:") and ours[0].count == 5 and ours[0].rows == 1.0
+    assert ours[0].parameters[0].startswith("$1: public.items.code")
+    # The data load (an INSERT) is among the top statements, and is not run without --allow-writes.
+    assert any(s.sql.startswith("INSERT INTO items") and "--allow-writes" in s.reason for s in result.skipped)
