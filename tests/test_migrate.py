@@ -328,7 +328,8 @@ def test_partitioned_table_gets_on_only_index_built_per_partition(db: TestDataba
     kinds = [s.change.kind for s in plan.steps]
     assert kinds == [ChangeKind.CREATE_INDEX, ChangeKind.CREATE_INDEX, ChangeKind.ATTACH_INDEX,
                      ChangeKind.CREATE_INDEX, ChangeKind.ATTACH_INDEX]
-    assert plan.steps[0].change.up.startswith('CREATE INDEX IF NOT EXISTS "Order_customerId_idx"\n  ON ONLY "Sales"."Order"')
+    assert plan.steps[0].change.up.startswith(
+        'CREATE INDEX IF NOT EXISTS "Order_customerId_idx"\n  ON ONLY "Sales"."Order"')
     assert plan.steps[0].change.transactional and not plan.steps[1].change.transactional
     api.generate(fk, tmp_path)
     api.apply(tmp_path, settings, quiet())
