@@ -114,3 +114,11 @@ def db18(pg18: LocalServer) -> Iterator[TestDatabase]:
     database = new_database(pg18)
     yield database
     drop_database(database)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``dbtune ARGS`` through the console entry point (see ``cli_runner.make_cli``)."""
+    from cli_runner import make_cli
+
+    return make_cli(monkeypatch, capsys, tmp_path)

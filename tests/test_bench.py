@@ -9,9 +9,7 @@ No assertion depends on how fast anything ran.
 from __future__ import annotations
 
 import json
-import os
 import random
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import conftest
 import pglast
 import psycopg
 import pytest
+from cli_runner import Run, assert_error
 
 from dbtune.bench import (
     RESULT_VERSION,
@@ -41,54 +40,12 @@ from dbtune.bench.params import analyse
 from dbtune.bench.plan import plan_shape
 from dbtune.bench.stats import bootstrap_ratios, decode
 from dbtune.bench.workload import statement_kind
-from dbtune.cli.app import main
 from dbtune.db.local_server import free_port
 from dbtune.errors import UsageError
 from dbtune.report.bench import render_comparison
 from dbtune.samples import guide_file
 
-# --- running the CLI in this process ------------------------------------------------------------------
-
-
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"Run(code={self.code}, out={self.out[-800:]!r}, err={self.err[-800:]!r})"
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
-    """``dbtune ARGS`` through the console entry point (error boundary included), in ``tmp_path``, with no
-    PG*/DBTUNE_*/DATABASE_URL variables."""
-
-    def run(*args: str) -> Run:
-        with monkeypatch.context() as m:
-            for key in [k for k in os.environ if k.startswith(("PG", "DBTUNE_")) or k == "DATABASE_URL"]:
-                m.delenv(key)
-            m.chdir(tmp_path)
-            m.setattr(sys, "argv", ["dbtune", *args])
-            capsys.readouterr()
-            with pytest.raises(SystemExit) as stopped:
-                main()
-            out, err = capsys.readouterr()
-        assert isinstance(stopped.value.code, int)
-        return Run(stopped.value.code, out, err)
-
-    return run
-
-
-def assert_error(run: Run, code: int, *culprits: str) -> str:
-    """Exactly one ``error:`` line naming every culprit, exit ``code``, nothing on stdout."""
-    assert run.code == code, run
-    lines = run.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
-    assert "Traceback" not in run.err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    assert run.out == ""
-    return lines[0]
+# --- running the CLI in this process: the ``cli`` fixture and ``assert_error`` (tests/cli_runner.py) ---
 
 
 def write(path: Path, text: str) -> Path:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -24,10 +21,10 @@ from typing import Any
 import conftest
 import psycopg
 import pytest
+from cli_runner import CLI, Run, assert_error
 
 import dbtune
 from dbtune.checks import load_catalogue
-from dbtune.cli.app import main
 from dbtune.db.local_server import LocalServer, free_port
 
 ALL_CHECKS = {
@@ -46,70 +43,6 @@ CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent (i
 INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
 INSERT INTO child SELECT g, g % 100 + 1, 'n' FROM generate_series(1, 1000) g;
 """
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PG", "DBTUNE_")) and k != "DATABASE_URL"}
-
-
-def run_subprocess(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """``python -m dbtune ARGS`` in ``cwd``, with no PG*/DBTUNE_*/DATABASE_URL variables but ``env``."""
-    result = subprocess.run([sys.executable, "-m", "dbtune", *args], capture_output=True, text=True, cwd=cwd,
-                            env={**_clean_env(), **(env or {})}, timeout=60)
-    return Run(result.returncode, result.stdout, result.stderr)
-
-
-CLI = Callable[..., Run]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> CLI:
-    """Run the console entry point (``dbtune.cli.app:main``, error boundary included) in this process, in
-    ``cwd`` (default: an empty temporary folder, so no config is found), with no PG*/DBTUNE_*/DATABASE_URL
-    variables but ``env``; its exit code, stdout and stderr. ``process=True`` runs ``python -m dbtune``."""
-
-    def run(*args: str, cwd: Path = tmp_path, env: dict[str, str] | None = None,
-            process: bool = False) -> Run:
-        if process:
-            return run_subprocess(*args, cwd=cwd, env=env)
-        with monkeypatch.context() as m:
-            for key in set(os.environ) - set(_clean_env()):
-                m.delenv(key)
-            for key, value in (env or {}).items():
-                m.setenv(key, value)
-            m.chdir(cwd)
-            m.setattr(sys, "argv", ["dbtune", *args])
-            capsys.readouterr()
-            with pytest.raises(SystemExit) as stopped:
-                main()
-            out, err = capsys.readouterr()
-        code = stopped.value.code
-        assert isinstance(code, int)
-        return Run(code, out, err)
-
-    return run
-
-
-def assert_error(run: Run, code: int, *culprits: str, secrets: tuple[str, ...] = ()) -> str:
-    """Exactly one ``error:`` line naming every culprit, exit ``code``, nothing on stdout, no secret."""
-    assert run.code == code, run
-    assert "Traceback" not in run.err, run.err
-    lines = run.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
-    for culprit in culprits:
-        assert culprit in lines[0], (culprit, lines[0])
-    assert run.out == ""
-    for secret in secrets:
-        assert secret not in run.out + run.err
-    return lines[0]
 
 
 def audit_ok(run: Run, code: int | None = None) -> dict[str, Any]:

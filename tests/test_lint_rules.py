@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_runner import assert_error
 
 from dbtune.checks import DOC_SECTIONS, load_catalogue
-from dbtune.cli.app import main
 from dbtune.errors import UsageError
 from dbtune.migrate.lint import LintResult, lint_paths, lint_rules
 from dbtune.migrate.squawk import find_squawk
@@ -304,7 +304,7 @@ def test_syntax_error_reported_with_its_line_and_the_rest_still_linted(tmp_path:
     assert 'syntax error at or near "DEFALT"' in err.message
 
 
-def test_unterminated_string_is_one_error(tmp_path: Path) -> None:
+def test_unterminated_string_isassert_error(tmp_path: Path) -> None:
     result = lint(tmp_path, "SELECT 1;\nSELECT 'abc;\n")
     assert [(f.rule, f.line) for f in result.findings] == [("statement-syntax-error", 2)]
     assert "unterminated quoted string" in result.findings[0].message
@@ -559,42 +559,9 @@ def test_no_squawk(tmp_path: Path) -> None:
 # --- the command line ----------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
-    """``dbtune ARGS`` through the console entry point, in ``tmp_path`` (no config found there)."""
-
-    def run(*args: str) -> Run:
-        with monkeypatch.context() as m:
-            m.chdir(tmp_path)
-            m.setattr(sys, "argv", ["dbtune", *args])
-            capsys.readouterr()
-            with pytest.raises(SystemExit) as stopped:
-                main()
-            out, err = capsys.readouterr()
-        assert isinstance(stopped.value.code, int)
-        return Run(stopped.value.code, out, err)
-
-    return run
-
-
-def _one_error(run: Run, code: int, *culprits: str) -> None:
-    assert run.code == code, run
-    lines = run.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
-    assert all(c in lines[0] for c in culprits), lines[0]
-    assert "Traceback" not in run.err and run.out == ""
-
-
 def test_cli_missing_file_exits_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "ok.sql").write_text("SELECT 1;\n")
-    _one_error(cli("migrate", "lint", "ok.sql", "missing.sql"), 2, "missing.sql", "no such file")
+    assert_error(cli("migrate", "lint", "ok.sql", "missing.sql"), 2, "missing.sql", "no such file")
 
 
 def test_cli_missing_file_exits_2_as_a_process(tmp_path: Path) -> None:
@@ -606,16 +573,16 @@ def test_cli_missing_file_exits_2_as_a_process(tmp_path: Path) -> None:
 
 def test_cli_binary_file_and_directory_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "blob.sql").write_bytes(b"\x00\x01\x02SELECT")
-    _one_error(cli("migrate", "lint", "blob.sql"), 2, "blob.sql", "binary")
+    assert_error(cli("migrate", "lint", "blob.sql"), 2, "blob.sql", "binary")
     (tmp_path / "versions").mkdir()
-    _one_error(cli("migrate", "lint", "versions"), 2, "versions", "directory")
+    assert_error(cli("migrate", "lint", "versions"), 2, "versions", "directory")
 
 
 def test_cli_bad_options_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "m.sql").write_text("SELECT 1;\n")
-    _one_error(cli("migrate", "lint", "m.sql", "--fail-on", "sometimes"), 2, "--fail-on")
-    _one_error(cli("migrate", "lint", "m.sql", "--ignore", "nope"), 2, "nope")
-    _one_error(cli("migrate", "lint"), 2)
+    assert_error(cli("migrate", "lint", "m.sql", "--fail-on", "sometimes"), 2, "--fail-on")
+    assert_error(cli("migrate", "lint", "m.sql", "--ignore", "nope"), 2, "nope")
+    assert_error(cli("migrate", "lint"), 2)
 
 
 def test_cli_exit_codes_follow_fail_on(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
