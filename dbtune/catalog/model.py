@@ -296,7 +296,7 @@ class Snapshot:
         it comes from: ``role in database``, ``role``, ``database`` or ``server``.
         Follows the precedence of https://www.postgresql.org/docs/current/config-setting.html."""
         db = self.server.database
-        order = []
+        order: list[tuple[str, str | None, str | None]] = []
         if role is not None:
             order += [("role in database", role, db), ("role", role, None)]
         order += [("database", None, db)]

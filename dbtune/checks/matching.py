@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pglast import ast, enums, parse_sql
+from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -21,6 +21,7 @@ from pglast.visitors import Visitor
 from dbtune.catalog.model import Index, Relation
 from dbtune.config.model import ExpectedIndex
 from dbtune.errors import ConfigError
+from dbtune.pgsql import parse_one
 from dbtune.sqlnames import quote_ident
 
 _TEXT_TYPES = {"text", "varchar", "bpchar", "unknown", "character varying", "name"}
@@ -33,7 +34,7 @@ class _StripConstCasts(Visitor):  # type: ignore[misc]
     (``NOT IN`` as ``<> ALL``). A replaced node's children are not visited: see :func:`_strip`."""
 
     def visit_TypeCast(self, ancestors: object, node: ast.TypeCast) -> ast.Node | None:
-        names = [n.sval for n in node.typeName.names]
+        names = [n.sval for n in node.typeName.names or ()] if node.typeName is not None else []
         if isinstance(node.arg, ast.A_Const):
             return node.arg
         if isinstance(node.arg, ast.ColumnRef | ast.A_ArrayExpr) and names and names[-1] in _TEXT_TYPES:
@@ -66,7 +67,9 @@ def normalize_expr(text: str) -> str:
 
     Raises :class:`pglast.parser.ParseError` when ``text`` is not an expression.
     """
-    stmt = parse_sql(f"SELECT 1 WHERE {text}")[0].stmt
+    stmt = parse_one(f"SELECT 1 WHERE {text}", ast.SelectStmt)
+    if stmt.whereClause is None:
+        raise ValueError(f"not an expression: {text!r}")
     return _strip(stmt.whereClause)
 
 
@@ -96,11 +99,11 @@ def parse_columns(columns: list[str], key: str) -> list[KeyColumn]:
     Raises :class:`ConfigError` naming ``key`` when a spec does not parse.
     """
     try:
-        stmt = parse_sql(f"CREATE INDEX x ON t ({', '.join(columns)})")[0].stmt
+        stmt = parse_one(f"CREATE INDEX x ON t ({', '.join(columns)})", ast.IndexStmt)
     except ParseError as exc:
         raise ConfigError(f"{key}: cannot parse index columns {columns!r}: {exc}") from None
     out = []
-    for elem in stmt.indexParams:
+    for elem in stmt.indexParams or ():
         text = quote_ident(elem.name) if elem.name else _strip(elem.expr)
         desc = elem.ordering == enums.SortByDir.SORTBY_DESC
         if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
@@ -126,8 +129,8 @@ def index_key(index: Index) -> list[KeyColumn]:
 
 def _normalize_index_expr(text: str) -> str:
     try:
-        stmt = parse_sql(f"CREATE INDEX x ON t (({text}))")[0].stmt
-        return _strip(stmt.indexParams[0].expr)
+        stmt = parse_one(f"CREATE INDEX x ON t (({text}))", ast.IndexStmt)
+        return _strip(stmt.indexParams[0].expr) if stmt.indexParams else text
     except ParseError:
         return text
 

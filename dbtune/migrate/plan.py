@@ -15,11 +15,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglast import ast, parse_sql
+from pglast import ast
 from pglast.stream import RawStream
 
 from dbtune.migrate.changes import MAX_IDENTIFIER_BYTES, pretty
 from dbtune.model import Change, ChangeKind, Finding
+from dbtune.pgsql import parse_one
 
 SCHEMA_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX,
                 ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT}
@@ -61,17 +62,15 @@ class MigrationPlan:
 
 def _index_stmt(sql: str) -> ast.IndexStmt | None:
     try:
-        stmt = parse_sql(sql)[0].stmt
-    except Exception:  # noqa: BLE001 - a statement pglast cannot read is simply not deduplicated
+        return parse_one(sql, ast.IndexStmt)
+    except Exception:  # noqa: BLE001 - a statement pglast cannot read, or another kind, is not deduplicated
         return None
-    return stmt if isinstance(stmt, ast.IndexStmt) else None
 
 
 def _index_key(stmt: ast.IndexStmt) -> tuple[str, ...]:
     """What makes two planned indexes the same, whatever their names."""
-    stream = RawStream()
-    rel = stream(stmt.relation)
-    params = ", ".join(RawStream()(p) for p in stmt.indexParams)
+    rel = RawStream()(stmt.relation) if stmt.relation is not None else ""
+    params = ", ".join(RawStream()(p) for p in stmt.indexParams or ())
     include = ", ".join(RawStream()(p) for p in stmt.indexIncludingParams or ())
     where = RawStream()(stmt.whereClause) if stmt.whereClause is not None else ""
     return (rel, stmt.accessMethod or "btree", params, include, where)
@@ -127,7 +126,7 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
     return MigrationPlan(tuple(steps), tuple(t for t in analyze if t in tables))
 
 
-def _served_by_other(step: Step, unique_keys: set[tuple[str, ...]], planned: list[tuple[object, ...]]) -> bool:
+def _served_by_other(step: Step, unique_keys: set[tuple[str, ...]], planned: list[tuple[str | bool, ...]]) -> bool:
     if step.change.kind != ChangeKind.CREATE_INDEX:
         return False
     stmt = _index_stmt(step.change.up)
@@ -147,7 +146,7 @@ def _unique_name(change: Change, stmt: ast.IndexStmt, taken: set[str]) -> Change
     if not change.index or change.index not in taken:
         return change
     schema = change.index.rsplit(".", 1)[0]
-    base = stmt.idxname
+    base = stmt.idxname or ""
     for n in range(1, 1000):
         suffix = f"_{n}"
         name = base.encode()[: MAX_IDENTIFIER_BYTES - len(suffix)].decode(errors="ignore") + suffix

@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pglast import ast
+
 from dbtune.errors import DbtuneError, ExitCode
+from dbtune.pgsql import parse_one
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 LOCK_NOT_AVAILABLE = "55P03"
@@ -156,16 +159,16 @@ def _index_state(conn: Any, index: str) -> tuple[bool, str] | None:
 def same_index_definition(planned_sql: str, existing_def: str) -> bool:
     """Whether ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …`` and ``pg_get_indexdef`` describe the
     same index (name, table, method, columns, INCLUDE, predicate, uniqueness), compared with pglast."""
-    from pglast import parse_sql
     from pglast.stream import RawStream
 
     from dbtune.checks.matching import normalize_expr
 
     def key(sql: str) -> tuple[object, ...]:
-        stmt = parse_sql(sql)[0].stmt
+        stmt = parse_one(sql, ast.IndexStmt)
         where = normalize_expr(RawStream()(stmt.whereClause)) if stmt.whereClause is not None else ""
-        return (stmt.idxname, RawStream()(stmt.relation), stmt.accessMethod or "btree", bool(stmt.unique),
-                [RawStream()(p) for p in stmt.indexParams],
+        relation = RawStream()(stmt.relation) if stmt.relation is not None else ""
+        return (stmt.idxname, relation, stmt.accessMethod or "btree", bool(stmt.unique),
+                [RawStream()(p) for p in stmt.indexParams or ()],
                 [RawStream()(p) for p in stmt.indexIncludingParams or ()], where)
 
     try:
@@ -233,10 +236,9 @@ def analyze(op: Any, table: str) -> None:
 
 def _table_of(sql: str) -> str | None:
     try:
-        from pglast import parse_sql
         from pglast.stream import RawStream
 
-        stmt = parse_sql(sql)[0].stmt
-        return str(RawStream()(stmt.relation))
+        stmt = parse_one(sql, ast.IndexStmt)
+        return str(RawStream()(stmt.relation)) if stmt.relation is not None else None
     except Exception:  # noqa: BLE001
         return None
