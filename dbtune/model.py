@@ -50,7 +50,8 @@ class ChangeKind(StrEnum):
 class Change:
     """One schema or settings change: SQL up and down, whether it may run in a transaction, the lock it
     takes, the relation it touches (schema-qualified, quoted) and that relation's size in bytes, as an
-    estimate of its duration. ``index`` names the index a change creates, drops or attaches (qualified)."""
+    estimate of its duration. ``index`` names the index a change creates, drops or attaches (qualified),
+    ``constraint`` the constraint it adds (bare name)."""
 
     up: str
     down: str | None = None
@@ -60,10 +61,11 @@ class Change:
     kind: ChangeKind = ChangeKind.OTHER
     table: str | None = None
     index: str | None = None
+    constraint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "up": self.up, "down": self.down, "transactional": self.transactional,
-                "lock": self.lock.value, "table": self.table, "index": self.index,
+                "lock": self.lock.value, "table": self.table, "index": self.index, "constraint": self.constraint,
                 "relation_bytes": self.relation_bytes}
 
     @classmethod
@@ -71,7 +73,8 @@ class Change:
         """The inverse of :meth:`to_json`. Raises KeyError/ValueError on a malformed entry."""
         return cls(up=data["up"], down=data.get("down"), transactional=bool(data.get("transactional", True)),
                    lock=Lock(data.get("lock", "none")), relation_bytes=data.get("relation_bytes"),
-                   kind=ChangeKind(data.get("kind", "other")), table=data.get("table"), index=data.get("index"))
+                   kind=ChangeKind(data.get("kind", "other")), table=data.get("table"), index=data.get("index"),
+                   constraint=data.get("constraint"))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from dbtune.db.local_server import LocalServer, free_port
 
 ALL_CHECKS = {
     "CN001": "table-without-primary-key", "CN002": "constraint-not-validated",
-    "CN003": "expected-unique-missing", "IX001": "foreign-key-without-index", "IX002": "duplicate-index",
+    "CN003": "expected-unique-missing", "CN004": "expected-constraint-missing",
+    "IX001": "foreign-key-without-index", "IX002": "duplicate-index",
     "IX003": "redundant-index", "IX004": "invalid-index", "IX005": "unused-index",
     "IX006": "expected-index-missing", "IX007": "seq-scan-heavy-table", "PO001": "connection-budget",
     "ST001": "pg-stat-statements-missing", "ST002": "timeout-unset", "ST003": "isolation-level",

@@ -361,3 +361,37 @@ def test_generated_migrations_pass_lint(db18: TestDatabase, tmp_path: Path) -> N
 
 
 DOCUMENTED_SQUAWK_EXCEPTIONS = {"require-statement-timeout"}
+
+
+def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_path: Path) -> None:
+    """An expected foreign key and check constraint become two steps each (ADD … NOT VALID, then VALIDATE
+    CONSTRAINT); applied on both servers they end up validated; a second run after the ADD alone (an
+    interrupted run) finishes the job; the generated revision lints clean."""
+    from dbtune.migrate.lint import lint_paths
+
+    db.execute("CREATE TABLE retailers (id bigint PRIMARY KEY);"
+               "INSERT INTO retailers SELECT generate_series(1, 10);"
+               "CREATE TABLE orders (id bigint PRIMARY KEY, retailer_id bigint, total_cents bigint);"
+               "INSERT INTO orders SELECT g, 1 + g % 10, g FROM generate_series(1, 1000) g;")
+    settings = resolve(db.dsn)
+    config = parse_config({"expect": {"constraint": [
+        {"name": "orders_retailer_fk", "table": "orders",
+         "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"},
+        {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
+    report = audit(settings, config)
+    plan = api.plan_migration(list(report.findings))
+    assert [s.change.kind for s in plan.steps] == [ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT] * 2
+    assert plan.steps[0].change.up.endswith("NOT VALID;")
+    generated = api.generate(list(report.findings), tmp_path).generated
+    assert generated is not None
+    assert [f for f in lint_paths(list(generated.files)).findings if f.source == "dbtune"] == []
+    # An interrupted earlier run added the foreign key but did not validate it.
+    db.execute("ALTER TABLE orders ADD CONSTRAINT orders_retailer_fk FOREIGN KEY (retailer_id) "
+               "REFERENCES retailers NOT VALID")
+    lines: list[str] = []
+    api.apply(tmp_path, settings, ApplyOptions(report=lines.append))
+    assert any("already has constraint orders_retailer_fk" in line for line in lines)
+    assert sorted(db.query("SELECT conname, convalidated FROM pg_constraint "
+                           "WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c')")) == [
+        ("orders_retailer_fk", True), ("orders_total_check", True)]
+    assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []

@@ -12,6 +12,7 @@ column's direction and NULLS order flipped) alike, since it can be scanned backw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pglast import ast, enums
 from pglast.parser import ParseError
@@ -200,3 +201,50 @@ def covers_leading(index: Index, attnums: tuple[int, ...]) -> bool:
         return False
     lead = index.key_attnums[: len(attnums)]
     return len(lead) == len(attnums) and set(lead) == set(attnums) and index.n_key_columns >= len(attnums)
+
+
+@dataclass(frozen=True)
+class ConstraintSignature:
+    """What a foreign key or check constraint means, whatever its name and validation state: its kind
+    (``f`` or ``c``), its columns, the referenced relation (schema, name) and columns, its ON DELETE/UPDATE
+    actions, or its normalised CHECK expression."""
+
+    kind: str
+    columns: tuple[str, ...] = ()
+    ref_table: tuple[str, str] | None = None
+    ref_columns: tuple[str, ...] = ()
+    actions: tuple[str, str] = ("a", "a")
+    expression: str = ""
+
+
+def constraint_signature(definition: str, search_path: tuple[str, ...], resolve: Any) -> ConstraintSignature:
+    """Parse a constraint definition (as in ``ADD CONSTRAINT``, or ``pg_get_constraintdef``) into its
+    :class:`ConstraintSignature`. ``resolve(schema_or_None, name)`` returns the referenced relation's
+    (schema, name) or None. Raises :class:`pglast.parser.ParseError` or :class:`ValueError` when the text is
+    not a foreign key or check constraint."""
+    stmt = parse_one(f"ALTER TABLE t ADD CONSTRAINT x {definition}", ast.AlterTableStmt)
+    cmd = stmt.cmds[0] if stmt.cmds else None
+    con = getattr(cmd, "def_", None)
+    if not isinstance(con, ast.Constraint):
+        raise ValueError(f"not a constraint: {definition!r}")
+    if con.contype == enums.ConstrType.CONSTR_CHECK and con.raw_expr is not None:
+        return ConstraintSignature("c", expression=_strip(con.raw_expr))
+    if con.contype == enums.ConstrType.CONSTR_FOREIGN and con.pktable is not None:
+        ref = resolve(con.pktable.schemaname, con.pktable.relname)
+        return ConstraintSignature(
+            "f", columns=tuple(s.sval for s in con.fk_attrs or ()), ref_table=ref,
+            ref_columns=tuple(s.sval for s in con.pk_attrs or ()),
+            actions=(con.fk_del_action or "a", con.fk_upd_action or "a"))
+    raise ValueError(f"only FOREIGN KEY and CHECK constraints can be expected, not {definition!r}")
+
+
+def same_constraint(expected: ConstraintSignature, actual: ConstraintSignature) -> bool:
+    """Equal meaning; an expected foreign key that names no referenced columns matches any (the primary
+    key is what PostgreSQL uses then)."""
+    if expected.kind != actual.kind:
+        return False
+    if expected.kind == "c":
+        return expected.expression == actual.expression
+    ref_cols_ok = not expected.ref_columns or expected.ref_columns == actual.ref_columns
+    return (expected.columns == actual.columns and expected.ref_table == actual.ref_table and ref_cols_ok
+            and expected.actions == actual.actions)

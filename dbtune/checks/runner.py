@@ -65,11 +65,13 @@ class AuditResult:
 
 # Checks of these areas read migration files, not a database: ``dbtune migrate lint`` runs them.
 FILE_AREAS = frozenset({"migrations"})
+# Checks of these areas read EXPLAIN plans, not the snapshot: :func:`dbtune.plans.run_plan_checks` runs them.
+PLAN_AREAS = frozenset({"plans"})
 
 
 def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
               ignore: Iterable[str] = ()) -> list[Check]:
-    chosen = [c for c in catalogue if c.meta.area not in FILE_AREAS]
+    chosen = [c for c in catalogue if c.meta.area not in FILE_AREAS | PLAN_AREAS]
     wanted = [*config.audit.select, *select]
     unwanted = [*config.audit.ignore, *ignore]
     for key in (*wanted, *unwanted, *config.checks):

@@ -110,9 +110,21 @@ class ExpectedIndex(_Strict):
     reason: str | None = None
 
 
+class ExpectedConstraint(_Strict):
+    """A foreign key or check constraint the team expects, written as in ``ALTER TABLE … ADD CONSTRAINT``:
+    ``definition = "FOREIGN KEY (retailer_id) REFERENCES retailers (id)"`` or ``"CHECK (total_cents >= 0)"``.
+    Matched by meaning (kind, columns, referenced table, expression), not by name."""
+
+    name: str
+    table: str
+    definition: str
+    reason: str | None = None
+
+
 class ExpectConfig(_Strict):
     index: list[ExpectedIndex] = []
     unique: list[ExpectedIndex] = []
+    constraint: list[ExpectedConstraint] = []
 
 
 class IsolationConfig(_Strict):

@@ -14,8 +14,9 @@ The file is parsed with :mod:`ast`. In ``upgrade()`` (and ``downgrade()`` on req
 
 A statement inside ``with op.get_context().autocommit_block():`` runs in autocommit; every other
 statement runs inside Alembic's migration transaction (``transactional_ddl`` is on for PostgreSQL).
-The SQL of the step helpers that dbtune's generated revisions call (``run_step``, ``build_index`` and
-``attach_index``, imported from ``dbtune.migrate.runtime``) runs in autocommit under ``lock_timeout``.
+The SQL of the step helpers that dbtune's generated revisions call (``run_step``, ``build_index``,
+``attach_index`` and ``add_constraint``, imported from ``dbtune.migrate.runtime``) runs in autocommit under
+``lock_timeout``.
 See https://alembic.sqlalchemy.org/en/latest/api/runtime.html#alembic.runtime.migration.MigrationContext.autocommit_block.
 """
 
@@ -41,7 +42,7 @@ _BATCH_TABLE_POSITION = {
     "create_foreign_key": 1, "drop_constraint": 1, "add_column": 0, "drop_column": 0, "alter_column": 0,
 }
 # dbtune's step helpers (dbtune.migrate.runtime): the position of their SQL argument.
-_RUNTIME_SQL_ARG = {"run_step": 1, "build_index": 2, "attach_index": 2}
+_RUNTIME_SQL_ARG = {"run_step": 1, "build_index": 2, "attach_index": 2, "add_constraint": 3}
 RUNTIME_HELPERS = frozenset(_RUNTIME_SQL_ARG)
 _SA_TYPES = {
     "Integer": "integer", "BigInteger": "bigint", "SmallInteger": "smallint", "String": "varchar",

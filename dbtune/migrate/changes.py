@@ -138,3 +138,24 @@ def set_parameter(target: str, name: str, setting: str, value: str, *, database:
     down = f"ALTER {target} {quote_ident(name)}{scope} RESET {setting}"
     return Change(up=pretty(up), down=pretty(down), transactional=True, lock=Lock.NONE,
                   kind=ChangeKind.SET_PARAMETER)
+
+
+def add_constraint(table: Relation, name: str, definition: str, *, kind: str,
+                   not_valid: bool = True) -> tuple[Change, ...]:
+    """A foreign key (``kind="f"``) or check constraint (``"c"``) added ``NOT VALID`` (no scan of existing
+    rows; new rows are checked at once), then validated in a separate step under ``SHARE UPDATE EXCLUSIVE``
+    (https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES).
+
+    ``not_valid=False`` (a foreign key on a partitioned table before PostgreSQL 18, which refuses NOT VALID
+    there) adds and validates in one step.
+    """
+    ident = quote_ident(name)
+    lock = Lock.SHARE_ROW_EXCLUSIVE if kind == "f" else Lock.ACCESS_EXCLUSIVE
+    add = Change(up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition}"
+                           + (" NOT VALID" if not_valid else "")),
+                 down=pretty(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT IF EXISTS {ident}"),
+                 transactional=True, lock=lock, relation_bytes=table.size_bytes if not not_valid else 0,
+                 kind=ChangeKind.ADD_CONSTRAINT, table=table.qualified_name, constraint=name)
+    if not not_valid:
+        return (add,)
+    return (add, validate_constraint(table, name))

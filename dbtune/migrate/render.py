@@ -56,6 +56,8 @@ def _call(step: Step) -> str:
         return f"build_index(op, {c.index!r}, {_literal(c.up)})"
     if c.kind == ChangeKind.ATTACH_INDEX:
         return f"attach_index(op, {c.index!r}, {_literal(c.up)})"
+    if c.kind == ChangeKind.ADD_CONSTRAINT and c.constraint:
+        return f"add_constraint(op, {c.table!r}, {c.constraint!r}, {_literal(c.up)})"
     return f"run_step(op, {_literal(c.up)}, table={c.table!r})"
 
 
@@ -77,6 +79,7 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
             down += [f"# undo step {n}: {step.check_name} {step.object}",
                      f"run_step(op, {_literal(step.change.down)}, table={step.change.table!r})", ""]
     body = "\n".join(up + down)
-    used = [name for name in ("analyze", "attach_index", "build_index", "run_step") if f"{name}(op" in body]
+    used = [name for name in ("add_constraint", "analyze", "attach_index", "build_index", "run_step")
+            if f"{name}(op" in body]
     imports = f"from dbtune.migrate.runtime import {', '.join(used)}" if used else ""
     return imports, "\n".join(up).rstrip(), "\n".join(down).rstrip() or "pass"

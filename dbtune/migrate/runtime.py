@@ -219,6 +219,18 @@ def build_index(op: Any, index: str, sql: str) -> None:
             raise ApplyError(f"{index} is not valid after its build (indisvalid = false)")
 
 
+def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
+    """``ALTER TABLE … ADD CONSTRAINT``, skipped when ``table`` already has a constraint called ``name``
+    (an earlier, interrupted run added it, or a person did)."""
+    conn = op.get_bind()
+    row = _one(conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass(:t) "
+                     "AND conname = :n", t=table, n=name)
+    if row is not None and not options(op).dry_run:
+        options(op).report(f"    {table} already has constraint {name}")
+        return
+    run_step(op, sql, table=table)
+
+
 def attach_index(op: Any, index: str, sql: str) -> None:
     """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already."""
     conn = op.get_bind()
