@@ -286,8 +286,9 @@ def test_check_case(case: Case, case_db: CaseDatabase) -> None:
 
 def test_every_check_has_positive_and_negative_cases() -> None:
     """A check added to the catalogue without its case file fails here. Checks that read migration
-    files instead of a database (the runner's ``FILE_AREAS``) are tested where the files are linted."""
-    file_areas = getattr(runner, "FILE_AREAS", frozenset())
+    files instead of a database (the runner's ``FILE_AREAS``) are tested where the files are linted, and
+    checks that read EXPLAIN plans (``PLAN_AREAS``) on real plans in tests/test_plans.py."""
+    file_areas = getattr(runner, "FILE_AREAS", frozenset()) | getattr(runner, "PLAN_AREAS", frozenset())
     ids = {c.meta.id for c in CATALOGUE if c.meta.area not in file_areas}
     files = {p.stem for p in CASES_DIR.glob("*.toml")}
     assert files - ids == set(), "case files for checks that do not exist"

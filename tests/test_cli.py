@@ -34,6 +34,10 @@ ALL_CHECKS = {
     "IX003": "redundant-index", "IX004": "invalid-index", "IX005": "unused-index",
     "IX006": "expected-index-missing", "IX007": "seq-scan-heavy-table", "PO001": "connection-budget",
     "ST001": "pg-stat-statements-missing", "ST002": "timeout-unset", "ST003": "isolation-level",
+    "PL001": "seq-scan-with-selective-filter", "PL002": "row-estimate-off", "PL003": "sort-spills-to-disk",
+    "PL004": "hash-spills-to-disk", "PL005": "rows-removed-by-filter", "PL006": "nested-loop-many-loops",
+    "PL007": "lossy-bitmap-heap-scan", "PL008": "index-only-scan-heap-fetches",
+    "PL009": "parallel-workers-not-launched", "PL010": "jit-dominates",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]

@@ -38,9 +38,9 @@ import psycopg
 from pglast import ast, enums
 from psycopg.types.string import TextLoader
 
-from dbtune.bench.workload import fields
 from dbtune.errors import DbtuneError
 from dbtune.sqlnames import qualified, quote_ident
+from dbtune.workload.statements import fields
 
 SMALL_TABLE_ROWS = 20_000
 ROWS_PER_VALUE = 50

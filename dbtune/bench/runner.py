@@ -30,9 +30,9 @@ from dbtune.bench.params import Parameters, ParameterUnresolved, cycle, sample_p
 from dbtune.bench.plan import PlanShape, explain
 from dbtune.bench.result import TIMING_SETTINGS, BenchResult, BenchServer, QueryResult, RunParameters, SkippedQuery
 from dbtune.bench.stats import encode, new_histogram, percentile_ms, record
-from dbtune.bench.workload import WorkloadQuery, statement_kind
 from dbtune.db.connect import ConnectionSettings, connect, describe
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.workload import WorkloadQuery, statement_kind
 
 DEFAULT_SAMPLE_CAP = 100_000
 

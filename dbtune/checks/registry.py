@@ -21,7 +21,7 @@ from dbtune.errors import CatalogueError
 from dbtune.model import Finding, Severity
 
 if TYPE_CHECKING:
-    from dbtune.checks.runner import CheckContext
+    pass
 
 AREAS: dict[str, str] = {
     "indexes": "IX",
@@ -46,7 +46,7 @@ _EXAMPLE = ('@check(id="IX001", name="foreign-key-without-index", area="indexes"
 _ID = re.compile(r"^[A-Z]{2}\d{3}$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
-CheckFunction = Callable[["CheckContext"], Iterable[Finding]]
+CheckFunction = Callable[[Any], Iterable[Finding]]  # CheckContext, LintContext or PlanContext, by area
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dbtune.cli import migrate as migrate_cli
 from dbtune.cli import migrate_ops
 from dbtune.cli.audit import audit_command
 from dbtune.cli.demo import demo_command
+from dbtune.cli.explain import explain_command
 from dbtune.cli.tune import tune_command
 from dbtune.errors import DbtuneError, ExitCode
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.command("audit")(audit_command)
 app.command("demo")(demo_command)
+app.command("explain")(explain_command)
 app.command("tune")(tune_command)
 app.add_typer(checks_cli.app, name="checks")
 migrate_ops.register(migrate_cli.app)

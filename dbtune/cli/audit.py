@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,11 +38,16 @@ def audit_command(
     statement_timeout: Annotated[str | None, typer.Option(
         "--statement-timeout", help="Per-statement limit, e.g. 30s (default: config, then 30s).",
         show_default=False)] = None,
+    workload: Annotated[Path | None, typer.Option(
+        "--workload", help="SQL file of the application's queries to plan for the plan checks (default: the "
+        "top audit.plan_queries statements of pg_stat_statements, when it is created).",
+        show_default=False)] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     no_color: NoColorOption = False,
 ) -> None:
-    """Audit a database, read-only, against the check catalogue and the config's expectations."""
+    """Audit a database, read-only, against the check catalogue and the config's expectations, and the
+    plans of its workload (planned, never run) against the plan checks."""
     cfg, cfg_path = load_config(config)
     level = fail_on_level(fail_on, cfg)
     timeout_ms = cfg.database.statement_timeout
@@ -55,6 +61,7 @@ def audit_command(
             raise UsageError(f"--statement-timeout: {exc}") from None
     settings = resolve(dsn, statement_timeout_ms=timeout_ms,
                        connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
-    report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or ())
+    report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or (),
+                   workload=workload)
     write_output(render(report, format), output)
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), level) else ExitCode.CLEAN))

@@ -55,10 +55,15 @@ class DatabaseConfig(_Strict):
 
 
 class AuditConfig(_Strict):
+    """``[audit]``. ``plan_queries``: how many of the top pg_stat_statements statements (by total execution
+    time, on user tables) the audit plans, without running them, for the plan checks; 0 turns plans off.
+    A ``--workload FILE`` given to the audit is planned instead, whole."""
+
     fail_on: FailOn = "error"
     select: list[str] = []
     ignore: list[str] = []
     checks_paths: list[str] = []
+    plan_queries: int = Field(default=20, ge=0)
 
 
 class PoolConfig(_Strict):

@@ -1,0 +1,340 @@
+"""EXPLAIN collection: one plan per query, in a session of its own, one failure never stopping the run.
+
+How a query is planned (https://www.postgresql.org/docs/current/sql-explain.html):
+
+* by default, ``EXPLAIN (VERBOSE, FORMAT JSON)``: planned, never executed;
+* a query with ``$n`` parameters gets its *generic plan*, the one a prepared statement uses whatever the
+  values: on PostgreSQL 16+ through ``EXPLAIN (GENERIC_PLAN)``; before 16 through ``PREPARE`` (parameter
+  types inferred by the server), ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with
+  ``NULL`` for every parameter (the generic plan does not depend on the values), then ``DEALLOCATE``;
+* with ``analyze``, ``EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)``: the query runs, with timing.
+  Only SELECTs that neither lock rows nor modify data run, unless ``allow_writes``. A query with ``$n``
+  runs with one set of values sampled from the tables (:func:`dbtune.bench.params.sample_parameters`);
+  when no values can be found, or the query would write and writes are not allowed, it is planned without
+  ANALYZE instead and :attr:`ExplainedQuery.notes` says why.
+
+Safety: the session has ``default_transaction_read_only = on`` unless writes are allowed with ANALYZE,
+and every query runs in a transaction of its own that is always rolled back, so even an allowed write
+leaves no rows behind (sequences still advance). ``statement_timeout`` (``settings.statement_timeout_ms``)
+applies to every statement; a query the server cancels or refuses (a timeout, a missing table, syntax
+newer than the server) is recorded with the server's message and the run goes on. Settings are applied
+with ``set_config()``, so the session sends only SELECTs, EXPLAINs, transaction control and (before 16)
+PREPARE/DEALLOCATE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pglast
+import psycopg
+from pglast import ast
+from pglast.parser import ParseError
+
+from dbtune.bench.params import ParameterUnresolved, sample_parameters
+from dbtune.bench.workload import statement_kind
+from dbtune.db.connect import ConnectionSettings, connect, describe
+from dbtune.errors import ServerRefused, UsageError
+from dbtune.plans.model import Plan
+from dbtune.sqlnames import qualified
+
+GENERIC_PLAN_VERSION = 160000
+# Settings recorded with every collection: the checks quote them in their advice.
+RECORDED_SETTINGS = ("work_mem", "hash_mem_multiplier", "max_parallel_workers", "max_parallel_workers_per_gather",
+                     "max_worker_processes", "jit", "jit_above_cost", "jit_inline_above_cost",
+                     "jit_optimize_above_cost", "statement_timeout", "default_statistics_target")
+
+_SERVER = """
+-- The server and database the plans come from.
+SELECT pg_catalog.current_setting('server_version') AS version,
+       pg_catalog.current_setting('server_version_num')::int AS version_num,
+       pg_catalog.current_database() AS database
+"""
+
+_SETTINGS = """
+-- The current value (as SHOW prints it) of each named setting that exists on this server.
+SELECT s.name, pg_catalog.current_setting(s.name) FROM pg_catalog.unnest(%s::text[]) AS s(name)
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_settings p WHERE p.name = s.name)
+ORDER BY s.name
+"""
+
+_SET = "SELECT pg_catalog.set_config(%s, %s, %s)"
+
+_PREPARED_PARAMETERS = """
+-- How many parameters the server inferred for a prepared statement of this session.
+SELECT pg_catalog.cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements WHERE name = %s
+"""
+
+_RELATION_ROWS = """
+-- The planner's row count (reltuples; -1: never vacuumed or analyzed) of each named relation.
+SELECT n.nspname, c.relname, c.reltuples
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS r(nspname, relname)
+  ON r.nspname = n.nspname AND r.relname = c.relname
+"""
+
+
+@dataclass(frozen=True)
+class PlanQuery:
+    """One statement to explain: its text (``$n`` parameters allowed), an optional name, and optional
+    SQL returning parameter rows (a workload file's ``-- params:`` line) for ANALYZE; ``location``
+    (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent)."""
+
+    sql: str
+    name: str | None = None
+    params_sql: str | None = None
+    location: str | None = None
+    parse_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """``analyze``: run the queries (EXPLAIN ANALYZE, BUFFERS); ``allow_writes``: also run statements that
+    write, in a transaction that is rolled back; ``session_settings``: settings (name → value) applied to
+    the session before anything is explained, e.g. ``{"work_mem": "64kB"}``; ``seed`` makes the sampled
+    parameter values repeatable."""
+
+    analyze: bool = False
+    allow_writes: bool = False
+    session_settings: Mapping[str, str] = field(default_factory=dict)
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class PlanServer:
+    """Where the plans come from: ``version`` as the server prints it, ``version_num``
+    (``server_version_num``), the database, and the :data:`RECORDED_SETTINGS` of the session."""
+
+    version: str
+    version_num: int
+    database: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "version_num": self.version_num, "database": self.database,
+                "settings": dict(self.settings)}
+
+
+@dataclass(frozen=True)
+class ExplainedQuery:
+    """One query's plan, or why there is none.
+
+    ``kind``: ``plain`` (no parameters, not run), ``generic`` (the generic plan of a query with ``$n``),
+    ``analyzed`` (run with EXPLAIN ANALYZE); ``parameters``: the values used with ANALYZE; ``error``: the
+    server's message when it could not plan or run the query (``sqlstate`` its code), ``plan`` is then
+    ``None``; ``notes``: why a query was not run with ANALYZE although asked; ``relation_rows``: the
+    planner's row count (``reltuples``) of each relation the plan reads, keyed as
+    :attr:`~dbtune.plans.model.PlanNode.relation`.
+    """
+
+    query: PlanQuery
+    fingerprint: str
+    server: PlanServer
+    kind: str = "plain"
+    plan: Plan | None = None
+    error: str | None = None
+    sqlstate: str | None = None
+    parameters: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    relation_rows: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The query's name, else ``query <fingerprint>``."""
+        return self.query.name or f"query {self.fingerprint}"
+
+    @property
+    def analyzed(self) -> bool:
+        return self.plan is not None and self.plan.analyzed
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The plans of one run, in the order the queries were given."""
+
+    server: PlanServer
+    queries: tuple[ExplainedQuery, ...]
+
+
+def fingerprint(sql: str) -> str:
+    """pglast's fingerprint of the statement (the same for texts that differ only in constants,
+    whitespace and comments); for text pglast cannot parse, a hash of its whitespace-normalised text."""
+    try:
+        return str(pglast.parser.fingerprint(sql))
+    except ParseError:
+        return hashlib.sha1(" ".join(sql.split()).encode()).hexdigest()[:16]
+
+
+_PARAM = re.compile(r"\$(\d+)")
+_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def parameter_count(sql: str) -> int:
+    """The highest ``$n`` in ``sql`` (0: none), from pglast's parse tree, or from the text outside
+    literals and comments when pglast cannot parse it."""
+    try:
+        stmts = pglast.parse_sql(sql)
+    except ParseError:
+        return max((int(n) for n in _PARAM.findall(_STRINGS.sub("", sql))), default=0)
+    highest = 0
+
+    def visit(node: object) -> None:
+        nonlocal highest
+        if isinstance(node, ast.ParamRef):
+            highest = max(highest, node.number or 0)
+        elif isinstance(node, ast.Node):
+            for attr in getattr(type(node), "__slots__", ()):
+                visit(getattr(node, attr, None))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                visit(item)
+
+    visit(stmts)
+    return highest
+
+
+def _message(exc: psycopg.Error) -> tuple[str, str | None]:
+    primary = exc.diag.message_primary if exc.diag else None
+    return " ".join((primary or str(exc)).split()), exc.sqlstate
+
+
+def explain_session(settings: ConnectionSettings, options: ExplainOptions | None = None) -> psycopg.Connection:
+    """An autocommit session with ``statement_timeout``, read-only unless writes run, and the caller's
+    session settings (set with ``set_config()``, so only SELECTs are sent). Raises
+    :class:`~dbtune.errors.ConnectionFailed`, :class:`ServerRefused`, and :class:`UsageError` for a setting
+    the server rejects."""
+    options = options or ExplainOptions()
+    conn = connect(settings, autocommit=True)
+    try:
+        conn.execute(_SET, ("statement_timeout", str(int(settings.statement_timeout_ms)), False))
+        if not (options.analyze and options.allow_writes):
+            conn.execute(_SET, ("default_transaction_read_only", "on", False))
+    except psycopg.Error as exc:
+        conn.close()
+        raise ServerRefused(f"{describe(settings)} refused the EXPLAIN session: {_message(exc)[0]}") from None
+    for name, value in options.session_settings.items():
+        try:
+            conn.execute(_SET, (name, str(value), False))
+        except psycopg.Error as exc:
+            conn.close()
+            raise UsageError(f"session setting {name} = {value!r}: {_message(exc)[0]}") from None
+    return conn
+
+
+def _server(conn: psycopg.Connection) -> PlanServer:
+    version, version_num, database = conn.execute(_SERVER).fetchone()  # type: ignore[misc]
+    rows = conn.execute(_SETTINGS, (list(RECORDED_SETTINGS),)).fetchall()
+    settings = {str(name): str(value) for name, value in rows}
+    return PlanServer(str(version), int(version_num), str(database), settings)
+
+
+def _analyze_values(conn: psycopg.Connection, query: PlanQuery, n_params: int, options: ExplainOptions,
+                    notes: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """Whether ``query`` may run with ANALYZE, and the parameter values to run it with."""
+    try:
+        kind = statement_kind(query.sql)
+    except ParseError as exc:
+        kind, why = "unknown", f"pglast cannot parse it ({exc.args[0]})"
+    else:
+        why = "it writes" if kind == "write" else "it is not a SELECT or DML statement"
+    if kind != "read" and not options.allow_writes:
+        notes.append(f"not run with ANALYZE: {why}; --allow-writes runs it in a transaction that is rolled back")
+        return False, ()
+    if not n_params:
+        return True, ()
+    try:
+        params = sample_parameters(conn, query.sql, query.params_sql, k=1, seed=options.seed)
+    except ParameterUnresolved as exc:
+        notes.append(f"not run with ANALYZE: no values for its parameters: {exc}")
+        return False, ()
+    except psycopg.Error as exc:
+        notes.append(f"not run with ANALYZE: sampling values for its parameters failed: {_message(exc)[0]}")
+        return False, ()
+    if len(params.sets[0]) != n_params:
+        notes.append(f"not run with ANALYZE: found values for {len(params.sets[0])} of its {n_params} parameters")
+        return False, ()
+    return True, params.sets[0]
+
+
+def _relation_rows(conn: psycopg.Connection, plan: Plan) -> dict[str, float]:
+    names = sorted({(str(n.raw["Schema"]), str(n.raw["Relation Name"])) for n in plan.nodes()
+                    if n.raw.get("Schema") and n.raw.get("Relation Name")})
+    if not names:
+        return {}
+    try:
+        rows = conn.execute(_RELATION_ROWS, ([s for s, _ in names], [r for _, r in names])).fetchall()
+    except psycopg.Error:
+        return {}  # the plan stands; only checks that need the table's size without ANALYZE pass it over
+    return {qualified(schema, rel): float(reltuples) for schema, rel, reltuples in rows}
+
+
+def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tuple[str, ...] | None,
+                 prepared: str, version_num: int) -> Any:
+    """The JSON of EXPLAIN for ``sql``: with ANALYZE when ``values`` is given (``()``: no parameters), else
+    its plan, generic when it has parameters. Runs inside the caller's transaction; lets psycopg.Error
+    through."""
+    cur = psycopg.RawCursor(conn)
+    if values is not None:
+        explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}"
+        return cur.execute(explain, values or None).fetchall()[0][0]  # type: ignore[arg-type]
+    if not n_params:
+        return cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchall()[0][0]  # type: ignore[arg-type]
+    if version_num >= GENERIC_PLAN_VERSION:
+        return cur.execute(f"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) {sql}").fetchall()[0][0]  # type: ignore[arg-type]
+    # Before 16: the generic plan of a prepared statement, whatever the (NULL) values.
+    cur.execute(f"PREPARE {prepared} AS {sql}")  # type: ignore[arg-type]
+    count = conn.execute(_PREPARED_PARAMETERS, (prepared,)).fetchone()
+    nulls = ", ".join(["NULL"] * int(count[0] if count else n_params))
+    conn.execute(_SET, ("plan_cache_mode", "force_generic_plan", True))
+    return cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {prepared}({nulls})").fetchall()[0][0]  # type: ignore[arg-type]
+
+
+def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server: PlanServer,
+                 options: ExplainOptions) -> ExplainedQuery:
+    sql = query.sql.strip().rstrip(";").strip()
+    if query.parse_error is not None:  # the workload file's statement does not parse: nothing is sent
+        return ExplainedQuery(query, "", server, error=f"{query.location}: {query.parse_error}")
+    n_params = parameter_count(sql)
+    notes: list[str] = []
+    analyze, values = _analyze_values(conn, query, n_params, options, notes) if options.analyze else (False, ())
+    result = ExplainedQuery(query, fingerprint(sql), server, kind="analyzed" if analyze else
+                            "generic" if n_params else "plain", notes=tuple(notes))
+    prepared = f"dbtune_plan_{number}"
+    try:
+        with conn.transaction(force_rollback=True):
+            plan = Plan.from_json(_run_explain(conn, sql, n_params, values if analyze else None, prepared,
+                                               server.version_num))
+    except psycopg.Error as exc:
+        message, sqlstate = _message(exc)
+        return replace(result, error=message, sqlstate=sqlstate)
+    finally:
+        if n_params and not analyze and server.version_num < GENERIC_PLAN_VERSION:
+            try:
+                conn.execute(f"DEALLOCATE {prepared}")  # type: ignore[arg-type]
+            except psycopg.Error:
+                pass  # PREPARE itself failed
+    return replace(result, plan=plan, parameters=tuple(values), relation_rows=_relation_rows(conn, plan))
+
+
+def collect_plans(settings: ConnectionSettings, queries: Iterable[PlanQuery],
+                  options: ExplainOptions | None = None, *,
+                  progress: Callable[[str], None] = lambda _: None) -> Collection:
+    """Explain every query in one session of its own (see the module docstring), in order.
+
+    Raises :class:`~dbtune.errors.ConnectionFailed` when the server cannot be reached,
+    :class:`~dbtune.errors.ServerRefused` when it refuses the session, :class:`UsageError` for a session
+    setting it rejects. A query that fails is an :class:`ExplainedQuery` with ``error`` set.
+    """
+    options = options or ExplainOptions()
+    with explain_session(settings, options) as conn:
+        server = _server(conn)
+        results = []
+        for number, query in enumerate(queries, start=1):
+            result = _explain_one(conn, query, number, server, options)
+            progress(f"{result.label}: {result.error or result.kind}")
+            results.append(result)
+    return Collection(server, tuple(results))

@@ -1,0 +1,176 @@
+"""Plain-text rendering of ``dbtune explain``, readable at 100 columns: per query its text, how it was
+planned, the plan tree (each node with its estimated and actual rows and its share of the cost, or of the
+time with ANALYZE; its conditions and spill figures below it; ``◀ PL001`` where a check found something),
+the findings, then what could not be judged and a summary line."""
+
+from __future__ import annotations
+
+import textwrap
+from collections import defaultdict
+
+from dbtune.model import Finding
+from dbtune.plans.api import ExplainEntry, ExplainReport
+from dbtune.plans.model import Plan, PlanNode
+
+WIDTH = 100
+SQL_LINES = 4
+
+
+def _num(value: float) -> str:
+    """Rows as EXPLAIN would count them: ``1,234``; fractions below 10 keep two decimals (PG18 averages)."""
+    return f"{value:,.2f}" if value != int(value) and value < 10 else f"{value:,.0f}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _figures(node: PlanNode, plan: Plan) -> str:
+    parts = [f"est {_num(node.plan_rows)} row{'' if node.plan_rows == 1 else 's'}"]
+    if node.analyzed:
+        if node.never_executed:
+            parts.append("never executed")
+        else:
+            loops = f" × {_num(node.loops)} loops" if node.loops != 1 else ""
+            parts.append(f"actual {_num(node.actual_rows or 0.0)}{loops}")
+            if plan.execution_ms:
+                parts.append(f"{(node.exclusive_ms or 0.0) / plan.execution_ms:.0%} of time")
+    elif plan.total_cost > 0:
+        parts.append(f"{node.exclusive_cost / plan.total_cost:.0%} of cost")
+    return ", ".join(parts)
+
+
+def _details(node: PlanNode) -> list[str]:
+    raw = node.raw
+    out = []
+    for key in ("Index Cond", "Recheck Cond", "Hash Cond", "Merge Cond", "Join Filter", "Filter"):
+        if raw.get(key):
+            out.append(f"{key}: {raw[key]}")
+    if node.sort_key:
+        out.append(f"Sort Key: {', '.join(node.sort_key)}")
+    if node.sort_method:
+        out.append(f"Sort Method: {node.sort_method}  {node.sort_space_type or 'Space'}: {node.sort_space_kb or 0:,}kB")
+    for label, value in (("Rows Removed by Index Recheck", node.rows_removed_by_index_recheck),
+                         ("Rows Removed by Join Filter", node.rows_removed_by_join_filter),
+                         ("Rows Removed by Filter", node.rows_removed_by_filter)):
+        if value:
+            out.append(f"{label}: {_num(value)}")
+    if node.exact_heap_blocks is not None or node.lossy_heap_blocks is not None:
+        out.append(f"Heap Blocks: exact={node.exact_heap_blocks or 0:,} lossy={node.lossy_heap_blocks or 0:,}")
+    if node.heap_fetches is not None:
+        out.append(f"Heap Fetches: {_num(node.heap_fetches)}")
+    if node.workers_planned is not None:
+        launched = f"  Launched: {node.workers_launched}" if node.workers_launched is not None else ""
+        out.append(f"Workers Planned: {node.workers_planned}{launched}")
+    if node.hash_batches is not None:
+        original = (f" (originally {node.original_hash_batches})"
+                    if node.original_hash_batches not in (None, node.hash_batches) else "")
+        out.append(f"Buckets: {node.hash_buckets or 0:,}  Batches: {node.hash_batches}{original}  "
+                   f"Memory Usage: {node.peak_memory_kb or 0:,}kB")
+    if node.hashagg_batches is not None:
+        out.append(f"Batches: {node.hashagg_batches}  Memory Usage: {node.peak_memory_kb or 0:,}kB"
+                   + (f"  Disk Usage: {node.disk_usage_kb:,}kB" if node.disk_usage_kb else ""))
+    return out
+
+
+def _tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
+    lines: list[str] = []
+
+    def render(node: PlanNode, head: str, body: str) -> None:
+        name = node.label
+        if node.parent_relationship in ("InitPlan", "SubPlan") and node.subplan_name:
+            name = f"{node.subplan_name}: {name}"
+        header = f"{name}  ({_figures(node, plan)})"
+        if marks.get(node.label):
+            header += "  ◀ " + " ".join(dict.fromkeys(marks[node.label]))
+        room = WIDTH - len(head)
+        wrapped = textwrap.wrap(header, room, subsequent_indent="    ", break_on_hyphens=False) or [header]
+        detail = body + ("│  " if node.children else "   ")
+        lines.append(head + wrapped[0])
+        lines.extend(detail + w for w in wrapped[1:])
+        for d in _details(node):
+            lines.append(detail + _clip(d, WIDTH - len(detail)))
+        for i, child in enumerate(node.children):
+            last = i == len(node.children) - 1
+            render(child, body + ("└─ " if last else "├─ "), body + ("   " if last else "│  "))
+
+    render(plan.root, "  ", "  ")
+    return lines
+
+
+def _how(entry: ExplainEntry) -> str:
+    q = entry.explained
+    if q.plan is None:
+        return ""
+    if q.kind == "analyzed":
+        timing = f"execution {q.plan.execution_ms or 0:,.2f} ms, planning {q.plan.planning_ms or 0:,.2f} ms"
+        if q.plan.jit and q.plan.jit.total_ms is not None:
+            timing += f", JIT {q.plan.jit.total_ms:,.2f} ms"
+        return f"EXPLAIN ANALYZE: {timing}"
+    kind = "generic plan" if q.kind == "generic" else "plan"
+    return f"{kind}, not run; total cost {q.plan.total_cost:,.2f}"
+
+
+def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
+    lines = [f"  findings ({len(findings)})"]
+    for f in findings:
+        lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — {f.evidence.get('node', f.object)}")
+        lines += textwrap.wrap(f.message, WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
+                               break_on_hyphens=False)
+        for change in f.changes:
+            lines.append(" " * 11 + f"fix: {change.up}")
+    return lines
+
+
+def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
+    q = entry.explained
+    title = f"── {number}/{total} {q.label} "
+    lines = ["", title + "─" * max(3, WIDTH - len(title))]
+    sql = [line for line in q.query.sql.strip().splitlines() if line.strip()]
+    for line in sql[:SQL_LINES]:
+        lines.append("  " + _clip(line.rstrip(), WIDTH - 2))
+    if len(sql) > SQL_LINES:
+        lines.append(f"  … ({len(sql) - SQL_LINES} more lines)")
+    lines.append("")
+    if q.error is not None:
+        lines.append(f"  error: {q.error}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
+    else:
+        lines.append(f"  {_how(entry)}")
+        if q.parameters:
+            values = ", ".join(f"${i} = {_clip(repr(v), 30)}" for i, v in enumerate(q.parameters, start=1))
+            lines += textwrap.wrap(f"parameters: {values}", WIDTH, initial_indent="  ", subsequent_indent="    ")
+    for note in q.notes:
+        lines += textwrap.wrap(f"note: {note}", WIDTH, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    if q.plan is not None:
+        marks: dict[str, list[str]] = defaultdict(list)
+        for f in entry.findings:
+            marks[str(f.evidence.get("node", ""))].append(f.check_id)
+        lines += ["", *_tree(q.plan, marks)]
+        if entry.findings:
+            lines += ["", *_finding_lines(entry.findings)]
+    return lines
+
+
+def render_explain_text(report: ExplainReport) -> str:
+    version = report.server.version.split()[0]
+    mode = "EXPLAIN ANALYZE, rolled back" if report.analyze else "plans only, nothing run"
+    lines = [f"dbtune explain of {report.target}", f"PostgreSQL {version} — {mode}"]
+    total = len(report.entries)
+    for number, entry in enumerate(report.entries, start=1):
+        lines += _entry(number, total, entry)
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for s in report.skipped:
+        by_reason[s.reason].append(s.what)
+    if by_reason:
+        lines += ["", "NOT JUDGED"]
+        for reason, names in by_reason.items():
+            lines += textwrap.wrap(f"- {', '.join(dict.fromkeys(names))}: {reason}", WIDTH,
+                                   subsequent_indent="  ", break_on_hyphens=False)
+    counts = report.counts()
+    failed = len(report.failed)
+    lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed} explained, {failed} failed; "
+                  f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: "
+                  f"{counts['error']} error, {counts['warning']} warning, {counts['info']} info"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""Where queries come from, and which columns they use.
+
+Sources (each gives :class:`Query` objects with their text as sent, location, pglast fingerprint, and
+calls/time when known)::
+
+    result = load_queries("workload.sql")       # a psql/pgbench script, or a server log (stderr, csvlog,
+    result = load_queries("-")                  # jsonlog), or standard input; result.errors: bad statements
+    top = pg_stat_statements_queries(settings_or_conn, top=20, include_nested=False)
+
+Column usage, resolved against the catalog (sqlglot's qualifier; expressions rendered by pglast)::
+
+    schema = WorkloadSchema.from_snapshot(snapshot, read_views(conn))
+    usage = column_usage("SELECT … WHERE lower(email) = $1", schema)
+    usage.table("public.users").columns["id"]          # frozenset({Usage.EQUALITY})
+"""
+
+from dbtune.workload.load import (
+    from_pg_stat_statements,
+    load_queries,
+    load_workload,
+    parse_workload,
+    pg_stat_statements_workload,
+)
+from dbtune.workload.model import (
+    ExpressionUse,
+    LoadResult,
+    Query,
+    QueryUsage,
+    Source,
+    SourceError,
+    TableUsage,
+    Usage,
+    WorkloadQuery,
+    group_by_fingerprint,
+)
+from dbtune.workload.pgss import pg_stat_statements_queries
+from dbtune.workload.schema import SchemaRelation, WorkloadSchema, read_views
+from dbtune.workload.statements import statement_kind
+from dbtune.workload.usage import UsageAnalyzer, column_usage
+
+__all__ = [
+    "ExpressionUse", "LoadResult", "Query", "QueryUsage", "SchemaRelation", "Source", "SourceError", "TableUsage",
+    "Usage", "UsageAnalyzer", "WorkloadQuery", "WorkloadSchema", "column_usage", "from_pg_stat_statements",
+    "group_by_fingerprint", "load_queries", "load_workload", "parse_workload", "pg_stat_statements_queries",
+    "pg_stat_statements_workload", "read_views", "statement_kind",
+]

@@ -1,0 +1,195 @@
+"""The typed results of the workload layer: queries as their sources recorded them, and which columns each
+query uses. Frozen dataclasses; times in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import NamedTuple, TypeVar
+
+_N = TypeVar("_N", int, float)
+
+
+class Source(StrEnum):
+    """Where a :class:`Query` was read from (its format, not its path)."""
+
+    SQL = "sql"
+    STDERR_LOG = "stderr log"
+    CSVLOG = "csvlog"
+    JSONLOG = "jsonlog"
+    PG_STAT_STATEMENTS = "pg_stat_statements"
+
+
+@dataclass(frozen=True)
+class Query:
+    """One statement as a source recorded it.
+
+    ``text`` is the statement as sent to the server (``$n`` parameters kept, no trailing ``;``);
+    ``location`` says where it was found: ``path:line`` for files and logs (``<stdin>:line`` for standard
+    input), ``pgss:<queryid>`` for pg_stat_statements. ``fingerprint`` is pglast's (libpg_query's)
+    fingerprint, equal for statements that differ only in constants and whitespace.
+
+    ``name`` and ``params_sql`` come from ``-- name:`` / ``-- params:`` comments; ``params`` are the bind
+    values a server log showed for ``$1``, ``$2`` … (text as logged; ``None`` for NULL). ``calls``,
+    ``total_ms`` (ms) and ``rows`` are known for pg_stat_statements and logs (one call per logged
+    execution). ``occurrences`` counts the records merged into this one by :func:`group_by_fingerprint`.
+    """
+
+    text: str
+    source: Source
+    location: str
+    fingerprint: str
+    name: str | None = None
+    params_sql: str | None = None
+    params: tuple[str | None, ...] | None = None
+    calls: int | None = None
+    total_ms: float | None = None
+    rows: int | None = None
+    occurrences: int = 1
+
+    @property
+    def mean_ms(self) -> float | None:
+        """Mean time per call (ms), when both the total and the calls are known."""
+        if self.total_ms is None or not self.calls:
+            return None
+        return self.total_ms / self.calls
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A statement (or record) that could not be read: where (``path:line``), the parser's message, and
+    the statement's ``-- name:`` if it had one."""
+
+    location: str
+    message: str
+    name: str | None = None
+
+    @property
+    def line(self) -> int | None:
+        """The line number of :attr:`location`, if it has one."""
+        tail = self.location.rpartition(":")[2]
+        return int(tail) if tail.isdigit() else None
+
+    def __str__(self) -> str:
+        named = f"query {self.name!r}: " if self.name else ""
+        return f"{self.location}: {named}{self.message}"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What :func:`~dbtune.workload.load_queries` found: the queries, the statements that did not parse
+    (the rest were still read), and the format the input was read as."""
+
+    queries: tuple[Query, ...]
+    errors: tuple[SourceError, ...] = ()
+    format: Source = Source.SQL
+
+
+@dataclass(frozen=True)
+class WorkloadQuery:
+    """One statement to benchmark: its name, its text with ``$n`` parameters, and the SQL that yields
+    sample parameter rows from the data (``None``: find them from the statement's predicates)."""
+
+    name: str
+    sql: str
+    params_sql: str | None = None
+
+
+def group_by_fingerprint(queries: list[Query] | tuple[Query, ...]) -> list[Query]:
+    """One query per fingerprint, in order of first appearance.
+
+    The first occurrence keeps its text, location, name and parameters; ``occurrences`` is the number of
+    records merged, ``calls``/``total_ms``/``rows`` the sums of the known values (``None`` when no record
+    knew them).
+    """
+    merged: dict[str, Query] = {}
+    for q in queries:
+        first = merged.get(q.fingerprint)
+        if first is None:
+            merged[q.fingerprint] = q
+            continue
+        merged[q.fingerprint] = replace(
+            first,
+            calls=_add(first.calls, q.calls),
+            total_ms=_add(first.total_ms, q.total_ms),
+            rows=_add(first.rows, q.rows),
+            occurrences=first.occurrences + q.occurrences,
+        )
+    return list(merged.values())
+
+
+def _add(a: _N | None, b: _N | None) -> _N | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    total = a + b
+    return round(total, 6) if isinstance(total, float) else total  # no 0.013999999999999999 ms
+
+
+# --- column usage ------------------------------------------------------------------------------------
+
+
+class Usage(StrEnum):
+    """How a query uses a column (or an expression over the columns of one table)."""
+
+    EQUALITY = "equality"        # column = constant / $n / uncorrelated subquery; IS NOT DISTINCT FROM
+    RANGE = "range"              # <, <=, >, >=, BETWEEN
+    IN = "in"                    # IN (list), IN (subquery), = ANY (array)
+    JOIN = "join"                # column = column of another relation (also correlated subqueries)
+    ORDER_BY = "order_by"
+    GROUP_BY = "group_by"
+    LIKE_PREFIX = "like_prefix"  # LIKE 'abc%' (a B-tree with text_pattern_ops or C collation can serve it)
+    LIKE_UNKNOWN = "like_unknown"  # LIKE $1, LIKE column: the pattern is not known until execution
+    PATTERN = "pattern"          # LIKE '%abc', ILIKE, SIMILAR TO, ~ (trigram territory)
+    IS_NULL = "is_null"
+    CONFLICT = "conflict"        # INSERT … ON CONFLICT (columns): needs a unique index on them
+
+
+class ExpressionUse(NamedTuple):
+    """An expression over the columns of one table (``lower(email)``, ``(payload ->> 'status')``) and how
+    it is used. ``text`` is pglast's rendering of the statement's own expression, with the table
+    qualifiers dropped (and view columns renamed to their base columns), so it can go into
+    ``CREATE INDEX … ((text))``."""
+
+    text: str
+    kinds: frozenset[Usage]
+
+
+@dataclass(frozen=True)
+class TableUsage:
+    """The columns and expressions of one table (``table`` is its qualified name, quoted as needed)
+    that a query uses, each with its kinds of use."""
+
+    table: str
+    columns: dict[str, frozenset[Usage]] = field(default_factory=dict)
+    expressions: tuple[ExpressionUse, ...] = ()
+
+    def kinds(self, column: str) -> frozenset[Usage]:
+        """The kinds of use of ``column`` (empty when unused)."""
+        return self.columns.get(column, frozenset())
+
+
+@dataclass(frozen=True)
+class QueryUsage:
+    """The column usage of one statement.
+
+    ``tables`` lists every table the statement reads or writes (views are replaced by their base tables,
+    CTEs and subqueries are looked through), in order of first use. ``unresolved`` holds the column
+    references that could not be tied to a table, each with why (``"x.y: relation x is not in the
+    catalog"``). ``reason`` is set when the statement as a whole yields no column usage (it does not
+    parse, is a utility statement, or sqlglot cannot read it).
+    """
+
+    tables: tuple[TableUsage, ...] = ()
+    unresolved: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def table(self, name: str) -> TableUsage | None:
+        """The usage of table ``name`` (qualified, ``public.t``; or a bare name when it is unique)."""
+        for t in self.tables:
+            if t.table == name:
+                return t
+        bare = [t for t in self.tables if t.table.rsplit(".", 1)[-1] == name]
+        return bare[0] if len(bare) == 1 else None

@@ -1,0 +1,344 @@
+"""SQL scripts: psql or pgbench files, and the annotated workload format.
+
+How a script is read:
+
+1. psql's own lexical rules (psqlscan.l) find what the server never sees: meta-commands (a backslash
+   outside quotes and comments, to the end of the line: ``\\set``, ``\\timing``, ``\\i``, ``\\c`` …) are
+   dropped, ``\\g`` and its variants end a statement like ``;``; variable references ``:var``,
+   ``:'var'`` and ``:"var"`` (psql, and pgbench's ``:var``) become ``$n`` parameters, numbered per
+   statement in order of first use (the same name is the same number; numbers go on after the
+   statement's own ``$n``). Nothing inside string literals, quoted identifiers, dollar quotes, comments or
+   ``[…]`` subscripts is touched, and ``::`` is a cast.
+2. pglast splits the statements with the server's parser (``pglast.parser.split``), so a ``;`` inside a
+   ``BEGIN ATOMIC`` body does not end one. When some statement does not parse, the server's scanner
+   splits instead, and each statement is parsed on its own: the bad ones are reported with their line
+   and the parser's message, the others are kept.
+3. ``-- name: <name>`` names the next statement; ``-- params: <SQL>`` after a statement gives the query
+   that returns sample values for its ``$1``, ``$2`` … (a bare ``-- params: SELECT``: none).
+
+See https://www.postgresql.org/docs/current/app-psql.html (Meta-Commands, SQL Interpolation) and
+https://www.postgresql.org/docs/current/pgbench.html (Custom Scripts).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from pglast import parser
+from pglast.parser import ParseError
+
+from dbtune.workload.model import Query, Source, SourceError
+
+# psql ends the query buffer and sends it on these meta-commands (psql's exec_command).
+_SENDING = re.compile(r"\\(g|gx|gset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff]")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
+_ANNOTATION = re.compile(r"--\s*(name|params):\s*(.*?)\s*$")
+# What the lexer stops at; everything else is skipped by the regex engine.
+_SPECIAL = re.compile(r"--|/\*|::|:['\"]|:[A-Za-z0-9_\u0080-\U0010ffff]+|['\"$\\\[\]();]")
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    start: int
+    end: int
+    name: str
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    offset: int
+    key: str
+    value: str
+
+
+@dataclass
+class _Lexed:
+    text: str  # meta-commands blanked; same length and line breaks as the input
+    placeholders: list[_Placeholder]
+    annotations: list[_Annotation]
+    semicolons: list[int]  # offsets of the ";" that end statements for psql
+
+
+def _lex(text: str) -> _Lexed:
+    """psql's view of ``text``: blank meta-commands, find variable references and annotations."""
+    out: list[str] | None = None  # a copy of the text, made only when a meta-command is blanked
+    placeholders: list[_Placeholder] = []
+    annotations: list[_Annotation] = []
+    semicolons: list[int] = []
+    n = len(text)
+    brackets = parens = 0
+    m = _SPECIAL.search(text, 0)
+    while m is not None:
+        i = m.start()
+        token = m.group()
+        end = i + len(token)
+        if token == "--":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            note = _ANNOTATION.match(text, i, end)
+            if note:
+                annotations.append(_Annotation(i, note.group(1), note.group(2)))
+        elif token == "/*":
+            depth = 1
+            while depth and end < n:
+                close = text.find("*/", end)
+                opening = text.find("/*", end, close if close >= 0 else n)
+                if close < 0:
+                    end = n
+                elif opening >= 0:
+                    depth, end = depth + 1, opening + 2
+                else:
+                    depth, end = depth - 1, close + 2
+        elif token == "'":
+            escapes = i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
+            end = _string_end(text, end, escapes)
+        elif token == '"':
+            while True:
+                close = text.find('"', end)
+                if close < 0:
+                    end = n
+                    break
+                end = close + 1
+                if not text.startswith('"', end):
+                    break
+                end += 1
+        elif token == "$":
+            tag = None if i > 0 and _IDENT_CHAR.match(text[i - 1]) else _DOLLAR_TAG.match(text, i)
+            if tag is not None:
+                close = text.find(tag.group(0), tag.end())
+                end = n if close < 0 else close + len(tag.group(0))
+        elif token == "\\":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            if out is None:
+                out = list(text)
+            out[i:end] = " " * (end - i)
+            if _SENDING.match(text, i):
+                out[i] = ";"
+                semicolons.append(i)
+        elif token == "::":
+            pass
+        elif token[0] == ":":
+            if brackets == 0:
+                if token in (":'", ':"'):
+                    close = text.find(token[1], end)
+                    line_end = text.find("\n", i)
+                    if close > 0 and (line_end < 0 or close < line_end):
+                        placeholders.append(_Placeholder(i, close + 1, text[end:close]))
+                        end = close + 1
+                    else:
+                        end = i + 1
+                else:
+                    placeholders.append(_Placeholder(i, end, token[1:]))
+        elif token == "[":
+            brackets += 1
+        elif token == "]":
+            brackets = max(0, brackets - 1)
+        elif token == "(":
+            parens += 1
+        elif token == ")":
+            parens = max(0, parens - 1)
+        elif token == ";" and not parens:
+            semicolons.append(i)
+            brackets = 0
+        m = _SPECIAL.search(text, max(end, i + 1))
+    return _Lexed("".join(out) if out is not None else text, placeholders, annotations, semicolons)
+
+
+def _string_end(text: str, start: int, escapes: bool) -> int:
+    """The offset after the closing quote of a string literal whose body starts at ``start``."""
+    n = len(text)
+    i = start
+    while i < n:
+        close = text.find("'", i)
+        if close < 0:
+            return n
+        if escapes:
+            backslashes = 0
+            k = close - 1
+            while k >= i and text[k] == "\\":
+                backslashes += 1
+                k -= 1
+            if backslashes % 2:
+                i = close + 1
+                continue
+        if text.startswith("''", close):
+            i = close + 2
+            continue
+        return close + 1
+    return n
+
+
+def _probe(lexed: _Lexed) -> str:
+    """The text with every variable reference replaced by ``$1`` padded to the same length, so the
+    server's parser can split it and every offset stays where it was."""
+    if not lexed.placeholders:
+        return lexed.text
+    parts: list[str] = []
+    pos = 0
+    for p in lexed.placeholders:
+        parts.append(lexed.text[pos:p.start])
+        parts.append("$1".ljust(p.end - p.start))
+        pos = p.end
+    parts.append(lexed.text[pos:])
+    return "".join(parts)
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
+
+
+def _skip_noise(text: str, start: int, stop: int) -> int:
+    m = _LEADING_NOISE.match(text, start, stop)
+    return m.end() if m else start
+
+
+def _slices(probe: str, lexed: _Lexed) -> tuple[list[tuple[int, int]], bool]:
+    """Statement spans of the script and whether the server's parser made them: it does when every
+    statement parses; otherwise the script is cut at psql's statement ends (``;`` outside quotes,
+    comments and parentheses, and ``\\g``)."""
+    try:
+        return [(s.start, s.stop) for s in parser.split(probe, with_parser=True, only_slices=True)], True
+    except ParseError:
+        pass
+    spans = []
+    start = 0
+    for end in [*lexed.semicolons, len(lexed.text)]:
+        spans.append((start, end))
+        start = end + 1
+    return spans, False
+
+
+def _statement_text(lexed: _Lexed, start: int, stop: int) -> str:
+    """The statement between ``start`` and ``stop`` with its variable references as ``$n``."""
+    inside = [p for p in lexed.placeholders if start <= p.start < stop]
+    if not inside:
+        return lexed.text[start:stop]
+    segment = lexed.text[start:stop]
+    try:  # the statement's own $n come first
+        taken = max((int(segment[t.start + 1:t.end + 1]) for t in parser.scan(segment) if t.name == "PARAM"),
+                    default=0)
+    except (ParseError, ValueError):
+        taken = 0
+    numbers: dict[str, int] = {}
+    parts: list[str] = []
+    pos = start
+    for p in inside:
+        number = numbers.setdefault(p.name, taken + len(numbers) + 1)
+        parts.append(lexed.text[pos:p.start])
+        parts.append(f"${number}")
+        pos = p.end
+    parts.append(lexed.text[pos:stop])
+    return "".join(parts)
+
+
+@dataclass
+class _Piece:
+    start: int
+    stop: int
+    text: str
+    error: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class ScriptStatement:
+    """One statement of a script: its text, 1-based line, and its ``-- name:``/``-- params:``."""
+
+    text: str
+    line: int
+    fingerprint: str
+    name: str | None = None
+    params_sql: str | None = None
+
+
+def split_script(text: str, label: str) -> tuple[list[ScriptStatement], list[SourceError]]:
+    """The statements of a psql/pgbench script (see the module docstring) and those that do not parse.
+
+    ``label`` prefixes error locations (``label:line``). Errors carry the line of the error, the parser's
+    message and the statement's name.
+    """
+    lexed = _lex(text)
+    probe = _probe(lexed)
+    lines = _Lines(text)
+    errors: list[SourceError] = []
+    chunks, exact = _slices(probe, lexed)
+    pieces: list[_Piece] = []
+    i = 0
+    while i < len(chunks):
+        start, stop = chunks[i]
+        start = _skip_noise(lexed.text, start, stop)
+        while stop > start and lexed.text[stop - 1].isspace():
+            stop -= 1
+        if start >= stop:
+            i += 1
+            continue
+        body = _statement_text(lexed, start, stop)
+        error = _check(body)
+        if error is not None and not exact and "end of input" in error[0]:
+            # A ";" inside a BEGIN ATOMIC body: the scanner split it; join the pieces until they parse.
+            for j in range(i + 1, min(len(chunks), i + 64)):
+                candidate = _statement_text(lexed, start, chunks[j][1])
+                if _check(candidate) is None:
+                    stop, body, error, i = chunks[j][1], candidate, None, j
+                    break
+        pieces.append(_Piece(start, stop, body, error))
+        i += 1
+    names: dict[int, str] = {}
+    params: dict[int, str | None] = {}
+    starts = [p.start for p in pieces]
+    for note in lexed.annotations:
+        k = bisect.bisect_right(starts, note.offset)  # the pieces that start before the comment
+        if note.key == "name" and k < len(pieces):
+            names[k] = note.value
+        elif note.key == "params" and k > 0 and pieces[k - 1].stop <= note.offset:
+            value = note.value.rstrip(";").strip()
+            params[k - 1] = None if value.upper() in ("", "SELECT") else value
+    found: list[ScriptStatement] = []
+    for k, piece in enumerate(pieces):
+        name = names.get(k)
+        if piece.error is not None:
+            message, offset = piece.error
+            # Placeholders never span lines and blanked meta-commands keep theirs: lines match the source.
+            line = lines.line(piece.start) + piece.text[:offset].count("\n")
+            errors.append(SourceError(f"{label}:{line}", message, name))
+            continue
+        found.append(ScriptStatement(piece.text, lines.line(piece.start), parser.fingerprint(piece.text), name,
+                                     params.get(k)))
+    errors.sort(key=lambda e: _sort_key(e.location))
+    return found, errors
+
+
+def _sort_key(location: str) -> tuple[str, int]:
+    head, _, line = location.rpartition(":")
+    return (head, int(line) if line.isdigit() else 0)
+
+
+def _location(exc: ParseError, default: int) -> int:
+    """The character offset of a ParseError (its end of input when the parser gives none)."""
+    where = exc.args[1] if len(exc.args) > 1 else None
+    return int(where) if isinstance(where, int) else default
+
+
+def _check(body: str) -> tuple[str, int] | None:
+    """None when ``body`` parses, else the parser's message and offset."""
+    try:
+        parser.fingerprint(body)
+    except ParseError as exc:
+        return str(exc.args[0]), _location(exc, len(body))
+    return None
+
+
+def parse_script(text: str, label: str) -> tuple[list[Query], list[SourceError]]:
+    """:func:`split_script` as :class:`Query` objects (source ``sql``, location ``label:line``)."""
+    statements, errors = split_script(text, label)
+    queries = [Query(text=s.text, source=Source.SQL, location=f"{label}:{s.line}", fingerprint=s.fingerprint,
+                     name=s.name, params_sql=s.params_sql) for s in statements]
+    return queries, errors
