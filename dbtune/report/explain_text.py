@@ -36,8 +36,11 @@ def _figures(node: PlanNode, plan: Plan) -> str:
             parts.append(f"actual {_num(node.actual_rows or 0.0)}{loops}")
             if plan.execution_ms:
                 parts.append(f"{(node.exclusive_ms or 0.0) / plan.execution_ms:.0%} of time")
-    elif plan.total_cost > 0:
-        parts.append(f"{node.exclusive_cost / plan.total_cost:.0%} of cost")
+    else:
+        # Shares of the summed exclusive costs: under a Limit the children cost more than the plan's total.
+        work = sum(n.exclusive_cost for n in plan.nodes())
+        if work > 0:
+            parts.append(f"{node.exclusive_cost / work:.0%} of cost")
     return ", ".join(parts)
 
 
