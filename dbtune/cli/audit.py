@@ -15,12 +15,12 @@ from dbtune.cli.common import (
     OutputOption,
     QuietOption,
     VerboseOption,
+    connection_settings,
     fail_on_level,
     fails,
     write_output,
 )
 from dbtune.config import load_config
-from dbtune.db.connect import resolve
 from dbtune.errors import ExitCode
 from dbtune.report import Format, render
 
@@ -50,17 +50,7 @@ def audit_command(
     plans of its workload (planned, never run) against the plan checks."""
     cfg, cfg_path = load_config(config)
     level = fail_on_level(fail_on, cfg)
-    timeout_ms = cfg.database.statement_timeout
-    if statement_timeout:
-        from dbtune.config.model import parse_duration_ms
-        from dbtune.errors import UsageError
-
-        try:
-            timeout_ms = parse_duration_ms(statement_timeout)
-        except ValueError as exc:
-            raise UsageError(f"--statement-timeout: {exc}") from None
-    settings = resolve(dsn, statement_timeout_ms=timeout_ms,
-                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    settings = connection_settings(dsn, cfg, statement_timeout)
     report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or (),
                    workload=workload)
     write_output(render(report, format), output)

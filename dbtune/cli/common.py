@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from dbtune.config.model import Config
+from dbtune.config.model import Config, parse_duration_ms
+from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
 from dbtune.model import Severity
 
@@ -42,6 +43,19 @@ def fails(worst: Severity | None, fail_on: str) -> bool:
     if fail_on == "never" or worst is None:
         return False
     return worst.rank >= Severity(fail_on).rank
+
+
+def connection_settings(dsn: str | None, config: Config, statement_timeout: str | None = None) -> ConnectionSettings:
+    """The target from ``--dsn`` (else ``DATABASE_URL``, else libpq's defaults) with the config's timeouts;
+    ``--statement-timeout`` (``"30s"``, ``"500ms"`` …) overrides the config's."""
+    timeout_ms = config.database.statement_timeout
+    if statement_timeout:
+        try:
+            timeout_ms = parse_duration_ms(statement_timeout)
+        except ValueError as exc:
+            raise UsageError(f"--statement-timeout: {exc}") from None
+    return resolve(dsn, statement_timeout_ms=timeout_ms,
+                   connect_timeout_s=max(1, config.database.connect_timeout // 1000))
 
 
 def write_output(text: str, output: Path | None) -> None:

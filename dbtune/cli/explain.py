@@ -18,12 +18,11 @@ from dbtune.cli.common import (
     OutputOption,
     QuietOption,
     VerboseOption,
+    connection_settings,
     fails,
     write_output,
 )
 from dbtune.config import load_config
-from dbtune.config.model import parse_duration_ms
-from dbtune.db.connect import resolve
 from dbtune.errors import ExitCode, UsageError
 from dbtune.plans import ExplainOptions, PlanQuery, explain, workload_queries
 from dbtune.report import Format
@@ -79,14 +78,7 @@ def explain_command(
     if allow_writes and not analyze:
         raise UsageError("--allow-writes only matters with --analyze (without it nothing runs)")
     cfg, cfg_path = load_config(config)
-    timeout_ms = cfg.database.statement_timeout
-    if statement_timeout:
-        try:
-            timeout_ms = parse_duration_ms(statement_timeout)
-        except ValueError as exc:
-            raise UsageError(f"--statement-timeout: {exc}") from None
-    settings = resolve(dsn, statement_timeout_ms=timeout_ms,
-                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    settings = connection_settings(dsn, cfg, statement_timeout)
     if sql is not None:
         queries = _statements(sys.stdin.read() if sql == "-" else sql)
     else:

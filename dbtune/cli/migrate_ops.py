@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from tabulate import tabulate
 
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, note
+from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
 from dbtune.config import load_config
 from dbtune.config.model import parse_duration_ms
-from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 
 DirOption = Annotated[Path, typer.Option("--dir", help="The migrations directory (an Alembic environment).")]
@@ -19,8 +18,7 @@ DirOption = Annotated[Path, typer.Option("--dir", help="The migrations directory
 
 def _settings(dsn: str | None, config: Path | None):  # type: ignore[no-untyped-def]
     cfg, cfg_path = load_config(config)
-    settings = resolve(dsn, statement_timeout_ms=cfg.database.statement_timeout,
-                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    settings = connection_settings(dsn, cfg)
     return cfg, cfg_path, settings
 
 

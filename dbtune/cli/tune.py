@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, note
+from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
 from dbtune.cli.loop import print_loop
 from dbtune.config import load_config
-from dbtune.db.connect import describe, resolve
+from dbtune.db.connect import describe
 from dbtune.errors import UsageError
 from dbtune.loop import run_loop
 from dbtune.migrate.plan import MigrationPlan
@@ -39,8 +39,7 @@ def tune_command(
     """Audit, generate and lint the migration, benchmark, apply (after confirmation), benchmark again,
     compare. Writes to the target: meant for staging."""
     cfg, _ = load_config(config)
-    settings = resolve(dsn, statement_timeout_ms=cfg.database.statement_timeout,
-                       connect_timeout_s=max(1, cfg.database.connect_timeout // 1000))
+    settings = connection_settings(dsn, cfg)
     queries = load_workload(workload) if workload else pg_stat_statements_workload(settings, from_pg_stat_statements)
     if not queries:
         raise UsageError("no queries to benchmark: pg_stat_statements is empty; pass --workload FILE")
