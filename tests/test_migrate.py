@@ -343,8 +343,7 @@ def test_partitioned_table_gets_on_only_index_built_per_partition(db: TestDataba
 
 
 def test_generated_migrations_pass_lint(db18: TestDatabase, tmp_path: Path) -> None:
-    """What dbtune generates passes dbtune's own lint rules, and squawk's apart from the documented
-    exception: require-statement-timeout (index builds run with no statement_timeout on purpose)."""
+    """What dbtune generates passes dbtune's own lint rules and squawk's, with no finding at all."""
     from dbtune.migrate.lint import lint_paths
 
     load_guide(db18)
@@ -354,13 +353,7 @@ def test_generated_migrations_pass_lint(db18: TestDatabase, tmp_path: Path) -> N
     assert revision is not None and sql is not None
     result = lint_paths([*revision.files, *sql.files])
     assert result.squawk.ran
-    dbtune_findings = [f for f in result.findings if f.source == "dbtune"]
-    assert dbtune_findings == []
-    squawk_rules = {f.rule for f in result.findings if f.source == "squawk"}
-    assert squawk_rules <= DOCUMENTED_SQUAWK_EXCEPTIONS
-
-
-DOCUMENTED_SQUAWK_EXCEPTIONS = {"require-statement-timeout"}
+    assert result.findings == []
 
 
 def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_path: Path) -> None:

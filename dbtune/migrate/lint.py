@@ -312,7 +312,8 @@ def _squawk_inputs(files: list[_File], tmp: Path) -> list[_SquawkInput]:
                     lines.append("BEGIN;" if stmt.in_transaction else "COMMIT;")
                     in_tx = stmt.in_transaction
                 if stmt.origin in RUNTIME_HELPERS and not helper_timeout:
-                    lines.append("SET lock_timeout = '2s';")  # what dbtune's step helpers do in their session
+                    # What dbtune's step helpers do in their session (dbtune.migrate.runtime._execute).
+                    lines += ["SET lock_timeout = '2s';", "SET statement_timeout = 0;"]
                     helper_timeout = True
                 first = len(lines) + 1
                 lines.extend((stmt.sql.rstrip().rstrip(";") + ";").splitlines())

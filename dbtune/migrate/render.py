@@ -36,7 +36,8 @@ def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migrat
         up += [_comment(n, total, step), step.change.up, ""]
     for table in plan.analyze:
         up.append(f"ANALYZE {table};")
-    down = [header.replace(title, title + " (down)"), f"SET lock_timeout = '{lock_timeout_ms}ms';", ""]
+    down = [header.replace(title, title + " (down)"), f"SET lock_timeout = '{lock_timeout_ms}ms';",
+            "SET statement_timeout = 0;", ""]
     for n, step in reversed(list(enumerate(plan.steps, start=1))):
         if step.change.down:
             down += [f"-- undo step {n}: {step.check_name} {step.object}", step.change.down, ""]

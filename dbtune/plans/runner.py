@@ -25,7 +25,7 @@ from dbtune.model import Change, Finding, Severity
 from dbtune.plans.collect import ExplainedQuery
 from dbtune.plans.model import Plan, PlanNode
 
-NEEDS_ANALYZE = "needs EXPLAIN ANALYZE: run `dbtune explain --analyze` (the audit only plans queries)"
+NEEDS_ANALYZE = "needs EXPLAIN ANALYZE: these plans were not run (`dbtune explain --analyze` runs them)"
 
 
 @dataclass(frozen=True)

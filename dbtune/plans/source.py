@@ -42,6 +42,8 @@ def workload_queries(settings: ConnectionSettings, *, path: Path | str | None = 
     """
     if path is not None:
         loaded = load_queries(path)
+        if not loaded.queries and not loaded.errors:
+            raise UsageError(f"{'<stdin>' if str(path) == '-' else path}: no SQL statement in the file")
         queries = [PlanQuery(q.text, q.name, q.params_sql, q.location) for q in loaded.queries]
         errors = [PlanQuery("", e.name, None, e.location, e.message) for e in loaded.errors]
         return sorted(queries + errors, key=lambda q: _line(q.location))

@@ -34,8 +34,10 @@ def _figures(node: PlanNode, plan: Plan) -> str:
         else:
             loops = f" × {_num(node.loops)} loops" if node.loops != 1 else ""
             parts.append(f"actual {_num(node.actual_rows or 0.0)}{loops}")
-            if plan.execution_ms:
-                parts.append(f"{(node.exclusive_ms or 0.0) / plan.execution_ms:.0%} of time")
+            # Shares of the summed exclusive times: a parallel node's time adds up over its workers.
+            spent = sum(n.exclusive_ms or 0.0 for n in plan.nodes())
+            if spent > 0:
+                parts.append(f"{(node.exclusive_ms or 0.0) / spent:.0%} of time")
     else:
         # Shares of the summed exclusive costs: under a Limit the children cost more than the plan's total.
         work = sum(n.exclusive_cost for n in plan.nodes())

@@ -4,6 +4,7 @@
 -- executeInTransaction=false for this script. Rails: disable_ddl_transaction!.
 
 SET lock_timeout = '2000ms';
+SET statement_timeout = 0;
 
 -- undo step 13: foreign-key-without-index public.vendor_routing_responses
 DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_responses_vendor_id_idx;
