@@ -85,9 +85,7 @@ def test_plain_sql_file_is_split_by_pglast(tmp_path: Path) -> None:
     (b"", "no SQL statement"),
     (b"-- only a comment\n\n", "no SQL statement"),
     (b"SELECT 'caf\xe9'", "not UTF-8"),
-    (b"SELEC 1;", "does not parse"),
     (b"-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n", "used more than once"),
-    (b"-- name: broken\nSELECT FROM WHERE;\n", "query 'broken' does not parse"),
 ])
 def test_bad_workload_file_is_one_error_line_exit_2(cli, tmp_path: Path, content: bytes | None,  # type: ignore[no-untyped-def]
                                                      message: str) -> None:
@@ -97,6 +95,24 @@ def test_bad_workload_file_is_one_error_line_exit_2(cli, tmp_path: Path, content
     with pytest.raises(UsageError, match="--workload"):
         load_workload(path)
     assert_error(cli("bench", "run", "--dsn", "host=/nonexistent", "--workload", str(path)), 2, str(path), message)
+
+
+def test_statement_that_does_not_parse_is_skipped_and_the_rest_runs(db18, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A workload statement with a syntax error is listed as skipped with its line and the parser's
+    message; the other queries are measured."""
+    db18.execute("CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 100)")
+    path = tmp_path / "w.sql"
+    path.write_text("-- name: good\nSELECT count(*) FROM t;\n-- name: broken\nSELECT FROM WHERE;\n")
+    queries = load_workload(path)
+    assert [(q.name, q.parse_error is not None) for q in queries] == [("good", False), ("broken", True)]
+    out = tmp_path / "r.json"
+    run = cli("bench", "run", "--dsn", db18.dsn, "--workload", str(path), "--iterations", "3", "--out", str(out),
+              "--quiet")
+    assert run.code == 0, run
+    result = load_result(out)
+    assert [q.name for q in result.queries] == ["good"]
+    (skipped,) = result.skipped
+    assert skipped.name == "broken" and "does not parse: line 4: syntax error" in skipped.reason
 
 
 def test_workload_source_is_required_exactly_once(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -387,3 +387,10 @@ def test_audit_sends_only_reads_in_a_read_only_transaction(cli: CLI, pg: LocalSe
         conftest.drop_database(database)
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dsn", ["host=127.0.0.1 sslmode=bogus password=Pw-secret-9",
+                                 "postgresql://u:Pw-secret-9@localhost:99999/db"])
+def test_invalid_connection_parameter_is_an_input_error(cli: CLI, dsn: str) -> None:
+    """A parameter libpq refuses before connecting (sslmode, port) is the user's input: exit 2."""
+    assert_error(cli("audit", "--dsn", dsn), 2, "--dsn has an invalid parameter", secrets=("Pw-secret-9",))

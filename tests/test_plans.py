@@ -36,8 +36,8 @@ from dbtune.plans import (
     collect_plans,
     run_plan_checks,
 )
-from dbtune.plans.source import reads_user_relations
 from dbtune.report.explain_text import WIDTH
+from dbtune.workload.statements import reads_user_relations
 
 CATALOGUE = load_catalogue()
 

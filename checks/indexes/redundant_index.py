@@ -22,7 +22,7 @@ CREATE INDEX orders_retailer_created_idx ON orders (retailer_id, created_at DESC
 Drop the shorter index after checking that no query depends on its smaller size.
 
 ## How the fix is applied safely
-`DROP INDEX CONCURRENTLY IF EXISTS` outside a transaction block, only with `dbtune migrate --include-drops`.
+`DROP INDEX CONCURRENTLY IF EXISTS` outside a transaction block, only with `dbtune migrate generate --include-drops`.
 The down step recreates the index concurrently from its definition.
 
 ## Options

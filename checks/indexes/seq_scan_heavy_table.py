@@ -20,7 +20,7 @@ A table of 500,000 orders with 2,000 sequential scans and 3 index scans since th
 
 ## What to do instead
 Find the queries that scan the table (`dbtune explain --from-pg-stat-statements`) and index the columns
-they filter on; `dbtune advise` proposes and costs the index.
+they filter on, declared as an `[[expect.index]]` so `dbtune migrate generate` builds it.
 
 ## How the fix is applied safely
 No fix is generated from statistics alone: which index helps depends on the queries.

@@ -19,7 +19,7 @@ CREATE INDEX orders_note_idx ON orders (note);  -- never used by any query
 Check the other servers too (statistics are per server: a replica may use the index), then drop it.
 
 ## How the fix is applied safely
-`DROP INDEX CONCURRENTLY IF EXISTS` outside a transaction block, only with `dbtune migrate --include-drops`;
+`DROP INDEX CONCURRENTLY IF EXISTS` outside a transaction block, only with `dbtune migrate generate --include-drops`;
 the down step rebuilds it concurrently from its definition.
 
 ## Options

@@ -30,8 +30,8 @@ switches to a hash or merge join by itself. Give an inner scan an index on the j
 (filter before joining, `LIMIT` earlier).
 
 ## How the fix is applied safely
-No fix is generated: the cause is usually an estimate or a missing index, which other checks and
-`dbtune advise` address.
+No fix is generated: the cause is usually an estimate or a missing index, which other checks address
+(`row-estimate-off`, `seq-scan-with-selective-filter`).
 
 ## Options
 - `min_loops` (default 1000): the fewest inner executions that are reported.

@@ -30,11 +30,11 @@ Index Scan using orders_created_at_idx on public.orders  (actual rows=12 loops=1
 Make the index serve the filter: put the filtered column in the index, equality columns first
 (`CREATE INDEX CONCURRENTLY ON orders (retailer_id, created_at)`), or a partial index for a constant
 condition. For a join filter, turn the condition into a join condition the join method can use (an
-equality between the two sides), or index it. `dbtune advise` proposes and costs the index.
+equality between the two sides), or index it.
 
 ## How the fix is applied safely
-No fix is generated from a plan alone: the right index depends on all the queries on the table. An index
-`dbtune advise` proposes is built with `CREATE INDEX CONCURRENTLY`.
+No fix is generated from a plan alone: the right index depends on all the queries on the table. Declare
+the index as an `[[expect.index]]` and `dbtune migrate generate` builds it with `CREATE INDEX CONCURRENTLY`.
 
 ## Options
 - `min_removed_fraction` (default 0.9): the smallest share of fetched rows removed that is reported.

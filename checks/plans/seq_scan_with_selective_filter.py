@@ -26,14 +26,14 @@ Seq Scan on public.orders  (rows=1000) (actual rows=980 loops=1)
 
 ## What to do instead
 Index the columns of the filter (equality columns first, then a range column), e.g.
-`CREATE INDEX CONCURRENTLY ON orders (status)`; `dbtune advise` proposes and costs the index. If the
+`CREATE INDEX CONCURRENTLY ON orders (status)`. If the
 filter applies a function or cast to the column, index the expression, or rewrite the condition so the
 bare column is compared. When the table is small or the query really wants most rows, a sequential scan
 is the right plan and this check does not fire.
 
 ## How the fix is applied safely
 No fix is generated from a plan alone: which index serves the workload best depends on every query on
-the table (`dbtune advise` weighs them). An index it proposes is built with `CREATE INDEX CONCURRENTLY`.
+the table. Declare it as an `[[expect.index]]` and `dbtune migrate generate` builds it concurrently.
 
 ## Options
 - `min_table_rows` (default 10000): rows read per scan (or the table's `reltuples` without ANALYZE) below

@@ -29,7 +29,7 @@ concurrent sorts in mind, since each sort and hash of each query may use that mu
 
 ## How the fix is applied safely
 No fix is generated: `work_mem` is a per-operation budget whose safe value depends on concurrency, and an
-index is proposed by `dbtune advise`. `SET LOCAL` affects one transaction only.
+index matching the ORDER BY is declared as an `[[expect.index]]`. `SET LOCAL` affects one transaction only.
 
 ## Options
 - `min_space_kb` (default 0): the smallest spill, in kB of temporary files, that is reported.

@@ -234,6 +234,8 @@ def _summarise(q: WorkloadQuery, fingerprint: str, kind: str, plan: PlanShape, p
 def _prepare(control: psycopg.Connection, q: WorkloadQuery, options: BenchOptions,
              version_num: int) -> tuple[str, str, Parameters, PlanShape] | str:
     """Fingerprint, kind, parameters and plan of a query, or the reason it is skipped."""
+    if q.parse_error is not None:
+        return f"does not parse: {q.parse_error}"
     try:
         fingerprint = pglast.fingerprint(q.sql)
         kind = statement_kind(q.sql)

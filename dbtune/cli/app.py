@@ -28,6 +28,7 @@ _click_errors = sys.modules[typer.BadParameter.__module__]
 _NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="dbtune",
     help="PostgreSQL tuning advisor: audit a database against a catalogue of checks and your checklist.",
     no_args_is_help=True,

@@ -33,8 +33,10 @@ def audit_command(
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: error, warning, info, never. "
                           "Default: the config's audit.fail_on (error).", show_default=False)] = None,
-    select: Annotated[list[str] | None, typer.Option("--select", help="Run only these checks (id or name).")] = None,
-    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these checks (id or name).")] = None,
+    select: Annotated[list[str] | None, typer.Option("--select", metavar="CHECK",
+                                                    help="Run only this check (id or name); repeat for more.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", metavar="CHECK",
+                                                    help="Skip this check (id or name); repeat for more.")] = None,
     statement_timeout: Annotated[str | None, typer.Option(
         "--statement-timeout", help="Per-statement limit, e.g. 30s (default: config, then 30s).",
         show_default=False)] = None,

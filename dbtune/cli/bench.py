@@ -22,7 +22,7 @@ from dbtune.errors import UsageError
 from dbtune.report import Format
 from dbtune.report.bench import render_comparison, render_result
 
-app = typer.Typer(help="Benchmark a workload, and compare two runs before and after a change.",
+app = typer.Typer(rich_markup_mode=None, help="Benchmark a workload, and compare two runs before and after a change.",
                   no_args_is_help=True)
 
 

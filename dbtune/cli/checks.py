@@ -10,7 +10,7 @@ from tabulate import tabulate
 from dbtune.checks import DOC_SECTIONS, load_catalogue
 from dbtune.errors import UsageError
 
-app = typer.Typer(help="The check catalogue.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="The check catalogue.", no_args_is_help=True)
 
 
 @app.command("list")

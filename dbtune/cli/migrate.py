@@ -16,7 +16,7 @@ from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
 
-app = typer.Typer(help="Migrations.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Migrations.", no_args_is_help=True)
 
 
 # --- lint ---------------------------------------------------------------------------------------------

@@ -86,7 +86,9 @@ def apply_command(
     try:
         options = ApplyOptions(lock_timeout_ms=parse_duration_ms(lock_timeout),
                                statement_timeout_ms=parse_duration_ms(statement_timeout), retries=retries,
-                               dry_run=dry_run, report=lambda m: note(m, quiet))
+                               dry_run=dry_run,
+                               # A dry run's report is its output (stdout); a real run's is progress (stderr).
+                               report=typer.echo if dry_run else lambda m: note(m, quiet))
     except ValueError as exc:
         raise UsageError(f"--lock-timeout/--statement-timeout: {exc}") from None
     if downgrade_to is not None:

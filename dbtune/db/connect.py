@@ -85,12 +85,17 @@ def mask(dsn: str) -> str:
     return _KV_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***\3", dsn))
 
 
+_BAD_PARAMETER = re.compile(r"\binvalid [\w ]*(value|number)\b")
+
+
 def _scrub(message: str, dsn: str, password: str | None = None) -> str:
+    """One line, password-free: libpq's lines joined with "; "."""
     text = mask(message)
     for secret in {password, _password_of(dsn)}:
-        if secret:
-            text = text.replace(secret, "***")
-    return " ".join(text.split())
+        if secret:  # whole occurrences only: a password "p" must not turn "port" into "***ort"
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return "; ".join(line for line in lines if line)
 
 
 def _password_of(dsn: str) -> str | None:
@@ -127,6 +132,9 @@ def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycop
         return psycopg.connect(conninfo.make_conninfo(**params), autocommit=autocommit)
     except psycopg.Error as exc:
         reason = _scrub(str(exc), settings.dsn, settings.password())
+        if _BAD_PARAMETER.search(reason) and "connection to server" not in reason:
+            # libpq refused a parameter's value before trying to connect: the input is wrong, not the server.
+            raise UsageError(f"{settings.source} has an invalid parameter: {reason}") from None
         raise ConnectionFailed(f"cannot connect to {describe(settings)} ({settings.source}): {reason}") from None
 
 

@@ -3,12 +3,22 @@ SQL of each numbered finding, then what was skipped and why."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 from tabulate import tabulate
 
 from dbtune.model import Severity
 from dbtune.report.model import Report
 
-MESSAGE_WIDTH = 72
+OBJECT_WIDTH = 32
+WIDTH = 120  # when stdout is not a terminal (a file, a CI log)
+
+
+def _message_width() -> int:
+    """What is left of the line for the message column: the terminal's width, else 120 columns."""
+    width = shutil.get_terminal_size((WIDTH, 24)).columns if sys.stdout.isatty() else WIDTH
+    return max(30, width - 44 - OBJECT_WIDTH)
 
 
 def render_text(report: Report) -> str:
@@ -20,7 +30,10 @@ def render_text(report: Report) -> str:
         f"{counts['warning']} warning, "
         f"{counts['info']} info",
     ]
-    numbered = list(enumerate(report.findings, start=1))
+    # Numbered in the order shown: by severity, then as the catalogue produced them.
+    ordered = sorted(report.findings, key=lambda f: -f.severity.rank)
+    numbered = list(enumerate(ordered, start=1))
+    message_width = _message_width()
     for severity in Severity:
         rows = [(n, f.severity.value, f.check_name, f.object, f.message)
                 for n, f in numbered if f.severity is severity]
@@ -28,7 +41,7 @@ def render_text(report: Report) -> str:
             continue
         lines += ["", f"{severity.value.upper()} ({len(rows)})",
                   tabulate(rows, headers=["#", "severity", "check", "object", "message"],
-                           maxcolwidths=[None, None, None, 40, MESSAGE_WIDTH], tablefmt="simple")]
+                           maxcolwidths=[None, None, None, OBJECT_WIDTH, message_width], tablefmt="simple")]
     fixes = [(n, f) for n, f in numbered if f.changes]
     if fixes:
         lines += ["", "FIX SQL"]

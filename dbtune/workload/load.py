@@ -79,21 +79,21 @@ def parse_workload(text: str, label: str = "workload") -> list[WorkloadQuery]:
 
 
 def load_workload(path: Path) -> list[WorkloadQuery]:
-    """Read a workload file (annotated or plain SQL, UTF-8) for ``dbtune bench``. Every statement must
-    parse; a statement without a ``-- name:`` line is named ``<file stem>-<n>``.
+    """Read a workload file (annotated or plain SQL, UTF-8) for ``dbtune bench``. A statement without a
+    ``-- name:`` line is named ``<file stem>-<n>``; one that does not parse is returned with its
+    ``parse_error`` set, so the run lists it as skipped and goes on.
 
     Raises :class:`UsageError` naming the file when it is missing, unreadable, not UTF-8, holds no
-    statement, a statement does not parse, or two queries have the same name.
+    statement, or two queries have the same name.
     """
     label = f"--workload {path}"
     text = read_text(path, label)
     statements, errors = split_script(text, label)
-    if errors:
-        first = errors[0]
-        what = f"query {first.name!r}" if first.name else f"the statement at line {first.line}"
-        raise UsageError(f"{label}: {what} does not parse: {first.message}")
     queries = [WorkloadQuery(s.name or f"{path.stem}-{i}", s.text, s.params_sql)
                for i, s in enumerate(statements, start=1)]
+    # A statement that does not parse is kept, to be listed as skipped with the parser's message.
+    queries += [WorkloadQuery(e.name or f"{path.stem}-line{e.line}", "", None, f"line {e.line}: {e.message}")
+                for e in errors]
     if not queries:
         raise UsageError(f"{label}: no SQL statement in the file")
     names = [q.name for q in queries]

@@ -89,11 +89,13 @@ class LoadResult:
 @dataclass(frozen=True)
 class WorkloadQuery:
     """One statement to benchmark: its name, its text with ``$n`` parameters, and the SQL that yields
-    sample parameter rows from the data (``None``: find them from the statement's predicates)."""
+    sample parameter rows from the data (``None``: find them from the statement's predicates);
+    ``parse_error`` when it does not parse (the bench then lists it as skipped)."""
 
     name: str
     sql: str
     params_sql: str | None = None
+    parse_error: str | None = None  # ``path:line: message`` when the statement does not parse
 
 
 def group_by_fingerprint(queries: list[Query] | tuple[Query, ...]) -> list[Query]:

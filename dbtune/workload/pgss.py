@@ -16,7 +16,7 @@ from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query, Source
-from dbtune.workload.statements import statement_kind
+from dbtune.workload.statements import reads_user_relations, statement_kind
 
 PGSS_LOCATION = """
 -- The schema holding the pg_stat_statements view in this database, if the extension is created.
@@ -58,8 +58,9 @@ def pg_stat_statements_queries(source: ConnectionSettings | psycopg.Connection, 
     ``source`` is a connection (used as is; only SELECTs are sent) or settings to open a read-only one.
     Only top-level statements unless ``include_nested`` (needs the ``toplevel`` column, 1.9+). Utility
     statements (``BEGIN``, ``SET``, DDL …) are passed over unless ``include_utility``, as are texts that do
-    not parse, ``<insufficient privilege>`` and dbtune's own statements, so ``top`` counts the statements
-    kept. ``label`` names the source in errors. Raises :class:`UsageError` for ``top < 1``, an extension
+    not parse, ``<insufficient privilege>``, dbtune's own statements and statements that read only system
+    catalogs or no relation at all, so ``top`` counts the application's statements. ``label`` names the
+    source in errors. Raises :class:`UsageError` for ``top < 1``, an extension
     that is not created in the database or older than 1.8; :class:`ServerRefused` when the server refuses
     the query (e.g. the role lacks ``pg_read_all_stats`` to see other roles' texts); connecting may raise
     :class:`~dbtune.errors.ConnectionFailed`.
@@ -100,6 +101,8 @@ def _top(conn: psycopg.Connection, top: int, include_nested: bool, include_utili
             fingerprint = parser.fingerprint(text)
             if not include_utility and statement_kind(text) == "other":
                 continue
+            if not reads_user_relations(text):
+                continue  # catalog reads (dbtune's own audit queries among them), SELECT 1 …
         except ParseError:
             continue
         queries.append(Query(text=text, source=Source.PG_STAT_STATEMENTS, location=f"pgss:{queryid}",

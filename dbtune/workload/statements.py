@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pglast
 from pglast import ast
+from pglast.parser import ParseError
 
 
 def statement_kind(sql: str) -> str:
@@ -45,3 +46,48 @@ def walk(node: object) -> Iterator[ast.Node]:
     elif isinstance(node, tuple | list):
         for item in node:
             yield from walk(item)
+
+
+_SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
+
+
+_SYSTEM_FUNCTIONS = frozenset({"now", "version", "current_setting", "set_config", "current_database",
+                               "current_user", "current_schema", "txid_current", "random", "generate_series"})
+
+
+def reads_user_relations(sql: str) -> bool:
+    """Whether ``sql`` is the application's: it names a relation outside the system schemas, or, naming
+    none, calls a function of the application's (``SELECT lookup($1)``). Catalog reads, ``SELECT 1`` and
+    calls of PostgreSQL's own functions are not. A text pglast cannot parse counts."""
+    try:
+        tree = pglast.parse_sql(sql)
+    except ParseError:
+        return True
+    ctes: set[str] = set()
+    names: list[ast.RangeVar] = []
+    functions: list[tuple[str, ...]] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ast.RangeVar):
+            names.append(node)
+        elif isinstance(node, ast.FuncCall):
+            functions.append(tuple(getattr(n, "sval", "") for n in node.funcname or ()))
+        elif isinstance(node, ast.CommonTableExpr) and node.ctename:
+            ctes.add(node.ctename)
+        if isinstance(node, ast.Node):
+            for attr in getattr(type(node), "__slots__", ()):
+                visit(getattr(node, attr, None))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                visit(item)
+
+    visit(tree)
+    for rv in names:
+        name = rv.relname or ""
+        if name.startswith("pg_") or rv.schemaname in _SYSTEM_SCHEMAS or (not rv.schemaname and name in ctes):
+            continue  # a system catalog or view (pg_stat_statements lives in its extension's schema), a CTE
+        return True
+    if names:
+        return False
+    return any(not (f[-1].startswith("pg_") or f[-1] in _SYSTEM_FUNCTIONS or (len(f) > 1 and f[0] in _SYSTEM_SCHEMAS))
+               for f in functions if f)
