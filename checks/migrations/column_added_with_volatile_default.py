@@ -55,9 +55,8 @@ from collections.abc import Iterator
 from pglast import ast, enums
 
 from dbtune.checks import check
-from dbtune.migrate.ddl import AT, commands, describe, function_names
+from dbtune.migrate.ddl import AT, describe, function_names
 from dbtune.migrate.lint import LintContext
-from dbtune.migrate.statements import table_name
 from dbtune.model import Finding
 
 VOLATILE = frozenset({"random", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1",
@@ -81,12 +80,8 @@ def _why(column: ast.ColumnDef) -> str | None:
 
 @check(id="MG011", name="column-added-with-volatile-default", area="migrations", severity="warning")
 def column_added_with_volatile_default(ctx: LintContext) -> Iterator[Finding]:
-    for stmt in ctx.parsed():
-        node = stmt.node
-        cmds = list(commands(node, AT.AT_AddColumn))
-        if not cmds or ctx.is_new_table(stmt, node.relation):  # type: ignore[union-attr]
-            continue
-        table = describe(table_name(node.relation))  # type: ignore[union-attr]
+    for stmt, name, cmds in ctx.altered_existing_tables(AT.AT_AddColumn):
+        table = describe(name)
         for cmd in cmds:
             why = _why(cmd.def_)
             if why is None:

@@ -45,20 +45,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import check
-from dbtune.migrate.ddl import AT, commands, describe, render
+from dbtune.migrate.ddl import AT, describe, render
 from dbtune.migrate.lint import LintContext
-from dbtune.migrate.statements import table_name
 from dbtune.model import Finding
 
 
 @check(id="MG010", name="column-type-changed", area="migrations", severity="warning")
 def column_type_changed(ctx: LintContext) -> Iterator[Finding]:
-    for stmt in ctx.parsed():
-        node = stmt.node
-        cmds = list(commands(node, AT.AT_AlterColumnType))
-        if not cmds or ctx.is_new_table(stmt, node.relation):  # type: ignore[union-attr]
-            continue
-        table = describe(table_name(node.relation))  # type: ignore[union-attr]
+    for stmt, name, cmds in ctx.altered_existing_tables(AT.AT_AlterColumnType):
+        table = describe(name)
         for cmd in cmds:
             new_type = render(cmd.def_.typeName) if not stmt.is_alembic else "a new type"
             yield ctx.finding(

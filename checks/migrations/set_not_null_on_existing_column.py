@@ -110,12 +110,8 @@ def _fix(relation: str, relname: str, column: str) -> list[Change]:
 
 @check(id="MG008", name="set-not-null-on-existing-column", area="migrations", severity="warning", fix=True)
 def set_not_null_on_existing_column(ctx: LintContext) -> Iterator[Finding]:
-    for stmt in ctx.parsed():
+    for stmt, name, cmds in ctx.altered_existing_tables(AT.AT_SetNotNull):
         node = stmt.node
-        cmds = list(commands(node, AT.AT_SetNotNull))
-        if not cmds or ctx.is_new_table(stmt, node.relation):  # type: ignore[union-attr]
-            continue
-        name = table_name(node.relation)  # type: ignore[union-attr]
         proven = _proven(ctx, stmt, name)
         for cmd in cmds:
             if cmd.name in proven:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from dbtune.checks.runner import FILE_AREAS, _options
 from dbtune.config.model import Config
 from dbtune.errors import UsageError
 from dbtune.migrate.alembic_source import RUNTIME_HELPERS, read_revision
+from dbtune.migrate.ddl import commands
 from dbtune.migrate.sqlfile import blank_meta_commands, split_statements
 from dbtune.migrate.squawk import SquawkFailed, SquawkViolation, find_squawk, run_squawk, squawk_version
 from dbtune.migrate.statements import RawStatement, Statement, TableName, annotate, same_table, table_name
@@ -79,6 +80,15 @@ class LintContext:
         """Whether ``table`` (a name or a pglast ``RangeVar``) was created earlier in this file."""
         name = table if isinstance(table, tuple) else table_name(table)
         return any(same_table(name, t) for t in stmt.created_tables)
+
+    def altered_existing_tables(self, *subtypes: Any) -> Iterator[tuple[Statement, TableName, list[Any]]]:
+        """Each ``ALTER TABLE`` of a table not created earlier in this file, with its name and its
+        subcommands of the given kinds (``AlterTableType``); statements with none of them are passed over."""
+        for stmt in self.parsed():
+            cmds = list(commands(stmt.node, *subtypes))
+            relation = getattr(stmt.node, "relation", None)
+            if cmds and relation is not None and not self.is_new_table(stmt, relation):
+                yield stmt, table_name(relation), cmds
 
     def finding(self, stmt: Statement, message: str, *, evidence: dict[str, Any] | None = None,
                 changes: Iterable[Change] = (), severity: Severity | None = None,
