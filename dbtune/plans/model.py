@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dbtune.sqlnames import qualified, quote_ident
@@ -294,6 +295,16 @@ class Plan:
     @property
     def total_cost(self) -> float:
         return self.root.total_cost
+
+    @cached_property
+    def summed_exclusive_cost(self) -> float:
+        """Every node's own cost added up: under a Limit the children cost more than the plan's total."""
+        return sum(n.exclusive_cost for n in self.nodes())
+
+    @cached_property
+    def summed_exclusive_ms(self) -> float:
+        """Every node's own time added up (ms): a parallel node's time adds up over its workers."""
+        return sum(n.exclusive_ms or 0.0 for n in self.nodes())
 
     def nodes(self) -> Iterator[PlanNode]:
         """Every node, depth first, in EXPLAIN's order."""

@@ -34,15 +34,10 @@ def _figures(node: PlanNode, plan: Plan) -> str:
         else:
             loops = f" × {_num(node.loops)} loops" if node.loops != 1 else ""
             parts.append(f"actual {_num(node.actual_rows or 0.0)}{loops}")
-            # Shares of the summed exclusive times: a parallel node's time adds up over its workers.
-            spent = sum(n.exclusive_ms or 0.0 for n in plan.nodes())
-            if spent > 0:
-                parts.append(f"{(node.exclusive_ms or 0.0) / spent:.0%} of time")
-    else:
-        # Shares of the summed exclusive costs: under a Limit the children cost more than the plan's total.
-        work = sum(n.exclusive_cost for n in plan.nodes())
-        if work > 0:
-            parts.append(f"{node.exclusive_cost / work:.0%} of cost")
+            if plan.summed_exclusive_ms > 0:
+                parts.append(f"{(node.exclusive_ms or 0.0) / plan.summed_exclusive_ms:.0%} of time")
+    elif plan.summed_exclusive_cost > 0:
+        parts.append(f"{node.exclusive_cost / plan.summed_exclusive_cost:.0%} of cost")
     return ", ".join(parts)
 
 
