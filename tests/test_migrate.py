@@ -4,6 +4,7 @@ INVALID indexes, waiting for locks without stalling other sessions, and bad inpu
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -54,6 +55,11 @@ def test_generated_migration_matches_golden_files(db18: TestDatabase, tmp_path: 
     assert alembic.generated is not None and sql.generated is not None
     revision = alembic.generated.files[0]
     up, down = sql.generated.files
+    if os.environ.get("DBTUNE_UPDATE_GOLDEN"):  # regenerate after a deliberate change, then review the diff
+        for source, target in ((revision, GOLDEN / "guide_revision.py"), (up, GOLDEN / "guide.sql"),
+                               (down, GOLDEN / "guide.down.sql"), (revision, ROOT / "migrations" / "versions"
+                                                                   / revision.name)):
+            target.write_text(source.read_text())
     assert revision.read_text() == (GOLDEN / "guide_revision.py").read_text()
     assert up.read_text() == (GOLDEN / "guide.sql").read_text()
     assert down.read_text() == (GOLDEN / "guide.down.sql").read_text()

@@ -18,6 +18,7 @@ from dbtune.cli import checks as checks_cli
 from dbtune.cli import migrate as migrate_cli
 from dbtune.cli import migrate_ops
 from dbtune.cli.audit import audit_command
+from dbtune.cli.common import echo, error_line
 from dbtune.cli.demo import demo_command
 from dbtune.cli.explain import explain_command
 from dbtune.cli.tune import tune_command
@@ -47,7 +48,7 @@ app.add_typer(bench_cli.app, name="bench")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"dbtune {__version__}")
+        echo(f"dbtune {__version__}")
         raise typer.Exit()
 
 
@@ -66,19 +67,19 @@ def main() -> None:
     except DbtuneError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        error_line(str(exc))
         sys.exit(int(exc.exit_code))
     except _NoArgsIsHelp:
         sys.exit(int(ExitCode.USAGE))  # the help is already printed
     except _click_errors.UsageError as exc:
         # Bad options or arguments: one line, like every other error, not Click's usage panel.
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        print(f"error: {' '.join(exc.format_message().split())}{where}", file=sys.stderr)
+        error_line(f"{' '.join(exc.format_message().split())}{where}")
         sys.exit(int(ExitCode.USAGE))
     except _click_errors.ClickException as exc:
-        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        error_line(" ".join(exc.format_message().split()))
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        print("error: interrupted", file=sys.stderr)
+        error_line("interrupted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else int(ExitCode.CLEAN))

@@ -8,6 +8,7 @@ import typer
 from tabulate import tabulate
 
 from dbtune.checks import DOC_SECTIONS, load_catalogue
+from dbtune.cli.common import echo
 from dbtune.errors import UsageError
 
 app = typer.Typer(rich_markup_mode=None, help="The check catalogue.", no_args_is_help=True)
@@ -18,7 +19,7 @@ def list_checks() -> None:
     """List every check: id, name, area, severity, whether a fix is generated, and what it finds."""
     rows = [(c.meta.id, c.meta.name, c.meta.area, c.meta.severity.value, "yes" if c.meta.fix else "",
              c.summary) for c in load_catalogue()]
-    typer.echo(tabulate(rows, headers=["id", "name", "area", "severity", "fix", "summary"],
+    echo(tabulate(rows, headers=["id", "name", "area", "severity", "fix", "summary"],
                         maxcolwidths=[None, None, None, None, None, 70]))
 
 
@@ -37,4 +38,4 @@ def show_check(name: Annotated[str, typer.Argument(help="Check id or name, e.g. 
         lines.append("options: " + ", ".join(f"{k} = {v!r}" for k, v in m.options.items()))
     for section in DOC_SECTIONS:
         lines += ["", f"## {section}", found.doc[section]]
-    typer.echo("\n".join(lines))
+    echo("\n".join(lines))

@@ -12,6 +12,7 @@ import typer
 from dbtune.config.model import Config, parse_duration_ms
 from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
+from dbtune.escape import one_line, terminal_safe
 from dbtune.model import Severity
 
 DsnOption = Annotated[str | None, typer.Option(
@@ -59,7 +60,9 @@ def connection_settings(dsn: str | None, config: Config, statement_timeout: str 
 
 
 def write_output(text: str, output: Path | None) -> None:
-    """The report to ``output`` (written whole, then renamed) or to stdout."""
+    """The report to ``output`` (written whole, then renamed) or to stdout, with every control character
+    that a name from the catalog may carry escaped (:func:`dbtune.escape.terminal_safe`)."""
+    text = terminal_safe(text)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -72,7 +75,18 @@ def write_output(text: str, output: Path | None) -> None:
         raise UsageError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
 
 
+def echo(text: str = "", nl: bool = True) -> None:
+    """Text on stdout, its control characters escaped but for its own line breaks."""
+    sys.stdout.write(terminal_safe(text) + ("\n" if nl else ""))
+    sys.stdout.flush()
+
+
 def note(message: str, quiet: bool = False) -> None:
-    """A progress line on stderr."""
+    """A progress line on stderr (one line: a name's newline is shown escaped)."""
     if not quiet:
-        print(message, file=sys.stderr, flush=True)
+        print(one_line(message), file=sys.stderr, flush=True)
+
+
+def error_line(message: str) -> None:
+    """``error: …`` on stderr, on one line whatever the message holds."""
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ import typer
 
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
-from dbtune.cli.common import note
+from dbtune.cli.common import echo, note
 from dbtune.cli.loop import print_loop
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
@@ -72,7 +72,7 @@ def demo_command(
         if audit_only:
             note(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml", quiet)
             report = audit(settings, config, config_path=config_path)
-            typer.echo(render(report, format), nl=False)
+            echo(render(report, format), nl=False)
         else:
             with tempfile.TemporaryDirectory(prefix="dbtune-demo-") as tmp:
                 result = run_loop(

@@ -19,6 +19,7 @@ from dbtune.cli.common import (
     QuietOption,
     VerboseOption,
     connection_settings,
+    error_line,
     fails,
     write_output,
 )
@@ -90,7 +91,7 @@ def explain_command(
     write_output(render_explain(report, format), output)
     if report.failed:
         first = report.failed[0]
-        print(f"error: {len(report.failed)} of {len(report.entries)} queries could not be explained "
-              f"(first: {first.label}: {first.error})", file=sys.stderr)
+        error_line(f"{len(report.failed)} of {len(report.entries)} queries could not be explained "
+                   f"(first: {first.label}: {first.error})")
         raise typer.Exit(int(ExitCode.USAGE))
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), fail_on) else ExitCode.CLEAN))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
+from dbtune.cli.common import echo
 from dbtune.loop import LoopResult
 from dbtune.report import Format, render
 from dbtune.report.bench import render_comparison
@@ -11,24 +10,24 @@ from dbtune.report.bench import render_comparison
 
 def print_loop(result: LoopResult, fmt: Format = Format.TEXT) -> None:
     """The audit report, the migration written, the lint verdict, then the before/after table."""
-    typer.echo(render(result.report, fmt), nl=False)
-    typer.echo("")
+    echo(render(result.report, fmt), nl=False)
+    echo("")
     if not result.files:
-        typer.echo("MIGRATION\nnothing to generate: no finding has a schema fix")
+        echo("MIGRATION\nnothing to generate: no finding has a schema fix")
         return
-    typer.echo(f"MIGRATION ({len(result.plan.steps)} steps, then ANALYZE of {len(result.plan.analyze)} tables)")
+    echo(f"MIGRATION ({len(result.plan.steps)} steps, then ANALYZE of {len(result.plan.analyze)} tables)")
     for path in result.files:
-        typer.echo(f"  {path.name}")
+        echo(f"  {path.name}")
     if result.lint is not None:
         counts = result.lint.counts()
         squawk = "squawk ran" if result.lint.squawk.ran else f"squawk not run ({result.lint.squawk.detail})"
-        typer.echo(f"LINT: {len(result.lint.findings)} findings ({counts['error']} error, {counts['warning']} "
+        echo(f"LINT: {len(result.lint.findings)} findings ({counts['error']} error, {counts['warning']} "
                    f"warning, {counts['info']} info); {squawk}")
         for f in result.lint.findings:
-            typer.echo(f"  {f.location} {f.severity.value} {f.rule} ({f.source}): {f.message}")
+            echo(f"  {f.location} {f.severity.value} {f.rule} ({f.source}): {f.message}")
     if result.comparison is None:
-        typer.echo("\nnothing applied: no before/after comparison")
+        echo("\nnothing applied: no before/after comparison")
         return
-    typer.echo(f"\nAPPLIED: {', '.join(result.applied) or 'nothing new'}\n")
-    typer.echo("BEFORE / AFTER")
-    typer.echo(render_comparison(result.comparison, Format.TEXT), nl=False)
+    echo(f"\nAPPLIED: {', '.join(result.applied) or 'nothing new'}\n")
+    echo("BEFORE / AFTER")
+    echo(render_comparison(result.comparison, Format.TEXT), nl=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from tabulate import tabulate
 
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
+from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, echo, note
 from dbtune.config import load_config
 from dbtune.config.model import parse_duration_ms
 from dbtune.errors import UsageError
@@ -59,7 +59,7 @@ def generate_command(
         note(f"nothing new: revision {result.generated.revision} already holds these changes", quiet)
         return
     for path in result.generated.files:
-        typer.echo(str(path))
+        echo(str(path))
     note(f"{len(result.plan.steps)} step(s), then ANALYZE of {len(result.plan.analyze)} table(s)", quiet)
 
 
@@ -111,7 +111,7 @@ def status_command(
 
     _, _, settings = _settings(dsn, config)
     rows = [(s.revision, "applied" if s.applied else "pending", s.message) for s in status(directory, settings)]
-    typer.echo(tabulate(rows, headers=["revision", "state", "message"]) if rows else "no revisions")
+    echo(tabulate(rows, headers=["revision", "state", "message"]) if rows else "no revisions")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from dbtune.db.connect import ConnectionSettings
 from dbtune.errors import DbtuneError, UsageError
+from dbtune.escape import printable
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.render import render_alembic, render_sql
 
@@ -110,7 +111,9 @@ def write_revision(plan: MigrationPlan, directory: Path, *, message: str) -> Gen
     heads = script.get_heads()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Alembic announces "Generating …" on stdout
-            created = script.generate_revision(rev_id, message, head=heads[0] if heads else "base", refresh=True,
+            # The message becomes the revision's docstring: escaped so that nothing in it ends the string.
+            doc = printable(message).replace('"', '\\"')
+            created = script.generate_revision(rev_id, doc, head=heads[0] if heads else "base", refresh=True,
                                                imports=imports, upgrades=indent(upgrades),
                                                downgrades=indent(downgrades))
     except Exception as exc:  # noqa: BLE001

@@ -8,6 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
+from dbtune.escape import one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
@@ -78,7 +79,7 @@ def _tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
     lines: list[str] = []
 
     def render(node: PlanNode, head: str, body: str) -> None:
-        name = node.label
+        name = printable(node.label)
         if node.parent_relationship in ("InitPlan", "SubPlan") and node.subplan_name:
             name = f"{node.subplan_name}: {name}"
         header = f"{name}  ({_figures(node, plan)})"
@@ -115,8 +116,9 @@ def _how(entry: ExplainEntry) -> str:
 def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
     lines = [f"  findings ({len(findings)})"]
     for f in findings:
-        lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — {f.evidence.get('node', f.object)}")
-        lines += textwrap.wrap(f.message, WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
+        lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — "
+                     f"{printable(str(f.evidence.get('node', f.object)))}")
+        lines += textwrap.wrap(one_line(f.message), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
                                break_on_hyphens=False)
         for change in f.changes:
             lines.append(" " * 11 + f"fix: {change.up}")
@@ -125,7 +127,7 @@ def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
 
 def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     q = entry.explained
-    title = f"── {number}/{total} {q.label} "
+    title = f"── {number}/{total} {one_line(q.label)} "
     lines = ["", title + "─" * max(3, WIDTH - len(title))]
     sql = [line for line in q.query.sql.strip().splitlines() if line.strip()]
     for line in sql[:SQL_LINES]:
@@ -134,7 +136,7 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
         lines.append(f"  … ({len(sql) - SQL_LINES} more lines)")
     lines.append("")
     if q.error is not None:
-        lines.append(f"  error: {q.error}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
+        lines.append(f"  error: {one_line(q.error)}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
     else:
         lines.append(f"  {_how(entry)}")
         if q.parameters:
@@ -156,7 +158,7 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
 def render_explain_text(report: ExplainReport) -> str:
     version = report.server.version.split()[0]
     mode = "EXPLAIN ANALYZE, rolled back" if report.analyze else "plans only, nothing run"
-    lines = [f"dbtune explain of {report.target}", f"PostgreSQL {version} — {mode}"]
+    lines = [f"dbtune explain of {one_line(report.target)}", f"PostgreSQL {version} — {mode}"]
     total = len(report.entries)
     for number, entry in enumerate(report.entries, start=1):
         lines += _entry(number, total, entry)

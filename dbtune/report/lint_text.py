@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from dbtune.escape import one_line, sql_comment
+
 if TYPE_CHECKING:
     from dbtune.migrate.lint import LintFinding, LintResult
 
@@ -45,16 +47,16 @@ def render_lint_text(result: LintResult) -> str:
              _squawk_line(result)]
     numbered = list(enumerate(result.findings, start=1))
     if numbered:
-        rows = [(n, f.location, f.severity.value, f"{f.rule_id} {f.rule}" if f.rule_id else f.rule, _source(f),
-                 _message(f)) for n, f in numbered]
+        rows = [(n, one_line(f.location), f.severity.value, f"{f.rule_id} {f.rule}" if f.rule_id else f.rule,
+                 _source(f), one_line(_message(f))) for n, f in numbered]
         lines += ["", tabulate(rows, headers=["#", "location", "severity", "rule", "source", "message"],
                                maxcolwidths=[None, 40, None, None, None, MESSAGE_WIDTH], tablefmt="simple")]
     fixes = [(n, f) for n, f in numbered if f.changes]
     if fixes:
         lines += ["", "FIX SQL"]
         for n, f in fixes:
-            lines.append(f"-- #{n} {f.rule} {f.location}")
+            lines.append(sql_comment(f"#{n} {f.rule} {f.location}"))
             lines += [c.up for c in f.changes]
     if result.notes:
-        lines += ["", "NOTES"] + [f"- {n}" for n in result.notes]
+        lines += ["", "NOTES"] + [one_line(f"- {n}") for n in result.notes]
     return "\n".join(lines) + "\n"

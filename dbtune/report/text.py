@@ -8,6 +8,7 @@ import sys
 
 from tabulate import tabulate
 
+from dbtune.escape import one_line, printable, sql_comment
 from dbtune.model import Severity
 from dbtune.report.model import Report
 
@@ -24,7 +25,7 @@ def _message_width() -> int:
 def render_text(report: Report) -> str:
     counts = report.counts()
     lines = [
-        f"dbtune audit of {report.target} — PostgreSQL {report.server.short_version}"
+        f"dbtune audit of {one_line(report.target)} — PostgreSQL {report.server.short_version}"
         + (f" — profile {report.profile}" if report.profile else ""),
         f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: {counts['error']} error, "
         f"{counts['warning']} warning, "
@@ -35,7 +36,7 @@ def render_text(report: Report) -> str:
     numbered = list(enumerate(ordered, start=1))
     message_width = _message_width()
     for severity in Severity:
-        rows = [(n, f.severity.value, f.check_name, f.object, f.message)
+        rows = [(n, f.severity.value, printable(f.check_name), printable(f.object), one_line(f.message))
                 for n, f in numbered if f.severity is severity]
         if not rows:
             continue
@@ -46,11 +47,11 @@ def render_text(report: Report) -> str:
     if fixes:
         lines += ["", "FIX SQL"]
         for n, f in fixes:
-            lines.append(f"-- #{n} {f.check_name} {f.object}")
+            lines.append(sql_comment(f"#{n} {f.check_name} {f.object}"))
             lines += [c.up for c in f.changes]
     if report.skipped:
         lines += ["", "SKIPPED"]
         for s in report.skipped:
             need = f" (needs {s.privilege})" if s.privilege else ""
-            lines.append(f"- {s.what}: {s.reason}{need}")
+            lines.append(one_line(f"- {s.what}: {s.reason}{need}"))
     return "\n".join(lines) + "\n"

@@ -20,90 +20,43 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # step 1/13: expected-unique-missing public.vendor_routing_responses (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.unique_routing_acceptance', """
-    CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS unique_routing_acceptance
-      ON public.vendor_routing_responses (routing_id)
-      WHERE response = 'ACCEPTED';
-    """)
+    build_index(op, 'public.unique_routing_acceptance', "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS unique_routing_acceptance ON public.vendor_routing_responses (routing_id) WHERE response = 'ACCEPTED';")
 
     # step 2/13: expected-unique-missing public.webhook_idempotency (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.webhook_idempotency_message_sid_key', """
-    CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS webhook_idempotency_message_sid_key
-      ON public.webhook_idempotency (message_sid);
-    """)
+    build_index(op, 'public.webhook_idempotency_message_sid_key', 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS webhook_idempotency_message_sid_key ON public.webhook_idempotency (message_sid);')
 
     # step 3/13: expected-index-missing public.webhook_idempotency (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_webhook_idempotency_account_sid_timestamp', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_webhook_idempotency_account_sid_timestamp
-      ON public.webhook_idempotency (account_sid
-                                   , created_at DESC);
-    """)
+    build_index(op, 'public.idx_webhook_idempotency_account_sid_timestamp', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_webhook_idempotency_account_sid_timestamp ON public.webhook_idempotency (account_sid, created_at DESC);')
 
     # step 4/13: expected-index-missing public.vendor_routing_responses (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_vendor_routing_responses_routing_id', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vendor_routing_responses_routing_id
-      ON public.vendor_routing_responses (routing_id);
-    """)
+    build_index(op, 'public.idx_vendor_routing_responses_routing_id', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vendor_routing_responses_routing_id ON public.vendor_routing_responses (routing_id);')
 
     # step 5/13: expected-index-missing public.vendor_routing_responses (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_vendor_routing_responses_routing_response', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vendor_routing_responses_routing_response
-      ON public.vendor_routing_responses (routing_id
-                                        , response)
-      WHERE response = 'ACCEPTED';
-    """)
+    build_index(op, 'public.idx_vendor_routing_responses_routing_response', "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_vendor_routing_responses_routing_response ON public.vendor_routing_responses (routing_id, response) WHERE response = 'ACCEPTED';")
 
     # step 6/13: expected-index-missing public.orders (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_orders_retailer_created', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_orders_retailer_created
-      ON public.orders (retailer_id
-                      , created_at DESC);
-    """)
+    build_index(op, 'public.idx_orders_retailer_created', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_orders_retailer_created ON public.orders (retailer_id, created_at DESC);')
 
     # step 7/13: expected-index-missing public.orders (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_orders_status_created', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_orders_status_created
-      ON public.orders (status
-                      , created_at DESC);
-    """)
+    build_index(op, 'public.idx_orders_status_created', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_orders_status_created ON public.orders (status, created_at DESC);')
 
     # step 8/13: expected-index-missing public.jobs (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.idx_jobs_state_priority', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_jobs_state_priority
-      ON public.jobs (state
-                    , priority DESC
-                    , created_at);
-    """)
+    build_index(op, 'public.idx_jobs_state_priority', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_jobs_state_priority ON public.jobs (state, priority DESC, created_at);')
 
     # step 9/13: foreign-key-without-index public.vendor_routing (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.vendor_routing_accepted_vendor_id_idx', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_accepted_vendor_id_idx
-      ON public.vendor_routing (accepted_vendor_id);
-    """)
+    build_index(op, 'public.vendor_routing_accepted_vendor_id_idx', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_accepted_vendor_id_idx ON public.vendor_routing (accepted_vendor_id);')
 
     # step 10/13: foreign-key-without-index public.orders (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.orders_product_id_idx', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_product_id_idx
-      ON public.orders (product_id);
-    """)
+    build_index(op, 'public.orders_product_id_idx', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_product_id_idx ON public.orders (product_id);')
 
     # step 11/13: foreign-key-without-index public.vendor_routing (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.vendor_routing_order_id_idx', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_order_id_idx
-      ON public.vendor_routing (order_id);
-    """)
+    build_index(op, 'public.vendor_routing_order_id_idx', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_order_id_idx ON public.vendor_routing (order_id);')
 
     # step 12/13: foreign-key-without-index public.vendor_routing (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.vendor_routing_product_id_idx', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_product_id_idx
-      ON public.vendor_routing (product_id);
-    """)
+    build_index(op, 'public.vendor_routing_product_id_idx', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_product_id_idx ON public.vendor_routing (product_id);')
 
     # step 13/13: foreign-key-without-index public.vendor_routing_responses (SHARE UPDATE EXCLUSIVE lock)
-    build_index(op, 'public.vendor_routing_responses_vendor_id_idx', """
-    CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_responses_vendor_id_idx
-      ON public.vendor_routing_responses (vendor_id);
-    """)
+    build_index(op, 'public.vendor_routing_responses_vendor_id_idx', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS vendor_routing_responses_vendor_id_idx ON public.vendor_routing_responses (vendor_id);')
 
     analyze(op, 'public.vendor_routing_responses')
     analyze(op, 'public.webhook_idempotency')
@@ -114,66 +67,40 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # undo step 13: foreign-key-without-index public.vendor_routing_responses
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_responses_vendor_id_idx;
-    """, table='public.vendor_routing_responses')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_responses_vendor_id_idx;', table='public.vendor_routing_responses')
 
     # undo step 12: foreign-key-without-index public.vendor_routing
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_product_id_idx;
-    """, table='public.vendor_routing')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_product_id_idx;', table='public.vendor_routing')
 
     # undo step 11: foreign-key-without-index public.vendor_routing
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_order_id_idx;
-    """, table='public.vendor_routing')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_order_id_idx;', table='public.vendor_routing')
 
     # undo step 10: foreign-key-without-index public.orders
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.orders_product_id_idx;
-    """, table='public.orders')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.orders_product_id_idx;', table='public.orders')
 
     # undo step 9: foreign-key-without-index public.vendor_routing
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_accepted_vendor_id_idx;
-    """, table='public.vendor_routing')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.vendor_routing_accepted_vendor_id_idx;', table='public.vendor_routing')
 
     # undo step 8: expected-index-missing public.jobs
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_jobs_state_priority;
-    """, table='public.jobs')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_jobs_state_priority;', table='public.jobs')
 
     # undo step 7: expected-index-missing public.orders
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_orders_status_created;
-    """, table='public.orders')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_orders_status_created;', table='public.orders')
 
     # undo step 6: expected-index-missing public.orders
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_orders_retailer_created;
-    """, table='public.orders')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_orders_retailer_created;', table='public.orders')
 
     # undo step 5: expected-index-missing public.vendor_routing_responses
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_vendor_routing_responses_routing_response;
-    """, table='public.vendor_routing_responses')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_vendor_routing_responses_routing_response;', table='public.vendor_routing_responses')
 
     # undo step 4: expected-index-missing public.vendor_routing_responses
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_vendor_routing_responses_routing_id;
-    """, table='public.vendor_routing_responses')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_vendor_routing_responses_routing_id;', table='public.vendor_routing_responses')
 
     # undo step 3: expected-index-missing public.webhook_idempotency
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.idx_webhook_idempotency_account_sid_timestamp;
-    """, table='public.webhook_idempotency')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.idx_webhook_idempotency_account_sid_timestamp;', table='public.webhook_idempotency')
 
     # undo step 2: expected-unique-missing public.webhook_idempotency
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.webhook_idempotency_message_sid_key;
-    """, table='public.webhook_idempotency')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.webhook_idempotency_message_sid_key;', table='public.webhook_idempotency')
 
     # undo step 1: expected-unique-missing public.vendor_routing_responses
-    run_step(op, """
-    DROP INDEX CONCURRENTLY IF EXISTS public.unique_routing_acceptance;
-    """, table='public.vendor_routing_responses')
+    run_step(op, 'DROP INDEX CONCURRENTLY IF EXISTS public.unique_routing_acceptance;', table='public.vendor_routing_responses')
