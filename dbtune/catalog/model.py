@@ -27,6 +27,7 @@ class Server:
     postmaster_start: datetime
     stats_reset: datetime | None
     extensions: dict[str, str]
+    index_methods: frozenset[str] = frozenset({"btree", "hash", "gist", "gin", "spgist", "brin"})
 
     @property
     def short_version(self) -> str:
@@ -313,6 +314,9 @@ class Snapshot:
 
 
 def _split_name(name: str) -> list[str]:
+    """``schema.table`` as written in a config, split as PostgreSQL reads it: white space outside double
+    quotes is dropped and unquoted letters fold to lower case; inside quotes every character is kept (a
+    quoted name may begin or end with white space, or hold a newline)."""
     parts: list[str] = []
     buf, quoted, i = "", False, 0
     while i < len(name):
@@ -327,9 +331,10 @@ def _split_name(name: str) -> list[str]:
             parts.append(buf)
             buf = ""
         elif not quoted:
-            buf += ch.lower()
+            if not ch.isspace():
+                buf += ch.lower()
         else:
             buf += ch
         i += 1
     parts.append(buf)
-    return [p.strip() for p in parts]
+    return parts

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from dbtune.pgsql import constraint_text, parse_constraint_definition, parse_expression, parse_index_column, render
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
@@ -114,6 +116,38 @@ class ExpectedIndex(_Strict):
     unique: bool = False
     reason: str | None = None
 
+    # These values end up in generated DDL: each is parsed as exactly what it should be (one key column,
+    # one expression, one access-method name) and kept as PostgreSQL's grammar prints it back, so nothing
+    # else ("; DROP TABLE …") can ride along. The server's own list of methods is checked at audit time.
+
+    @field_validator("columns")
+    @classmethod
+    def _one_key_column_each(cls, columns: list[str]) -> list[str]:
+        out = []
+        for n, text in enumerate(columns):
+            try:
+                out.append(render(parse_index_column(text)))
+            except ValueError as exc:
+                raise ValueError(f"columns[{n}] {text!r} is not one index column: {exc}") from None
+        return out
+
+    @field_validator("where")
+    @classmethod
+    def _one_expression(cls, where: str | None) -> str | None:
+        if where is None:
+            return None
+        try:
+            return render(parse_expression(where))
+        except ValueError as exc:
+            raise ValueError(f"{where!r} is not one SQL expression: {exc}") from None
+
+    @field_validator("method")
+    @classmethod
+    def _method_name(cls, method: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", method):
+            raise ValueError(f"{method!r} is not an index access method name (btree, hash, gin, gist, brin …)")
+        return method.lower()
+
 
 class ExpectedConstraint(_Strict):
     """A foreign key or check constraint the team expects, written as in ``ALTER TABLE … ADD CONSTRAINT``:
@@ -124,6 +158,14 @@ class ExpectedConstraint(_Strict):
     table: str
     definition: str
     reason: str | None = None
+
+    @field_validator("definition")
+    @classmethod
+    def _one_constraint(cls, definition: str) -> str:
+        try:
+            return constraint_text(parse_constraint_definition(definition))
+        except ValueError as exc:
+            raise ValueError(f"{definition!r} is not one constraint definition: {exc}") from None
 
 
 class ExpectConfig(_Strict):
