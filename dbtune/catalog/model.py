@@ -314,8 +314,8 @@ class Snapshot:
     @property
     def stats_basis(self) -> str:
         """What :attr:`stats_since` is: ``"stats_reset"`` (``pg_stat_database.stats_reset`` of this
-        database) or ``"server start (statistics never reset)"``."""
-        return "stats_reset" if self.server.stats_reset else "server start (statistics never reset)"
+        database) or ``"server start, statistics never reset"``."""
+        return "stats_reset" if self.server.stats_reset else "server start, statistics never reset"
 
 
 def _split_name(name: str) -> list[str]:
