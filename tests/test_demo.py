@@ -4,7 +4,6 @@ stage runs, the demo ends with an audit after the migration that says what is le
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -12,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import CLI
+from cli_runner import CLI, _clean_env
 from conftest import TestDatabase
 from test_migrate import load_guide
 
@@ -22,9 +21,9 @@ from dbtune.samples import samples_dir
 def dbtune(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m dbtune ARGS`` with stderr merged into stdout, as a terminal shows them (so the order
     of progress lines and results is what a user sees), and no PG*/DBTUNE_*/DATABASE_URL variables."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBTUNE_")) and k != "DATABASE_URL"}
     return subprocess.run([sys.executable, "-m", "dbtune", *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, cwd=cwd, env={**clean, **(env or {})}, timeout=300)
+                          stderr=subprocess.STDOUT, text=True, cwd=cwd, env={**_clean_env(), **(env or {})},
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
