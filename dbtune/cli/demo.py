@@ -1,5 +1,6 @@
 """``dbtune demo``: the guide's application on an embedded PostgreSQL, and the whole loop on it: audit,
-generate the migration, lint it, benchmark before, apply, benchmark after, compare."""
+generate the migration, lint it, benchmark before, apply, benchmark after, compare, audit again (what the
+migration left, and why). Each stage's result is printed as the stage ends."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def demo_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
-    lint and apply the fixes and benchmark the queries before and after."""
+    lint and apply the fixes, benchmark the queries before and after, and audit again."""
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)
