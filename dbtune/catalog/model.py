@@ -312,6 +312,12 @@ class Snapshot:
         """Start of the statistics window: ``stats_reset``, or the server's start when never reset."""
         return self.server.stats_reset or self.server.postmaster_start
 
+    @property
+    def stats_basis(self) -> str:
+        """What :attr:`stats_since` is: ``"stats_reset"`` (``pg_stat_database.stats_reset`` of this
+        database) or ``"server start, statistics never reset"``."""
+        return "stats_reset" if self.server.stats_reset else "server start, statistics never reset"
+
 
 def _split_name(name: str) -> list[str]:
     """``schema.table`` as written in a config, split as PostgreSQL reads it: white space outside double
