@@ -56,7 +56,7 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     if plan.empty or not confirm(plan):
         return LoopResult(report, plan, tuple(files), lint, before, (), None, None)
     stage("apply")
-    applied = migrate_api.apply(directory, settings, apply_options)
+    applied = migrate_api.apply(directory, settings, apply_options, version_table=config.migrate.version_table)
     stage("benchmark after")
     after = run_bench(settings, workload, bench, source="workload", progress=progress)
     stage("compare")

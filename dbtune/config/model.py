@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
@@ -64,6 +64,23 @@ class AuditConfig(_Strict):
     ignore: list[str] = []
     checks_paths: list[str] = []
     plan_queries: int = Field(default=20, ge=0)
+
+
+class MigrateConfig(_Strict):
+    """``[migrate]``. ``version_table``: the table in which ``dbtune migrate`` (and a plain ``alembic
+    upgrade`` through dbtune's ``env.py``) records the applied revisions, created by Alembic in the first
+    schema of the ``search_path``. It is dbtune's own, so an application that migrates the same database
+    with Alembic keeps its ``alembic_version`` to itself. A table name (unquoted, at most 63 bytes:
+    https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS)."""
+
+    version_table: str = "dbtune_version"
+
+    @field_validator("version_table")
+    @classmethod
+    def _a_table_name(cls, value: str) -> str:
+        if not value or "\x00" in value or len(value.encode()) > 63:
+            raise ValueError(f"{value!r} is not a table name (1 to 63 bytes, no NUL), such as \"dbtune_version\"")
+        return value
 
 
 class PoolConfig(_Strict):
@@ -154,6 +171,7 @@ class Config(_Strict):
     profile: Profile | None = None
     database: DatabaseConfig = DatabaseConfig()
     audit: AuditConfig = AuditConfig()
+    migrate: MigrateConfig = MigrateConfig()
     pool: list[PoolConfig] = []
     pgbouncer: PgBouncerConfig | None = None
     isolation: IsolationConfig = IsolationConfig()
