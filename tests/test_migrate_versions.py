@@ -15,7 +15,7 @@ from test_migrate import load_guide, quiet
 
 from dbtune.config.loader import parse_config
 from dbtune.db.connect import resolve
-from dbtune.errors import ConfigError
+from dbtune.errors import ConfigError, UsageError
 from dbtune.migrate import api
 from dbtune.samples import guide_file, samples_dir
 
@@ -97,3 +97,55 @@ def test_version_table_from_the_config(db18: TestDatabase, tmp_path: Path) -> No
     assert db18.query("SELECT to_regclass('dbtune_version')") == [(None,)]
     assert db18.query("SELECT version_num FROM alembic_version") == [(APP_REVISION,)]
     assert db18.query("SELECT to_regclass('child_parent_id_idx')") == [(None,)]
+
+
+# An application's env.py that runs Alembic inside its own outer transaction.
+OUTER_TRANSACTION_ENV = '''
+import os
+
+import psycopg
+from alembic import context
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(os.environ["APP_DSN"]),
+                       poolclass=NullPool)
+with engine.begin() as connection:
+    context.configure(connection=connection, version_table="dbtune_version")
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+
+def test_revision_inside_the_callers_transaction(db18: TestDatabase, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dbtune revision run by an application's Alembic inside the application's own transaction is
+    refused with one clear error (concurrent index builds cannot run inside a transaction; how to run it),
+    which Alembic's command line prints as one ``FAILED:`` line; nothing is built or recorded. Run as the
+    error says, the same revision applies."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    db18.execute(FK_SCHEMA)
+    settings = resolve(db18.dsn)
+    from dbtune.audit import audit
+
+    directory = tmp_path / "migrations"
+    assert api.generate(list(audit(settings, parse_config({})).findings), directory).generated is not None
+    (directory / "env.py").write_text(OUTER_TRANSACTION_ENV)
+    monkeypatch.setenv("APP_DSN", db18.dsn)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(directory))
+    with pytest.raises(CommandError) as refused:
+        command.upgrade(cfg, "head")
+    assert isinstance(refused.value, UsageError)
+    message = str(refused.value)
+    assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in message
+    assert "dbtune migrate apply" in message and "transaction_per_migration" in message
+    assert "\n" not in message
+    assert db18.query("SELECT to_regclass('child_parent_id_idx'), to_regclass('dbtune_version')") == [(None, None)]
+    (directory / "env.py").write_text((Path(api.__file__).parent / "templates" / "env.py").read_text())
+    assert len(api.apply(directory, settings, quiet())) == 1
+    assert db18.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'child_parent_id_idx'::regclass") \
+        == [(True,)]
