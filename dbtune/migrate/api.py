@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,42 +12,15 @@ from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate.env import engine_for, recorded_heads
 from dbtune.migrate.plan import MigrationPlan, plan_migration
+from dbtune.migrate.report_input import findings_from_report
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
-from dbtune.model import Change, Finding, Severity
-from dbtune.report.model import REPORT_VERSION
+from dbtune.model import Finding
 
 __all__ = ["DEFAULT_VERSION_TABLE", "apply", "downgrade", "findings_from_report", "generate", "plan_migration",
            "status"]
 
 DEFAULT_VERSION_TABLE = MigrateConfig().version_table
-
-
-def findings_from_report(path: Path) -> list[Finding]:
-    """The findings of a JSON report written by ``dbtune audit --format json``.
-
-    Raises :class:`UsageError` when the file is missing, not JSON, not a dbtune report, or was written by
-    another dbtune version (its fix SQL may differ from what this version generates).
-    """
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"--from {path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--from {path}: not a JSON report: {exc}") from None
-    if not isinstance(data, dict) or "report_version" not in data or "findings" not in data:
-        raise UsageError(f"--from {path}: not a dbtune audit report")
-    if data["report_version"] != REPORT_VERSION or data.get("dbtune_version") != __version__:
-        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')} (report_version "
-                         f"{data['report_version']}); this is dbtune {__version__} (report_version "
-                         f"{REPORT_VERSION}): audit again with this version")
-    try:
-        return [Finding(check_id=f["check_id"], check_name=f["check_name"], severity=Severity(f["severity"]),
-                        object=f["object"], message=f["message"], evidence=f.get("evidence", {}),
-                        changes=tuple(Change.from_json(c) for c in f["fix"]["changes"]))
-                for f in data["findings"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"--from {path}: malformed finding: {exc}") from None
 
 
 @dataclass(frozen=True)
