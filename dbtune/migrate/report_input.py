@@ -131,7 +131,7 @@ def findings_from_report(path: Path) -> list[Finding]:
             if change.kind in (ChangeKind.SERVER, ChangeKind.OTHER):
                 continue
             try:
-                changes.append(rebuild_change(change))
+                changes.append(_rebuild(change))
             except _Refused as exc:
                 raise UsageError(f"--from {path}: {_label(n, finding.check_name, finding.object)}: "
                                  f"fix.changes[{m}].{exc.key}: {exc}") from None
@@ -317,7 +317,7 @@ def _down(change: ChangeIn, check: Callable[[str, ast.Node], object]) -> str | N
     return _printed("down", node)
 
 
-def rebuild_change(change: ChangeIn) -> Change:
+def _rebuild(change: ChangeIn) -> Change:
     """The change that ``change`` describes, its SQL printed again from the parse tree of the statement it
     was checked to be. Raises ``_Refused`` (internal) naming the key at fault."""
     kind = change.kind
