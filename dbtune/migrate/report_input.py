@@ -150,18 +150,20 @@ def _schema_error(exc: ValidationError, data: dict[str, Any]) -> str:
     """The first schema violation: the finding it is in, the key's path and what was expected."""
     err = exc.errors()[0]
     loc = list(err["loc"])
-    where = ""
+    parts = []
     if len(loc) >= 2 and loc[0] == "findings" and isinstance(loc[1], int):
         raw = data["findings"][loc[1]]
         raw = raw if isinstance(raw, dict) else {}
-        where = _label(loc[1], raw.get("check_name"), raw.get("object")) + ": "
+        parts.append(_label(loc[1], raw.get("check_name"), raw.get("object")))
         loc = loc[2:]
     key = ""
     for part in loc:
         key += f"[{part}]" if isinstance(part, int) else ("." if key else "") + str(part)
     more = len(exc.errors()) - 1
-    return (f"{where}{key or 'report'}: {err['msg'].removeprefix('Value error, ')}"
-            + (f" (and {more} more schema error(s))" if more else ""))
+    parts += [printable(key)] if key else []
+    says = re.sub(r" or instance of \w+", "", err["msg"].removeprefix("Value error, "))
+    parts.append(says + (f" (and {more} more schema error(s))" if more else ""))
+    return ": ".join(parts)
 
 
 # --- rebuilding each change ---------------------------------------------------------------------------
