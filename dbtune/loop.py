@@ -116,7 +116,8 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     if plan.empty or not confirm(plan):
         return LoopResult(report, plan, files, lint, before, (), None, None)
     stage("apply")
-    applied = tuple(migrate_api.apply(directory, settings, apply_options))
+    applied = tuple(migrate_api.apply(directory, settings, apply_options,
+                                      version_table=config.migrate.version_table))
     observer.applied(applied)
     stage("benchmark after")
     after = run_bench(settings, workload, bench, source="workload", progress=progress)

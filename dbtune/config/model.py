@@ -68,6 +68,23 @@ class AuditConfig(_Strict):
     plan_queries: int = Field(default=20, ge=0)
 
 
+class MigrateConfig(_Strict):
+    """``[migrate]``. ``version_table``: the table in which ``dbtune migrate`` (and a plain ``alembic
+    upgrade`` through dbtune's ``env.py``) records the applied revisions, created by Alembic in the first
+    schema of the ``search_path``. It is dbtune's own, so an application that migrates the same database
+    with Alembic keeps its ``alembic_version`` to itself. A table name (unquoted, at most 63 bytes:
+    https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS)."""
+
+    version_table: str = "dbtune_version"
+
+    @field_validator("version_table")
+    @classmethod
+    def _a_table_name(cls, value: str) -> str:
+        if not value or "\x00" in value or len(value.encode()) > 63:
+            raise ValueError(f"{value!r} is not a table name (1 to 63 bytes, no NUL), such as \"dbtune_version\"")
+        return value
+
+
 class PoolConfig(_Strict):
     """An application connection pool (node-postgres, Prisma, HikariCP …), per application instance."""
 
@@ -196,6 +213,7 @@ class Config(_Strict):
     profile: Profile | None = None
     database: DatabaseConfig = DatabaseConfig()
     audit: AuditConfig = AuditConfig()
+    migrate: MigrateConfig = MigrateConfig()
     pool: list[PoolConfig] = []
     pgbouncer: PgBouncerConfig | None = None
     isolation: IsolationConfig = IsolationConfig()
