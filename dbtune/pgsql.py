@@ -38,7 +38,10 @@ def _only_statement(sql: str, what: str = "expression") -> ast.Node:
         raise ValueError(str(exc.args[0]) if exc.args else str(exc)) from None
     if len(raws) != 1:
         raise ValueError(f"holds {len(raws)} statements; one {what} was expected")
-    return raws[0].stmt
+    stmt = raws[0].stmt
+    if stmt is None:
+        raise ValueError(f"no {what}")
+    return stmt
 
 
 def parse_fragment(template: str, text: str, pick: Callable[[Any], ast.Node | None],
@@ -73,9 +76,8 @@ def parse_index_column(text: str) -> ast.IndexElem:
     """``text`` as exactly one ``CREATE INDEX`` key column (``created_at DESC``, ``(lower(email))``,
     ``"Name" text_pattern_ops``). Raises ValueError."""
     def pick(s: Any) -> ast.Node | None:
-        if isinstance(s, ast.IndexStmt) and len(s.indexParams or ()) == 1:
-            return s.indexParams[0]
-        return None
+        params = s.indexParams if isinstance(s, ast.IndexStmt) else None
+        return params[0] if params and len(params) == 1 else None
 
     node = parse_fragment("CREATE INDEX x ON t ({})", text, pick, what="index column")
     assert isinstance(node, ast.IndexElem)
@@ -86,8 +88,9 @@ def parse_constraint_definition(text: str) -> ast.Constraint:
     """``text`` as exactly one table constraint, written as after ``ADD CONSTRAINT name`` (``CHECK (a > 0)``,
     ``FOREIGN KEY (a) REFERENCES p (id)``). Raises ValueError."""
     def pick(s: Any) -> ast.Node | None:
-        if isinstance(s, ast.AlterTableStmt) and len(s.cmds or ()) == 1 and isinstance(s.cmds[0].def_, ast.Constraint):
-            return s.cmds[0].def_
+        cmds = s.cmds if isinstance(s, ast.AlterTableStmt) else None
+        if cmds and len(cmds) == 1 and isinstance(cmds[0].def_, ast.Constraint):
+            return cmds[0].def_
         return None
 
     node = parse_fragment("ALTER TABLE t ADD CONSTRAINT x {}", text, pick, show=constraint_text,
