@@ -4,7 +4,9 @@ The whole text is parsed once with pglast (PostgreSQL's own parser, so statement
 server would, ``BEGIN ATOMIC`` bodies included). When any statement does not parse, the text is split
 again on the ``;`` tokens of PostgreSQL's scanner and each piece is parsed on its own, so one bad statement
 gives one error and the others are still linted. Lines of psql meta-commands (``\\set``, ``\\connect`` …)
-are blanked first: psql runs them, the server never sees them.
+are blanked first: psql runs them, the server never sees them; a line of one that sends the query buffer
+(``\\g``, ``\\gx``, ``\\gset``, ``\\gexec``, ``\\watch``, ``\\crosstabview``) ends the statement
+before it, as a ``;`` would.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from pglast.parser import ParseError, scan
 from dbtune.migrate.statements import RawStatement
 
 _META_COMMAND = re.compile(r"^[ \t]*\\.*$", re.MULTILINE)
+_SENDS_BUFFER = re.compile(r"^[ \t]*\\(g|gx|gset|gexec|watch|crosstabview)(\s|$)")
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
 
 def blank_meta_commands(text: str) -> str:
-    """``text`` with every psql meta-command line replaced by spaces (offsets and lines unchanged)."""
-    return _META_COMMAND.sub(lambda m: " " * len(m.group(0)), text)
+    """``text`` with every psql meta-command line replaced by spaces, or by ``;`` and spaces for one that
+    sends the query buffer (offsets and lines unchanged)."""
+    def blank(m: re.Match[str]) -> str:
+        line = m.group(0)
+        return (";" + " " * (len(line) - 1)) if _SENDS_BUFFER.match(line) else " " * len(line)
+
+    return _META_COMMAND.sub(blank, text)
 
 
 def _line(text: str, offset: int) -> int:
