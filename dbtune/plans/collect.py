@@ -39,8 +39,10 @@ from dbtune.bench.params import ParameterUnresolved, sample_parameters
 from dbtune.bench.workload import statement_kind
 from dbtune.db.connect import ConnectionSettings, connect, describe
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.pgsql import check_nesting, parse_sql
 from dbtune.plans.model import Plan
 from dbtune.sqlnames import qualified
+from dbtune.workload.statements import walk
 
 GENERIC_PLAN_VERSION = 160000
 # Settings recorded with every collection: the checks quote them in their advice.
@@ -144,8 +146,10 @@ class ExplainedQuery:
 
     @property
     def label(self) -> str:
-        """The query's name, else ``query <fingerprint>``."""
-        return self.query.name or f"query {self.fingerprint}"
+        """The query's name, else ``query <fingerprint>``, else (a statement that was not read) where it
+        was found."""
+        return self.query.name or (f"query {self.fingerprint}" if self.fingerprint else
+                                   self.query.location or "query")
 
     @property
     def analyzed(self) -> bool:
@@ -177,24 +181,10 @@ def parameter_count(sql: str) -> int:
     """The highest ``$n`` in ``sql`` (0: none), from pglast's parse tree, or from the text outside
     literals and comments when pglast cannot parse it."""
     try:
-        stmts = pglast.parse_sql(sql)
+        stmts = parse_sql(sql)
     except ParseError:
         return max((int(n) for n in _PARAM.findall(_STRINGS.sub("", sql))), default=0)
-    highest = 0
-
-    def visit(node: object) -> None:
-        nonlocal highest
-        if isinstance(node, ast.ParamRef):
-            highest = max(highest, node.number or 0)
-        elif isinstance(node, ast.Node):
-            for attr in getattr(type(node), "__slots__", ()):
-                visit(getattr(node, attr, None))
-        elif isinstance(node, tuple | list):
-            for item in node:
-                visit(item)
-
-    visit(stmts)
-    return highest
+    return max((node.number or 0 for node in walk(stmts) if isinstance(node, ast.ParamRef)), default=0)
 
 
 def _message(exc: psycopg.Error) -> tuple[str, str | None]:
@@ -298,6 +288,10 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
     sql = query.sql.strip().rstrip(";").strip()
     if query.parse_error is not None:  # the workload file's statement does not parse: nothing is sent
         return ExplainedQuery(query, "", server, error=f"{query.location}: {query.parse_error}")
+    try:
+        check_nesting(sql)
+    except ParseError as exc:  # nothing is sent: the server's parser would refuse it anyway
+        return ExplainedQuery(query, fingerprint(sql), server, error=str(exc.args[0]))
     n_params = parameter_count(sql)
     notes: list[str] = []
     analyze, values = _analyze_values(conn, query, n_params, options, notes) if options.analyze else (False, ())

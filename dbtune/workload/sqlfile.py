@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pglast import parser
 from pglast.parser import ParseError
 
+from dbtune.pgsql import check_nesting
 from dbtune.workload.model import Query, Source, SourceError
 
 # psql ends the query buffer and sends it on these meta-commands (psql's exec_command).
@@ -328,8 +329,10 @@ def _location(exc: ParseError, default: int) -> int:
 
 
 def _check(body: str) -> tuple[str, int] | None:
-    """None when ``body`` parses, else the parser's message and offset."""
+    """None when ``body`` parses, else the parser's message and offset (a statement nested too deep to
+    read safely is an error too, see :func:`dbtune.pgsql.check_nesting`)."""
     try:
+        check_nesting(body)
         parser.fingerprint(body)
     except ParseError as exc:
         return str(exc.args[0]), _location(exc, len(body))

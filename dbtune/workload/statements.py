@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pglast
 from pglast import ast
 from pglast.parser import ParseError
+
+from dbtune.pgsql import parse_sql
 
 
 def statement_kind(sql: str) -> str:
     """``read`` for a SELECT (or VALUES) that neither locks rows nor modifies data, ``write`` for DML
     (INSERT, UPDATE, DELETE, MERGE, SELECT INTO, SELECT … FOR UPDATE/SHARE, data-modifying WITH), and
-    ``other`` for everything else (utility statements). Raises pglast's ParseError on bad SQL."""
-    return node_kind(pglast.parse_sql(sql)[0].stmt)
+    ``other`` for everything else (utility statements). Raises pglast's ParseError on bad SQL (and on a
+    statement nested too deep, :class:`~dbtune.pgsql.StatementTooDeep`)."""
+    return node_kind(parse_sql(sql)[0].stmt)
 
 
 def node_kind(stmt: ast.Node | None) -> str:
@@ -38,14 +40,16 @@ def fields(node: ast.Node) -> tuple[str, ...]:
 
 
 def walk(node: object) -> Iterator[ast.Node]:
-    """Every AST node under ``node`` (itself included), depth first."""
-    if isinstance(node, ast.Node):
-        yield node
-        for attr in fields(node):
-            yield from walk(getattr(node, attr, None))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from walk(item)
+    """Every AST node under ``node`` (itself included), depth first, parents before children. Iterative:
+    however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Node):
+            yield item
+            stack.extend(reversed([getattr(item, attr, None) for attr in fields(item)]))
+        elif isinstance(item, tuple | list):
+            stack.extend(reversed(item))
 
 
 _SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
@@ -60,28 +64,19 @@ def reads_user_relations(sql: str) -> bool:
     none, calls a function of the application's (``SELECT lookup($1)``). Catalog reads, ``SELECT 1`` and
     calls of PostgreSQL's own functions are not. A text pglast cannot parse counts."""
     try:
-        tree = pglast.parse_sql(sql)
+        tree = parse_sql(sql)
     except ParseError:
         return True
     ctes: set[str] = set()
     names: list[ast.RangeVar] = []
     functions: list[tuple[str, ...]] = []
-
-    def visit(node: object) -> None:
+    for node in walk(tree):
         if isinstance(node, ast.RangeVar):
             names.append(node)
         elif isinstance(node, ast.FuncCall):
             functions.append(tuple(getattr(n, "sval", "") for n in node.funcname or ()))
         elif isinstance(node, ast.CommonTableExpr) and node.ctename:
             ctes.add(node.ctename)
-        if isinstance(node, ast.Node):
-            for attr in getattr(type(node), "__slots__", ()):
-                visit(getattr(node, attr, None))
-        elif isinstance(node, tuple | list):
-            for item in node:
-                visit(item)
-
-    visit(tree)
     for rv in names:
         name = rv.relname or ""
         if name.startswith("pg_") or rv.schemaname in _SYSTEM_SCHEMAS or (not rv.schemaname and name in ctes):
