@@ -11,6 +11,7 @@ statements that do not parse reports it the same way.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TypeVar
 
@@ -35,6 +36,7 @@ _FLAT = frozenset({"IDENT", "UIDENT", "ICONST", "FCONST", "SCONST", "USCONST", "
 _SIBLING = frozenset({"ASCII_44", "AND", "OR", "WHEN", "THEN", "ELSE"})
 _OPEN = {"ASCII_40": "ASCII_41", "ASCII_91": "ASCII_93", "CASE": "END_P"}
 _CLOSE = frozenset(_OPEN.values())
+_LEVEL_CHARS = re.compile(r"[A-Za-z_\u0080-\uffff]+|[-+*/<>=~!@#%^&|`?:(\[]")
 _BRACKET_LEVELS = 3  # a parenthesised subquery adds three nodes (sublink, statement, target)
 
 
@@ -53,8 +55,10 @@ def nesting_depth(sql: str) -> tuple[int, int]:
     ``AND``, ``OR``, ``WHEN``, ``THEN``, ``ELSE``) start a sibling, which the grammar keeps flat. Linear
     in the length of ``sql``; text the scanner cannot read (an unterminated literal) counts as flat.
     """
-    if len(sql) < MAX_NESTING // 4:
-        return 0, 0  # too short to nest that deep: no need to scan
+    # Every level counted comes from a word (a keyword), an operator character or a bracket: when even
+    # three times their number is within the limit, the statement cannot be deeper, and is not scanned.
+    if 3 * len(_LEVEL_CHARS.findall(sql)) <= MAX_NESTING:
+        return 0, 0
     try:
         tokens = scan(sql)
     except ParseError:

@@ -32,17 +32,15 @@ from typing import Any
 
 import pglast
 import psycopg
-from pglast import ast
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 
 from dbtune.bench.params import ParameterUnresolved, sample_parameters
 from dbtune.bench.workload import statement_kind
 from dbtune.db.connect import ConnectionSettings, connect, describe
 from dbtune.errors import ServerRefused, UsageError
-from dbtune.pgsql import check_nesting, parse_sql
+from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
 from dbtune.sqlnames import qualified
-from dbtune.workload.statements import walk
 
 GENERIC_PLAN_VERSION = 160000
 # Settings recorded with every collection: the checks quote them in their advice.
@@ -146,10 +144,9 @@ class ExplainedQuery:
 
     @property
     def label(self) -> str:
-        """The query's name, else ``query <fingerprint>``, else (a statement that was not read) where it
-        was found."""
-        return self.query.name or (f"query {self.fingerprint}" if self.fingerprint else
-                                   self.query.location or "query")
+        """The query's name, else ``query <fingerprint>`` (``query`` for a statement that was not read: its
+        error says where it was found)."""
+        return self.query.name or (f"query {self.fingerprint}" if self.fingerprint else "query")
 
     @property
     def analyzed(self) -> bool:
@@ -178,13 +175,13 @@ _STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", 
 
 
 def parameter_count(sql: str) -> int:
-    """The highest ``$n`` in ``sql`` (0: none), from pglast's parse tree, or from the text outside
-    literals and comments when pglast cannot parse it."""
+    """The highest ``$n`` in ``sql`` (0: none), from the server's scanner (pglast's): parameters inside
+    literals and comments do not count. Linear in the text; text the scanner cannot read is searched
+    outside literals and comments with a regular expression."""
     try:
-        stmts = parse_sql(sql)
-    except ParseError:
+        return max((int(sql[t.start + 1:t.end + 1]) for t in scan(sql) if t.name == "PARAM"), default=0)
+    except (ParseError, ValueError):
         return max((int(n) for n in _PARAM.findall(_STRINGS.sub("", sql))), default=0)
-    return max((node.number or 0 for node in walk(stmts) if isinstance(node, ast.ParamRef)), default=0)
 
 
 def _message(exc: psycopg.Error) -> tuple[str, str | None]:

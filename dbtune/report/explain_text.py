@@ -8,7 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from dbtune.escape import one_line, printable
+from dbtune.escape import clip, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
@@ -118,7 +118,7 @@ def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
     for f in findings:
         lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — "
                      f"{printable(str(f.evidence.get('node', f.object)))}")
-        lines += textwrap.wrap(one_line(f.message), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
+        lines += textwrap.wrap(one_line(clip(f.message)), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
                                break_on_hyphens=False)
         for change in f.changes:
             lines.append(" " * 11 + f"fix: {change.up}")
