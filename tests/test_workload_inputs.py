@@ -1,0 +1,97 @@
+"""What a first real user feeds dbtune's workload sources, on real servers: statements nested too deep
+for the parser, statements megabytes long, pg_stat_statements holding dbtune's own statements and the
+same SQL under several query ids, normalised texts the server cannot take back as they are, and plans
+over partitioned tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import conftest
+import pytest
+from cli_runner import CLI
+
+from dbtune.db.local_server import LocalServer
+from dbtune.pgsql import MAX_NESTING
+
+TABLE = """
+CREATE TABLE t (id int PRIMARY KEY, b int, c text, created timestamptz NOT NULL DEFAULT now())
+  WITH (autovacuum_enabled = off);
+INSERT INTO t (id, b, c) SELECT g, g % 1000, md5(g::text) FROM generate_series(1, 20000) g;
+ANALYZE t;
+"""
+
+
+@pytest.fixture(scope="module")
+def table_db(pg18: LocalServer) -> Iterator[conftest.TestDatabase]:
+    """One PostgreSQL 18 database with table ``t`` (20,000 rows, ``b`` unindexed), built once."""
+    database = conftest.new_database(pg18, "inputs")
+    database.execute(TABLE)
+    yield database
+    conftest.drop_database(database)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- item 17: statements the parser cannot take -----------------------------------------------------------
+
+
+def test_a_statement_nested_30000_deep_is_reported_as_too_deep_not_a_crash(
+        cli: CLI, table_db: conftest.TestDatabase, tmp_path: Path) -> None:
+    """pglast builds its tree recursively in C: 30,000 levels killed bench run, audit --workload and
+    explain --workload with a segmentation fault. Each now names the file, line and the depth, and goes on
+    with the other statements (run as processes, so a crash is an exit by signal, not a lost test run)."""
+    deep = "SELECT " + " + ".join(["1"] * 30_000) + " FROM t"
+    hundreds = "SELECT " + " + ".join(["b"] * (MAX_NESTING - 10)) + " FROM t WHERE id = $1"
+    workload = write(tmp_path / "w.sql", f"-- name: fine\nSELECT c FROM t WHERE b = 7;\n-- name: deep\n{deep};\n"
+                                         f"-- name: hundreds\n{hundreds};\n")
+    where = f"{workload}:4"
+    explain = cli("explain", "--dsn", table_db.dsn, "--workload", str(workload), "--format", "json", process=True)
+    assert explain.code == 2, explain
+    entries = {e["name"]: e for e in json.loads(explain.out)}
+    assert entries["fine"]["plan"] is not None and entries["hundreds"]["plan"] is not None
+    assert entries["deep"]["error"]["message"].startswith(f"{where}: statement nested too deep to read: about 29,999")
+    assert "nested too deep" in explain.err and "Traceback" not in explain.err
+
+    audit = cli("audit", "--dsn", table_db.dsn, "--workload", str(workload), "--format", "json", "--select", "PL001",
+                process=True)
+    assert audit.code == 0 and "Traceback" not in audit.err, audit
+    report = json.loads(audit.out)
+    assert [f["object"] for f in report["findings"]] == ["fine: Seq Scan on public.t"]
+    (skip,) = [s for s in report["skipped"] if s["what"] == "plans: deep"]
+    assert skip["reason"].startswith(f"EXPLAIN failed: {where}: statement nested too deep")
+
+    out = tmp_path / "bench.json"
+    bench = cli("bench", "run", "--dsn", table_db.dsn, "--workload", str(workload), "--iterations", "2",
+                "--warmup", "0", "--out", str(out), process=True)
+    assert bench.code == 0 and "Traceback" not in bench.err, bench
+    result = json.loads(out.read_text())
+    assert [q["name"] for q in result["queries"]] == ["fine"]
+    skipped = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert skipped["deep"].startswith(f"does not parse: {where}: statement nested too deep")
+    assert "nests too deep" in skipped["hundreds"]
+
+
+def test_a_finding_quoting_a_huge_filter_is_cut_in_the_text_report(
+        cli: CLI, table_db: conftest.TestDatabase, tmp_path: Path) -> None:
+    """A 1.6 MB statement took the text audit 38.6 s: tabulate wrapped the finding's message, which quotes
+    the plan's whole Filter, quadratically. Text reports cut messages at a stated size; JSON keeps them."""
+    ids = ", ".join(str(100_000 + i) for i in range(3_000))
+    workload = write(tmp_path / "big.sql", f"-- name: big\nSELECT * FROM t WHERE b = 1 AND id <> ALL (ARRAY[{ids}]);\n")
+    text = cli("audit", "--dsn", table_db.dsn, "--workload", str(workload), "--select", "PL001")
+    assert text.code == 0, text
+    assert "more characters; the JSON report has them all)" in " ".join(text.out.split())
+    assert "102999" not in text.out
+    explain = cli("explain", "--dsn", table_db.dsn, "--workload", str(workload))
+    assert "more characters; the JSON report has them all)" in " ".join(explain.out.split())
+    assert "102999" not in explain.out
+    report = json.loads(cli("audit", "--dsn", table_db.dsn, "--workload", str(workload), "--select", "PL001",
+                            "--format", "json").out)
+    (finding,) = report["findings"]
+    assert "102999" in finding["message"] and "102999" in finding["evidence"]["filter"]
