@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import conftest
+import psycopg
 import pytest
 from cli_runner import CLI
 
 from dbtune.db.local_server import LocalServer
 from dbtune.pgsql import MAX_NESTING
+from dbtune.plans import NEEDS_ANALYZE
 
 TABLE = """
 CREATE TABLE t (id int PRIMARY KEY, b int, c text, created timestamptz NOT NULL DEFAULT now())
@@ -95,3 +97,60 @@ def test_a_finding_quoting_a_huge_filter_is_cut_in_the_text_report(
                             "--format", "json").out)
     (finding,) = report["findings"]
     assert "102999" in finding["message"] and "102999" in finding["evidence"]["filter"]
+
+
+# --- item 6: dbtune's own statements, and one statement under several query ids --------------------------
+
+
+def test_pg_stat_statements_leaves_dbtune_out_and_groups_by_fingerprint(
+        cli: CLI, db: conftest.TestDatabase, tmp_path: Path) -> None:
+    """Every statement dbtune sends carries its marker (psycopg sessions, the bench's measured queries,
+    Alembic's through SQLAlchemy); pg_stat_statements sources leave those out, and version tables, and
+    list one statement per fingerprint. With --analyze a check that judged some plans is not NOT JUDGED."""
+    db.execute(TABLE + "CREATE EXTENSION pg_stat_statements;"
+               "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+               "SELECT pg_stat_statements_reset();")
+    app = {"SELECT * FROM t WHERE id = $1", "SELECT c FROM t WHERE b = $1", "UPDATE t SET c = c WHERE id = $1",
+           "SELECT version_num FROM alembic_version"}
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        raw = psycopg.RawCursor(conn)
+        raw.execute("SELECT * FROM t WHERE id = $1", (3,))  # an int parameter …
+        raw.execute("SELECT * FROM t WHERE id = $1", ("3",))  # … and a text one: two query ids
+        raw.execute("SELECT c FROM t WHERE b = $1", (7,))
+        raw.execute("UPDATE t SET c = c WHERE id = $1", (5,))
+        conn.execute("SELECT version_num FROM alembic_version")
+    workload = write(tmp_path / "w.sql", "-- name: by-b\nSELECT c FROM t WHERE b = $1;\n-- params: SELECT 42\n")
+    assert cli("explain", "--dsn", db.dsn, "--workload", str(workload), "--analyze").code == 0
+    assert cli("audit", "--dsn", db.dsn, "--fail-on", "never").code == 0
+    assert cli("bench", "run", "--dsn", db.dsn, "--workload", str(workload), "--iterations", "6", "--warmup", "1",
+               "--out", str(tmp_path / "b.json"), "--quiet").code == 0
+    from sqlalchemy import text
+
+    from dbtune.db.connect import MARKER, resolve
+    from dbtune.migrate.env import engine_for
+    from dbtune.workload import pg_stat_statements_queries
+    with engine_for(resolve(db.dsn)).connect() as connection:  # Alembic's statements go through this engine
+        connection.execute(text("SELECT count(*) FROM alembic_version")).all()
+
+    texts = {row[0] for row in db.query("SELECT query FROM pg_stat_statements")}
+    unmarked = {t for t in texts if MARKER not in t}
+    control = {t for t in unmarked if t.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE",
+                                                                "SHOW")}
+    assert unmarked - control - app == {"SELECT pg_stat_statements_reset()"}, unmarked - control - app
+    assert any(t.startswith(f"SELECT {MARKER} count(*) FROM alembic_version") for t in texts), texts
+
+    queries = pg_stat_statements_queries(resolve(db.dsn), 10)
+    assert sorted(q.text for q in queries) == sorted(app - {"SELECT version_num FROM alembic_version"})
+    by_id = next(q for q in queries if q.text == "SELECT * FROM t WHERE id = $1")
+    assert (by_id.occurrences, by_id.calls) == (2, 2)
+
+    run = cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "10", "--analyze")
+    assert run.code == 0, run
+    assert run.out.count("SELECT * FROM t WHERE id = $1") == 1 and "alembic_version" not in run.out
+    assert "NOT JUDGED" not in run.out, run.out
+    assert "not judged for this query: row-estimate-off" in " ".join(run.out.split())
+    entries = json.loads(cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "10", "--analyze",
+                             "--format", "json").out)
+    update = next(e for e in entries if e["text"].startswith("UPDATE"))
+    assert not update["analyzed"] and {"check": "row-estimate-off", "reason": NEEDS_ANALYZE} in update["not_judged"]
+    assert all(e["not_judged"] == [] for e in entries if e["analyzed"])

@@ -36,7 +36,7 @@ from pglast.parser import ParseError, scan
 
 from dbtune.bench.params import ParameterUnresolved, sample_parameters
 from dbtune.bench.workload import statement_kind
-from dbtune.db.connect import ConnectionSettings, connect, describe
+from dbtune.db.connect import ConnectionSettings, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
@@ -264,7 +264,7 @@ def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tupl
     """The JSON of EXPLAIN for ``sql``: with ANALYZE when ``values`` is given (``()``: no parameters), else
     its plan, generic when it has parameters. Runs inside the caller's transaction; lets psycopg.Error
     through."""
-    cur = psycopg.RawCursor(conn)
+    cur = MarkedRawCursor(conn)
     if values is not None:
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}"
         return cur.execute(explain, values or None).fetchall()[0][0]  # type: ignore[arg-type]

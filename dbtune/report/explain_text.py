@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterable
 
+from dbtune.catalog.model import Skip
 from dbtune.escape import clip, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
@@ -145,6 +147,9 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     for note in q.notes:
         lines += textwrap.wrap(f"note: {note}", WIDTH, initial_indent="  ", subsequent_indent="    ",
                                break_on_hyphens=False)
+    for reason, names in _by_reason(entry.not_judged).items():
+        lines += textwrap.wrap(f"not judged for this query: {', '.join(names)}: {reason}", WIDTH,
+                               initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
     if q.plan is not None:
         marks: dict[str, list[str]] = defaultdict(list)
         for f in entry.findings:
@@ -155,6 +160,15 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     return lines
 
 
+def _by_reason(skipped: Iterable[Skip]) -> dict[str, list[str]]:
+    """The names of the skipped checks per reason, each name once, in order."""
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for s in skipped:
+        if s.what not in by_reason[s.reason]:
+            by_reason[s.reason].append(s.what)
+    return by_reason
+
+
 def render_explain_text(report: ExplainReport) -> str:
     version = report.server.version.split()[0]
     mode = "EXPLAIN ANALYZE, rolled back" if report.analyze else "plans only, nothing run"
@@ -162,14 +176,12 @@ def render_explain_text(report: ExplainReport) -> str:
     total = len(report.entries)
     for number, entry in enumerate(report.entries, start=1):
         lines += _entry(number, total, entry)
-    by_reason: dict[str, list[str]] = defaultdict(list)
-    for s in report.skipped:
-        by_reason[s.reason].append(s.what)
+    by_reason = _by_reason(report.skipped)
     if by_reason:
         lines += ["", "NOT JUDGED"]
         for reason, names in by_reason.items():
-            lines += textwrap.wrap(f"- {', '.join(dict.fromkeys(names))}: {reason}", WIDTH,
-                                   subsequent_indent="  ", break_on_hyphens=False)
+            lines += textwrap.wrap(f"- {', '.join(names)}: {reason}", WIDTH, subsequent_indent="  ",
+                                   break_on_hyphens=False)
     counts = report.counts()
     failed = len(report.failed)
     lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed} explained, {failed} failed; "

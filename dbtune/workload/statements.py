@@ -53,6 +53,8 @@ def walk(node: object) -> Iterator[ast.Node]:
 
 
 _SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
+# The tables migration tools record their revisions in: Alembic's default, and dbtune's own.
+VERSION_TABLES = frozenset({"alembic_version", "dbtune_version"})
 
 
 _SYSTEM_FUNCTIONS = frozenset({"now", "version", "current_setting", "set_config", "current_database",
@@ -60,8 +62,9 @@ _SYSTEM_FUNCTIONS = frozenset({"now", "version", "current_setting", "set_config"
 
 
 def reads_user_relations(sql: str) -> bool:
-    """Whether ``sql`` is the application's: it names a relation outside the system schemas, or, naming
-    none, calls a function of the application's (``SELECT lookup($1)``). Catalog reads, ``SELECT 1`` and
+    """Whether ``sql`` is the application's: it names a relation outside the system schemas other than a
+    version table (:data:`VERSION_TABLES`), or, naming none, calls a function of the application's
+    (``SELECT lookup($1)``). Catalog reads, reads and writes of ``alembic_version``, ``SELECT 1`` and
     calls of PostgreSQL's own functions are not. A text pglast cannot parse counts."""
     try:
         tree = parse_sql(sql)
@@ -81,6 +84,8 @@ def reads_user_relations(sql: str) -> bool:
         name = rv.relname or ""
         if name.startswith("pg_") or rv.schemaname in _SYSTEM_SCHEMAS or (not rv.schemaname and name in ctes):
             continue  # a system catalog or view (pg_stat_statements lives in its extension's schema), a CTE
+        if name in VERSION_TABLES:
+            continue  # a migration tool's bookkeeping, not the application's workload
         return True
     if names:
         return False
