@@ -154,3 +154,42 @@ def test_pg_stat_statements_leaves_dbtune_out_and_groups_by_fingerprint(
     update = next(e for e in entries if e["text"].startswith("UPDATE"))
     assert not update["analyzed"] and {"check": "row-estimate-off", "reason": NEEDS_ANALYZE} in update["not_judged"]
     assert all(e["not_judged"] == [] for e in entries if e["analyzed"])
+
+
+# --- item 12: texts the server cannot take back as they are -----------------------------------------------
+
+
+def test_normalised_and_utility_texts_are_rewritten_or_skipped_with_a_reason(
+        cli: CLI, db: conftest.TestDatabase, tmp_path: Path) -> None:
+    """pg_stat_statements writes `interval '1 day'` as `interval $1`, which the server refuses: it is sent
+    as `$1::interval`. `DO $1` and other utility statements are skipped with a reason; a psql variable
+    inside a string literal (qgen's `interval ':1' day`) is a warning naming file and line."""
+    db.execute(TABLE + "CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset();")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM t WHERE created > now() - interval '1 day'")
+        conn.execute("SELECT c FROM t WHERE created > date '2020-01-01' + interval '1' day LIMIT 3")
+    run = cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "5", "--format", "json")
+    assert run.code == 0, run
+    entries = {e["text"]: e for e in json.loads(run.out)}
+    assert set(entries) == {"SELECT count(*) FROM t WHERE created > now() - $1::interval",
+                            "SELECT c FROM t WHERE created > $1::date + $2::interval day LIMIT $3"}
+    assert all(e["plan"] is not None and e["error"] is None for e in entries.values())
+
+    workload = write(tmp_path / "q.sql", "DO $1;\nVACUUM t;\n-- name: qgen\n"
+                                         "SELECT count(*) FROM t WHERE created > now() - interval ':1' day;\n"
+                                         "SELECT count(*) FROM t WHERE created > '2024-01-01 12:30:00';\n")
+    run = cli("explain", "--dsn", db.dsn, "--workload", str(workload), "--format", "json")
+    assert run.code == 0, run
+    do, vacuum, qgen, clock = json.loads(run.out)
+    assert do["skipped"].startswith("not explained: DO is a utility statement") and do["error"] is None
+    assert vacuum["skipped"].startswith("not explained: VACUUM is a utility statement")
+    assert qgen["plan"] is not None and qgen["notes"] == [
+        f"{workload}:4: :1 inside the string literal ':1' is not a psql variable (psql substitutes variables "
+        "only outside quotes): the server gets the text as written"]
+    assert clock["notes"] == [] and clock["skipped"] is None
+    text = cli("explain", "--dsn", db.dsn, "--workload", str(workload))
+    assert "4 queries: 2 explained, 0 failed, 2 skipped;" in text.out and "syntax error" not in text.out + text.err
+    audit = json.loads(cli("audit", "--dsn", db.dsn, "--workload", str(workload), "--format", "json").out)
+    reasons = [s["reason"] for s in audit["skipped"] if s["what"].startswith("plans: ")]
+    assert any(r.startswith("not explained: DO is a utility statement") for r in reasons)
+    assert any(r.startswith(f"read with a warning: {workload}:4: :1 inside") for r in reasons)

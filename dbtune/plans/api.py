@@ -46,6 +46,7 @@ class ExplainEntry:
             "name": q.query.name, "text": q.query.sql, "fingerprint": q.fingerprint, "kind": q.kind,
             "analyzed": q.analyzed, "parameters": list(q.parameters), "notes": list(q.notes),
             "error": None if q.error is None else {"message": q.error, "sqlstate": q.sqlstate},
+            "skipped": q.skipped,
             "plan": q.plan.raw if q.plan is not None else None,
             "findings": [finding_json(f) for f in self.findings],
             "not_judged": [{"check": s.what, "reason": s.reason} for s in self.not_judged],
@@ -159,5 +160,9 @@ def audit_plans(settings: ConnectionSettings, config: Config, catalogue: Catalog
     result.findings = checked.findings
     result.checks_run = checked.checks_run
     result.skipped = [*(Skip(f"plans: {q.label}", f"EXPLAIN failed: {q.error}") for q in collection.queries
-                        if q.error is not None), *checked.skipped]
+                        if q.error is not None),
+                      *(Skip(f"plans: {q.label}", q.skipped) for q in collection.queries if q.skipped),
+                      *(Skip(f"plans: {q.label}", f"read with a warning: {n}") for q in collection.queries
+                        for n in q.query.notes),
+                      *checked.skipped]
     return result

@@ -41,6 +41,7 @@ from dbtune.errors import ServerRefused, UsageError
 from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
 from dbtune.sqlnames import qualified
+from dbtune.workload.statements import EXPLAINABLE, explainable_text, utility_statement
 
 GENERIC_PLAN_VERSION = 160000
 # Settings recorded with every collection: the checks quote them in their advice.
@@ -82,13 +83,15 @@ JOIN ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS
 class PlanQuery:
     """One statement to explain: its text (``$n`` parameters allowed), an optional name, and optional
     SQL returning parameter rows (a workload file's ``-- params:`` line) for ANALYZE; ``location``
-    (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent)."""
+    (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent);
+    ``notes``: warnings from reading it (shown with its plan)."""
 
     sql: str
     name: str | None = None
     params_sql: str | None = None
     location: str | None = None
     parse_error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,9 @@ class ExplainedQuery:
     ``kind``: ``plain`` (no parameters, not run), ``generic`` (the generic plan of a query with ``$n``),
     ``analyzed`` (run with EXPLAIN ANALYZE); ``parameters``: the values used with ANALYZE; ``error``: the
     server's message when it could not plan or run the query (``sqlstate`` its code), ``plan`` is then
-    ``None``; ``notes``: why a query was not run with ANALYZE although asked; ``relation_rows``: the
+    ``None``; ``skipped``: why it was not sent at all (a utility statement, which EXPLAIN cannot take);
+    ``notes``: why a query was not run with ANALYZE although asked, or how its text was rewritten (a
+    normalised ``interval $1`` sent as ``$1::interval``); ``relation_rows``: the
     planner's row count (``reltuples``) of each relation the plan reads, keyed as
     :attr:`~dbtune.plans.model.PlanNode.relation`.
     """
@@ -141,6 +146,7 @@ class ExplainedQuery:
     parameters: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     relation_rows: Mapping[str, float] = field(default_factory=dict)
+    skipped: str | None = None
 
     @property
     def label(self) -> str:
@@ -289,8 +295,16 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
         check_nesting(sql)
     except ParseError as exc:  # nothing is sent: the server's parser would refuse it anyway
         return ExplainedQuery(query, fingerprint(sql), server, error=str(exc.args[0]))
+    utility = utility_statement(sql)
+    if utility is not None:
+        return ExplainedQuery(query, fingerprint(sql), server, skipped=f"not explained: {utility} is a utility "
+                              f"statement; EXPLAIN plans only {EXPLAINABLE}")
+    notes: list[str] = list(query.notes)
+    sent = explainable_text(sql)
+    if sent != sql:
+        notes.append(f"sent as {sent!r}: pg_stat_statements' normalised text is not valid SQL as it stands")
+        sql = sent
     n_params = parameter_count(sql)
-    notes: list[str] = []
     analyze, values = _analyze_values(conn, query, n_params, options, notes) if options.analyze else (False, ())
     result = ExplainedQuery(query, fingerprint(sql), server, kind="analyzed" if analyze else
                             "generic" if n_params else "plain", notes=tuple(notes))

@@ -137,7 +137,10 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     if len(sql) > SQL_LINES:
         lines.append(f"  … ({len(sql) - SQL_LINES} more lines)")
     lines.append("")
-    if q.error is not None:
+    if q.skipped is not None:
+        lines += textwrap.wrap(f"skipped: {one_line(q.skipped)}", WIDTH, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    elif q.error is not None:
         lines.append(f"  error: {one_line(q.error)}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
     else:
         lines.append(f"  {_how(entry)}")
@@ -184,7 +187,9 @@ def render_explain_text(report: ExplainReport) -> str:
                                    break_on_hyphens=False)
     counts = report.counts()
     failed = len(report.failed)
-    lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed} explained, {failed} failed; "
+    passed = sum(1 for e in report.entries if e.explained.skipped is not None)
+    lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed - passed} explained, {failed} failed"
+                  f"{f', {passed} skipped' if passed else ''}; "
                   f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: "
                   f"{counts['error']} error, {counts['warning']} warning, {counts['info']} info"]
     return "\n".join(lines) + "\n"

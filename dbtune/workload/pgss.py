@@ -16,7 +16,7 @@ from dbtune.db.connect import MARKER, ConnectionSettings, connect
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query, Source, group_by_fingerprint
-from dbtune.workload.statements import reads_user_relations, statement_kind
+from dbtune.workload.statements import explainable_text, reads_user_relations, statement_kind
 
 PGSS_LOCATION = """
 -- The schema holding the pg_stat_statements view in this database, if the extension is created.
@@ -102,7 +102,7 @@ def _top(conn: psycopg.Connection, top: int, include_nested: bool, include_utili
     for queryid, text, calls, total_ms, n_rows in found:
         if text is None or "<insufficient privilege>" in text or MARKER in text:
             continue
-        text = text.strip().rstrip(";").strip()
+        text = explainable_text(text.strip().rstrip(";").strip())  # interval $1 → $1::interval
         try:
             fingerprint = parser.fingerprint(text)
             if not include_utility and statement_kind(text) == "other":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pglast import ast
-from pglast.parser import ParseError
+from pglast import ast, parser
+from pglast.parser import ParseError, scan
+from pglast.stream import RawStream
 
 from dbtune.pgsql import parse_sql
 
@@ -91,3 +92,73 @@ def reads_user_relations(sql: str) -> bool:
         return False
     return any(not (f[-1].startswith("pg_") or f[-1] in _SYSTEM_FUNCTIONS or (len(f) > 1 and f[0] in _SYSTEM_SCHEMAS))
                for f in functions if f)
+
+
+# What EXPLAIN takes (https://www.postgresql.org/docs/current/sql-explain.html): the first word of each.
+_EXPLAINABLE_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE_P", "MERGE",
+                                "EXECUTE", "DECLARE", "ASCII_40"})
+EXPLAINABLE = "SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES, EXECUTE and DECLARE"
+
+
+def utility_statement(sql: str) -> str | None:
+    """The first word of ``sql`` (``DO``, ``VACUUM``, ``SET`` …, upper case) when it is a statement EXPLAIN
+    cannot take, read with the server's scanner, so that text no parser accepts (pg_stat_statements'
+    ``DO $1``) is recognised too; None for the statements EXPLAIN takes, and for text with no word."""
+    try:
+        tokens = [t for t in scan(sql) if t.name not in ("C_COMMENT", "SQL_COMMENT")]
+    except ParseError:
+        return None
+    if not tokens or tokens[0].name in _EXPLAINABLE_WORDS or tokens[0].name in ("IDENT", "PARAM"):
+        return None
+    if tokens[0].name == "CREATE" and "AS" in {t.name for t in tokens[1:12]}:
+        return None  # CREATE TABLE … AS / CREATE MATERIALIZED VIEW … AS: EXPLAIN takes them
+    return sql[tokens[0].start:tokens[0].end + 1].upper()
+
+
+# Interval fields that may follow the constant (``interval '1' day``, ``interval $1 hour to minute``).
+_INTERVAL_FIELDS = frozenset({"YEAR_P", "MONTH_P", "DAY_P", "HOUR_P", "MINUTE_P", "SECOND_P", "TO"})
+
+
+def explainable_text(sql: str) -> str:
+    """``sql`` as the server's grammar takes it back: pg_stat_statements normalises ``interval '1 day'``
+    to ``interval $1`` (and ``date '…'`` to ``date $1``), which pglast parses but the server refuses
+    (``syntax error at or near "$1"``): each such ``type $n`` is written ``$n::type``, the type as
+    pglast deparses it (``interval $1 day`` → ``$1::interval day``). The rest of the text is kept as it
+    is; text without such a constant, or that does not parse, is returned unchanged.
+    """
+    if "$" not in sql:
+        return sql
+    try:
+        tree = parse_sql(sql)
+    except ParseError:
+        return sql
+    # (start of the type name, the type name, the parameter) of each `type $n`, in text order
+    casts: list[tuple[int, ast.TypeName, ast.ParamRef]] = []
+    for n in walk(tree):
+        if (isinstance(n, ast.TypeCast) and n.location is None and isinstance(n.arg, ast.ParamRef)
+                and n.arg.location is not None and n.typeName is not None and n.typeName.location is not None):
+            casts.append((n.typeName.location, n.typeName, n.arg))
+    if not casts:
+        return sql
+    tokens = scan(sql)
+    starts = {t.start: i for i, t in enumerate(tokens)}
+    parts: list[str] = []
+    pos = 0
+    for start, type_name, param in sorted(casts, key=lambda c: c[0]):
+        i = starts.get(param.location or 0)
+        if i is None or start < pos:
+            return sql
+        end = tokens[i].end + 1
+        i += 1
+        while i < len(tokens) and tokens[i].name in _INTERVAL_FIELDS:
+            end = tokens[i].end + 1
+            i += 1
+            if tokens[i - 1].name == "SECOND_P" and i + 2 < len(tokens) and tokens[i].name == "ASCII_40":
+                end, i = tokens[i + 2].end + 1, i + 3  # second(3)
+        parts += [sql[pos:start], f"${param.number}::{RawStream()(type_name)}"]
+        pos = end
+    rewritten = "".join([*parts, sql[pos:]])
+    try:
+        return rewritten if parser.fingerprint(rewritten) == parser.fingerprint(sql) else sql
+    except ParseError:
+        return sql
