@@ -193,3 +193,30 @@ def test_normalised_and_utility_texts_are_rewritten_or_skipped_with_a_reason(
     reasons = [s["reason"] for s in audit["skipped"] if s["what"].startswith("plans: ")]
     assert any(r.startswith("not explained: DO is a utility statement") for r in reasons)
     assert any(r.startswith(f"read with a warning: {workload}:4: :1 inside") for r in reasons)
+
+
+# --- item 14: plan findings on partitions ------------------------------------------------------------------
+
+
+def test_plan_findings_on_partitions_are_reported_once_at_the_partitioned_table(
+        cli: CLI, table_db: conftest.TestDatabase, tmp_path: Path) -> None:
+    table_db.execute("""
+CREATE TABLE ev (id int, b int, at date) PARTITION BY RANGE (at);
+CREATE TABLE ev_2023 PARTITION OF ev FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY RANGE (at);
+CREATE TABLE ev_2024_h1 PARTITION OF ev_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+CREATE TABLE ev_2024_h2 PARTITION OF ev_2024 FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+INSERT INTO ev SELECT g, g % 1000, date '2023-01-01' + (g % 730) FROM generate_series(1, 90000) g;
+ANALYZE ev;
+""")
+    workload = write(tmp_path / "p.sql", "-- name: by-b\nSELECT * FROM ev WHERE b = $1;\n")
+    report = json.loads(cli("audit", "--dsn", table_db.dsn, "--workload", str(workload), "--select", "PL001",
+                            "--format", "json").out)
+    (finding,) = report["findings"]
+    partitions = ["public.ev_2023", "public.ev_2024_h1", "public.ev_2024_h2"]
+    assert finding["object"] == "by-b: Seq Scan on public.ev"
+    assert finding["evidence"]["relation"] == "public.ev" and finding["evidence"]["partitions"] == partitions
+    assert [p["relation"] for p in finding["evidence"]["per_partition"]] == partitions
+    assert finding["message"].startswith("Seq Scan on public.ev: on 3 of its partitions (public.ev_2023, ")
+    run = cli("explain", "--dsn", table_db.dsn, "--workload", str(workload))
+    assert run.out.count("◀ PL001") == 3 and "1 finding: 0 error, 1 warning" in run.out, run.out

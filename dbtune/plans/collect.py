@@ -71,9 +71,12 @@ SELECT pg_catalog.cardinality(parameter_types) FROM pg_catalog.pg_prepared_state
 """
 
 _RELATION_ROWS = """
--- The planner's row count (reltuples; -1: never vacuumed or analyzed) of each named relation.
-SELECT n.nspname, c.relname, c.reltuples
+-- The planner's row count (reltuples; -1: never vacuumed or analyzed) of each named relation, and for a
+-- partition the schema and name of the partitioned table at the root of its tree.
+SELECT n.nspname, c.relname, c.reltuples, rn.nspname, rc.relname
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class rc ON c.relispartition AND rc.oid = pg_catalog.pg_partition_root(c.oid)
+LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 JOIN ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS r(nspname, relname)
   ON r.nspname = n.nspname AND r.relname = c.relname
 """
@@ -133,7 +136,8 @@ class ExplainedQuery:
     ``notes``: why a query was not run with ANALYZE although asked, or how its text was rewritten (a
     normalised ``interval $1`` sent as ``$1::interval``); ``relation_rows``: the
     planner's row count (``reltuples``) of each relation the plan reads, keyed as
-    :attr:`~dbtune.plans.model.PlanNode.relation`.
+    :attr:`~dbtune.plans.model.PlanNode.relation`; ``partition_roots``: for each partition the plan reads,
+    the partitioned table at the root of its tree (same keys).
     """
 
     query: PlanQuery
@@ -147,6 +151,7 @@ class ExplainedQuery:
     notes: tuple[str, ...] = ()
     relation_rows: Mapping[str, float] = field(default_factory=dict)
     skipped: str | None = None
+    partition_roots: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -253,16 +258,19 @@ def _analyze_values(conn: psycopg.Connection, query: PlanQuery, n_params: int, o
     return True, params.sets[0]
 
 
-def _relation_rows(conn: psycopg.Connection, plan: Plan) -> dict[str, float]:
+def _relation_rows(conn: psycopg.Connection, plan: Plan) -> tuple[dict[str, float], dict[str, str]]:
+    """The ``reltuples`` of each relation the plan reads, and the root partitioned table of each partition."""
     names = sorted({(str(n.raw["Schema"]), str(n.raw["Relation Name"])) for n in plan.nodes()
                     if n.raw.get("Schema") and n.raw.get("Relation Name")})
     if not names:
-        return {}
+        return {}, {}
     try:
         rows = conn.execute(_RELATION_ROWS, ([s for s, _ in names], [r for _, r in names])).fetchall()
     except psycopg.Error:
-        return {}  # the plan stands; only checks that need the table's size without ANALYZE pass it over
-    return {qualified(schema, rel): float(reltuples) for schema, rel, reltuples in rows}
+        return {}, {}  # the plan stands; only checks that need the table's size without ANALYZE pass it over
+    return ({qualified(schema, rel): float(reltuples) for schema, rel, reltuples, _, _ in rows},
+            {qualified(schema, rel): qualified(root_schema, root) for schema, rel, _, root_schema, root in rows
+             if root is not None})
 
 
 def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tuple[str, ...] | None,
@@ -322,7 +330,9 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
                 conn.execute(f"DEALLOCATE {prepared}")  # type: ignore[arg-type]
             except psycopg.Error:
                 pass  # PREPARE itself failed
-    return replace(result, plan=plan, parameters=tuple(values), relation_rows=_relation_rows(conn, plan))
+    relation_rows, partition_roots = _relation_rows(conn, plan)
+    return replace(result, plan=plan, parameters=tuple(values), relation_rows=relation_rows,
+                   partition_roots=partition_roots)
 
 
 def collect_plans(settings: ConnectionSettings, queries: Iterable[PlanQuery],

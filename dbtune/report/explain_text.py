@@ -156,7 +156,8 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     if q.plan is not None:
         marks: dict[str, list[str]] = defaultdict(list)
         for f in entry.findings:
-            marks[str(f.evidence.get("node", ""))].append(f.check_id)
+            for node in f.evidence.get("nodes") or [f.evidence.get("node", "")]:  # partitions: each node
+                marks[str(node)].append(f.check_id)
         lines += ["", *_tree(q.plan, marks)]
         if entry.findings:
             lines += ["", *_finding_lines(entry.findings)]
