@@ -149,30 +149,25 @@ def _marked(query: Any, context: Any) -> Any:
     return query  # bytes: sent as given
 
 
-class MarkedCursor(psycopg.Cursor[Row]):
-    r"""psycopg's client cursor, sending every statement :func:`mark`\ ed."""
+class _Marking:
+    """What the marked cursors add to psycopg's: every statement sent goes through :func:`mark` first."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> MarkedCursor[Row]:  # type: ignore[override]
-        return super().execute(_marked(query, self), params, **kwargs)  # type: ignore[return-value]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(_marked(query, self), params, **kwargs)  # type: ignore[misc]
 
-    def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:  # type: ignore[override]
-        super().executemany(_marked(query, self), params_seq, **kwargs)
+    def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
+        super().executemany(_marked(query, self), params_seq, **kwargs)  # type: ignore[misc]
 
-    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Row]:  # type: ignore[override]
-        return super().stream(_marked(query, self), params, **kwargs)
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().stream(_marked(query, self), params, **kwargs)  # type: ignore[misc]
 
 
-class MarkedRawCursor(psycopg.RawCursor[Row]):
+class MarkedCursor(_Marking, psycopg.Cursor[Row]):  # type: ignore[misc]
+    """psycopg's client cursor, sending every statement marked (:func:`mark`)."""
+
+
+class MarkedRawCursor(_Marking, psycopg.RawCursor[Row]):  # type: ignore[misc]
     """psycopg's raw cursor (the statement's own ``$n`` placeholders), sending every statement marked."""
-
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> MarkedRawCursor[Row]:  # type: ignore[override]
-        return super().execute(_marked(query, self), params, **kwargs)  # type: ignore[return-value]
-
-    def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:  # type: ignore[override]
-        super().executemany(_marked(query, self), params_seq, **kwargs)
-
-    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Row]:  # type: ignore[override]
-        return super().stream(_marked(query, self), params, **kwargs)
 
 
 def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycopg.Connection:
