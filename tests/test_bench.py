@@ -112,7 +112,7 @@ def test_statement_that_does_not_parse_is_skipped_and_the_rest_runs(db18, cli, t
     result = load_result(out)
     assert [q.name for q in result.queries] == ["good"]
     (skipped,) = result.skipped
-    assert skipped.name == "broken" and "does not parse: line 4: syntax error" in skipped.reason
+    assert skipped.name == "broken" and f"does not parse: {path}:4: syntax error" in skipped.reason
 
 
 def test_workload_source_is_required_exactly_once(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

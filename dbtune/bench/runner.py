@@ -30,7 +30,7 @@ from dbtune.bench.params import Parameters, ParameterUnresolved, cycle, sample_p
 from dbtune.bench.plan import PlanShape, explain
 from dbtune.bench.result import TIMING_SETTINGS, BenchResult, BenchServer, QueryResult, RunParameters, SkippedQuery
 from dbtune.bench.stats import encode, new_histogram, percentile_ms, record
-from dbtune.db.connect import ConnectionSettings, connect, describe
+from dbtune.db.connect import ConnectionSettings, MarkedCursor, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.workload import WorkloadQuery, statement_kind
 
@@ -109,7 +109,7 @@ def _session(settings: ConnectionSettings, read_only: bool) -> psycopg.Connectio
     except psycopg.Error as exc:
         conn.close()
         raise ServerRefused(f"{describe(settings)} refused the benchmark session: {_one_line(exc)}") from None
-    conn.cursor_factory = psycopg.RawCursor  # type: ignore[assignment]
+    conn.cursor_factory = MarkedRawCursor  # type: ignore[assignment]
     return conn
 
 
@@ -135,7 +135,7 @@ def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool,
     cap = max(1, options.sample_cap // options.clients)
     rng = random.Random(f"{options.seed}:{index}")
     values = cycle(params, start=index * max(1, len(params.sets) // options.clients))
-    cur = psycopg.RawCursor(conn)
+    cur = MarkedRawCursor(conn)
     waited = False
     try:
         for _ in range(options.warmup):
@@ -276,7 +276,7 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
     control = _session(settings, read_only=True)
     conns: list[psycopg.Connection] = []
     try:
-        control.cursor_factory = psycopg.Cursor  # type: ignore[assignment]
+        control.cursor_factory = MarkedCursor  # type: ignore[assignment]
         try:
             version, version_num, database = control.execute(_SERVER).fetchone()  # type: ignore[misc]
             timing = {str(k): str(v) for k, v in
