@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
+from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
 from dbtune.cli.loop import print_loop
 from dbtune.config import load_config
@@ -54,7 +55,8 @@ def tune_command(
             raise UsageError("dbtune tune changes the database: confirm with --yes when not on a terminal")
         return typer.confirm("Apply these changes?", default=False, err=True)
 
-    result = run_loop(settings, cfg, queries, directory, bench=BenchOptions(iterations=iterations),
+    bench = BenchOptions(iterations=iterations, rounds=min(DEFAULT_ROUNDS, iterations))
+    result = run_loop(settings, cfg, queries, directory, bench=bench,
                       apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
                       confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
                       progress=lambda m: note("   " + m, quiet))
