@@ -602,7 +602,8 @@ def test_from_pg_stat_statements(cli, db: conftest.TestDatabase, tmp_path: Path)
 def test_progress_says_what_runs_per_query_and_how_long_it_takes(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
                                                                 tmp_path: Path) -> None:
     db.execute(ITEMS)
-    write(tmp_path / "w.sql", "-- name: a\nSELECT qty FROM items WHERE code = $1;\n-- name: b\nSELECT count(*) FROM items;\n")
+    write(tmp_path / "w.sql", "-- name: a\nSELECT qty FROM items WHERE code = $1;\n"
+                              "-- name: b\nSELECT count(*) FROM items;\n")
     run = cli("bench", "run", "--dsn", db.dsn, "--workload", "w.sql", "--duration", "0.25", "--rounds", "5")
     assert run.code == 0, run
     assert "5 rounds, 0.25 s per query (0.05 s a round), 1 client, warm-up 5" in run.err
@@ -649,7 +650,8 @@ def test_a_a_is_no_change_and_the_demo_migration_is_faster(db18: conftest.TestDa
     for _ in range(20):
         a_a = compare(run_bench(settings, workload, options), run_bench(settings, workload, options))
         assert len(a_a.queries) == len(workload)
-        called = [f"{q.name}: {q.verdict.value} ({q.reason})" for q in a_a.queries if q.verdict is not Verdict.NO_CHANGE]
+        called = [f"{q.name}: {q.verdict.value} ({q.reason})" for q in a_a.queries
+                  if q.verdict is not Verdict.NO_CHANGE]
         if called:
             changed.append(called)
     assert len(changed) <= 1, changed

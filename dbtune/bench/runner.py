@@ -1,5 +1,13 @@
-"""The workload runner: each query, after a warm-up, for a number of iterations or a duration, from
-``clients`` concurrent sessions (threads, one connection each), every latency recorded.
+"""The workload runner: every query, after a warm-up, in ``rounds`` rounds, from ``clients`` concurrent
+sessions (threads, one connection each), every latency recorded.
+
+Rounds: a run is not one block of executions per query but ``rounds`` (default 5) passes over the whole
+workload. In each pass every query runs its share of the iterations (or of the duration), in an order
+shuffled per round with the seed, beside two reference statements that no schema change can affect
+(:data:`REFERENCE_STATEMENTS`). So each query is measured at several moments spread over the run, and the
+median of each round is a statistic whose spread shows the drift over time (caches, CPU frequency, other
+load) that executions within one block cannot; :mod:`dbtune.bench.compare` judges on those round
+statistics and on how the reference statements moved between two runs.
 
 Safety: by default only SELECTs run, in sessions with ``default_transaction_read_only = on``, so nothing
 can be written even by a function a SELECT calls. DML (and ``SELECT … FOR UPDATE``) runs only with
