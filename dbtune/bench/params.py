@@ -442,7 +442,7 @@ def sample_parameters(conn: psycopg.Connection, sql: str, params_sql: str | None
         if not rows:
             raise ParameterUnresolved(f"{label} has no rows with non-NULL {', '.join(columns)} to sample")
         samples[label] = (rows, how)
-    n_sets = max(len(rows) for rows, _ in samples.values())
+    n_sets = max((len(rows) for rows, _ in samples.values()), default=1)  # only LIMIT/OFFSET: one set
     sets = []
     for i in range(n_sets):
         values: list[str] = []
