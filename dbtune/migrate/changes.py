@@ -37,10 +37,12 @@ def pretty(sql: str) -> str:
 def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     """A deterministic index name ``<table>_<col>_<col>_<suffix>`` of at most 63 bytes.
 
-    Expression columns are reduced to their identifier characters; a name that would be longer than
+    ``columns`` are index-column texts (``"Order Id" DESC``, ``lower(email)``): a quoted name counts as a
+    whole (its spaces become ``_``), anything after a column's name (``DESC``, an operator class) is left
+    out, and expression columns are reduced to their identifier characters. A name that would be longer than
     63 bytes is cut and given an 8-hex-digit hash of the full name, so two long names never collide.
     """
-    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in c.split(" ")[0]).strip("_")
+    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in _name_part(c)).strip("_")
              for c in columns]
     full = "_".join([table, *[p for p in parts if p], suffix])
     if len(full.encode()) <= MAX_IDENTIFIER_BYTES:
@@ -48,6 +50,22 @@ def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     digest = hashlib.sha1(full.encode()).hexdigest()[:8]
     head = full.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"
+
+
+def _name_part(column: str) -> str:
+    """The part of an index-column text that names it: a leading quoted identifier unquoted (``""`` is
+    a quote inside it), else the text up to its first space."""
+    if not column.startswith('"'):
+        return column.split(" ")[0]
+    out, i = [], 1
+    while i < len(column):
+        if column[i] == '"':
+            if column[i + 1:i + 2] != '"':
+                break
+            i += 1
+        out.append(column[i])
+        i += 1
+    return "".join(out)
 
 
 def _index_body(table_sql: str, columns: Sequence[str], *, method: str = "btree",
