@@ -21,6 +21,7 @@ from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate import api
 from dbtune.migrate.env import ADVISORY_LOCK_KEY, ApplyInProgress
 from dbtune.migrate.runtime import ApplyError, ApplyOptions
+from dbtune.migrate.workspace import ensure_environment
 from dbtune.model import ChangeKind
 from dbtune.report import Format, render
 from dbtune.samples import guide_file, samples_dir
@@ -401,3 +402,26 @@ def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_pa
                            "WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c')")) == [
         ("orders_retailer_fk", True), ("orders_total_check", True)]
     assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []
+
+
+def test_failed_generate_leaves_no_revision(db18: TestDatabase, tmp_path: Path) -> None:
+    """When the revision Alembic renders does not compile (here an environment's own script.py.mako that
+    pastes the title into a one-quoted string, which a title holding a quote ends: `unterminated string
+    literal`), generate fails naming the cause and leaves nothing in versions/; status, generate and apply
+    on the folder then work."""
+    load_guide(db18)
+    settings = resolve(db18.dsn)
+    findings = list(audit(settings, production()).findings)
+    env = tmp_path / "env"
+    ensure_environment(env)
+    template = env / "script.py.mako"
+    template.write_text(template.read_text().replace("# revision identifiers", "TITLE = '${message}'\n\n"
+                                                                              "# revision identifiers"))
+    with pytest.raises(DbtuneError, match="unterminated string literal.*nothing was written"):
+        api.generate(findings, env, message="the team's indexes")
+    assert sorted(p.name for p in (env / "versions").iterdir()) == []
+    assert api.status(env, settings) == []
+    generated = api.generate(findings, env, message="recommended indexes").generated
+    assert generated is not None and generated.new
+    assert [s.applied for s in api.status(env, settings)] == [False]
+    assert len(api.apply(env, settings, quiet())) == 1
