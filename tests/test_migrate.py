@@ -425,3 +425,56 @@ def test_failed_generate_leaves_no_revision(db18: TestDatabase, tmp_path: Path) 
     assert generated is not None and generated.new
     assert [s.applied for s in api.status(env, settings)] == [False]
     assert len(api.apply(env, settings, quiet())) == 1
+
+
+def _statements(sql: str) -> list[str]:
+    """The DDL statements of a psql file (CREATE INDEX, ALTER, DROP, ANALYZE) as pglast prints them, in
+    order, without psql's repair queries and validity checks around them."""
+    import re
+
+    from pglast import split
+    from pglast.stream import RawStream
+
+    sql = re.sub(r"SELECT pg_catalog\.format\(.*?\\gexec", "", sql, flags=re.S)
+    sql = re.sub(r"DO (\$\w*\$).*?\1;", "", sql, flags=re.S)
+    sql = "\n".join(line for line in sql.splitlines() if not line.startswith(("--", "\\")))
+    return [str(RawStream()(s)) for s in split(sql) if s.lstrip().upper().startswith(
+        ("CREATE INDEX", "CREATE UNIQUE INDEX", "ALTER", "DROP", "ANALYZE"))]
+
+
+def test_offline_alembic_writes_the_sql_file_statements(db: TestDatabase, tmp_path: Path) -> None:
+    """`alembic upgrade head --sql` on a dbtune revision looks nothing up: it writes the statements of
+    `--format sql` (with psql's repair and validity checks), and psql runs the result on PostgreSQL 15 and
+    18, leaving every index valid and the revision recorded in dbtune_version."""
+    import io
+    import subprocess
+
+    from alembic import command
+
+    from dbtune.migrate.workspace import alembic_config
+
+    load_guide(db)
+    settings = resolve(db.dsn)
+    findings = list(audit(settings, production()).findings)
+    api.generate(findings, tmp_path / "alembic")
+    sql = api.generate(findings, tmp_path / "sql", fmt="sql").generated
+    assert sql is not None
+    buffer = io.StringIO()
+    cfg = alembic_config(tmp_path / "alembic", dbtune_version_table="dbtune_version")
+    cfg.output_buffer = buffer
+    command.upgrade(cfg, "head", sql=True)
+    offline = buffer.getvalue()
+    assert "to_regclass(NULL)" not in offline
+    assert _statements(offline) == _statements(sql.files[0].read_text())
+    assert "\\gexec" in offline and "RAISE EXCEPTION" in offline
+    script = tmp_path / "offline.sql"
+    script.write_text(offline)
+    result = subprocess.run(["psql", "-X", "-q", "-d", db.dsn, "-f", str(script)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert db.query("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND NOT i.indisvalid") == [(0,)]
+    assert [s.applied for s in api.status(tmp_path / "alembic", settings)] == [True]
+    assert [f for f in audit(settings, production()).findings
+            if f.check_name in ("expected-index-missing", "foreign-key-without-index")] == []

@@ -86,6 +86,13 @@ def _check_valid(index: str, where: str) -> str:
     return f"DO {tag}{body}{tag};"
 
 
+def offline_build(index: str, sql: str) -> list[str]:
+    """The lines of a concurrent build of ``index`` in a psql file: the drop of an INVALID leftover, the
+    build, the check that it left a valid index. What an Alembic revision writes offline
+    (``alembic upgrade --sql``, :mod:`dbtune.migrate.runtime`)."""
+    return _with_checks(sql, index, "its build", dropped_before=False)
+
+
 def _is_partitioned_parent(change: Change) -> bool:
     """Whether ``change`` creates an index ``ON ONLY`` a partitioned table (the recipe's first step)."""
     return change.kind == ChangeKind.CREATE_INDEX and change.transactional and bool(change.index)
@@ -128,10 +135,14 @@ def _left_out_lines(plan: MigrationPlan) -> list[str]:
     return lines + ([""] if lines else [])
 
 
+def session_settings(lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> list[str]:
+    """The first lines of a psql file: stop at the first error, and the session's timeouts."""
+    return ["\\set ON_ERROR_STOP on", f"SET lock_timeout = '{lock_timeout_ms}ms';", "SET statement_timeout = 0;"]
+
+
 def _session(title: str, version: str, plan: MigrationPlan, lock_timeout_ms: int) -> list[str]:
     return [_HEADER.format(title=sql_comment(title), version=printable(version), digest=plan.digest()),
-            "\\set ON_ERROR_STOP on", f"SET lock_timeout = '{lock_timeout_ms}ms';", "SET statement_timeout = 0;",
-            ""]
+            *session_settings(lock_timeout_ms), ""]
 
 
 def _with_checks(sql: str, index: str | None, where: str, *, dropped_before: bool) -> list[str]:

@@ -9,6 +9,10 @@
 * :func:`attach_index` skips a partition index that is already attached;
 * :func:`analyze` refreshes the planner's statistics of a table whose indexes changed.
 
+Offline (``alembic upgrade --sql``) nothing is looked up in a catalog: each step writes the statements that
+``dbtune migrate generate --format sql`` writes for it (with psql's repair before a concurrent build and
+its validity check after it) to Alembic's output, for ``psql -X -f``.
+
 Options (lock timeout, retries, dry run, where to report) come from ``ApplyOptions`` placed in the Alembic
 config's ``attributes["dbtune_apply"]`` by ``dbtune migrate apply``; a plain ``alembic upgrade`` gets the
 defaults. See https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY and
@@ -55,11 +59,15 @@ class ApplyOptions:
     report: Callable[[str], None] = field(default=_stderr)
 
 
-def options(op: Any) -> ApplyOptions:
-    """The options of this run (defaults when Alembic runs the revision without dbtune)."""
-    config = op.get_context().config
+def options_of_config(config: Any) -> ApplyOptions:
+    """The options in an Alembic config's ``attributes["dbtune_apply"]`` (defaults when there are none)."""
     found = config.attributes.get("dbtune_apply") if config is not None else None
     return found if isinstance(found, ApplyOptions) else ApplyOptions()
+
+
+def options(op: Any) -> ApplyOptions:
+    """The options of this run (defaults when Alembic runs the revision without dbtune)."""
+    return options_of_config(op.get_context().config)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -163,8 +171,24 @@ def _autocommit_block(op: Any) -> Any:
     return context.autocommit_block()
 
 
+def _offline(op: Any) -> bool:
+    """Whether Alembic renders SQL (``alembic upgrade --sql``) instead of running it."""
+    return bool(op.get_context().as_sql)
+
+
+def _emit(op: Any, lines: list[str]) -> None:
+    """Write ``lines`` to Alembic's offline output outside its transaction (a ``COMMIT`` before them and a
+    ``BEGIN`` after, as Alembic's ``autocommit_block()`` does offline)."""
+    with op.get_context().autocommit_block():
+        op.get_context().impl.static_output("\n".join(lines))
+
+
 def run_step(op: Any, sql: str, table: str | None = None) -> None:
-    """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries."""
+    """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries (offline:
+    write it to Alembic's output)."""
+    if _offline(op):
+        _emit(op, [sql.rstrip().rstrip(";") + ";"])
+        return
     opts = options(op)
     if opts.dry_run:
         opts.report(f"  would run ({_lock_of(sql)} lock{_size(op.get_bind(), table)}): {_one_line(sql)}")
@@ -206,6 +230,11 @@ def build_index(op: Any, index: str, sql: str) -> None:
     Raises :class:`ApplyError` when the name belongs to a different index, when the build fails (a unique
     build on duplicate keys, say; the INVALID leftover is dropped), or when the index is not valid after it.
     """
+    if _offline(op):
+        from dbtune.migrate.render import offline_build
+
+        _emit(op, offline_build(index, sql.rstrip().rstrip(";") + ";"))
+        return
     opts = options(op)
     table = _table_of(sql)
     conn = op.get_bind()
@@ -245,6 +274,9 @@ def build_index(op: Any, index: str, sql: str) -> None:
 def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
     """``ALTER TABLE … ADD CONSTRAINT``, skipped when ``table`` already has a constraint called ``name``
     (an earlier, interrupted run added it, or a person did)."""
+    if _offline(op):
+        run_step(op, sql, table=table)
+        return
     conn = op.get_bind()
     row = _one(conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass(:t) "
                      "AND conname = :n", t=table, n=name)
@@ -256,6 +288,9 @@ def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
 
 def attach_index(op: Any, index: str, sql: str) -> None:
     """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already."""
+    if _offline(op):
+        run_step(op, sql)
+        return
     conn = op.get_bind()
     row = _one(conn, "SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = pg_catalog.to_regclass(:i)", i=index)
     if row is not None and not options(op).dry_run:
