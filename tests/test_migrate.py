@@ -478,3 +478,57 @@ def test_offline_alembic_writes_the_sql_file_statements(db: TestDatabase, tmp_pa
     assert [s.applied for s in api.status(tmp_path / "alembic", settings)] == [True]
     assert [f for f in audit(settings, production()).findings
             if f.check_name in ("expected-index-missing", "foreign-key-without-index")] == []
+
+
+def test_foreign_key_on_partitioned_table_locks_partitions_one_at_a_time(db: TestDatabase, tmp_path: Path) -> None:
+    """An expected foreign key on a partitioned table: before PostgreSQL 18 it is added NOT VALID and
+    validated on each partition (a sub-partitioned partition through its own partitions), then added to
+    the parent, which attaches them; on 18 the parent's NOT VALID and VALIDATE. Applied on 15 and 18, one
+    validated key per partition, attached to the parent's; both the revision and the SQL files lint
+    clean (dbtune's rules and squawk)."""
+    from dbtune.migrate.lint import lint_paths
+
+    db.execute("CREATE TABLE retailers (id bigint PRIMARY KEY);"
+               "INSERT INTO retailers SELECT generate_series(1, 10);"
+               "CREATE TABLE orders (id bigint, retailer_id bigint, created date) PARTITION BY RANGE (created);"
+               "CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');"
+               "CREATE TABLE orders_2026 PARTITION OF orders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') "
+               "PARTITION BY HASH (id);"
+               "CREATE TABLE orders_2026_a PARTITION OF orders_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 0);"
+               "CREATE TABLE orders_2026_b PARTITION OF orders_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 1);"
+               "INSERT INTO orders SELECT g, 1 + g % 10, DATE '2025-06-01' + g % 400 FROM generate_series(1, 500) g;")
+    settings = resolve(db.dsn)
+    config = parse_config({"expect": {"constraint": [
+        {"name": "orders_retailer_fk", "table": "orders",
+         "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"}]}})
+    report = audit(settings, config)
+    plan = api.plan_migration(list(report.findings))
+    steps = [" ".join(s.change.up.split()) for s in plan.steps]
+    add = "ADD CONSTRAINT orders_retailer_fk FOREIGN KEY (retailer_id) REFERENCES public.retailers"
+    if db.query("SELECT current_setting('server_version_num')::int")[0][0] < 180000:
+        assert steps == [
+            f"ALTER TABLE public.orders_2025 {add} NOT VALID;",
+            "ALTER TABLE public.orders_2025 VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026_a {add} NOT VALID;",
+            "ALTER TABLE public.orders_2026_a VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026_b {add} NOT VALID;",
+            "ALTER TABLE public.orders_2026_b VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026 {add};",
+            f"ALTER TABLE public.orders {add};"]
+    else:
+        assert steps == [f"ALTER TABLE public.orders {add} NOT VALID;",
+                         "ALTER TABLE public.orders VALIDATE CONSTRAINT orders_retailer_fk;"]
+    alembic = api.generate(list(report.findings), tmp_path / "alembic").generated
+    sql = api.generate(list(report.findings), tmp_path / "sql", fmt="sql").generated
+    assert alembic is not None and sql is not None
+    linted = lint_paths([*alembic.files, sql.files[0]])
+    assert [(f.file, f.rule, f.message) for f in linted.findings if f.source == "dbtune"] == []
+    # squawk's prefer-robust-stmts on the revision's ADD CONSTRAINT is the plain table's too (another item).
+    assert {f.rule for f in linted.findings} <= {"prefer-robust-stmts"}
+    api.apply(tmp_path / "alembic", settings, quiet())
+    rows = db.query("SELECT c.conrelid::regclass::text, c.convalidated, p.conrelid::regclass::text "
+                    "FROM pg_constraint c LEFT JOIN pg_constraint p ON p.oid = c.conparentid "
+                    "WHERE c.contype = 'f' ORDER BY 1")
+    assert rows == [("orders", True, None), ("orders_2025", True, "orders"), ("orders_2026", True, "orders"),
+                    ("orders_2026_a", True, "orders_2026"), ("orders_2026_b", True, "orders_2026")]
+    assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []

@@ -102,9 +102,7 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
     changes = [Change(up=parent_up, down=pretty(f"DROP INDEX IF EXISTS {qualified(table.schema, name)}"),
                       transactional=True, lock=Lock.SHARE, relation_bytes=0, kind=ChangeKind.CREATE_INDEX,
                       table=table.qualified_name, index=qualified(table.schema, name))]
-    partitions = sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
-                        key=lambda r: (r.schema, r.name))
-    for part in partitions:
+    for part in _partitions(snapshot, table):
         part_name = index_name(part.name, [name], suffix="part")
         changes.extend(create_index(snapshot, part, part_name, columns, unique=unique, method=method,
                                     include=include, where=where))
@@ -162,22 +160,39 @@ def set_parameter(target: str, name: str, setting: str, value: str, *, database:
                   kind=ChangeKind.SET_PARAMETER)
 
 
-def add_constraint(table: Relation, name: str, definition: str, *, kind: str,
-                   not_valid: bool = True) -> tuple[Change, ...]:
+def _partitions(snapshot: Snapshot, table: Relation) -> list[Relation]:
+    """The direct partitions of ``table``, by schema and name."""
+    return sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
+                  key=lambda r: (r.schema, r.name))
+
+
+def add_constraint(snapshot: Snapshot, table: Relation, name: str, definition: str, *,
+                   kind: str) -> tuple[Change, ...]:
     """A foreign key (``kind="f"``) or check constraint (``"c"``) added ``NOT VALID`` (no scan of existing
     rows; new rows are checked at once), then validated in a separate step under ``SHARE UPDATE EXCLUSIVE``
     (https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES).
 
-    ``not_valid=False`` (a foreign key on a partitioned table before PostgreSQL 18, which refuses NOT VALID
-    there) adds and validates in one step.
+    A foreign key on a partitioned table before PostgreSQL 18 (``server_version_num`` < 180000), which
+    refuses ``NOT VALID`` there: the key is added ``NOT VALID`` and validated on each leaf partition
+    (partitioned partitions recursively, bottom up), then added to the parent, which attaches the
+    partitions' validated keys instead of scanning them
+    (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE).
+    From 18 on the parent's ``NOT VALID`` and ``VALIDATE`` cover its partitions.
     """
     ident = quote_ident(name)
     lock = Lock.SHARE_ROW_EXCLUSIVE if kind == "f" else Lock.ACCESS_EXCLUSIVE
-    add = Change(up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition}"
-                           + (" NOT VALID" if not_valid else "")),
+    if kind == "f" and table.is_partitioned and snapshot.server.version_num < 180000:
+        changes: list[Change] = []
+        for part in _partitions(snapshot, table):
+            changes.extend(add_constraint(snapshot, part, name, definition, kind=kind))
+        changes.append(Change(
+            up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition}"),
+            down=pretty(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT IF EXISTS {ident}"),
+            transactional=True, lock=lock, relation_bytes=0, kind=ChangeKind.ADD_CONSTRAINT,
+            table=table.qualified_name, constraint=name))
+        return tuple(changes)
+    add = Change(up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition} NOT VALID"),
                  down=pretty(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT IF EXISTS {ident}"),
-                 transactional=True, lock=lock, relation_bytes=table.size_bytes if not not_valid else 0,
+                 transactional=True, lock=lock, relation_bytes=0,
                  kind=ChangeKind.ADD_CONSTRAINT, table=table.qualified_name, constraint=name)
-    if not not_valid:
-        return (add,)
     return (add, validate_constraint(table, name))

@@ -43,7 +43,7 @@ from dbtune.checks.runner import FILE_AREAS, _options
 from dbtune.config.model import Config
 from dbtune.errors import UsageError
 from dbtune.migrate.alembic_source import RUNTIME_HELPERS, read_revision
-from dbtune.migrate.ddl import commands, object_names
+from dbtune.migrate.ddl import ATTACHING_FOREIGN_KEY_IGNORES, attaching_foreign_keys, commands, object_names
 from dbtune.migrate.sqlfile import blank_meta_commands, split_statements
 from dbtune.migrate.squawk import SquawkFailed, SquawkViolation, find_squawk, run_squawk, squawk_version
 from dbtune.migrate.statements import (
@@ -367,6 +367,8 @@ def _squawk_inputs(files: list[_File], tmp: Path,
         for section, statements in file.sections.items():
             lines: list[str] = []
             mapping = []
+            parsed = [s for s in statements if s.node is not None]
+            attaching = {parsed[n].index for n in attaching_foreign_keys(s.node for s in parsed)}
             in_tx = helper_timeout = False
             for stmt in statements:
                 if stmt.node is None or not stmt.sql.strip():
@@ -379,6 +381,8 @@ def _squawk_inputs(files: list[_File], tmp: Path,
                     lines += ["SET lock_timeout = '2s';", "SET statement_timeout = 0;"]
                     helper_timeout = True
                 lines += _partitioned_recipe_ignores(stmt, partitioned)
+                if stmt.index in attaching:
+                    lines.append(f"-- squawk-ignore {ATTACHING_FOREIGN_KEY_IGNORES}")
                 first = len(lines) + 1
                 lines.extend((stmt.sql.rstrip().rstrip(";") + ";").splitlines())
                 mapping.append((first, len(lines), stmt))

@@ -22,6 +22,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from dbtune.escape import printable, python_comment, sql_comment
+from dbtune.migrate.ddl import ATTACHING_FOREIGN_KEY_IGNORES, attaching_foreign_keys
 from dbtune.migrate.plan import MigrationPlan, Step
 from dbtune.migrate.runtime import DEFAULT_LOCK_TIMEOUT_MS
 from dbtune.model import Change, ChangeKind
@@ -118,6 +119,26 @@ def _partitioned_drop_note(change: Change) -> list[str]:
             "-- squawk-ignore require-concurrent-index-deletion"]
 
 
+def _attaching_foreign_keys(plan: MigrationPlan) -> frozenset[int]:
+    """The step numbers (1-based) that add a foreign key to a partitioned table after its partitions' keys
+    were added NOT VALID and validated (PostgreSQL before 18, :func:`dbtune.migrate.ddl.attaching_foreign_keys`)."""
+    def node(sql: str) -> ast.Node | None:
+        try:
+            return parse_one(sql, ast.AlterTableStmt)
+        except (ParseError, ValueError):
+            return None
+
+    return frozenset(n + 1 for n in attaching_foreign_keys(node(s.change.up) for s in plan.steps))
+
+
+def _attaching_note(change: Change) -> list[str]:
+    """Above the ``ADD CONSTRAINT … FOREIGN KEY`` of a partitioned table that attaches its partitions' keys:
+    why it has no NOT VALID, and squawk's ignore comment for it (which ``dbtune migrate lint`` honours too)."""
+    return [sql_comment(f"{change.table or ''} is partitioned: before PostgreSQL 18 its foreign key cannot be "
+                        f"added NOT VALID; its partitions' keys, validated above, are attached without a scan"),
+            f"-- squawk-ignore {ATTACHING_FOREIGN_KEY_IGNORES}"]
+
+
 def _undo_steps(plan: MigrationPlan) -> list[tuple[int, Step]]:
     """The steps to undo, last first: those with a down step, but a partition's index that the plan
     attaches, which PostgreSQL refuses to drop on its own and drops with its partitioned parent index."""
@@ -164,12 +185,14 @@ def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migrat
         c = step.change
         if _is_partitioned_parent(c) and c.index:
             parents.setdefault(last_on_table.get(c.table, n), []).append(c.index)
+    attaching = _attaching_foreign_keys(plan)
     for n, step in enumerate(plan.steps, start=1):
         c = step.change
         previous = plan.steps[n - 2].change if n > 1 else None
         dropped = (c.kind == ChangeKind.REBUILD_INDEX and previous is not None
                    and previous.kind == ChangeKind.REBUILD_INDEX and previous.index == c.index)
         up += [sql_comment(_comment_text(n, total, step)), *_partitioned_create_note(c),
+               *(_attaching_note(c) if n in attaching else []),
                *_with_checks(c.up, c.index, f"step {n}", dropped_before=dropped),
                *(_check_valid(index, f"step {n}") for index in parents.get(n, ())), ""]
     for table in plan.analyze:
