@@ -11,6 +11,7 @@ from dbtune.checks.registry import Catalogue, Check, CheckMeta
 from dbtune.config.model import Config
 from dbtune.errors import ConfigError
 from dbtune.model import Change, Finding, Severity
+from dbtune.sqlnames import qualified
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,27 @@ class CheckContext:
     def resolve_table(self, name: str, key: str) -> Relation:
         """A relation named in the config; a missing one is a :class:`ConfigError` naming ``key``."""
         rel = self.snapshot.find_relation(name, tuple(self.config.database.search_path))
+        other = self.snapshot.find_other_relation(name, tuple(self.config.database.search_path)) \
+            if rel is None else None
+        if other is not None:
+            schema, relname, kind = other
+            what, why = _NOT_A_TABLE.get(kind, ("not a table", ""))
+            raise ConfigError(f"{key}: {qualified(schema, relname)} is {what}, not a table{why}")
         if rel is None:
             raise ConfigError(f"{key}: table {name!r} does not exist in database "
                               f"{self.snapshot.server.database!r} (search_path: "
                               f"{', '.join(self.config.database.search_path)})")
         return rel
+
+
+# What a relation that is not a table is, by relkind, and why an expectation cannot name it.
+_NOT_A_TABLE = {
+    "v": ("a view", ": a view stores no rows, so it has no indexes or constraints; name the tables it reads"),
+    "f": ("a foreign table", ": PostgreSQL builds no index on a foreign table and enforces no constraint of "
+                             "one; the expectation belongs on the remote server's table"),
+    "S": ("a sequence", ""),
+    "c": ("a composite type", ""),
+}
 
 
 @dataclass

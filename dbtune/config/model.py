@@ -148,6 +148,23 @@ class ExpectedIndex(_Strict):
                 raise ValueError(f"columns[{n}] {text!r} is not one index column: {exc}") from None
         return out
 
+    @field_validator("include")
+    @classmethod
+    def _column_names(cls, include: list[str]) -> list[str]:
+        """INCLUDE columns as column names: the bare name (``Order Id``, exactly as in the catalog) or the
+        quoted identifier (``"Order Id"``, with ``""`` for a quote inside) both stand for the name."""
+        out = []
+        for n, text in enumerate(include):
+            if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+                inner = text[1:-1]
+                if '"' in inner.replace('""', ""):
+                    raise ValueError(f"include[{n}] {text!r} is not one quoted column name")
+                text = inner.replace('""', '"')
+            if not text:
+                raise ValueError(f"include[{n}] is empty")
+            out.append(text)
+        return out
+
     @field_validator("where")
     @classmethod
     def _one_expression(cls, where: str | None) -> str | None:
