@@ -370,6 +370,10 @@ def test_generated_migrations_pass_lint(db18: TestDatabase, tmp_path: Path) -> N
     assert result.findings == []
 
 
+RETAILER_FK = {"name": "orders_retailer_fk", "table": "orders",
+               "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"}
+
+
 def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_path: Path) -> None:
     """An expected foreign key and check constraint become two steps each (ADD … NOT VALID, then VALIDATE
     CONSTRAINT); applied on both servers they end up validated; a second run after the ADD alone (an
@@ -382,9 +386,7 @@ def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_pa
                "INSERT INTO orders SELECT g, 1 + g % 10, g FROM generate_series(1, 1000) g;")
     settings = resolve(db.dsn)
     config = parse_config({"expect": {"constraint": [
-        {"name": "orders_retailer_fk", "table": "orders",
-         "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"},
-        {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
+        RETAILER_FK, {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
     report = audit(settings, config)
     plan = api.plan_migration(list(report.findings))
     assert [s.change.kind for s in plan.steps] == [ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT] * 2
@@ -498,9 +500,7 @@ def test_foreign_key_on_partitioned_table_locks_partitions_one_at_a_time(db: Tes
                "CREATE TABLE orders_2026_b PARTITION OF orders_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 1);"
                "INSERT INTO orders SELECT g, 1 + g % 10, DATE '2025-06-01' + g % 400 FROM generate_series(1, 500) g;")
     settings = resolve(db.dsn)
-    config = parse_config({"expect": {"constraint": [
-        {"name": "orders_retailer_fk", "table": "orders",
-         "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"}]}})
+    config = parse_config({"expect": {"constraint": [RETAILER_FK]}})
     report = audit(settings, config)
     plan = api.plan_migration(list(report.findings))
     steps = [" ".join(s.change.up.split()) for s in plan.steps]
