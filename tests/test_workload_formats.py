@@ -121,6 +121,32 @@ def test_pg_stat_statements_keeps_schemas_apart(db: conftest.TestDatabase) -> No
     assert calls == ({("sales.orders",): 1, ("other.orders",): 2} if version < 180000 else {("sales.orders",): 3})
 
 
+def test_server_log_sessions_keep_their_own_search_path(pg18: LocalServer) -> None:
+    """Two sessions of a csvlog/jsonlog run the same unqualified text after setting other search paths:
+    two statements, each under its session's path (they were one, under the first's)."""
+    server = LocalServer.create(pg18.bindir)
+    server.init({"logging_collector": "on", "log_destination": "'csvlog,jsonlog'", "log_directory": "'log'",
+                 "log_filename": "'server.log'", "log_statement": "'all'"})
+    server.start()
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(SCHEMAS)
+        with psycopg.connect(server.dsn(), autocommit=True) as a, psycopg.connect(server.dsn(), autocommit=True) as b:
+            a.execute("SET search_path TO sales")
+            b.execute("SET search_path TO other, public")
+            for conn in (a, b, a):
+                conn.execute("SELECT id FROM orders WHERE b = 7")
+    finally:
+        server.stop()
+    try:
+        for name in ("server.csv", "server.json"):
+            loaded = load_queries(server.datadir / "log" / name)
+            found = {q.relations: q.occurrences for q in loaded.queries if q.text == "SELECT id FROM orders WHERE b = 7"}
+            assert found == {("orders (search_path sales)",): 2, ("orders (search_path other, public)",): 1}, name
+    finally:
+        server.destroy()
+
+
 def test_column_usage_cache_keeps_schemas_apart(schemas_db: conftest.TestDatabase) -> None:
     """The usage cache was keyed by fingerprint: other.orders got the columns of sales.orders."""
     with read_only_snapshot(ConnectionSettings(dsn=schemas_db.dsn)) as conn:
@@ -196,6 +222,9 @@ def test_workload_format_is_chosen_explicitly_or_detected(
     as plain SQL; a plain file with a colon in a literal stays plain; an unknown format is a usage error."""
     psql = write(tmp_path / "p.sql", "\\timing on\nSELECT id FROM sales.orders WHERE b = :b;\n")
     assert load_queries(psql).script_format == "psql"
+    scaled = write(tmp_path / "s.sql", "\\set n 10\nSELECT id FROM sales.orders WHERE b < 10 * :scale;\n")
+    assert load_queries(scaled).script_format == "psql"  # :scale and a plain \set are psql's too
+    assert load_queries(write(tmp_path / "b.sql", "\\set n 10 * :scale\nSELECT :n;\n")).script_format == "pgbench"
     detected = json.loads(cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--format", "json").out)
     assert detected[0]["kind"] == "generic" and detected[0]["text"] == "SELECT id FROM sales.orders WHERE b = $1"
     plain = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--workload-format", "plain",

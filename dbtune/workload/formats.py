@@ -42,8 +42,8 @@ _META = re.compile(r"(?m)^[ \t]*\\([A-Za-z]+)")
 _PGBENCH_ONLY = frozenset({"sleep", "setshell", "shell", "aset", "startpipeline", "syncpipeline", "endpipeline"})
 _PGBENCH_ALL = _PGBENCH_ONLY | {"set", "gset", "if", "elif", "else", "endif"}
 _PSQL_QUOTED_VARIABLE = re.compile(r"(?<!:):['\"][A-Za-z_]")
-_PGBENCH_SET = re.compile(r"(?m)^[ \t]*\\set[ \t]+\w+[ \t]+.*(?:random|hash|permute|:\w|[-+*/%()])")
-_PGBENCH_VARIABLES = re.compile(r":(?:client_id|scale|random_seed)(?![A-Za-z0-9_])")
+# \set with an expression pgbench evaluates (a function call, arithmetic on a variable); psql keeps text.
+_PGBENCH_SET = re.compile(r"(?m)^[ \t]*\\set[ \t]+\w+[ \t]+.*(?:\w[ \t]*\(|:\w+[ \t]*[-+*/%]|[-+*/%][ \t]*:\w)")
 
 # What pgbench's scripts wrap their statements in: the benchmark runs each statement on its own.
 TRANSACTION_CONTROL = frozenset({"BEGIN", "END", "COMMIT", "ROLLBACK", "START", "ABORT"})
@@ -52,16 +52,15 @@ TRANSACTION_CONTROL = frozenset({"BEGIN", "END", "COMMIT", "ROLLBACK", "START", 
 def detect_format(text: str) -> WorkloadFormat:
     """The format of a workload script: ``qgen`` when a line holds a qgen directive alone (``:x``),
     ``pgbench`` when a meta-command only pgbench has (``\\sleep``, ``\\setshell``, ``\\aset``,
-    ``\\startpipeline`` …), a ``\\set`` with an expression (``\\set aid random(1, 100000 * :scale)``) or a
-    pgbench variable (``:client_id``, ``:scale``) appears and nothing only psql has (another
-    meta-command, such as ``\\timing`` or ``\\i``; a quoted variable ``:'name'``), else ``psql`` (the
-    script reader calls it ``plain`` when psql's lexer finds neither a meta-command nor a variable). A
-    guess from the text: ``--workload-format`` overrides it."""
+    ``\\startpipeline`` …) or a ``\\set`` with an expression (``\\set aid random(1, 100000 * :scale)``)
+    appears and nothing only psql has (another meta-command, such as ``\\timing`` or ``\\i``; a quoted
+    variable ``:'name'``), else ``psql`` (the script reader calls it ``plain`` when psql's lexer finds
+    neither a meta-command nor a variable). A guess from the text: ``--workload-format`` overrides it."""
     if QGEN_DIRECTIVE.search(text):
         return WorkloadFormat.QGEN
     metas = {m.group(1).lower() for m in _META.finditer(text)}
     psql_only = bool(metas - _PGBENCH_ALL) or _PSQL_QUOTED_VARIABLE.search(text) is not None
-    if not psql_only and (metas & _PGBENCH_ONLY or _PGBENCH_SET.search(text) or _PGBENCH_VARIABLES.search(text)):
+    if not psql_only and (metas & _PGBENCH_ONLY or _PGBENCH_SET.search(text)):
         return WorkloadFormat.PGBENCH
     return WorkloadFormat.PSQL
 
