@@ -141,7 +141,8 @@ def test_server_log_sessions_keep_their_own_search_path(pg18: LocalServer) -> No
     try:
         for name in ("server.csv", "server.json"):
             loaded = load_queries(server.datadir / "log" / name)
-            found = {q.relations: q.occurrences for q in loaded.queries if q.text == "SELECT id FROM orders WHERE b = 7"}
+            found = {q.relations: q.occurrences for q in loaded.queries
+                     if q.text == "SELECT id FROM orders WHERE b = 7"}
             assert found == {("orders (search_path sales)",): 2, ("orders (search_path other, public)",): 1}, name
     finally:
         server.destroy()
