@@ -38,8 +38,8 @@ from dbtune.workload.formats import TRANSACTION_CONTROL, WorkloadFormat, detect_
 from dbtune.workload.model import Query, Source, SourceError
 from dbtune.workload.statements import SessionPaths, explainable_text, utility_statement
 
-# psql ends the query buffer and sends it on these meta-commands (psql's exec_command).
-_SENDING = re.compile(r"\\(g|gx|gset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
+# psql ends the query buffer and sends it on these meta-commands (psql's exec_command; pgbench's \aset too).
+_SENDING = re.compile(r"\\(g|gx|gset|aset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
