@@ -19,16 +19,16 @@ from cli_runner import assert_error
 
 from dbtune.checks import DOC_SECTIONS, load_catalogue
 from dbtune.errors import UsageError
-from dbtune.migrate.lint import LintResult, lint_paths, lint_rules
 from dbtune.migrate import squawk
+from dbtune.migrate.lint import LintResult, lint_paths, lint_rules
 from dbtune.migrate.squawk import find_squawk
 
 GOLDEN = Path(__file__).parent / "golden"
 CATALOGUE = load_catalogue()
 RULES = {c.meta.id: c for c in lint_rules(CATALOGUE)}
 SQUAWK = find_squawk()
-needs_squawk = pytest.mark.skipif(SQUAWK is None, reason="squawk is not on PATH (pip install squawk-cli; "
-                                                         "CI installs it with the test extra)")
+needs_squawk = pytest.mark.skipif(SQUAWK is None, reason="squawk is not installed (pip install squawk-cli; "
+                                                         "it is a dependency of dbtune)")
 
 
 def lint(tmp_path: Path, text: str, name: str = "m.sql", **kwargs: object) -> LintResult:

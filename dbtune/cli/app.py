@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import traceback
 import warnings
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -60,12 +61,12 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     """dbtune: audit, advise, migrate, benchmark."""
 
 
-def _usage_message(exc: Exception) -> str:
+def _usage_message(exc: Any) -> str:
     """Click's message for a usage error, in dbtune's words: an option's refused value as
-    ``--format: expected 'text' or 'json', got 'xml'``, without the wording of the pydantic coercion
+    ``--format: 'xml' is not one of 'text', 'json'``, without the wording of the pydantic coercion
     Typer uses (``Value error, …``, ``Input should be a valid integer, unable to parse …``)."""
     cause = exc.__cause__
-    param = getattr(exc, "param", None)
+    param: Any = getattr(exc, "param", None)
     if isinstance(exc, _click_errors.BadParameter) and isinstance(cause, ValidationError) and cause.errors():
         name = (param.opts[0] if getattr(param, "opts", None) else None) or getattr(param, "name", None)
         value = cause.errors()[0].get("input")
@@ -81,7 +82,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", module="platformdirs")
     verbose = any(a in ("--verbose", "-v") for a in sys.argv[1:])
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="dbtune")
     except DbtuneError as exc:
         if verbose:
             traceback.print_exc()

@@ -48,7 +48,7 @@ def load_config(path: Path | str | None = None, *, search: bool = True) -> tuple
     if path is None:
         return Config(), None
     path = Path(path)
-    data = read_toml(path, "config file")
+    data = read_toml(path, "config file ")
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("dbtune", {})
     data = _extend(data, path, seen=(path.resolve(),))
@@ -56,21 +56,21 @@ def load_config(path: Path | str | None = None, *, search: bool = True) -> tuple
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """The TOML table in ``path``. Raises :class:`ConfigError` naming ``path`` (and ``what`` refers to it:
-    ``config file``, ``dbtune.toml: 'extends'``) when it is missing, a directory, unreadable, not UTF-8 or
-    not valid TOML (https://toml.io/en/v1.0.0: a TOML file is UTF-8)."""
+    """The TOML table in ``path``. Raises :class:`ConfigError` naming ``path`` after ``what`` (what refers
+    to it: ``"config file "``, ``"dbtune.toml: 'extends': "``) when it is missing, a directory, unreadable,
+    not UTF-8 or not valid TOML (https://toml.io/en/v1.0.0: a TOML file is UTF-8)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{what} {path} not found") from None
+        raise ConfigError(f"{what}{path} not found") from None
     except IsADirectoryError:
-        raise ConfigError(f"{what} {path} is a directory, not a TOML file") from None
+        raise ConfigError(f"{what}{path} is a directory, not a TOML file") from None
     except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{what}{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}), as TOML requires") from None
+        raise ConfigError(f"{what}{path} is not UTF-8 text (byte {exc.start}), as TOML requires") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -88,7 +88,7 @@ def _extend(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[st
     base_path = (path.parent / base_name).resolve()
     if base_path in seen:
         raise ConfigError(f"{path}: 'extends' loops back to {base_path}")
-    base = read_toml(base_path, f"{path}: 'extends'")
+    base = read_toml(base_path, f"{path}: 'extends': ")
     return _merge(_extend(base, base_path, (*seen, base_path)), data)
 
 

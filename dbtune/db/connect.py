@@ -83,6 +83,7 @@ SECRET_KEYWORDS = frozenset({"password", "sslpassword", "oauth_client_secret", "
                              "scram_server_key"})
 _KEYWORDS = frozenset(str(k.keyword.decode()) for k in psycopg.pq.Conninfo.get_defaults())
 _SCHEME = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://", re.ASCII)
+_LIBPQ_MARKS = frozenset({"=", "]", ":", "/"})  # quoted by libpq's parse errors themselves
 _JDBC = re.compile(r"^\s*jdbc:", re.IGNORECASE)
 _PERCENT_ENCODE = ('percent-encode "@", ":" and "/" in a user name or password (%40, %3A, %2F), '
                    "or give the password in PGPASSWORD or ~/.pgpass")
@@ -116,15 +117,17 @@ def normalise_dsn(dsn: str, source: str = "--dsn") -> str:
 
 
 def _check_userinfo(rest: str, source: str) -> None:
-    """Refuse a URI (after ``scheme://``) whose user name or password holds an unencoded ``@`` or ``/``.
+    """Refuse a URI (after ``scheme://``) whose user name or password holds an unencoded ``@`` or ``/``, or
+    that holds a space anywhere (which libpq would take, but no reader of the URI could tell apart).
 
     libpq takes the user information up to the first ``@`` found before any ``/``; an ``@`` left in the
     host and port part, or in the path before the query, means that split was wrong."""
+    if re.search(r"\s", rest):
+        raise UsageError(f"{source} is not a valid connection string: the URI holds a space; percent-encode it "
+                         "as %20 (in a password too)")
     designator = re.search(r"[@/]", rest)
     after_user = rest[designator.end():] if designator and designator.group() == "@" else rest
-    authority = re.split(r"[/?]", after_user, maxsplit=1)[0]
-    before_query = rest.split("?", 1)[0]
-    if "@" in authority or (designator is not None and designator.group() == "/" and "@" in before_query):
+    if "@" in after_user.split("?", 1)[0]:  # in the host, port or database name: the split was wrong
         raise UsageError(f"{source} is not a valid connection string: the URI has an unencoded \"@\" "
                          f"where the host should be; {_PERCENT_ENCODE}")
 
@@ -157,7 +160,9 @@ def _without_input(message: str) -> str:
     out, pos = [], 0
     for m in re.finditer(r'"([^"]*)"', text):
         inner = m.group(1)
-        if not (inner in _KEYWORDS or re.fullmatch(r"[^\w\s]", inner)):
+        # libpq's own quoting stands between spaces: '"@"Qz7' is input that holds a quote.
+        alone = (m.start() == 0 or text[m.start() - 1] in " (") and text[m.end():m.end() + 1] in ("", " ", ",", ")")
+        if not (alone and (inner in _KEYWORDS or inner in _LIBPQ_MARKS)):
             out.append(text[pos:m.start()] + "…")
             return "".join(out).rstrip(": ")
         out.append(text[pos:m.end()])
@@ -168,30 +173,48 @@ def _without_input(message: str) -> str:
     return ("".join(out) + rest).rstrip(": ")
 
 
-_URI_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s]*@)", re.ASCII)
-_URI_QUERY = re.compile(r"(?P<scheme>://\S*?\?)(?P<query>\S*)")
-_KV_SECRET = re.compile(r"(?P<key>\b\w*(?:password|secret|_key)\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\S*)",
-                        re.IGNORECASE)
+# A URI in a text, with a scheme (``postgresql://…``) or without one (``user:password@host…``).
+_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<rest>\S*)"
+                  r"""|(?<![^\s"'])(?P<bare>[^\s:/@="']+:(?!//)\S*@\S*)""", re.ASCII)
+_KV_SECRET = re.compile(r"(?P<key>\b\w*(?:password|secret|_key)\s*=\s*)"
+                        r"(?P<value>'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)", re.IGNORECASE)
+
+
+def _mask_uri(rest: str) -> str:
+    """A URI after its ``scheme://``, masked: from its first ``:`` to its last ``@`` when the ``:`` comes
+    first (the password, with any unencoded ``@``, ``/`` or ``?`` in it, and more rather than less), and
+    everything after its first ``?`` but the parameter names."""
+    hidden = [False] * len(rest)
+    colon, at = rest.find(":"), rest.rfind("@")
+    if 0 <= colon < at:
+        hidden[colon + 1:at] = [True] * (at - colon - 1)
+    question = rest.find("?")
+    if question >= 0:
+        pos = question + 1
+        for part in rest[question + 1:].split("&"):
+            name_end = part.find("=") + 1  # a part without "=" is hidden whole
+            hidden[pos + name_end:pos + len(part)] = [True] * (len(part) - name_end)
+            pos += len(part) + 1
+    out, i = [], 0
+    while i < len(rest):
+        if hidden[i]:
+            while i < len(rest) and hidden[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(rest[i])
+            i += 1
+    return "".join(out)
 
 
 def mask(dsn: str) -> str:
     """``dsn`` (or any text holding one) with everything that could be a password replaced by ``***``:
-    in a URI, the user information after the first ``:`` (up to the last ``@`` before the path) and every
-    query parameter's value; in ``key=value`` form the value of ``password`` and the other secret keywords,
-    in any case."""
-
-    def userinfo(m: re.Match[str]) -> str:
-        user, sep, _ = m.group("userinfo")[:-1].partition(":")
-        return f"{m.group('scheme')}{user}{':***' if sep else ''}@"
-
-    def query(m: re.Match[str]) -> str:
-        masked = "&".join(f"{part.partition('=')[0]}=***" if "=" in part else part
-                          for part in m.group("query").split("&"))
-        return m.group("scheme") + masked
-
-    text = _URI_USERINFO.sub(userinfo, dsn)
-    text = _URI_QUERY.sub(query, text)
-    return _KV_SECRET.sub(lambda m: m.group("key") + "***", text)
+    in a URI, the user information after the first ``:`` (to the URI's last ``@``) and every query
+    parameter's value; in ``key=value`` form the value of ``password`` and the other secret keywords, in any
+    case (``PASSWORD=``, ``sslpassword=``, ``oauth_client_secret=``)."""
+    text = _KV_SECRET.sub(lambda m: m.group("key") + "***", dsn)
+    return _URI.sub(lambda m: m.group("scheme") + _mask_uri(m.group("rest")) if m.group("scheme")
+                    else _mask_uri(m.group("bare")), text)
 
 
 _BAD_PARAMETER = re.compile(r"\binvalid [\w ]*(value|number)\b")

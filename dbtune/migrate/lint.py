@@ -136,7 +136,7 @@ class LintFinding:
 
 @dataclass(frozen=True)
 class SquawkStatus:
-    """Whether squawk ran; ``detail`` says why not (``--no-squawk``, not on PATH, ``failed: …``), or how
+    """Whether squawk ran; ``detail`` says why not (``--no-squawk``, not installed, ``failed: …``), or how
     many findings it gave."""
 
     ran: bool
