@@ -192,6 +192,22 @@ def test_every_config_problem_in_one_go_with_did_you_mean(cli: CLI, target: conf
     assert "Input should" not in line and "Value error" not in line
 
 
+def test_check_names_and_options_are_reported_with_the_other_problems(cli: CLI, target: conftest.TestDatabase,
+                                                                      tmp_path: Path) -> None:
+    (tmp_path / "dbtune.toml").write_text(
+        '[[expect.index]]\ntabel = "child"\ncolumns = ["note"]\n'
+        '[audit]\nselect = ["duplicat-index"]\n'
+        '[checks.unused-index]\nmin_stats_age_dys = 3\nseverity = "loud"\n'
+        '[checks.foreign-key-without-indx]\n')
+    assert_error(cli("audit", "--dsn", target.dsn), 2, "dbtune.toml", "5 problems",
+                 "unknown key 'expect.index[0].tabel' (did you mean 'table'?)",
+                 "'audit.select': no check named 'duplicat-index' (did you mean 'duplicate-index'?)",
+                 "unknown key 'checks.unused-index.min_stats_age_dys' (did you mean 'min_stats_age_days'?)",
+                 "'checks.unused-index.severity': must be error, warning or info, got 'loud'",
+                 "'checks.foreign-key-without-indx': no check named 'foreign-key-without-indx' "
+                 "(did you mean 'foreign-key-without-index'?)")
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["audit", "--format", "xml"], "--format: 'xml' is not one of 'text', 'json'"),
     (["migrate", "lint", "--format", "sarif", "x.sql"], "--format: 'sarif' is not one of 'text', 'json'"),

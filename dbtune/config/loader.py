@@ -52,7 +52,7 @@ def load_config(path: Path | str | None = None, *, search: bool = True) -> tuple
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("dbtune", {})
     data = _extend(data, path, seen=(path.resolve(),))
-    return parse_config(data, str(path)), path
+    return parse_config(data, str(path), catalogue_problems(data)), path
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -102,14 +102,45 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_config(data: dict[str, Any], origin: str = "config") -> Config:
+def parse_config(data: dict[str, Any], origin: str = "config", more_problems: list[str] | None = None) -> Config:
     """Validate a config mapping. Raises :class:`ConfigError` naming ``origin`` and every key at fault, in
     one message: an unknown key with the known key it is close to (``unknown key 'expect.index[0].tabel'
-    (did you mean 'table'?)``, and not also "'table' required"), a wrong value with what was expected."""
+    (did you mean 'table'?)``, and not also "'table' required"), a wrong value with what was expected, and
+    ``more_problems`` found by other means (:func:`catalogue_problems`)."""
+    problems = list(more_problems or ())
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(one_message(origin, config_problems(exc.errors()))) from None
+        problems = config_problems(exc.errors()) + problems
+    if problems:
+        raise ConfigError(one_message(origin, problems))
+    return config
+
+
+def catalogue_problems(data: dict[str, Any]) -> list[str]:
+    """The problems of a config mapping's ``[checks.<name>]`` tables and ``audit.select``/``audit.ignore``
+    against the check catalogue (with the folders of ``audit.checks_paths``), so that they are reported
+    with the file's other problems (:func:`dbtune.checks.runner.check_config_problems`). A catalogue that
+    does not load is left for the command that loads it to report."""
+    audit: dict[str, Any] = data["audit"] if isinstance(data.get("audit"), dict) else {}
+    checks: dict[str, Any] = data["checks"] if isinstance(data.get("checks"), dict) else {}
+
+    def names(key: str) -> list[str]:
+        value = audit.get(key)
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    if not checks and not names("select") and not names("ignore"):
+        return []
+    # The catalogue sits above the config (checks read it), so it is imported only here, when needed.
+    from dbtune.checks import load_catalogue
+    from dbtune.checks.runner import check_config_problems
+    from dbtune.errors import DbtuneError
+
+    try:
+        catalogue = load_catalogue(names("checks_paths"))
+    except DbtuneError:
+        return []
+    return check_config_problems(catalogue, checks, names("select"), names("ignore"))
 
 
 def config_problems(errors: list[Any]) -> list[str]:
