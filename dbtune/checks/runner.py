@@ -70,7 +70,8 @@ FILE_AREAS = frozenset({"migrations"})
 PLAN_AREAS = frozenset({"plans"})
 
 
-def _no_check(name: str, catalogue: Catalogue) -> str:
+def no_check_message(name: str, catalogue: Catalogue) -> str:
+    """``no check named 'x'`` with the check name, id or alias it is close to, or where to look."""
     known = [k for c in catalogue for k in (c.meta.name, c.meta.id, *c.meta.aliases)]
     return f"no check named {name!r}" + (did_you_mean(name, known) or " (see `dbtune checks list`)")
 
@@ -80,13 +81,13 @@ def check_config_problems(catalogue: Catalogue, checks: Mapping[str, Any], selec
     """Every problem of a config's ``[checks.<name>]`` tables and ``audit.select``/``audit.ignore`` names
     against ``catalogue``, one plain sentence each: a name that is no check, an unknown option (with the
     option it is close to), a severity or an option value of the wrong kind."""
-    problems = [f"'audit.{key}': {_no_check(name, catalogue)}"
+    problems = [f"'audit.{key}': {no_check_message(name, catalogue)}"
                 for key, names in (("select", select), ("ignore", ignore)) for name in names
                 if catalogue.get(name) is None]
     for name, user in checks.items():
         found = catalogue.get(name)
         if found is None:
-            problems.append(f"'checks.{name}': {_no_check(name, catalogue)}")
+            problems.append(f"'checks.{name}': {no_check_message(name, catalogue)}")
         elif isinstance(user, Mapping):
             problems += _option_problems(found, name, user)
     return problems
@@ -118,7 +119,7 @@ def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
     unwanted = [*config.audit.ignore, *ignore]
     problems = check_config_problems(catalogue, {key: None for key in config.checks}, config.audit.select,
                                      config.audit.ignore)
-    problems += [f"{option}: {_no_check(name, catalogue)}" for option, names in (("--select", select),
+    problems += [f"{option}: {no_check_message(name, catalogue)}" for option, names in (("--select", select),
                                                                                ("--ignore", ignore))
                  for name in names if catalogue.get(name) is None]
     if problems:
