@@ -206,7 +206,7 @@ def test_check_names_and_options_are_reported_with_the_other_problems(cli: CLI, 
                  "'checks.unused-index.severity': must be error, warning or info, got 'loud'",
                  "'checks.foreign-key-without-indx': no check named 'foreign-key-without-indx' "
                  "(did you mean 'foreign-key-without-index'?)")
-    assert_error(cli("checks", "show", "duplicat-index", "--verbose"), 2,
+    assert_error(cli("checks", "show", "duplicat-index"), 2,
                  "no check named 'duplicat-index' (did you mean 'duplicate-index'?)")
 
 
