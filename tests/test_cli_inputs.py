@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from importlib.metadata import requires
 from pathlib import Path
 
@@ -26,23 +25,6 @@ from dbtune.db.local_server import LocalServer
 from dbtune.errors import ConnectionFailed, DbtuneError, UsageError
 from dbtune.migrate import squawk
 from dbtune.units import kb_pretty, size_pretty
-
-SCHEMA = """
-CREATE TABLE parent (id bigint PRIMARY KEY);
-CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent (id), note text);
-INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
-INSERT INTO child SELECT g, g % 100 + 1, 'n' FROM generate_series(1, 1000) g;
-"""
-
-
-@pytest.fixture(scope="module")
-def target(pg18: LocalServer) -> Iterator[conftest.TestDatabase]:
-    """A database whose foreign key ``child.parent_id`` has no index (one warning, one generated step)."""
-    database = conftest.new_database(pg18, "inputs")
-    database.execute(SCHEMA)
-    yield database
-    conftest.drop_database(database)
-
 
 # --- item 4: a bare command prints its usage ----------------------------------------------------------
 
@@ -72,18 +54,18 @@ def _url(pg: LocalServer, dbname: str, scheme: str, password: str) -> str:
 @pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql+asyncpg", "postgres+psycopg2",
                                     "POSTGRESQL", "Postgres"])
 def test_sqlalchemy_and_upper_case_urls_are_the_libpq_url_they_name(
-        cli: CLI, pg18: LocalServer, target: conftest.TestDatabase, scheme: str) -> None:
-    url = _url(pg18, target.name, scheme, pg18.password)
+        cli: CLI, pg18: LocalServer, findings_db: conftest.TestDatabase, scheme: str) -> None:
+    url = _url(pg18, findings_db.name, scheme, pg18.password)
     run = cli("audit", "--format", "json", env={"DATABASE_URL": url})
     assert run.code in (0, 1) and run.err == "", run
     report = json.loads(run.out)
-    assert report["server"]["database"] == target.name
-    assert report["target"] == f"postgres@127.0.0.1:{pg18.port}/{target.name}"
+    assert report["server"]["database"] == findings_db.name
+    assert report["target"] == f"postgres@127.0.0.1:{pg18.port}/{findings_db.name}"
     assert pg18.password not in run.out
 
-    wrong = _url(pg18, target.name, scheme, "S3cr3t-wrong")
+    wrong = _url(pg18, findings_db.name, scheme, "S3cr3t-wrong")
     assert_error(cli("audit", env={"DATABASE_URL": wrong}), 3, "DATABASE_URL", "password authentication failed",
-                 f"postgres@127.0.0.1:{pg18.port}/{target.name}", secrets=("S3cr3t",))
+                 f"postgres@127.0.0.1:{pg18.port}/{findings_db.name}", secrets=("S3cr3t",))
 
 
 @pytest.mark.parametrize(("dsn", "culprits", "secrets"), [
@@ -173,39 +155,39 @@ def test_no_part_of_a_password_ever_appears_in_any_output(pg18: LocalServer, dat
 # --- item 16: config errors, option values, lint DIR, dry run, sizes, squawk ---------------------------
 
 
-def test_every_config_problem_in_one_go_with_did_you_mean(cli: CLI, target: conftest.TestDatabase,
-                                                          tmp_path: Path) -> None:
-    (tmp_path / "dbtune.toml").write_text(
-        '[database]\nstatment_timeout = "5s"\n'
-        '[audit]\nfail_on = "sometimes"\nplan_queries = -1\n'
-        '[[expect.index]]\ntabel = "orders"\ncolumns = ["id"]\n'
-        '[[pool]]\nname = "app"\nsize = "thirty"\nmax = 50\n'
-        '[profil]\nname = "x"\n')
-    line = assert_error(cli("audit", "--dsn", target.dsn), 2, "dbtune.toml", "6 problems",
-                        "unknown key 'database.statment_timeout' (did you mean 'statement_timeout'?)",
-                        "'audit.fail_on': expected 'error', 'warning', 'info' or 'never', got 'sometimes'",
-                        "'audit.plan_queries': must be at least 0, got -1",
-                        "unknown key 'expect.index[0].tabel' (did you mean 'table'?)",
-                        "'pool[0].size': expected an integer, got 'thirty'",
-                        "unknown key 'profil' (did you mean 'profile'?)")
+@pytest.mark.parametrize(("toml", "culprits"), [
+    ('[database]\nstatment_timeout = "5s"\n'
+     '[audit]\nfail_on = "sometimes"\nplan_queries = -1\n'
+     '[[expect.index]]\ntabel = "orders"\ncolumns = ["id"]\n'
+     '[[pool]]\nname = "app"\nsize = "thirty"\nmax = 50\n'
+     '[profil]\nname = "x"\n',
+     ("6 problems", "unknown key 'database.statment_timeout' (did you mean 'statement_timeout'?)",
+      "'audit.fail_on': expected 'error', 'warning', 'info' or 'never', got 'sometimes'",
+      "'audit.plan_queries': must be at least 0, got -1",
+      "unknown key 'expect.index[0].tabel' (did you mean 'table'?)",
+      "'pool[0].size': expected an integer, got 'thirty'", "unknown key 'profil' (did you mean 'profile'?)")),
+    # check names and options are reported with the file's other problems
+    ('[[expect.index]]\ntabel = "child"\ncolumns = ["note"]\n'
+     '[audit]\nselect = ["duplicat-index"]\n'
+     '[checks.unused-index]\nmin_stats_age_dys = 3\nseverity = "loud"\n'
+     '[checks.foreign-key-without-indx]\n',
+     ("5 problems", "unknown key 'expect.index[0].tabel' (did you mean 'table'?)",
+      "'audit.select': no check named 'duplicat-index' (did you mean 'duplicate-index'?)",
+      "unknown key 'checks.unused-index.min_stats_age_dys' (did you mean 'min_stats_age_days'?)",
+      "'checks.unused-index.severity': must be error, warning or info, got 'loud'",
+      "'checks.foreign-key-without-indx': no check named 'foreign-key-without-indx' "
+      "(did you mean 'foreign-key-without-index'?)")),
+])
+def test_every_config_problem_in_one_go_with_did_you_mean(cli: CLI, findings_db: conftest.TestDatabase,
+                                                          tmp_path: Path, toml: str,
+                                                          culprits: tuple[str, ...]) -> None:
+    (tmp_path / "dbtune.toml").write_text(toml)
+    line = assert_error(cli("audit", "--dsn", findings_db.dsn), 2, "dbtune.toml", *culprits)
     assert "'table'" not in line.replace("(did you mean 'table'?)", "")  # not also "table required"
     assert "Input should" not in line and "Value error" not in line
 
 
-def test_check_names_and_options_are_reported_with_the_other_problems(cli: CLI, target: conftest.TestDatabase,
-                                                                      tmp_path: Path) -> None:
-    (tmp_path / "dbtune.toml").write_text(
-        '[[expect.index]]\ntabel = "child"\ncolumns = ["note"]\n'
-        '[audit]\nselect = ["duplicat-index"]\n'
-        '[checks.unused-index]\nmin_stats_age_dys = 3\nseverity = "loud"\n'
-        '[checks.foreign-key-without-indx]\n')
-    assert_error(cli("audit", "--dsn", target.dsn), 2, "dbtune.toml", "5 problems",
-                 "unknown key 'expect.index[0].tabel' (did you mean 'table'?)",
-                 "'audit.select': no check named 'duplicat-index' (did you mean 'duplicate-index'?)",
-                 "unknown key 'checks.unused-index.min_stats_age_dys' (did you mean 'min_stats_age_days'?)",
-                 "'checks.unused-index.severity': must be error, warning or info, got 'loud'",
-                 "'checks.foreign-key-without-indx': no check named 'foreign-key-without-indx' "
-                 "(did you mean 'foreign-key-without-index'?)")
+def test_an_unknown_check_name_gets_did_you_mean(cli: CLI) -> None:
     assert_error(cli("checks", "show", "duplicat-index"), 2,
                  "no check named 'duplicat-index' (did you mean 'duplicate-index'?)")
 
@@ -226,7 +208,7 @@ def test_lint_a_folder_and_apply_dry_run_with_nothing_pending(cli: CLI, pg18: Lo
                                                               tmp_path: Path) -> None:
     database = conftest.new_database(pg18, "drydir")
     try:
-        database.execute(SCHEMA)
+        database.execute(conftest.FINDINGS_SCHEMA)
         migrations = tmp_path / "migrations"
         run = cli("migrate", "generate", "--dsn", database.dsn, "--dir", str(migrations), "--verbose")
         assert run.code == 0, run
@@ -268,11 +250,11 @@ SIZES = [0, 1, 8191, 10239, 10240, 10241, 16384, 20479 * 512, 20480 * 512 - 1, 2
          40 * 1024 ** 5, 2 ** 62, -1, -10240, -10 * 1024 ** 2 - 512]
 
 
-def test_sizes_are_printed_as_pg_size_pretty_prints_them(target: conftest.TestDatabase) -> None:
+def test_sizes_are_printed_as_pg_size_pretty_prints_them(findings_db: conftest.TestDatabase) -> None:
     values = ", ".join(f"({n}::bigint)" for n in SIZES)
-    rows = target.query(f"SELECT n, pg_size_pretty(n) FROM (VALUES {values}) v (n)")
+    rows = findings_db.query(f"SELECT n, pg_size_pretty(n) FROM (VALUES {values}) v (n)")
     assert [(n, size_pretty(int(str(n)))) for n, _ in rows] == rows
-    [(kb,)] = target.query("SELECT pg_size_pretty(4912::bigint * 1024)")
+    [(kb,)] = findings_db.query("SELECT pg_size_pretty(4912::bigint * 1024)")
     assert kb_pretty(4912) == kb
 
 
@@ -293,30 +275,30 @@ def test_squawk_is_installed_with_dbtune(cli: CLI, tmp_path: Path, monkeypatch: 
 
 
 @pytest.mark.parametrize("base", ["folder", "latin1.toml"])
-def test_extends_naming_a_directory_or_a_non_utf8_file(cli: CLI, target: conftest.TestDatabase, tmp_path: Path,
+def test_extends_naming_a_directory_or_a_non_utf8_file(cli: CLI, findings_db: conftest.TestDatabase, tmp_path: Path,
                                                        base: str) -> None:
     (tmp_path / "folder").mkdir()
     (tmp_path / "latin1.toml").write_bytes("[profile]\nname = 'développement'\nservers = 1\n".encode("latin-1"))
     (tmp_path / "dbtune.toml").write_text(f'extends = "{base}"\n')
     expected = "is a directory" if base == "folder" else "is not UTF-8"
-    assert_error(cli("audit", "--dsn", target.dsn), 2, "'extends'", str(tmp_path / base), expected)
+    assert_error(cli("audit", "--dsn", findings_db.dsn), 2, "'extends'", str(tmp_path / base), expected)
     with pytest.raises(DbtuneError, match=expected):
         load_config(tmp_path / "dbtune.toml")
 
 
 @pytest.mark.parametrize("value", ['"100000000d"', "-1", '"25d"', "2147483648"])
-def test_statement_timeout_out_of_range_is_a_config_error(cli: CLI, target: conftest.TestDatabase, tmp_path: Path,
+def test_statement_timeout_out_of_range_is_a_config_error(cli: CLI, findings_db: conftest.TestDatabase, tmp_path: Path,
                                                           value: str) -> None:
     (tmp_path / "dbtune.toml").write_text(f"[database]\nstatement_timeout = {value}\n")
-    assert_error(cli("audit", "--dsn", target.dsn), 2, "dbtune.toml", "'database.statement_timeout'",
+    assert_error(cli("audit", "--dsn", findings_db.dsn), 2, "dbtune.toml", "'database.statement_timeout'",
                  "out of range", "2147483647 ms")
     (tmp_path / "dbtune.toml").write_text('[database]\nstatement_timeout = "24d"\n')  # in range: runs
-    assert cli("audit", "--dsn", target.dsn, "--format", "json").code in (0, 1)
+    assert cli("audit", "--dsn", findings_db.dsn, "--format", "json").code in (0, 1)
 
 
-def test_statement_timeout_option_out_of_range_is_a_usage_error(cli: CLI, target: conftest.TestDatabase) -> None:
-    assert_error(cli("audit", "--dsn", target.dsn, "--statement-timeout", "30d"), 2, "--statement-timeout",
+def test_statement_timeout_option_out_of_range_is_a_usage_error(cli: CLI, findings_db: conftest.TestDatabase) -> None:
+    assert_error(cli("audit", "--dsn", findings_db.dsn, "--statement-timeout", "30d"), 2, "--statement-timeout",
                  "out of range")
-    assert_error(cli("migrate", "apply", "--dsn", target.dsn, "--lock-timeout", "30d"), 2, "--lock-timeout",
+    assert_error(cli("migrate", "apply", "--dsn", findings_db.dsn, "--lock-timeout", "30d"), 2, "--lock-timeout",
                  "out of range")
 
