@@ -60,3 +60,23 @@ def sql_comment(text: str) -> str:
 def python_comment(text: str) -> str:
     """A ``#`` comment line saying ``text`` (for generated Python: Alembic revisions)."""
     return "# " + printable(text)
+
+
+def display_sql(sql: str) -> str:
+    """SQL for reading in a report: its layout (the white space between tokens) kept, and every unsafe
+    character inside a token (a quoted identifier or string holding a newline, an escape sequence)
+    escaped, so no line of it is anything but the statement's own. Pasted back, an escaped name names
+    another object, which the server then refuses; ``dbtune migrate generate`` writes the exact DDL."""
+    from pglast.parser import ParseError, scan
+
+    try:
+        tokens = scan(sql)
+    except ParseError:
+        return "\n".join(one_line(line) for line in sql.split("\n"))
+    out, at = [], 0
+    for token in tokens:
+        out.append(sql[at:token.start])
+        out.append(one_line(sql[token.start:token.end + 1]))
+        at = token.end + 1
+    out.append(one_line(sql[at:]) if sql[at:].strip() else sql[at:])
+    return "".join(out)

@@ -1,27 +1,57 @@
 """The whole loop as a plain Python API: audit, generate the migration, lint it, benchmark before, apply,
-benchmark after, compare. ``dbtune demo`` runs it on the embedded database; ``dbtune tune`` on a user's
-database (meant for staging), after confirmation."""
+benchmark after, compare, audit again. ``dbtune demo`` runs it on the embedded database; ``dbtune tune`` on
+a user's database (meant for staging), after confirmation.
+
+Each stage's result goes to a :class:`LoopObserver` as soon as the stage ends, so a command can show it
+then (the audit report before the benchmarks run, not after them); :class:`LoopResult` holds them all.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, BenchResult, Comparison, WorkloadQuery, compare, run_bench
+from dbtune.checks import Catalogue, load_catalogue
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings
 from dbtune.migrate import api as migrate_api
 from dbtune.migrate.lint import LintResult, lint_paths
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
+from dbtune.model import ChangeKind, Finding, Severity
 from dbtune.report.model import Report
 
 
 @dataclass(frozen=True)
+class Left:
+    """A warning or error still reported after the migration, and why the migration did not fix it."""
+
+    finding: Finding
+    reason: str
+    new: bool = False  # not reported on that object by the audit before the migration
+
+
+@dataclass(frozen=True)
+class AfterMigration:
+    """The audit after the migration against the one before it: ``fixed`` counts, by check name, the
+    warnings and errors that are gone; ``left`` holds those still reported (errors first), each with its
+    reason; ``info`` counts the information-only findings, which need nothing done."""
+
+    report: Report
+    fixed: dict[str, int]
+    left: tuple[Left, ...]
+    info: int
+
+
+@dataclass(frozen=True)
 class LoopResult:
-    """What each stage produced; ``applied`` is empty when there was nothing to apply."""
+    """What each stage produced; ``applied`` is empty when there was nothing to apply, and ``after_audit``
+    is None unless a migration was applied."""
 
     report: Report
     plan: MigrationPlan
@@ -31,33 +61,124 @@ class LoopResult:
     applied: tuple[str, ...]
     after: BenchResult | None
     comparison: Comparison | None
+    after_audit: AfterMigration | None = None
+
+
+class LoopObserver:
+    """Told each stage's result as the stage ends; this base class ignores them all."""
+
+    def audited(self, report: Report) -> None:
+        """The audit's report, before anything is generated."""
+
+    def generated(self, plan: MigrationPlan, files: tuple[Path, ...]) -> None:
+        """The migration planned and the files written (none when no finding has a schema fix)."""
+
+    def linted(self, lint: LintResult) -> None:
+        """The lint verdict on the files written (only when files were written)."""
+
+    def applied(self, revisions: tuple[str, ...]) -> None:
+        """The revisions applied to the target."""
+
+    def compared(self, comparison: Comparison) -> None:
+        """The benchmark before against the one after."""
+
+    def audited_after(self, after: AfterMigration) -> None:
+        """The audit after the migration: what it fixed and what is left."""
 
 
 def run_loop(settings: ConnectionSettings, config: Config, workload: list[WorkloadQuery], directory: Path, *,
              bench: BenchOptions, apply_options: ApplyOptions, include_drops: bool = False,
              confirm: Callable[[MigrationPlan], bool] = lambda _: True,
              stage: Callable[[str], None] = lambda _: None,
-             progress: Callable[[str], None] = lambda _: None) -> LoopResult:
+             progress: Callable[[str], None] = lambda _: None,
+             observer: LoopObserver | None = None) -> LoopResult:
     """Run the loop. ``confirm`` is asked before anything is written to the target; when it says no,
-    the loop stops after the before-benchmark. Raises what each stage raises (DbtuneError subclasses)."""
+    the loop stops after the before-benchmark. ``stage`` is told each stage's name as it starts,
+    ``observer`` each stage's result as it ends. Raises what each stage raises (DbtuneError subclasses)."""
+    observer = observer or LoopObserver()
+    catalogue = load_catalogue(config.audit.checks_paths)
     stage("audit")
-    report = audit(settings, config)
+    report = audit(settings, config, catalogue=catalogue)
+    observer.audited(report)
     stage("generate")
     generated = migrate_api.generate(list(report.findings), directory, include_drops=include_drops,
                                      existing_index_names=set(report.index_names))
     plan = generated.plan
-    files = generated.generated.files if generated.generated else ()
+    files = tuple(generated.generated.files) if generated.generated else ()
+    observer.generated(plan, files)
     lint = None
     if files:
         stage("lint")
         lint = lint_paths(list(files), config=config)
+        observer.linted(lint)
     stage("benchmark before")
     before = run_bench(settings, workload, bench, source="workload", progress=progress)
     if plan.empty or not confirm(plan):
-        return LoopResult(report, plan, tuple(files), lint, before, (), None, None)
+        return LoopResult(report, plan, files, lint, before, (), None, None)
     stage("apply")
-    applied = migrate_api.apply(directory, settings, apply_options)
+    applied = tuple(migrate_api.apply(directory, settings, apply_options,
+                                      version_table=config.migrate.version_table))
+    observer.applied(applied)
     stage("benchmark after")
     after = run_bench(settings, workload, bench, source="workload", progress=progress)
     stage("compare")
-    return LoopResult(report, plan, tuple(files), lint, before, tuple(applied), after, compare(before, after))
+    comparison = compare(before, after)
+    observer.compared(comparison)
+    stage("audit after the migration")
+    after_audit = after_migration(report, audit(settings, config, catalogue=catalogue), catalogue,
+                                  include_drops=include_drops)
+    observer.audited_after(after_audit)
+    return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit)
+
+
+def after_migration(before: Report, after: Report, catalogue: Catalogue, *,
+                    include_drops: bool = False) -> AfterMigration:
+    """Compare the audit after a migration with the one before it, and say for each warning or error
+    still reported why the migration did not fix it (:func:`why_left`)."""
+    problems = [f for f in before.findings if f.severity is not Severity.INFO]
+    left = [f for f in after.findings if f.severity is not Severity.INFO]
+    gone = Counter(f.check_name for f in problems) - Counter(f.check_name for f in left)
+    seen = {(f.check_id, f.object) for f in before.findings}
+    ordered = sorted(left, key=lambda f: -f.severity.rank)
+    return AfterMigration(
+        report=after, fixed=dict(sorted(gone.items())),
+        left=tuple(Left(f, why_left(f, before, catalogue, include_drops=include_drops),
+                        new=(f.check_id, f.object) not in seen) for f in ordered),
+        info=len(after.findings) - len(left))
+
+
+# Fixes that are not schema changes, so a migration never carries them (dbtune.migrate.plan.SCHEMA_KINDS).
+NOT_SCHEMA = {ChangeKind.SET_PARAMETER: "a setting for new sessions (ALTER ROLE … SET)",
+              ChangeKind.SERVER: "a server-level change (ALTER SYSTEM, CREATE EXTENSION)",
+              ChangeKind.OTHER: "a maintenance statement (VACUUM and the like)"}
+
+
+def why_left(finding: Finding, before: Report, catalogue: Catalogue, *, include_drops: bool = False) -> str:
+    """Why a migration generated from ``before`` leaves ``finding`` in place, in a sentence:
+
+    * a fix made only of settings (``ALTER ROLE … SET``) or server changes: a migration carries schema
+      changes only;
+    * a ``DROP INDEX`` fix without ``include_drops``;
+    * no fix, from cumulative statistics (``stats_since`` in the evidence) that started before that
+      audit: they still count what the workload did before the migration;
+    * no fix otherwise: the first sentence of the check's "How the fix is applied safely" section, which
+      says why none is generated.
+    """
+    kinds = {c.kind for c in finding.changes}
+    if kinds and kinds <= set(NOT_SCHEMA):
+        what = " and ".join(NOT_SCHEMA[k] for k in sorted(kinds))
+        return f"{what}, not a schema change: a migration carries schema changes only; review the fix and run it"
+    if ChangeKind.DROP_INDEX in kinds and not include_drops:
+        return "dropping an index is left out of the migration unless --include-drops"
+    if kinds:
+        return "its fix was not part of the migration (the planner left it out)"
+    since = finding.evidence.get("stats_since")
+    started = before.generated_at
+    if isinstance(since, str) and started is not None and datetime.fromisoformat(since) < started:
+        basis = finding.evidence.get("stats_basis", "stats_reset")
+        return (f"its counters are cumulative from before the migration (since {basis}), so they still count "
+                "what the workload did without the new indexes; reset them (SELECT pg_stat_reset()) and audit "
+                "again once the application has run")
+    check = catalogue.get(finding.check_id)
+    doc = " ".join(check.doc.get("How the fix is applied safely", "").split()) if check else ""
+    return doc.split(". ")[0].rstrip(".") if doc else "no schema change fixes it"

@@ -64,17 +64,11 @@ class Change:
     constraint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form in a report's ``fix.changes``; read back, as untrusted input, by
+        :mod:`dbtune.migrate.report_input`."""
         return {"kind": self.kind.value, "up": self.up, "down": self.down, "transactional": self.transactional,
                 "lock": self.lock.value, "table": self.table, "index": self.index, "constraint": self.constraint,
                 "relation_bytes": self.relation_bytes}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Change:
-        """The inverse of :meth:`to_json`. Raises KeyError/ValueError on a malformed entry."""
-        return cls(up=data["up"], down=data.get("down"), transactional=bool(data.get("transactional", True)),
-                   lock=Lock(data.get("lock", "none")), relation_bytes=data.get("relation_bytes"),
-                   kind=ChangeKind(data.get("kind", "other")), table=data.get("table"), index=data.get("index"),
-                   constraint=data.get("constraint"))
 
 
 @dataclass(frozen=True)

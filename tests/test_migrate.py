@@ -295,7 +295,10 @@ def test_from_report_of_another_version(db18: TestDatabase, tmp_path: Path) -> N
     good = tmp_path / "report.json"
     good.write_text(json.dumps(data))
     findings = api.findings_from_report(good)
-    assert [f.fix_sql for f in findings] == [f.fix_sql for f in report.findings]
+    # Read back and printed again from their parse trees, the changes are the same; the server's
+    # (CREATE EXTENSION, ALTER SYSTEM), which migrate generate never writes, are not read.
+    assert [f.fix_sql for f in findings] == [[c.up for c in f.changes if c.kind != ChangeKind.SERVER]
+                                             for f in report.findings]
     data["dbtune_version"] = "0.0.1"
     old = tmp_path / "old.json"
     old.write_text(json.dumps(data))

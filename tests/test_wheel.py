@@ -3,15 +3,20 @@ the repository, it runs ``dbtune checks list`` from its own files and carries ev
 (the ``packages`` list of pyproject.toml is explicit, so a new subpackage must be added there), the check
 catalogue and the samples (configs and the guide's SQL).
 
-The venv uses ``--system-site-packages`` so dbtune's dependencies need no download; dbtune itself must
-then come from the venv, which the test checks (``dbtune.__file__`` and the data folders).
+The venv sees the site-packages of the interpreter running the suite (a ``.pth`` file lists them), so
+dbtune's dependencies need no download and are the ones the suite itself runs with, whether that
+interpreter is a virtual environment's or the system's. (``--system-site-packages`` would not do: a venv
+made from a venv's Python sees the base interpreter, not the dependencies installed in the outer venv.)
+dbtune itself must come from the new venv, which the test checks (``dbtune.__file__`` and the data folders).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -52,13 +57,30 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def suite_site_packages() -> list[str]:
+    """The site-packages folders of the interpreter running the suite: where dbtune's dependencies are."""
+    folders = site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return [f for f in folders if Path(f).is_dir()]
+
+
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh venv outside the repository with the wheel installed (``--no-deps``)."""
+    """A fresh venv outside the repository with the wheel installed (``--no-deps``); a ``.pth`` file in
+    its site-packages appends the suite's own site-packages folders, after the venv's, to its path.
+
+    The folders are plain path entries, so the ``.pth`` files inside them (the suite's editable install of
+    dbtune among them) are not run, and the venv's own dbtune comes first.
+    """
     where = tmp_path_factory.mktemp("venv") / "env"
     assert not where.resolve().is_relative_to(REPO)
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", where, cwd=where.parent)
-    run(sys.executable, "-m", "pip", "--python", where / "bin" / "python", "install", "--no-deps",
+    run(sys.executable, "-m", "venv", "--without-pip", where, cwd=where.parent)
+    python = where / "bin" / "python"
+    purelib = run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=where.parent)
+    (Path(purelib.stdout.strip()) / "dbtune-test-suite-deps.pth").write_text(
+        "".join(f"{folder}\n" for folder in suite_site_packages()))
+    run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
         "--no-index", "--disable-pip-version-check", "-q", wheel, cwd=where.parent)
     yield where
 
@@ -104,3 +126,15 @@ def test_installed_dbtune_lists_all_checks(venv: Path, tmp_path: Path) -> None:
     assert shown.startswith("ST001 pg-stat-statements-missing\n") and "## References" in shown
     version = run(venv / "bin" / "dbtune", "--version", cwd=tmp_path).stdout
     assert version.startswith("dbtune ")
+
+
+def test_venv_uses_the_suites_dependencies(venv: Path, tmp_path: Path) -> None:
+    """Each of dbtune's requirements resolves, in the venv, to the distribution the suite runs with
+    (not to a base interpreter's copy, or to none)."""
+    probe = ("import json, importlib.metadata as m, re;"
+             "names = [re.match(r'[A-Za-z0-9._-]+', r).group(0) for r in m.requires('dbtune') if 'extra ==' not in r];"
+             "print(json.dumps({n: str(m.distribution(n).locate_file('')) for n in names}))")
+    seen = json.loads(run(venv / "bin" / "python", "-c", probe, cwd=tmp_path).stdout)
+    assert {"psycopg", "pglast", "sqlglot", "alembic", "typer"} <= set(seen)
+    here = {name: str(importlib.metadata.distribution(name).locate_file("")) for name in seen}
+    assert seen == here

@@ -6,6 +6,12 @@ Reports tables with at least `min_live_tuples` live tuples that were sequentiall
 `pg_stat_all_tables` since the statistics were reset. Partitions are added up into their partitioned
 table, where an index would be created.
 
+The message says since when the counters run: `stats_reset` of the database
+(`pg_stat_database.stats_reset`), or the server's start when they were never reset. They are cumulative,
+so after an index is built they still hold the sequential scans made before it: a warning whose window
+starts before the fix is no sign that the fix failed. Reset them (`SELECT pg_stat_reset()`, as a
+superuser or with the privilege granted) and audit again once the workload has run.
+
 The sequential scans must also have read, together, at least `min_seq_scans` times the table's live
 tuples (that many whole-table passes, however many partitions each pass visited): scans made while the
 table was small or empty (the DDL that creates, constrains or attaches a table scans it) and scans that
@@ -32,6 +38,7 @@ No fix is generated from statistics alone: which index helps depends on the quer
 
 ## References
 - https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+- https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ def seq_scan_heavy_table(ctx: CheckContext) -> Iterator[Finding]:
         if rel.kind != "p":  # a partitioned table's reltuples (after ANALYZE) already sums its partitions
             acc[3] += max(rel.stats.n_live_tup, int(max(rel.reltuples, 0)))
             acc[4] += rel.size_bytes
+    since = ctx.snapshot.stats_since
+    window = f"since {since.isoformat(sep=' ', timespec='seconds')} ({ctx.snapshot.stats_basis})"
     for oid, (seq, idx, tup_read, live, size) in sorted(totals.items()):
         rel = relations[oid]
         if live < ctx.options["min_live_tuples"] or seq < ctx.options["min_seq_scans"]:
@@ -77,9 +86,9 @@ def seq_scan_heavy_table(ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.finding(
             rel.qualified_name,
             f"{rel.qualified_name} ({live:,} live tuples) had {seq:,} sequential scans and {idx:,} index "
-            f"scans; {ratio:.0%} of its scans read the whole table",
+            f"scans {window}; {ratio:.0%} of its scans read the whole table",
             evidence={"seq_scan": seq, "idx_scan": idx, "seq_tup_read": tup_read, "n_live_tup": live,
                       "seq_scan_ratio": round(ratio, 3), "avg_tuples_per_seq_scan": tup_read // max(seq, 1),
                       "full_table_passes": round(tup_read / live, 1),
-                      "size_bytes": size},
+                      "size_bytes": size, "stats_since": since.isoformat(), "stats_basis": ctx.snapshot.stats_basis},
         )

@@ -48,7 +48,7 @@ def unused_index(ctx: CheckContext) -> Iterator[Finding]:
     snap = ctx.snapshot
     since = snap.stats_since
     age_days = (snap.server.now - since).total_seconds() / 86400
-    basis = "stats_reset" if snap.server.stats_reset else "server start (statistics never reset)"
+    basis = snap.stats_basis
     if age_days < ctx.options["min_stats_age_days"]:
         ctx.skip(f"statistics are {age_days:.1f} days old (since {basis}); "
                  f"min_stats_age_days is {ctx.options['min_stats_age_days']}")

@@ -27,6 +27,7 @@ class Server:
     postmaster_start: datetime
     stats_reset: datetime | None
     extensions: dict[str, str]
+    index_methods: frozenset[str] = frozenset({"btree", "hash", "gist", "gin", "spgist", "brin"})
 
     @property
     def short_version(self) -> str:
@@ -311,8 +312,17 @@ class Snapshot:
         """Start of the statistics window: ``stats_reset``, or the server's start when never reset."""
         return self.server.stats_reset or self.server.postmaster_start
 
+    @property
+    def stats_basis(self) -> str:
+        """What :attr:`stats_since` is: ``"stats_reset"`` (``pg_stat_database.stats_reset`` of this
+        database) or ``"server start, statistics never reset"``."""
+        return "stats_reset" if self.server.stats_reset else "server start, statistics never reset"
+
 
 def _split_name(name: str) -> list[str]:
+    """``schema.table`` as written in a config, split as PostgreSQL reads it: white space outside double
+    quotes is dropped and unquoted letters fold to lower case; inside quotes every character is kept (a
+    quoted name may begin or end with white space, or hold a newline)."""
     parts: list[str] = []
     buf, quoted, i = "", False, 0
     while i < len(name):
@@ -327,9 +337,10 @@ def _split_name(name: str) -> list[str]:
             parts.append(buf)
             buf = ""
         elif not quoted:
-            buf += ch.lower()
+            if not ch.isspace():
+                buf += ch.lower()
         else:
             buf += ch
         i += 1
     parts.append(buf)
-    return [p.strip() for p in parts]
+    return parts

@@ -14,7 +14,8 @@ _USER_SCHEMAS = """
 """
 
 SERVER = """
--- The server, this session's identity, and the statistics window of the current database.
+-- The server, this session's identity, the statistics window of the current database, and the index
+-- access methods it has (btree, hash, gin … and those extensions add).
 SELECT pg_catalog.version() AS version,
        pg_catalog.current_setting('server_version_num')::int AS version_num,
        pg_catalog.current_database() AS database,
@@ -29,7 +30,8 @@ SELECT pg_catalog.version() AS version,
        (SELECT d.stats_reset FROM pg_catalog.pg_stat_database d
         WHERE d.datname = pg_catalog.current_database()) AS stats_reset,
        (SELECT coalesce(pg_catalog.json_object_agg(e.extname, e.extversion), '{}')
-        FROM pg_catalog.pg_extension e) AS extensions
+        FROM pg_catalog.pg_extension e) AS extensions,
+       ARRAY(SELECT a.amname::text FROM pg_catalog.pg_am a WHERE a.amtype = 'i' ORDER BY 1) AS index_methods
 """
 
 RELATIONS = f"""

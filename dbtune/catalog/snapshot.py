@@ -117,6 +117,7 @@ def _server(r: dict[str, Any]) -> Server:
         current_user=r["current_user"], is_superuser=bool(r["is_superuser"]),
         member_of=frozenset(r["member_of"] or ()), now=r["now"], postmaster_start=r["postmaster_start"],
         stats_reset=r["stats_reset"], extensions=dict(r["extensions"] or {}),
+        index_methods=frozenset(r["index_methods"] or ()),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dbtune.checks.matching import check_columns_exist, parse_columns, satisfies
 from dbtune.checks.runner import CheckContext
 from dbtune.config.model import ExpectedIndex
+from dbtune.errors import ConfigError
 from dbtune.migrate.changes import create_index, index_name
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
@@ -32,6 +33,10 @@ def expectation_findings(ctx: CheckContext, section: str, unique: bool) -> Itera
         key = f"expect.{section}[{n}]"
         wants_unique = unique or expect.unique
         table = ctx.resolve_table(expect.table, f"{key}.table")
+        methods = ctx.snapshot.server.index_methods
+        if expect.method not in methods:
+            raise ConfigError(f"{key}.method: {expect.method!r} is not an index access method of this server "
+                              f"(it has {', '.join(sorted(methods))})")
         check_columns_exist(expect, table, key)
         indexes = [ix for ix in ctx.snapshot.indexes_on(table.oid) if ix.parent_index_oid is None]
         if any(satisfies(expect, ix, unique=wants_unique, key=key) for ix in indexes):
@@ -54,7 +59,9 @@ def expectation_findings(ctx: CheckContext, section: str, unique: bool) -> Itera
                     "table_reltuples": max(table.reltuples, 0), "invalid_matches": invalid}
         yield ctx.finding(
             table.qualified_name, message, evidence=evidence,
-            changes=create_index(ctx.snapshot, table, name, [c.sql for c in parsed], unique=wants_unique,
+            # The config's columns as PostgreSQL's grammar printed them back (see ExpectedIndex), with their
+            # operator classes and collations.
+            changes=create_index(ctx.snapshot, table, name, list(expect.columns), unique=wants_unique,
                                  method=expect.method, include=[quote_ident(c) for c in expect.include],
                                  where=expect.where),
         )

@@ -180,16 +180,14 @@ def satisfies(expect: ExpectedIndex, index: Index, *, unique: bool, key: str) ->
 def check_columns_exist(expect: ExpectedIndex, table: Relation, key: str) -> None:
     """Raise :class:`ConfigError` when a plain column named by ``expect`` is not in ``table``."""
     for col in parse_columns(expect.columns, key):
-        name = col.text.strip('"').replace('""', '"') if col.text.startswith('"') else col.text
-        if _is_plain_column(col.text) and table.column_by_name(name) is None:
+        if col.expression:
+            continue
+        name = col.text[1:-1].replace('""', '"') if col.text.startswith('"') else col.text
+        if table.column_by_name(name) is None:
             raise ConfigError(f"{key}: column {name!r} does not exist in table {table.qualified_name}")
     for name in expect.include:
         if table.column_by_name(name) is None:
             raise ConfigError(f"{key}: column {name!r} does not exist in table {table.qualified_name}")
-
-
-def _is_plain_column(text: str) -> bool:
-    return "(" not in text and " " not in text.strip('"')
 
 
 def covers_leading(index: Index, attnums: tuple[int, ...]) -> bool:

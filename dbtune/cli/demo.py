@@ -1,8 +1,10 @@
 """``dbtune demo``: the guide's application on an embedded PostgreSQL, and the whole loop on it: audit,
-generate the migration, lint it, benchmark before, apply, benchmark after, compare."""
+generate the migration, lint it, benchmark before, apply, benchmark after, compare, audit again (what the
+migration left, and why). Each stage's result is printed as the stage ends."""
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ import typer
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.cli.common import echo, note
-from dbtune.cli.loop import print_loop
+from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
@@ -23,7 +25,8 @@ from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format, render
 from dbtune.samples import guide_file, samples_dir
 
-STAGES = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare"]
+STAGES = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
+          "audit after the migration"]
 
 
 def demo_command(
@@ -43,7 +46,7 @@ def demo_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
-    lint and apply the fixes and benchmark the queries before and after."""
+    lint and apply the fixes, benchmark the queries before and after, and audit again."""
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)
@@ -74,20 +77,22 @@ def demo_command(
             report = audit(settings, config, config_path=config_path)
             echo(render(report, format), nl=False)
         else:
+            printer = LoopPrinter(format)
             with tempfile.TemporaryDirectory(prefix="dbtune-demo-") as tmp:
                 result = run_loop(
                     settings, config, load_workload(guide_file("workload.sql")), Path(tmp) / "migrations",
                     bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True),
                     apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
-                    progress=lambda m: note("      " + m, quiet))
-                print_loop(result, format)
+                    progress=lambda m: note("      " + m, quiet), observer=printer)
+                printer.finish(result)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()
             kept = True
-            note(f"the demo server is running: dbtune audit --dsn '{demo.dsn}'\n"
-                 "stop it with: dbtune demo --stop", quiet)
+            note(f"the demo server is running: dbtune audit --dsn {shlex.quote(demo.dsn)} "
+                 f"--config {shlex.quote(str(config_path))}", quiet)
+            note("stop it with: dbtune demo --stop", quiet)
     finally:
         if not kept:
             demo.destroy()

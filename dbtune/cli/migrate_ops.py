@@ -85,7 +85,8 @@ def apply_command(
     from dbtune.migrate.api import apply, downgrade, status
     from dbtune.migrate.runtime import ApplyOptions
 
-    _, _, settings = _settings(dsn, config)
+    cfg, _, settings = _settings(dsn, config)
+    version_table = cfg.migrate.version_table
     try:
         options = ApplyOptions(lock_timeout_ms=parse_timeout_ms(lock_timeout),
                                statement_timeout_ms=parse_timeout_ms(statement_timeout), retries=retries,
@@ -96,9 +97,9 @@ def apply_command(
         raise UsageError(f"--lock-timeout/--statement-timeout: {exc}") from None
     if downgrade_to is not None:
         note(f"{'dry run: ' if dry_run else ''}downgrading {directory} to {downgrade_to}", quiet)
-        downgrade(directory, settings, downgrade_to, options)
+        downgrade(directory, settings, downgrade_to, options, version_table=version_table)
         return
-    revisions = status(directory, settings)
+    revisions = status(directory, settings, version_table=version_table)
     pending = [s.revision for s in revisions if not s.applied]
     if not pending:
         applied_ones = [s.revision for s in revisions]
@@ -109,7 +110,7 @@ def apply_command(
         return
     note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}: pending "
          f"{', '.join(pending)}", quiet)
-    applied = apply(directory, settings, options, target)
+    applied = apply(directory, settings, options, target, version_table=version_table)
     if not dry_run:
         note(f"applied {len(applied)} revision(s)" + (f": {', '.join(applied)}" if applied else ""), quiet)
 
@@ -123,8 +124,9 @@ def status_command(
     """Show applied and pending revisions."""
     from dbtune.migrate.api import status
 
-    _, _, settings = _settings(dsn, config)
-    rows = [(s.revision, "applied" if s.applied else "pending", s.message) for s in status(directory, settings)]
+    cfg, _, settings = _settings(dsn, config)
+    rows = [(s.revision, "applied" if s.applied else "pending", s.message)
+            for s in status(directory, settings, version_table=cfg.migrate.version_table)]
     echo(tabulate(rows, headers=["revision", "state", "message"]) if rows else "no revisions")
 
 

@@ -10,7 +10,7 @@ import typer
 
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
 from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
-from dbtune.cli.loop import print_loop
+from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import describe
 from dbtune.errors import UsageError
@@ -54,8 +54,9 @@ def tune_command(
             raise UsageError("dbtune tune changes the database: confirm with --yes when not on a terminal")
         return typer.confirm("Apply these changes?", default=False, err=True)
 
+    printer = LoopPrinter(format)
     result = run_loop(settings, cfg, queries, directory, bench=BenchOptions(iterations=iterations),
                       apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
                       confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
-                      progress=lambda m: note("   " + m, quiet))
-    print_loop(result, format)
+                      progress=lambda m: note("   " + m, quiet), observer=printer)
+    printer.finish(result)

@@ -51,6 +51,8 @@ def plain_message(error: Mapping[str, Any]) -> str:
     got = f", got {_shown(value)}" if isinstance(value, str | int | float | bool) else ""
     if kind == "missing":
         return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}{got}"
     if kind in _BOUNDS:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from dbtune.pgsql import constraint_text, parse_constraint_definition, parse_expression, parse_index_column, render
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
@@ -82,6 +84,23 @@ class AuditConfig(_Strict):
     plan_queries: int = Field(default=20, ge=0)
 
 
+class MigrateConfig(_Strict):
+    """``[migrate]``. ``version_table``: the table in which ``dbtune migrate`` (and a plain ``alembic
+    upgrade`` through dbtune's ``env.py``) records the applied revisions, created by Alembic in the first
+    schema of the ``search_path``. It is dbtune's own, so an application that migrates the same database
+    with Alembic keeps its ``alembic_version`` to itself. A table name (unquoted, at most 63 bytes:
+    https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS)."""
+
+    version_table: str = "dbtune_version"
+
+    @field_validator("version_table")
+    @classmethod
+    def _a_table_name(cls, value: str) -> str:
+        if not value or "\x00" in value or len(value.encode()) > 63:
+            raise ValueError(f"{value!r} is not a table name (1 to 63 bytes, no NUL), such as \"dbtune_version\"")
+        return value
+
+
 class PoolConfig(_Strict):
     """An application connection pool (node-postgres, Prisma, HikariCP …), per application instance."""
 
@@ -130,6 +149,38 @@ class ExpectedIndex(_Strict):
     unique: bool = False
     reason: str | None = None
 
+    # These values end up in generated DDL: each is parsed as exactly what it should be (one key column,
+    # one expression, one access-method name) and kept as PostgreSQL's grammar prints it back, so nothing
+    # else ("; DROP TABLE …") can ride along. The server's own list of methods is checked at audit time.
+
+    @field_validator("columns")
+    @classmethod
+    def _one_key_column_each(cls, columns: list[str]) -> list[str]:
+        out = []
+        for n, text in enumerate(columns):
+            try:
+                out.append(render(parse_index_column(text)))
+            except ValueError as exc:
+                raise ValueError(f"columns[{n}] {text!r} is not one index column: {exc}") from None
+        return out
+
+    @field_validator("where")
+    @classmethod
+    def _one_expression(cls, where: str | None) -> str | None:
+        if where is None:
+            return None
+        try:
+            return render(parse_expression(where))
+        except ValueError as exc:
+            raise ValueError(f"{where!r} is not one SQL expression: {exc}") from None
+
+    @field_validator("method")
+    @classmethod
+    def _method_name(cls, method: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", method):
+            raise ValueError(f"{method!r} is not an index access method name (btree, hash, gin, gist, brin …)")
+        return method.lower()
+
 
 class ExpectedConstraint(_Strict):
     """A foreign key or check constraint the team expects, written as in ``ALTER TABLE … ADD CONSTRAINT``:
@@ -140,6 +191,14 @@ class ExpectedConstraint(_Strict):
     table: str
     definition: str
     reason: str | None = None
+
+    @field_validator("definition")
+    @classmethod
+    def _one_constraint(cls, definition: str) -> str:
+        try:
+            return constraint_text(parse_constraint_definition(definition))
+        except ValueError as exc:
+            raise ValueError(f"{definition!r} is not one constraint definition: {exc}") from None
 
 
 class ExpectConfig(_Strict):
@@ -170,6 +229,7 @@ class Config(_Strict):
     profile: Profile | None = None
     database: DatabaseConfig = DatabaseConfig()
     audit: AuditConfig = AuditConfig()
+    migrate: MigrateConfig = MigrateConfig()
     pool: list[PoolConfig] = []
     pgbouncer: PgBouncerConfig | None = None
     isolation: IsolationConfig = IsolationConfig()

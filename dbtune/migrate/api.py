@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dbtune import __version__
+from dbtune.config.model import MigrateConfig
 from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import DbtuneError, UsageError
-from dbtune.migrate.env import engine_for
+from dbtune.migrate.env import engine_for, recorded_heads
 from dbtune.migrate.plan import MigrationPlan, plan_migration
-
-__all__ = ["apply", "downgrade", "findings_from_report", "generate", "plan_migration", "status"]
+from dbtune.migrate.report_input import findings_from_report
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
-from dbtune.model import Change, Finding, Severity
-from dbtune.report.model import REPORT_VERSION
+from dbtune.model import Finding
 
+__all__ = ["DEFAULT_VERSION_TABLE", "apply", "downgrade", "findings_from_report", "generate", "plan_migration",
+           "status"]
 
-def findings_from_report(path: Path) -> list[Finding]:
-    """The findings of a JSON report written by ``dbtune audit --format json``.
-
-    Raises :class:`UsageError` when the file is missing, not JSON, not a dbtune report, or was written by
-    another dbtune version (its fix SQL may differ from what this version generates).
-    """
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"--from {path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--from {path}: not a JSON report: {exc}") from None
-    if not isinstance(data, dict) or "report_version" not in data or "findings" not in data:
-        raise UsageError(f"--from {path}: not a dbtune audit report")
-    if data["report_version"] != REPORT_VERSION or data.get("dbtune_version") != __version__:
-        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')} (report_version "
-                         f"{data['report_version']}); this is dbtune {__version__} (report_version "
-                         f"{REPORT_VERSION}): audit again with this version")
-    try:
-        return [Finding(check_id=f["check_id"], check_name=f["check_name"], severity=Severity(f["severity"]),
-                        object=f["object"], message=f["message"], evidence=f.get("evidence", {}),
-                        changes=tuple(Change.from_json(c) for c in f["fix"]["changes"]))
-                for f in data["findings"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"--from {path}: malformed finding: {exc}") from None
+DEFAULT_VERSION_TABLE = MigrateConfig().version_table
 
 
 @dataclass(frozen=True)
@@ -74,16 +50,25 @@ class RevisionStatus:
     path: str
 
 
-def status(directory: Path, settings: ConnectionSettings) -> list[RevisionStatus]:
-    """Every revision, oldest first, and whether the target database has it applied."""
-    from alembic.migration import MigrationContext
+def status(directory: Path, settings: ConnectionSettings, *,
+           version_table: str = DEFAULT_VERSION_TABLE) -> list[RevisionStatus]:
+    """Every revision in ``directory``, oldest first, and whether ``version_table`` on the target records it
+    as applied. Only ``version_table`` is read: an application's own ``alembic_version`` is not dbtune's.
 
+    Raises :class:`UsageError` when ``version_table`` records a revision that ``directory`` does not hold,
+    :class:`~dbtune.errors.ConnectionFailed` when the target cannot be reached.
+    """
     script = script_directory(directory)
     conn = connect(settings)
     conn.close()  # fail early with dbtune's own connection error
     engine = engine_for(settings)
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        current = recorded_heads(connection, version_table)
+    known = {r.revision for r in script.walk_revisions()}
+    for head in current:
+        if head not in known:
+            raise UsageError(f"{version_table} on the target records revision {head!r}, which --dir {directory} "
+                             "does not hold (another migrations directory, or a revision file removed)")
     applied: set[str] = set()
     for head in current:
         applied.update(r.revision for r in script.iterate_revisions(head, "base"))
@@ -92,30 +77,35 @@ def status(directory: Path, settings: ConnectionSettings) -> list[RevisionStatus
 
 
 def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions | None = None,
-          target: str = "head") -> list[str]:
-    """Apply the pending revisions up to ``target`` (``options.dry_run``: only report each step).
+          target: str = "head", *, version_table: str = DEFAULT_VERSION_TABLE) -> list[str]:
+    """Apply the pending revisions up to ``target`` (``options.dry_run``: only report each step), recording
+    them in ``version_table``.
 
     Returns the revisions applied. Raises :class:`~dbtune.migrate.runtime.ApplyError` when a step fails,
-    :class:`~dbtune.migrate.env.ApplyInProgress` when another applier runs.
+    :class:`~dbtune.migrate.env.ApplyInProgress` when another applier runs, :class:`UsageError` as
+    :func:`status` does.
     """
     from alembic import command
 
     options = options or ApplyOptions()
-    before = {s.revision for s in status(directory, settings) if s.applied}
-    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run)
+    before = {s.revision for s in status(directory, settings, version_table=version_table) if s.applied}
+    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
+                         dbtune_version_table=version_table)
     _run(command.upgrade, cfg, target)
-    after = status(directory, settings)
+    after = status(directory, settings, version_table=version_table)
     return [s.revision for s in after if s.applied and s.revision not in before]
 
 
 def downgrade(directory: Path, settings: ConnectionSettings, target: str,
-              options: ApplyOptions | None = None) -> None:
-    """Undo revisions down to ``target`` (``base`` for all), each step under the same safety rules."""
+              options: ApplyOptions | None = None, *, version_table: str = DEFAULT_VERSION_TABLE) -> None:
+    """Undo revisions down to ``target`` (``base`` for all), each step under the same safety rules.
+    Raises what :func:`apply` raises."""
     from alembic import command
 
     options = options or ApplyOptions()
-    script_directory(directory)
-    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run)
+    status(directory, settings, version_table=version_table)
+    cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
+                         dbtune_version_table=version_table)
     _run(command.downgrade, cfg, target)
 
 

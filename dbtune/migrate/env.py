@@ -3,6 +3,11 @@
 The target comes from dbtune's own connection settings: those ``dbtune migrate`` put in the Alembic config's
 ``attributes["dbtune_settings"]``, else ``DATABASE_URL`` or libpq's defaults, exactly as ``dbtune audit``
 resolves them. A session advisory lock makes sure two appliers never run at once.
+
+Revisions are recorded in dbtune's own version table (``[migrate] version_table``, ``dbtune_version`` by
+default), never in the ``alembic_version`` of an application that migrates the same database with Alembic:
+the table comes from ``attributes["dbtune_version_table"]``, else from the dbtune config found from the
+working directory (so a plain ``alembic upgrade`` run in the project uses the same table).
 See https://alembic.sqlalchemy.org/en/latest/api/runtime.html.
 """
 
@@ -32,6 +37,25 @@ def settings_of(config: Any) -> ConnectionSettings:
     return found if isinstance(found, ConnectionSettings) else resolve(None)
 
 
+def version_table_of(config: Any) -> str:
+    """The version table of this run: the one ``dbtune migrate`` chose, else ``[migrate] version_table`` of
+    the dbtune config found from the working directory. Raises :class:`~dbtune.errors.ConfigError`."""
+    found = config.attributes.get("dbtune_version_table") if config is not None else None
+    if isinstance(found, str):
+        return found
+    from dbtune.config import load_config
+
+    return load_config(None)[0].migrate.version_table
+
+
+def recorded_heads(connection: Any, version_table: str) -> tuple[str, ...]:
+    """The revisions ``version_table`` records on ``connection`` (empty when the table does not exist)."""
+    from alembic.migration import MigrationContext
+
+    return tuple(MigrationContext.configure(connection, opts={"version_table": version_table})
+                 .get_current_heads())
+
+
 def engine_for(settings: ConnectionSettings) -> Any:
     """A SQLAlchemy engine whose connections come from :func:`dbtune.db.connect.connect`."""
     from sqlalchemy import create_engine
@@ -43,8 +67,10 @@ def engine_for(settings: ConnectionSettings) -> Any:
 def run_env(context: Any) -> None:
     """Run migrations online (or render them offline with ``alembic upgrade --sql``)."""
     config = context.config
+    version_table = version_table_of(config)
     if context.is_offline_mode():
-        context.configure(url="postgresql+psycopg://", literal_binds=True, transaction_per_migration=True)
+        context.configure(url="postgresql+psycopg://", literal_binds=True, transaction_per_migration=True,
+                          version_table=version_table)
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -62,7 +88,8 @@ def run_env(context: Any) -> None:
         dry_run = bool(config.attributes.get("dbtune_dry_run"))
         try:
             # A dry run executes nothing (the runtime only reports) and rolls back the version stamps.
-            context.configure(connection=connection, transaction_per_migration=not dry_run)
+            context.configure(connection=connection, transaction_per_migration=not dry_run,
+                              version_table=version_table)
             try:
                 with context.begin_transaction():
                     context.run_migrations()

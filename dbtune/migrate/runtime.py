@@ -141,13 +141,36 @@ def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: C
             delay = min(delay * 2, opts.max_backoff_s)
 
 
+def _autocommit_block(op: Any) -> Any:
+    """Alembic's ``autocommit_block()``, which ends the migration's transaction so that the step runs outside
+    any; refused with :class:`~dbtune.migrate.runtime_errors.InsideCallersTransaction` when the connection
+    is in a transaction that the caller opened (an application's ``env.py`` that runs Alembic under its own
+    ``with engine.begin()``): Alembic cannot end that one, and would fail on a bare assertion."""
+    context = op.get_context()
+    connection = context.connection
+    owned = getattr(context, "_transaction", ())  # Alembic's own transaction, None when it opened none
+    if not context.as_sql and connection is not None and connection.in_transaction() and owned is None:
+        from dbtune.migrate.runtime_errors import InsideCallersTransaction
+
+        where = context.config.get_main_option("script_location") if context.config is not None else None
+        raise InsideCallersTransaction(
+            "dbtune's revision steps run outside any transaction (CREATE INDEX CONCURRENTLY cannot run inside "
+            "a transaction block), but this Alembic run is inside a transaction that its caller opened (an "
+            "env.py that configures a connection already in a transaction, such as one under `with "
+            "engine.begin()`): apply the revision with `dbtune migrate apply"
+            + (f" --dir {where}" if where else "") + "`, or from an env.py that passes a connection with no "
+            "transaction open to context.configure(..., transaction_per_migration=True) and runs the "
+            "migrations in `with context.begin_transaction():`")
+    return context.autocommit_block()
+
+
 def run_step(op: Any, sql: str, table: str | None = None) -> None:
     """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries."""
     opts = options(op)
     if opts.dry_run:
         opts.report(f"  would run ({_lock_of(sql)} lock{_size(op.get_bind(), table)}): {_one_line(sql)}")
         return
-    with op.get_context().autocommit_block():
+    with _autocommit_block(op):
         _execute(op, sql, table, opts)
 
 
@@ -201,7 +224,7 @@ def build_index(op: Any, index: str, sql: str) -> None:
             opts.report(f"    dropping INVALID index {index} left by an earlier build")
             conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
 
-    with op.get_context().autocommit_block():
+    with _autocommit_block(op):
         state = _index_state(conn, index)
         if state is not None and state[0]:
             if same_index_definition(sql, state[1]):

@@ -16,13 +16,61 @@ from pglast.parser import ParseError, scan
 
 from dbtune.migrate.statements import RawStatement
 
-_META_COMMAND = re.compile(r"^[ \t]*\\.*$", re.MULTILINE)
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
 
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+
+
 def blank_meta_commands(text: str) -> str:
-    """``text`` with every psql meta-command line replaced by spaces (offsets and lines unchanged)."""
-    return _META_COMMAND.sub(lambda m: " " * len(m.group(0)), text)
+    """``text`` with every psql meta-command (a backslash outside quotes, identifiers, dollar-quoted
+    strings and comments, to the end of its line) replaced by spaces; offsets and lines unchanged.
+
+    A backslash inside ``"a<newline>\\b"`` or ``'…'`` is part of a name or a string, as psql's own lexer
+    reads it (https://www.postgresql.org/docs/current/app-psql.html#APP-PSQL-META-COMMANDS)."""
+    out = list(text)
+    i, n, depth = 0, len(text), 0
+    while i < n:
+        ch = text[i]
+        if ch == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch == "/" and text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif ch in "'\"":
+            escapes = ch == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
+                                                                                   or text[i - 2] == "_"))
+            i += 1
+            while i < n:
+                if escapes and text[i] == "\\":
+                    i += 2
+                elif text[i] == ch:
+                    if text.startswith(ch * 2, i):
+                        i += 2
+                    else:
+                        break
+                else:
+                    i += 1
+            i += 1
+        elif ch == "$" and (m := _DOLLAR_TAG.match(text, i)) and not (i > 0 and (text[i - 1].isalnum()
+                                                                                  or text[i - 1] == "_")):
+            end = text.find(m.group(0), m.end())
+            i = n if end < 0 else end + len(m.group(0))
+        elif ch == "\\":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out[i:end] = " " * (end - i)
+            i = end
+        else:
+            i += 1
+    return "".join(out)
 
 
 def _line(text: str, offset: int) -> int:

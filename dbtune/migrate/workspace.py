@@ -72,8 +72,26 @@ def script_directory(directory: Path) -> Any:
     return script
 
 
-def _slug(message: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40]
+SLUG_LENGTH = 60
+
+
+def slug(message: str) -> str:
+    """The file-name part of a migration's title: its words in lower case joined by ``_``, cut after the
+    last whole word that fits in :data:`SLUG_LENGTH` characters (a first word longer than that is cut)."""
+    words = re.findall(r"[a-z0-9]+", message.lower())
+    out = ""
+    for word in words:
+        joined = f"{out}_{word}" if out else word
+        if len(joined) > SLUG_LENGTH:
+            return out or word[:SLUG_LENGTH]
+        out = joined
+    return out
+
+
+def file_stem(revision: str, message: str) -> str:
+    """``<revision>_<slug of message>``, or the revision alone when the message has no word."""
+    words = slug(message)
+    return f"{revision}_{words}" if words else revision
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,7 @@ class Generated:
 def write_sql(plan: MigrationPlan, directory: Path, *, version: str, message: str) -> Generated:
     """Write ``<digest>_<slug>.sql`` and ``….down.sql``; nothing when the same plan was written before."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{plan.digest()}_{_slug(message)}"
+    stem = file_stem(plan.digest(), message)
     up_path, down_path = directory / f"{stem}.sql", directory / f"{stem}.down.sql"
     if up_path.exists():
         return Generated((up_path, down_path), plan.digest(), False)
@@ -118,7 +136,10 @@ def write_revision(plan: MigrationPlan, directory: Path, *, message: str) -> Gen
                                                downgrades=indent(downgrades))
     except Exception as exc:  # noqa: BLE001
         raise DbtuneError(f"--dir {directory}: Alembic could not write the revision: {exc}") from None
-    path = Path(created.path)
-    text = path.read_text()
-    path.write_text(re.sub(r"[ \t]+\n", "\n", text))  # no trailing blanks in the generated file
+    written = Path(created.path)
+    # Named as the SQL files are: Alembic cuts its slug at 40 characters, mid-title.
+    path = written.with_name(f"{file_stem(rev_id, message)}.py")
+    path.write_text(re.sub(r"[ \t]+\n", "\n", written.read_text()))  # no trailing blanks in the generated file
+    if path != written:
+        written.unlink()
     return Generated((path,), rev_id, True)

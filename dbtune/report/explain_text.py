@@ -8,7 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from dbtune.escape import one_line, printable
+from dbtune.escape import display_sql, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
@@ -123,7 +123,7 @@ def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
         lines += textwrap.wrap(one_line(f.message), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
                                break_on_hyphens=False)
         for change in f.changes:
-            lines.append(" " * 11 + f"fix: {change.up}")
+            lines.append(" " * 11 + f"fix: {display_sql(change.up)}")
     return lines
 
 
@@ -131,7 +131,7 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     q = entry.explained
     title = f"── {number}/{total} {one_line(q.label)} "
     lines = ["", title + "─" * max(3, WIDTH - len(title))]
-    sql = [line for line in q.query.sql.strip().splitlines() if line.strip()]
+    sql = [line for line in display_sql(q.query.sql.strip()).split("\n") if line.strip()]
     for line in sql[:SQL_LINES]:
         lines.append("  " + _clip(line.rstrip(), WIDTH - 2))
     if len(sql) > SQL_LINES:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from dbtune.escape import one_line, sql_comment
+from dbtune.escape import display_sql, one_line, sql_comment
 
 if TYPE_CHECKING:
     from dbtune.migrate.lint import LintFinding, LintResult
@@ -56,7 +56,7 @@ def render_lint_text(result: LintResult) -> str:
         lines += ["", "FIX SQL"]
         for n, f in fixes:
             lines.append(sql_comment(f"#{n} {f.rule} {f.location}"))
-            lines += [c.up for c in f.changes]
+            lines += [display_sql(c.up) for c in f.changes]
     if result.notes:
         lines += ["", "NOTES"] + [one_line(f"- {n}") for n in result.notes]
     return "\n".join(lines) + "\n"

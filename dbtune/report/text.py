@@ -8,7 +8,7 @@ import sys
 
 from tabulate import tabulate
 
-from dbtune.escape import one_line, printable, sql_comment
+from dbtune.escape import display_sql, one_line, printable, sql_comment
 from dbtune.model import Severity
 from dbtune.report.model import Report
 
@@ -48,7 +48,7 @@ def render_text(report: Report) -> str:
         lines += ["", "FIX SQL"]
         for n, f in fixes:
             lines.append(sql_comment(f"#{n} {f.check_name} {f.object}"))
-            lines += [c.up for c in f.changes]
+            lines += [display_sql(c.up) for c in f.changes]
     if report.skipped:
         lines += ["", "SKIPPED"]
         for s in report.skipped:

@@ -1,0 +1,124 @@
+"""``dbtune demo`` on its own embedded server, run as a user runs it: each stage's output appears when the
+stage runs, the demo ends with an audit after the migration that says what is left and why, the
+``--keep`` hint is a command that works as printed, and generated file names keep whole words."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_runner import CLI, _clean_env
+from conftest import TestDatabase
+from test_migrate import load_guide
+
+from dbtune.samples import samples_dir
+
+
+def dbtune(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m dbtune ARGS`` with stderr merged into stdout, as a terminal shows them (so the order
+    of progress lines and results is what a user sees), and no PG*/DBTUNE_*/DATABASE_URL variables."""
+    return subprocess.run([sys.executable, "-m", "dbtune", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=cwd, env={**_clean_env(), **(env or {})},
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One whole demo on a small data set (the loop is the same at every scale)."""
+    cwd = tmp_path_factory.mktemp("demo")
+    run = dbtune("demo", "--scale", "0.02", "--iterations", "5", "--bench-iterations", "3", cwd=cwd,
+                 env={"XDG_STATE_HOME": str(cwd / "state")})
+    assert run.returncode == 0, run.stdout[-3000:]
+    return run.stdout
+
+
+def _position(out: str, marker: str) -> int:
+    """Where ``marker`` starts a line of ``out``; fails the test when no line does."""
+    found = re.search(rf"^{re.escape(marker)}", out, re.MULTILINE)
+    assert found is not None, f"no line starts with {marker!r}:\n{out[-3000:]}"
+    return found.start()
+
+
+def test_each_stage_prints_its_result_when_it_runs(demo_run: str) -> None:
+    """The audit report comes after "[4/11] audit" and before "[5/11] generate", not after the benchmarks;
+    likewise the migration, the lint verdict, the revisions applied, the comparison and the last audit."""
+    out = demo_run
+    stages = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
+              "audit after the migration"]
+    results = {"audit": "dbtune audit of ", "generate": "MIGRATION (", "lint": "LINT: ", "apply": "APPLIED: ",
+               "compare": "BEFORE / AFTER", "audit after the migration": "AUDIT AFTER THE MIGRATION of "}
+    starts = [_position(out, f"[{n}/11] {name}") for n, name in enumerate(stages, start=4)]
+    ends = [*starts[1:], _position(out, "demo finished in ")]
+    for name, start, end in zip(stages, starts, ends, strict=True):
+        if name in results:
+            assert start < _position(out, results[name]) < end, (name, out[start:end][:2000])
+
+
+def test_the_demo_ends_with_what_the_migration_left_and_why(demo_run: str) -> None:
+    """The audit after the migration counts what it fixed and lists what is left: the connection budget
+    (a pool setting, no SQL fix) and the application role's timeouts (a role setting, not a schema
+    change, with its ALTER ROLE fix), each with the reason."""
+    after = demo_run[_position(demo_run, "AUDIT AFTER THE MIGRATION of "):_position(demo_run, "demo finished in ")]
+    fixed = re.search(r"^fixed by the migration: (\d+) finding\(s\) \((.*)\)$", after, re.MULTILINE)
+    assert fixed is not None, after
+    assert "expected-index-missing 7" in fixed.group(2) and "expected-unique-missing 2" in fixed.group(2)
+    assert re.search(r"^left: \d+ warning\(s\) and error\(s\), and why the migration did not fix them", after,
+                     re.MULTILINE), after
+    flat = " ".join(after.split())
+    assert ("error connection-budget guide: the pools can open 250 connections but the server accepts" in flat)
+    assert ("why: No SQL fix is generated: the change belongs in the application's pool settings or "
+            "PgBouncer's config" in flat)
+    assert ("warning timeout-unset app: statement_timeout, lock_timeout, idle_in_transaction_session_timeout "
+            "are 0 (no limit) for role app in database guide" in flat)
+    assert "why: a setting for new sessions (ALTER ROLE … SET), not a schema change" in flat
+    assert "fix: ALTER ROLE app IN DATABASE guide SET statement_timeout TO '30s';" in flat
+    # What the migration fixed is not listed as left, and no database-wide timeout is proposed.
+    assert "expected-index-missing" not in after.split("left:", 1)[1]
+    assert "ALTER DATABASE" not in demo_run
+
+
+def test_the_demo_names_its_revision_in_whole_words(demo_run: str) -> None:
+    migration = demo_run[_position(demo_run, "MIGRATION ("):_position(demo_run, "LINT: ")]
+    assert re.search(r"^  [0-9a-f]{12}_dbtune_recommended_indexes_and_constraints\.py$", migration,
+                     re.MULTILINE), migration
+
+
+def test_keep_hint_is_a_command_that_audits_with_the_demos_config(tmp_path: Path) -> None:
+    """``--keep`` prints ``dbtune audit --dsn … --config …`` naming the profile the demo audited against;
+    run as printed, it audits the kept server with that profile."""
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    run = dbtune("demo", "--keep", "--audit-only", "--profile", "staging", "--scale", "0.01", "--iterations", "2",
+                 cwd=tmp_path, env=env)
+    try:
+        assert run.returncode == 0, run.stdout[-3000:]
+        hint = re.search(r"^the demo server is running: (dbtune audit .*)$", run.stdout, re.MULTILINE)
+        assert hint is not None, run.stdout[-2000:]
+        args = shlex.split(hint.group(1))
+        assert args[args.index("--config") + 1] == str(samples_dir() / "staging.toml")
+        audited = dbtune(*args[1:], "--fail-on", "never", cwd=tmp_path, env=env)
+        assert audited.returncode == 0, audited.stdout[-2000:]
+        assert audited.stdout.splitlines()[0].endswith("— profile staging"), audited.stdout[:500]
+    finally:
+        stopped = dbtune("demo", "--stop", cwd=tmp_path, env=env)
+    assert stopped.returncode == 0 and "stopped the demo server in" in stopped.stdout
+    assert re.search(r"^stop it with: dbtune demo --stop$", run.stdout, re.MULTILINE), run.stdout[-500:]
+
+
+def test_generated_file_names_end_on_a_whole_word(db18: TestDatabase, cli: CLI, tmp_path: Path) -> None:
+    """A long ``--message`` is cut after its last whole word that fits, the same way in the SQL files and
+    in the Alembic revision (Alembic alone cuts at 40 characters)."""
+    load_guide(db18)
+    message = "Indexes for the retailer dashboard and the webhook deduplication service, reviewed by the DBA team"
+    config = str(samples_dir() / "production.toml")
+    for fmt, folder in (("sql", tmp_path / "sql"), ("alembic", tmp_path / "alembic")):
+        run = cli("migrate", "generate", "--dsn", db18.dsn, "--config", config, "--format", fmt, "--dir",
+                  str(folder), "--message", message)
+        assert run.code == 0, run
+    names = [p.name for p in (tmp_path / "sql").glob("*.sql")] + [p.name for p in
+                                                                  (tmp_path / "alembic" / "versions").glob("*.py")]
+    stems = {re.sub(r"(\.down)?\.(sql|py)$", "", name).split("_", 1)[1] for name in names}
+    assert len(names) == 3 and stems == {"indexes_for_the_retailer_dashboard_and_the_webhook"}, names
