@@ -2,7 +2,9 @@
 
 When a workload is available (pg_stat_statements created in the database, or a workload file) the plans
 of its queries are checked too (:func:`dbtune.plans.audit_plans`): planned, never run, in a read-only
-session of their own after the snapshot's transaction.
+session of their own after the snapshot's transaction. Every unique index a finding proposes to build is
+checked for duplicate keys (:mod:`dbtune.catalog.duplicate_keys`), so that ``migrate generate`` can leave
+out a build known to fail.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from dbtune.catalog.duplicate_keys import probe_duplicate_keys
 from dbtune.catalog.snapshot import take
 from dbtune.checks import Catalogue, load_catalogue, run_checks
 from dbtune.config.model import Config
@@ -44,9 +47,10 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         if config_path is None:
             raise
         raise ConfigError(f"{config_path}: {exc}") from None
+    findings, unprobed = probe_duplicate_keys(settings, (*result.findings, *plans.findings))
     return Report(
-        target=describe(settings), server=snapshot.server, findings=(*result.findings, *plans.findings),
-        skipped=(*result.skipped, *plans.skipped), config_path=str(config_path) if config_path else None,
+        target=describe(settings), server=snapshot.server, findings=findings,
+        skipped=(*result.skipped, *plans.skipped, *unprobed), config_path=str(config_path) if config_path else None,
         profile=config.profile.name if config.profile else None,
         targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,

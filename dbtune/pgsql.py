@@ -40,7 +40,7 @@ def _only_statement(sql: str, what: str = "expression") -> ast.Node:
         raise ValueError(f"holds {len(raws)} statements; one {what} was expected")
     stmt = raws[0].stmt
     if stmt is None:
-        raise ValueError(f"holds no statement; one {what} was expected")
+        raise ValueError(f"no {what}")
     return stmt
 
 
@@ -77,9 +77,7 @@ def parse_index_column(text: str) -> ast.IndexElem:
     ``"Name" text_pattern_ops``). Raises ValueError."""
     def pick(s: Any) -> ast.Node | None:
         params = s.indexParams if isinstance(s, ast.IndexStmt) else None
-        if params is not None and len(params) == 1:
-            return params[0]
-        return None
+        return params[0] if params and len(params) == 1 else None
 
     node = parse_fragment("CREATE INDEX x ON t ({})", text, pick, what="index column")
     assert isinstance(node, ast.IndexElem)
@@ -91,7 +89,7 @@ def parse_constraint_definition(text: str) -> ast.Constraint:
     ``FOREIGN KEY (a) REFERENCES p (id)``). Raises ValueError."""
     def pick(s: Any) -> ast.Node | None:
         cmds = s.cmds if isinstance(s, ast.AlterTableStmt) else None
-        if cmds is not None and len(cmds) == 1 and isinstance(cmds[0].def_, ast.Constraint):
+        if cmds and len(cmds) == 1 and isinstance(cmds[0].def_, ast.Constraint):
             return cmds[0].def_
         return None
 

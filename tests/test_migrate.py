@@ -160,11 +160,15 @@ def test_apply_repairs_invalid_index_from_failed_build(db: TestDatabase, tmp_pat
 
 
 def test_failed_unique_build_is_reported_and_leaves_no_invalid_index(db18: TestDatabase, tmp_path: Path) -> None:
+    """Duplicate keys that arrive after the migration was generated (the audit saw none, so the build is
+    planned): apply reports the failed build and leaves no INVALID index."""
     db18.execute(INVALID_SETUP)
+    db18.execute("DELETE FROM accounts WHERE id > 50")
     settings = resolve(db18.dsn)
     config = parse_config({"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts",
                                                   "columns": ["email"]}]}})
     api.generate(list(audit(settings, config).findings), tmp_path)
+    db18.execute("INSERT INTO accounts VALUES (51, 'user1@example.com')")
     with pytest.raises(ApplyError, match="could not create unique index"):
         api.apply(tmp_path, settings, quiet())
     assert db18.query("SELECT count(*) FROM pg_class WHERE relname = 'accounts_email_key'") == [(0,)]

@@ -27,7 +27,9 @@ WHERE clause. Remove existing duplicates first, or the build fails and leaves an
 
 ## How the fix is applied safely
 `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS … WHERE …` under `SHARE UPDATE EXCLUSIVE`, outside a
-transaction block.
+transaction block. The audit counts the rows that already share a key (evidence `duplicate_keys`, and
+`duplicate_keys_query` to list them); while there are any, `dbtune migrate generate` leaves the build out
+(it would fail and leave an INVALID index) and generates the rest.
 
 ## Options
 None; the expectations are the `[[expect.unique]]` entries. A table or column that does not exist is a

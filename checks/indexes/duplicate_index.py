@@ -4,7 +4,8 @@
 Groups the valid indexes of each table by everything that defines an index: access method, key and
 INCLUDE columns, operator classes, collations, sort options, expressions, predicate and `NULLS NOT
 DISTINCT`. Every group of two or more is a finding. The index to keep is the one that backs a constraint
-(primary key, unique, exclusion), else a unique one, else the oldest; the others are the ones to drop.
+(primary key, unique, exclusion), else a unique one, else the one the team's checklist names (`name` of
+an `[[expect.index]]` or `[[expect.unique]]` entry), else the oldest; the others are the ones to drop.
 
 ## Why it matters
 A duplicate index serves no query its twin does not, yet every insert and indexed update writes both,
@@ -39,6 +40,7 @@ from collections.abc import Iterator
 
 from dbtune.catalog.model import Index
 from dbtune.checks import CheckContext, check
+from dbtune.checks.expectations import team_index_names
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
 from dbtune.units import size_pretty
@@ -50,13 +52,15 @@ def identity(ix: Index) -> tuple[object, ...]:
             ix.options, ix.expressions, ix.predicate, ix.nulls_not_distinct, ix.is_exclusion)
 
 
-def _keep_order(ix: Index) -> tuple[int, int, int, int]:
-    return (0 if ix.backs_constraint else 1, 0 if ix.is_unique else 1, 0 if ix.is_primary else 1, ix.oid)
+def _keep_order(ix: Index, team: frozenset[tuple[int, str]]) -> tuple[int, int, int, int, int]:
+    return (0 if ix.backs_constraint else 1, 0 if ix.is_unique else 1, 0 if (ix.table_oid, ix.name) in team else 1,
+            0 if ix.is_primary else 1, ix.oid)
 
 
 @check(id="IX002", name="duplicate-index", area="indexes", severity="warning", fix=True)
 def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
     tables = {r.oid: r for r in ctx.user_relations()}
+    team = team_index_names(ctx)
     groups: dict[tuple[object, ...], list[Index]] = {}
     for ix in ctx.snapshot.indexes:
         # Indexes attached to a partitioned parent index are reported once, through the parent.
@@ -65,7 +69,7 @@ def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
     for twins in groups.values():
         if len(twins) < 2:
             continue
-        keep, *drop = sorted(twins, key=_keep_order)
+        keep, *drop = sorted(twins, key=lambda ix: _keep_order(ix, team))
         table = tables[keep.table_oid]
         for ix in drop:
             changes = () if ix.backs_constraint else (drop_index(ix, table),)

@@ -21,9 +21,12 @@ CREATE UNIQUE INDEX CONCURRENTLY t_email_key ON t (email);
 Remove the cause (for a unique index, the duplicate rows), then drop and rebuild the index.
 
 ## How the fix is applied safely
-`DROP INDEX CONCURRENTLY IF EXISTS`, then `CREATE INDEX CONCURRENTLY` with the same definition, each outside
-a transaction block and under `SHARE UPDATE EXCLUSIVE`. For a partitioned index, the missing partition
-index is built concurrently and attached instead.
+`DROP INDEX CONCURRENTLY IF EXISTS`, then `CREATE INDEX CONCURRENTLY` with the same definition (without
+`IF NOT EXISTS`, which would keep the invalid index if the drop were skipped), each outside a transaction
+block and under `SHARE UPDATE EXCLUSIVE`. For a unique index the audit counts the duplicate keys
+(evidence `duplicate_keys`, and `duplicate_keys_query` to list them); while there are any, `dbtune migrate
+generate` leaves the rebuild out, since it would fail and stop the migration, and generates the rest.
+For a partitioned index, the missing partition index is built concurrently and attached instead.
 
 ## Options
 None.

@@ -5,7 +5,9 @@ Finds valid, non-unique btree indexes that back no constraint and whose key colu
 classes, collations and sort options) are the leading columns of another valid btree index on the same
 table with the same predicate, for example `(a)` beside `(a, b)`. An index with the same key and fewer
 INCLUDE columns than another is redundant too. Unique indexes are never reported: their uniqueness is a
-rule, not a speed-up, and a prefix of a unique index is the one to drop.
+rule, not a speed-up, and a prefix of a unique index is the one to drop. Nor is an index the team's
+checklist names (`name` of an `[[expect.index]]` entry): dropping it would bring back its
+`expected-index-missing` finding.
 
 ## Why it matters
 The longer index serves every lookup and ordering the shorter one serves, so the shorter one only costs
@@ -39,6 +41,7 @@ from collections.abc import Iterator
 
 from dbtune.catalog.model import Index
 from dbtune.checks import CheckContext, check
+from dbtune.checks.expectations import team_index_names
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
 from dbtune.units import size_pretty
@@ -66,9 +69,11 @@ def covered_by(short: Index, long: Index) -> bool:
 @check(id="IX003", name="redundant-index", area="indexes", severity="warning", fix=True)
 def redundant_index(ctx: CheckContext) -> Iterator[Finding]:
     tables = {r.oid: r for r in ctx.user_relations()}
+    team = team_index_names(ctx)
     for short in ctx.snapshot.indexes:
         if (short.table_oid not in tables or short.method != "btree" or short.is_unique
-                or short.backs_constraint or not short.is_valid or short.parent_index_oid is not None):
+                or short.backs_constraint or not short.is_valid or short.parent_index_oid is not None
+                or (short.table_oid, short.name) in team):
             continue
         covering = [ix for ix in ctx.snapshot.indexes_on(short.table_oid)
                     if ix.parent_index_oid is None and covered_by(short, ix)]

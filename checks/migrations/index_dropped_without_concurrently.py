@@ -3,7 +3,11 @@
 ## What it does
 Finds `DROP INDEX` without `CONCURRENTLY`, and `op.drop_index(…)` without
 `postgresql_concurrently=True` in Alembic revisions. An index the same file created on a table the same
-file created is left alone.
+file created is left alone, and so is a partitioned index that the files being linted create `ON ONLY` a
+table or attach partitions to: PostgreSQL refuses `DROP INDEX CONCURRENTLY` on a partitioned index, so a
+plain `DROP INDEX` under `lock_timeout` is the only way to drop it. A statement under a
+`-- squawk-ignore require-concurrent-index-deletion` comment is left alone too (dbtune writes one above
+the drop of a partitioned index in the down files it generates).
 
 squawk's `require-concurrent-index-deletion` reports the same statements; when both do, dbtune's
 finding carries squawk's.
@@ -23,7 +27,8 @@ DROP INDEX orders_status_idx;
 DROP INDEX CONCURRENTLY IF EXISTS orders_status_idx;
 ```
 It waits for conflicting transactions without blocking new ones, runs outside a transaction block, and
-drops one index per statement, without `CASCADE`. In Alembic: `op.drop_index(…,
+drops one index per statement, without `CASCADE`, and not on a partitioned index (drop that one plainly,
+with a short `lock_timeout`: it locks the table and its partitions briefly). In Alembic: `op.drop_index(…,
 postgresql_concurrently=True)` inside `with op.get_context().autocommit_block():`.
 
 ## How the fix is applied safely
@@ -67,7 +72,8 @@ def index_dropped_without_concurrently(ctx: LintContext) -> Iterator[Finding]:
                 and not node.concurrent):
             continue
         new = _indexes_on_new_tables(ctx, stmt)
-        names = [n for n in object_names(node) if not any(same_table(n, x) for x in new)]
+        names = [n for n in object_names(node)
+                 if not any(same_table(n, x) for x in new) and not ctx.is_partitioned_index(n)]
         if not names:
             continue
         fixes = [Change(up=pretty(render(with_changes(node, objects=(obj,), concurrent=True,

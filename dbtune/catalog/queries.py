@@ -36,13 +36,19 @@ SELECT pg_catalog.version() AS version,
 
 RELATIONS = f"""
 -- Tables, partitioned tables and materialized views outside system schemas and extensions, with their
--- size in bytes (relpages × block_size, as of the last VACUUM or ANALYZE: reading the file size would take
--- a lock, and an audit must not wait behind a migration), the planner's reltuples/relpages, their
--- partition parent, and pg_stat_all_tables counters.
+-- size in bytes (relpages × block_size, summed over the leaf partitions of a partitioned table, as of
+-- the last VACUUM or ANALYZE: reading the file size would take a lock, and an audit must not wait
+-- behind a migration), the planner's reltuples/relpages, their partition parent, and pg_stat_all_tables counters.
 SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
        c.reltuples, c.relpages, c.relispartition AS is_partition,
        inh.inhparent AS parent_oid,
-       c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
+       -- A partitioned table has no storage (relpages -1 on PostgreSQL 14+): its size is its leaves'.
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(GREATEST(pc.relpages, 0)), 0)
+                  FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class pc ON pc.oid = t.relid
+                  WHERE t.isleaf)
+            ELSE GREATEST(c.relpages, 0) END::bigint
+         * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
        s.seq_scan, s.seq_tup_read, s.idx_scan, s.n_live_tup, s.n_tup_ins, s.n_tup_upd, s.n_tup_del
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -88,7 +94,13 @@ SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid 
        pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
        pg_catalog.pg_get_indexdef(i.indexrelid) AS definition,
-       ci.relpages::bigint * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
+       -- A partitioned index has no storage either: its size is its leaf indexes'.
+       CASE WHEN ci.relkind = 'I'
+            THEN (SELECT coalesce(sum(GREATEST(pc.relpages, 0)), 0)
+                  FROM pg_catalog.pg_partition_tree(ci.oid) t JOIN pg_catalog.pg_class pc ON pc.oid = t.relid
+                  WHERE t.isleaf)
+            ELSE GREATEST(ci.relpages, 0) END::bigint
+         * pg_catalog.current_setting('block_size')::bigint AS size_bytes,
        s.idx_scan,
        con.conname AS constraint_name, con.contype AS constraint_type,
        inh.inhparent AS parent_index_oid

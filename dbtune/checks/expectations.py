@@ -71,3 +71,16 @@ def _as_valid(ix):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(ix, is_valid=True)
+
+
+def team_index_names(ctx: CheckContext) -> frozenset[tuple[int, str]]:
+    """``(table oid, index name)`` of every index the team's checklist names (``name`` of an
+    ``[[expect.index]]`` or ``[[expect.unique]]`` entry on a table that exists): between twins, the index
+    to keep."""
+    path = tuple(ctx.config.database.search_path)
+    found = set()
+    for expect in (*ctx.config.expect.index, *ctx.config.expect.unique):
+        table = ctx.snapshot.find_relation(expect.table, path)
+        if expect.name and table is not None:
+            found.add((table.oid, expect.name))
+    return frozenset(found)

@@ -30,7 +30,8 @@ def generate_command(
         "--from", help="Use the findings of a JSON report (dbtune audit --format json) instead of auditing.",
         show_default=False)] = None,
     directory: DirOption = Path("migrations"),
-    format: Annotated[str, typer.Option("--format", help="alembic (a revision) or sql (plain SQL files).")] = "alembic",
+    format: Annotated[str, typer.Option(
+        "--format", help="alembic (a revision) or sql (plain SQL files for psql).")] = "alembic",
     include_drops: Annotated[bool, typer.Option(
         "--include-drops", help="Also drop duplicate, redundant and unused indexes.")] = False,
     message: Annotated[str, typer.Option("--message", "-m", help="The revision's title.")] =
@@ -38,7 +39,7 @@ def generate_command(
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Turn findings into migrations: an Alembic revision in --dir, or plain SQL files with --format sql."""
+    """Turn findings into migrations: an Alembic revision in --dir, or plain SQL files for psql with --format sql."""
     from dbtune.audit import audit
     from dbtune.migrate.api import findings_from_report, generate
 
@@ -54,8 +55,13 @@ def generate_command(
         existing = set(report.index_names)
     result = generate(findings, directory, fmt=format, include_drops=include_drops, message=message,
                       existing_index_names=existing)
+    for left in result.plan.left_out:
+        note(f"left out: {left.check_name} {left.object}: {left.reason}; list the duplicate keys with:")
+        for line in left.query.splitlines():
+            note("  " + line)
     if result.generated is None:
-        note("nothing to generate: no finding has a schema fix", quiet)
+        note("nothing else to generate" if result.plan.left_out else
+             "nothing to generate: no finding has a schema fix", quiet)
         return
     if not result.generated.new:
         note(f"nothing new: revision {result.generated.revision} already holds these changes", quiet)

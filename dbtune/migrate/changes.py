@@ -9,6 +9,8 @@ pretty-printed with pglast, and is safe on a live database:
   a concurrent build on each partition, then ``ALTER INDEX … ATTACH PARTITION``
   (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE);
 * ``DROP INDEX CONCURRENTLY IF EXISTS``;
+* the rebuild of an INVALID index: ``DROP INDEX CONCURRENTLY IF EXISTS``, then ``CREATE INDEX
+  CONCURRENTLY`` without ``IF NOT EXISTS``;
 * ``ALTER TABLE … VALIDATE CONSTRAINT`` (``SHARE UPDATE EXCLUSIVE``);
 * ``ALTER DATABASE|ROLE … SET`` for settings.
 """
@@ -96,9 +98,10 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
     return tuple(changes)
 
 
-def _concurrent_definition(index: Index) -> str:
-    """``pg_get_indexdef`` as ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …``."""
-    return index.definition.replace(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+def _concurrent_definition(index: Index, *, if_not_exists: bool = True) -> str:
+    """``pg_get_indexdef`` as ``CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] …``."""
+    return index.definition.replace(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS " if if_not_exists
+                                    else " INDEX CONCURRENTLY ", 1)
 
 
 def drop_index(index: Index, table: Relation | None = None) -> Change:
@@ -113,11 +116,12 @@ def rebuild_index(index: Index, table: Relation) -> tuple[Change, Change]:
     """Drop an INVALID index concurrently and build it again, concurrently, from its own definition.
 
     Both changes are of kind ``rebuild_index``; the rebuild has no down step (the index's previous state,
-    invalid, is not worth restoring)."""
+    invalid, is not worth restoring). The build has no ``IF NOT EXISTS``: were the drop skipped, the build
+    must fail loudly rather than keep the invalid index."""
     drop = Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"), down=None,
                   transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes,
                   kind=ChangeKind.REBUILD_INDEX, table=table.qualified_name, index=index.qualified_name)
-    build = Change(up=pretty(_concurrent_definition(index)), down=None, transactional=False,
+    build = Change(up=pretty(_concurrent_definition(index, if_not_exists=False)), down=None, transactional=False,
                    lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=table.size_bytes,
                    kind=ChangeKind.REBUILD_INDEX, table=table.qualified_name, index=index.qualified_name)
     return drop, build

@@ -23,7 +23,8 @@ statement that does not parse is a finding (of ``statement-syntax-error``, or of
 ``partial-unique-constraint`` for ``ADD CONSTRAINT … UNIQUE (…) WHERE …``) and the other statements are
 still linted. squawk's findings are added with ``source = "squawk"``; one that reports, in the same
 statement, what a dbtune rule reports (the rule's References link squawk's page for it) is folded into
-the dbtune finding's ``also``.
+the dbtune finding's ``also``. A statement of a SQL file under a ``-- squawk-ignore rule`` comment is
+spared by the dbtune rules that report squawk's ``rule`` too, as squawk spares it.
 """
 
 from __future__ import annotations
@@ -35,15 +36,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pglast import ast, enums
+
 from dbtune.checks.registry import Catalogue, Check, CheckMeta, load_catalogue
 from dbtune.checks.runner import FILE_AREAS, _options
 from dbtune.config.model import Config
 from dbtune.errors import UsageError
 from dbtune.migrate.alembic_source import RUNTIME_HELPERS, read_revision
-from dbtune.migrate.ddl import commands
+from dbtune.migrate.ddl import commands, object_names
 from dbtune.migrate.sqlfile import blank_meta_commands, split_statements
 from dbtune.migrate.squawk import SquawkFailed, SquawkViolation, find_squawk, run_squawk, squawk_version
-from dbtune.migrate.statements import RawStatement, Statement, TableName, annotate, same_table, table_name
+from dbtune.migrate.statements import (
+    RawStatement,
+    Statement,
+    TableName,
+    annotate,
+    partitioned_indexes,
+    same_table,
+    table_name,
+)
 from dbtune.model import Change, Finding, Severity
 
 __all__ = ["LintContext", "LintFinding", "LintResult", "SquawkStatus", "Statement", "lint_paths"]
@@ -63,6 +74,12 @@ class LintContext:
     meta: CheckMeta
     options: dict[str, Any] = field(default_factory=dict)
     severity: Severity | None = None
+    partitioned_indexes: frozenset[TableName] = frozenset()
+
+    def is_partitioned_index(self, name: TableName) -> bool:
+        """Whether the files being linted show ``name`` to be a partitioned index (created ``ON ONLY`` a
+        table, or given partitions with ``ATTACH PARTITION``), on which PostgreSQL refuses ``CONCURRENTLY``."""
+        return any(same_table(name, x) for x in self.partitioned_indexes)
 
     @property
     def is_alembic(self) -> bool:
@@ -248,21 +265,43 @@ class _Located:
     span: tuple[int, int]
 
 
-def _run_rules(file: _File, rules: list[tuple[Check, dict[str, Any], Severity]]) -> list[_Located]:
+_SQUAWK_IGNORE = re.compile(r"^\s*--\s*squawk-ignore(?:-next-statement)?\s+(.+)$")
+
+
+def squawk_ignored(text: str, line: int) -> frozenset[str]:
+    """The squawk rules that ``-- squawk-ignore rule, …`` comment lines directly above ``line`` (1-based) of a
+    SQL file silence for the statement starting there."""
+    lines = text.splitlines()
+    rules: set[str] = set()
+    n = line - 2
+    while 0 <= n < len(lines) and lines[n].lstrip().startswith("--"):
+        match = _SQUAWK_IGNORE.match(lines[n])
+        if match:
+            rules.update(r.strip() for r in match.group(1).split(","))
+        n -= 1
+    return frozenset(rules)
+
+
+def _run_rules(file: _File, rules: list[tuple[Check, dict[str, Any], Severity]],
+               partitioned: frozenset[TableName] = frozenset()) -> list[_Located]:
     out: list[_Located] = []
     for section, statements in file.sections.items():
         for check, options, severity in rules:
-            ctx = LintContext(file.path, file.display, tuple(statements), check.meta, options, severity)
+            ctx = LintContext(file.path, file.display, tuple(statements), check.meta, options, severity,
+                              partitioned)
+            overlaps = squawk_overlaps(check)
             for f in check.run(ctx):  # type: ignore[arg-type]
                 line = int(f.evidence.get("line", 0)) or 1
                 stmt = next((s for s in statements if s.line <= line <= max(s.end_line, s.line)), None)
+                if stmt is not None and not file.is_alembic and overlaps & squawk_ignored(file.text, stmt.line):
+                    continue  # silenced for squawk's rule of the same problem: silenced for this one too
                 span = (stmt.line, stmt.end_line) if stmt else (line, line)
                 message = f.message if not section or section == "upgrade" else f"{section}(): {f.message}"
                 out.append(_Located(
                     LintFinding(file=file.display, line=line, rule_id=f.check_id, rule=f.check_name,
                                 severity=f.severity, message=message, statement=str(f.evidence.get("statement", "")),
                                 changes=f.changes),
-                    squawk_overlaps(check), span))
+                    overlaps, span))
     return out
 
 
@@ -299,7 +338,21 @@ def _blank(text: str, raws: Sequence[RawStatement]) -> str:
     return "".join(chars)
 
 
-def _squawk_inputs(files: list[_File], tmp: Path) -> list[_SquawkInput]:
+def _partitioned_recipe_ignores(stmt: Statement, partitioned: frozenset[TableName]) -> list[str]:
+    """squawk-ignore lines for the two statements of the partitioned-index recipe that PostgreSQL refuses
+    with CONCURRENTLY (``CREATE INDEX … ON ONLY``, ``DROP INDEX`` of a partitioned index), when an Alembic
+    revision is rebuilt as SQL for squawk (a SQL file carries its own comments)."""
+    node = stmt.node
+    if isinstance(node, ast.IndexStmt) and node.relation is not None and not node.relation.inh:
+        return ["-- squawk-ignore require-concurrent-index-creation"]
+    if isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_INDEX and not node.concurrent \
+            and all(any(same_table(n, p) for p in partitioned) for n in object_names(node)):
+        return ["-- squawk-ignore require-concurrent-index-deletion"]
+    return []
+
+
+def _squawk_inputs(files: list[_File], tmp: Path,
+                   partitioned: frozenset[TableName] = frozenset()) -> list[_SquawkInput]:
     inputs = []
     for n, file in enumerate(files):
         if not file.is_alembic:
@@ -325,6 +378,7 @@ def _squawk_inputs(files: list[_File], tmp: Path) -> list[_SquawkInput]:
                     # What dbtune's step helpers do in their session (dbtune.migrate.runtime._execute).
                     lines += ["SET lock_timeout = '2s';", "SET statement_timeout = 0;"]
                     helper_timeout = True
+                lines += _partitioned_recipe_ignores(stmt, partitioned)
                 first = len(lines) + 1
                 lines.extend((stmt.sql.rstrip().rstrip(";") + ";").splitlines())
                 mapping.append((first, len(lines), stmt))
@@ -338,15 +392,15 @@ def _squawk_inputs(files: list[_File], tmp: Path) -> list[_SquawkInput]:
     return inputs
 
 
-def _merge_squawk(located: list[_Located], files: list[_File], use_squawk: bool,
-                  executable: str | None) -> tuple[list[LintFinding], SquawkStatus]:
+def _merge_squawk(located: list[_Located], files: list[_File], use_squawk: bool, executable: str | None,
+                  partitioned: frozenset[TableName] = frozenset()) -> tuple[list[LintFinding], SquawkStatus]:
     if not use_squawk:
         return [], SquawkStatus(False, detail="--no-squawk")
     if executable is None:
         return [], SquawkStatus(False, detail="squawk is not installed; pip install squawk-cli")
     version = squawk_version(executable)
     with tempfile.TemporaryDirectory(prefix="dbtune-squawk-") as tmp:
-        inputs = _squawk_inputs(files, Path(tmp))
+        inputs = _squawk_inputs(files, Path(tmp), partitioned)
         by_path = {i.path: i for i in inputs}
         try:
             violations = run_squawk(executable, [i.path for i in inputs])
@@ -418,8 +472,10 @@ def lint_paths(paths: Sequence[Path], *, use_squawk: bool = True, config: Config
     files = [_read(Path(p), include_downgrade, result.notes) for p in paths]
     rules = [(c, *_options(c, config)) for c in _select(lint_rules(catalogue), catalogue, ignore)]
     result.rules_run = [c.meta.id for c, _, _ in rules]
-    located = [item for file in files for item in _run_rules(file, rules)]
-    extra, result.squawk = _merge_squawk(located, files, use_squawk, find_squawk() if use_squawk else None)
+    partitioned = partitioned_indexes(s for file in files for section in file.sections.values() for s in section)
+    located = [item for file in files for item in _run_rules(file, rules, partitioned)]
+    extra, result.squawk = _merge_squawk(located, files, use_squawk, find_squawk() if use_squawk else None,
+                                         partitioned)
     order = {f.display: n for n, f in enumerate(files)}
     findings = [item.finding for item in located] + extra
     result.findings = sorted(findings, key=lambda f: (order.get(f.file, 0), f.line, f.source != "dbtune",

@@ -5,7 +5,10 @@ attachments and constraint validations are included; drops only with ``include_d
 settings only with ``include_settings``; server-level changes (``ALTER SYSTEM``, ``CREATE EXTENSION``) never.
 Two findings that propose the same index (a foreign key's index and the team's expected index on the same
 columns, say) yield one step, the team's name winning; a plain index whose key a planned unique index
-already serves is left out. Every table whose indexes change is analyzed at the end.
+already serves is left out. A unique build that the audit found duplicate keys for (evidence
+``duplicate_keys`` > 0, counted by :mod:`dbtune.catalog.duplicate_keys`) would fail and stop the run
+there: it is left out, with the query that lists the duplicate keys, and the rest is planned. Every table
+whose indexes change is analyzed at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from dbtune.pgsql import parse_one
 
 SCHEMA_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX,
                 ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT}
+# What a plan can carry; ``server`` and ``other`` changes (ALTER SYSTEM, CREATE EXTENSION) never are steps.
+PLANNABLE_KINDS = SCHEMA_KINDS | {ChangeKind.DROP_INDEX, ChangeKind.SET_PARAMETER}
 # Findings whose fix names the index the team chose come first, so their names win over generated ones.
 # Rebuilds of INVALID indexes come first: their drop must precede any build under the same name.
 _PRIORITY = {"invalid-index": 0, "expected-unique-missing": 1, "expected-index-missing": 2}
@@ -31,22 +36,58 @@ _PRIORITY = {"invalid-index": 0, "expected-unique-missing": 1, "expected-index-m
 
 @dataclass(frozen=True)
 class Step:
-    """One change, with the finding it comes from (``check_name`` and ``object``) for comments."""
+    """One change, with the finding it comes from (``check_name`` and ``object``) for comments, and that
+    finding's position in the list given to :func:`plan_migration` (``finding``; -1 when unknown)."""
 
     change: Change
     check_name: str
     object: str
+    finding: int = -1
 
     def to_json(self) -> dict[str, Any]:
         return {"check_name": self.check_name, "object": self.object, "change": self.change.to_json()}
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """A fix left out of the plan because it is known to fail: a unique index over duplicate keys.
+    ``query`` lists the duplicate keys (``SELECT key…, count(*) … HAVING count(*) > 1``)."""
+
+    check_name: str
+    object: str
+    index: str
+    reason: str
+    query: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check_name": self.check_name, "object": self.object, "index": self.index,
+                "reason": self.reason, "query": self.query}
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A finding's change that no step carries because another step does the same: the same index under
+    another name (``by``, the index built instead), or the same statement. ``finding`` and ``by_finding``
+    are positions in the list given to :func:`plan_migration`."""
+
+    finding: int
+    change: Change
+    by: str | None
+    by_finding: int
+
+
+@dataclass(frozen=True)
 class MigrationPlan:
-    """The ordered steps of one migration, and the tables to ``ANALYZE`` after them."""
+    """The ordered steps of one migration, the tables to ``ANALYZE`` after them, and the fixes left out."""
 
     steps: tuple[Step, ...]
     analyze: tuple[str, ...] = field(default_factory=tuple)
+    left_out: tuple[LeftOut, ...] = field(default_factory=tuple)
+    folded: tuple[Folded, ...] = field(default_factory=tuple)
+
+    def steps_of(self, finding: int) -> tuple[Step, ...]:
+        """The steps that come from the finding at position ``finding``."""
+        return tuple(s for s in self.steps if s.finding == finding)
 
     @property
     def empty(self) -> bool:
@@ -90,56 +131,99 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
         kinds.add(ChangeKind.SET_PARAMETER)
     ordered = sorted(enumerate(findings), key=lambda p: (_PRIORITY.get(p[1].check_name, 9), p[0]))
     steps: list[Step] = []
-    seen_sql: set[str] = set()
+    seen_sql: dict[str, Change] = {}
     planned: dict[tuple[str, ...], str] = {}
-    unique_keys: set[tuple[str, ...]] = set()
+    unique_keys: dict[tuple[str, ...], str] = {}
     taken = set(existing_index_names or ())
     analyze: list[str] = []
-    for _, finding in ordered:
+    left_out: list[LeftOut] = []
+    folded: list[tuple[int, Change, str | None]] = []
+    for position, finding in ordered:
+        blocked = _known_to_fail(finding)
+        if blocked is not None and blocked.index not in {x.index for x in left_out}:
+            left_out.append(blocked)
         for change in finding.changes:
-            if change.kind not in kinds or change.up in seen_sql:
+            if change.kind not in kinds:
+                continue
+            if change.up in seen_sql:
+                folded.append((position, change, seen_sql[change.up].index))
+                continue
+            if blocked is not None and change.kind in _INDEX_BUILD_KINDS:
                 continue
             if change.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX) and change.transactional is False:
                 stmt = _index_stmt(change.up)
                 if stmt is not None:
                     key = _index_key(stmt)
-                    if change.kind == ChangeKind.CREATE_INDEX and (key in planned or key in unique_keys):
-                        continue  # the same index is already planned (perhaps under the team's name)
-                    planned[key] = change.index or ""
-                    if stmt.unique:
-                        unique_keys.add(key)
+                    if change.kind == ChangeKind.CREATE_INDEX and key in planned:
+                        # The same index is already planned (perhaps under the team's name).
+                        folded.append((position, change, planned[key]))
+                        continue
                     if change.kind == ChangeKind.CREATE_INDEX:
                         change = _unique_name(change, stmt, taken)
-            seen_sql.add(change.up)
+                    planned[key] = change.index or ""
+                    if stmt.unique:
+                        unique_keys[key] = change.index or ""
+            seen_sql[change.up] = change
             if change.index:
                 taken.add(change.index)
-            steps.append(Step(change, finding.check_name, finding.object))
+            steps.append(Step(change, finding.check_name, finding.object, position))
             if change.table and change.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX,
                                                 ChangeKind.DROP_INDEX) and change.table not in analyze:
                 analyze.append(change.table)
     # A plain index whose key a planned unique index has, or whose key leads another planned full btree
     # index of the same table (a foreign key's index beside the team's two-column index), is not built.
-    keys = [_index_key(st) + (bool(st.unique),) for st in
-            (_index_stmt(s.change.up) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX) if st is not None]
-    steps = [s for s in steps if not _served_by_other(s, unique_keys, keys)]
-    tables = {s.change.table for s in steps}
-    return MigrationPlan(tuple(steps), tuple(t for t in analyze if t in tables))
+    keys = [(_index_key(st), s.change.index or "") for s, st in
+            ((s, _index_stmt(s.change.up)) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX)
+            if st is not None]
+    kept: list[Step] = []
+    for step in steps:
+        by = _served_by_other(step, unique_keys, keys)
+        if by is None:
+            kept.append(step)
+        else:
+            folded.append((step.finding, step.change, by))
+    tables = {s.change.table for s in kept}
+    by_finding = {s.change.index: s.finding for s in kept if s.change.index}
+    return MigrationPlan(tuple(kept), tuple(t for t in analyze if t in tables), tuple(left_out),
+                         tuple(Folded(position, change, by, by_finding.get(by, -1) if by else -1)
+                               for position, change, by in folded))
 
 
-def _served_by_other(step: Step, unique_keys: set[tuple[str, ...]], planned: list[tuple[str | bool, ...]]) -> bool:
+_INDEX_BUILD_KINDS = {ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX, ChangeKind.ATTACH_INDEX}
+
+
+def _known_to_fail(finding: Finding) -> LeftOut | None:
+    """The finding's unique index build, when the audit counted duplicate keys for it."""
+    keys = finding.evidence.get("duplicate_keys")
+    query = finding.evidence.get("duplicate_keys_query")
+    if not isinstance(keys, int) or isinstance(keys, bool) or keys <= 0 or not isinstance(query, str):
+        return None
+    index = next((c.index for c in finding.changes if c.kind in _INDEX_BUILD_KINDS and c.index), finding.object)
+    rows = finding.evidence.get("duplicate_key_tuples")
+    held = f" ({rows} rows in all)" if isinstance(rows, int) else ""
+    return LeftOut(finding.check_name, finding.object, index,
+                   f"{keys} key value(s) of unique index {index} are each held by more than one row{held}, so "
+                   f"its build would fail (leaving an INVALID index) and stop the migration there; remove "
+                   f"the duplicates, audit and generate again", query)
+
+
+def _served_by_other(step: Step, unique_keys: dict[tuple[str, ...], str],
+                     planned: list[tuple[tuple[str, ...], str]]) -> str | None:
+    """The planned index that serves ``step``'s plain index (a unique index of the same key, or a full
+    btree index that leads with its key), or ``None``."""
     if step.change.kind != ChangeKind.CREATE_INDEX:
-        return False
+        return None
     stmt = _index_stmt(step.change.up)
     if stmt is None or stmt.unique:
-        return False
+        return None
     key = _index_key(stmt)
-    if key in unique_keys:
-        return True
+    if key in unique_keys and unique_keys[key] != step.change.index:
+        return unique_keys[key]
     rel, method, params, include, where = key
     if method != "btree" or include or where:
-        return False
-    return any(other[0] == rel and other[1] == "btree" and not other[4] and other[2] != params
-               and str(other[2]).startswith(params + ", ") for other in planned)
+        return None
+    return next((name for other, name in planned if other[0] == rel and other[1] == "btree" and not other[4]
+                 and other[2] != params and other[2].startswith(params + ", ")), None)
 
 
 def _unique_name(change: Change, stmt: ast.IndexStmt, taken: set[str]) -> Change:

@@ -4,7 +4,9 @@ The whole text is parsed once with pglast (PostgreSQL's own parser, so statement
 server would, ``BEGIN ATOMIC`` bodies included). When any statement does not parse, the text is split
 again on the ``;`` tokens of PostgreSQL's scanner and each piece is parsed on its own, so one bad statement
 gives one error and the others are still linted. Lines of psql meta-commands (``\\set``, ``\\connect`` …)
-are blanked first: psql runs them, the server never sees them.
+are blanked first: psql runs them, the server never sees them; a line of one that sends the query buffer
+(``\\g``, ``\\gx``, ``\\gset``, ``\\gexec``, ``\\watch``, ``\\crosstabview``) ends the statement
+before it, as a ``;`` would.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pglast.parser import ParseError, scan
 
 from dbtune.migrate.statements import RawStatement
 
+_SENDS_BUFFER = re.compile(r"\\(g|gx|gset|gexec|watch|crosstabview)(\s|$)")
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
 
@@ -24,7 +27,8 @@ _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U00
 
 def blank_meta_commands(text: str) -> str:
     """``text`` with every psql meta-command (a backslash outside quotes, identifiers, dollar-quoted
-    strings and comments, to the end of its line) replaced by spaces; offsets and lines unchanged.
+    strings and comments, to the end of its line) replaced by spaces, or by ``;`` and spaces for one that
+    sends the query buffer (``\\g``, ``\\gexec`` …); offsets and lines unchanged.
 
     A backslash inside ``"a<newline>\\b"`` or ``'…'`` is part of a name or a string, as psql's own lexer
     reads it (https://www.postgresql.org/docs/current/app-psql.html#APP-PSQL-META-COMMANDS)."""
@@ -66,7 +70,7 @@ def blank_meta_commands(text: str) -> str:
         elif ch == "\\":
             end = text.find("\n", i)
             end = n if end < 0 else end
-            out[i:end] = " " * (end - i)
+            out[i:end] = (";" if _SENDS_BUFFER.match(text, i) else " ") + " " * (end - i - 1)
             i = end
         else:
             i += 1

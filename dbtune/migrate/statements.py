@@ -228,3 +228,23 @@ def annotate(raws: Iterable[RawStatement]) -> list[Statement]:
         if new is not None:
             created.add(new)
     return statements
+
+
+def partitioned_indexes(statements: Iterable[Statement]) -> frozenset[TableName]:
+    """The indexes that ``statements`` show to be partitioned indexes: created ``ON ONLY`` a table, created
+    on a table that a ``CREATE TABLE … PARTITION BY`` among them made, or the parent of an ``ALTER INDEX …
+    ATTACH PARTITION``. An index takes its table's schema (``None`` when the table's is not written)."""
+    statements = list(statements)
+    partitioned_tables = [table_name(s.node.relation) for s in statements
+                          if isinstance(s.node, ast.CreateStmt) and s.node.partspec is not None]
+    found: set[TableName] = set()
+    for stmt in statements:
+        node = stmt.node
+        if isinstance(node, ast.IndexStmt) and node.idxname and node.relation is not None:
+            table = table_name(node.relation)
+            if not node.relation.inh or any(same_table(table, t) for t in partitioned_tables):
+                found.add((table[0], node.idxname))
+        elif isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_INDEX \
+                and any(c.subtype == enums.AlterTableType.AT_AttachPartition for c in node.cmds or ()):
+            found.add(table_name(node.relation))
+    return frozenset(found)

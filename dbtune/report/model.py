@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from dbtune import __version__
 from dbtune.catalog.model import Server, Skip
-from dbtune.model import Finding, Severity
+from dbtune.migrate.plan import PLANNABLE_KINDS, MigrationPlan, plan_migration
+from dbtune.model import Change, Finding, Severity
 
 REPORT_VERSION = 1
 
@@ -40,6 +42,46 @@ class Report:
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
 
+    @cached_property
+    def fix_plan(self) -> MigrationPlan:
+        """The fixes of all findings as one de-duplicated plan, in the order to run it: the plan
+        ``dbtune migrate generate`` writes (:func:`~dbtune.migrate.plan.plan_migration`), with drops and
+        role and database settings included. It is what the report shows as fix SQL, so that twins (the
+        same index proposed by two findings) are built once, under the team's name."""
+        return plan_migration(self.findings, include_drops=True, include_settings=True,
+                              existing_index_names=set(self.index_names))
+
+    def fixes_outside_plan(self, finding: int) -> tuple[Change, ...]:
+        """The changes of the finding at position ``finding`` that no migration carries (``ALTER SYSTEM``,
+        ``CREATE EXTENSION``): shown as they are, after the plan."""
+        return tuple(c for c in self.findings[finding].changes if c.kind not in PLANNABLE_KINDS)
+
+    def fix_sql_of(self, finding: int) -> list[str]:
+        """The SQL the report gives as the fix of the finding at position ``finding``: its steps of the
+        plan, then its changes outside any migration."""
+        return [s.change.up for s in self.fix_plan.steps_of(finding)] + \
+            [c.up for c in self.fixes_outside_plan(finding)]
+
+    def _fix_json(self, n: int, finding: Finding) -> dict[str, Any]:
+        plan = self.fix_plan
+        out: dict[str, Any] = {"sql": self.fix_sql_of(n), "changes": [c.to_json() for c in finding.changes]}
+        folded = [{"index": f.change.index, "built_as": f.by, "by_finding": f.by_finding}
+                  for f in plan.folded if f.finding == n]
+        if folded:
+            out["same_as"] = folded
+        left = [x.to_json() for x in plan.left_out if (x.check_name, x.object) == (finding.check_name, finding.object)]
+        if left:
+            out["left_out"] = left
+        return out
+
+    def _plan_json(self) -> dict[str, Any]:
+        plan = self.fix_plan
+        return {"steps": [{"finding": s.finding, "check_name": s.check_name, "object": s.object,
+                           "sql": s.change.up, "kind": s.change.kind.value, "lock": s.change.lock.value,
+                           "transactional": s.change.transactional} for s in plan.steps],
+                "analyze": [f"ANALYZE {t};" for t in plan.analyze],
+                "left_out": [x.to_json() for x in plan.left_out]}
+
     def to_json(self) -> dict[str, Any]:
         """The JSON form (``report_version`` 1)."""
         return {
@@ -53,9 +95,10 @@ class Report:
             "findings": [
                 {"check_id": f.check_id, "check_name": f.check_name, "severity": f.severity.value,
                  "object": f.object, "message": f.message, "evidence": f.evidence,
-                 "fix": {"sql": f.fix_sql, "changes": [c.to_json() for c in f.changes]}}
-                for f in self.findings
+                 "fix": self._fix_json(n, f)}
+                for n, f in enumerate(self.findings)
             ],
+            "fix_plan": self._plan_json(),
             "skipped": [{"what": s.what, "reason": s.reason, "privilege": s.privilege} for s in self.skipped],
             "summary": {**self.counts(), "total": len(self.findings)},
             "statements_sent": self.statements_sent,

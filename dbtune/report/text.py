@@ -1,5 +1,8 @@
 """Plain-text report: one tabulate table per severity (severity, check, object, message), then the fix
-SQL of each numbered finding, then what was skipped and why."""
+SQL: the findings' fixes as the one de-duplicated plan that ``dbtune migrate generate`` writes
+(:attr:`Report.fix_plan`), in the order to run it, each step under the number of its finding, a twin noted
+under the step that builds it, a build known to fail left out with the query that lists its duplicate
+keys; then what was skipped and why."""
 
 from __future__ import annotations
 
@@ -20,6 +23,44 @@ def _message_width() -> int:
     """What is left of the line for the message column: the terminal's width, else 120 columns."""
     width = shutil.get_terminal_size((WIDTH, 24)).columns if sys.stdout.isatty() else WIDTH
     return max(30, width - 44 - OBJECT_WIDTH)
+
+
+def _fix_sql(report: Report, number: dict[int, int]) -> list[str]:
+    """The FIX SQL section (``number``: display number by ``id()`` of the finding)."""
+    plan = report.fix_plan
+
+    def label(position: int) -> str:
+        f = report.findings[position]
+        return f"#{number[id(f)]} {f.check_name} {f.object}"
+
+    outside = [(n, report.fixes_outside_plan(n)) for n in range(len(report.findings))]
+    outside = [(n, changes) for n, changes in outside if changes]
+    if plan.empty and not plan.left_out and not outside:
+        return []
+    lines = ["", "FIX SQL (the plan `dbtune migrate generate` writes, in the order to run it; drops and settings "
+             "included)"]
+    positions = {(f.check_name, f.object): n for n, f in enumerate(report.findings)}
+    for left in plan.left_out:
+        where = positions.get((left.check_name, left.object))
+        lines.append(sql_comment(f"{label(where) if where is not None else left.object}: left out: {left.reason}; "
+                                 f"the duplicate keys:"))
+        lines += [sql_comment("  " + line) for line in left.query.splitlines()]
+    previous = None
+    for step in plan.steps:
+        if step.finding != previous:
+            lines.append(sql_comment(label(step.finding)))
+            previous = step.finding
+        lines.append(display_sql(step.change.up))
+        for f in plan.folded:
+            if f.by is not None and f.by == step.change.index and f.by_finding == step.finding:
+                lines.append(sql_comment(f"(this index is also the fix of {label(f.finding)})"))
+    for n, changes in outside:
+        lines.append(sql_comment(label(n)))
+        lines += [display_sql(c.up) for c in changes]
+    if plan.analyze:
+        lines += ["-- then fresh planner statistics for the tables whose indexes changed",
+                  *(display_sql(f"ANALYZE {table};") for table in plan.analyze)]
+    return lines
 
 
 def render_text(report: Report) -> str:
@@ -43,12 +84,7 @@ def render_text(report: Report) -> str:
         lines += ["", f"{severity.value.upper()} ({len(rows)})",
                   tabulate(rows, headers=["#", "severity", "check", "object", "message"],
                            maxcolwidths=[None, None, None, OBJECT_WIDTH, message_width], tablefmt="simple")]
-    fixes = [(n, f) for n, f in numbered if f.changes]
-    if fixes:
-        lines += ["", "FIX SQL"]
-        for n, f in fixes:
-            lines.append(sql_comment(f"#{n} {f.check_name} {f.object}"))
-            lines += [display_sql(c.up) for c in f.changes]
+    lines += _fix_sql(report, {id(f): n for n, f in numbered})
     if report.skipped:
         lines += ["", "SKIPPED"]
         for s in report.skipped:
