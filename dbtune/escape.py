@@ -80,3 +80,15 @@ def display_sql(sql: str) -> str:
         at = token.end + 1
     out.append(one_line(sql[at:]) if sql[at:].strip() else sql[at:])
     return "".join(out)
+
+
+# The longest message a text report prints in full (characters); the JSON report keeps every message whole.
+MESSAGE_CHARS = 500
+
+
+def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out: a finding's message quoting a
+    1.6 MB filter stays a few lines in a table cell (and wrapping it stays linear)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters; the JSON report has them all)"

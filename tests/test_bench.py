@@ -22,23 +22,29 @@ from cli_runner import Run, assert_error
 from dbtune.bench import (
     RESULT_VERSION,
     TIMING_SETTINGS,
+    BenchOptions,
     BenchResult,
     BenchServer,
     PlanShape,
+    QueryComparison,
     QueryResult,
     ResultsDiffer,
+    RoundResult,
     RunParameters,
     Verdict,
     compare,
+    label,
     load_result,
     load_workload,
     parse_workload,
+    run_bench,
     save_result,
 )
 from dbtune.bench.compare import plan_change
 from dbtune.bench.params import analyse
 from dbtune.bench.plan import plan_shape
-from dbtune.bench.stats import bootstrap_ratios, decode
+from dbtune.bench.result import CPU_BOUND, ROUND_TRIP
+from dbtune.bench.stats import decode, round_ratio
 from dbtune.bench.workload import statement_kind
 from dbtune.db.local_server import free_port
 from dbtune.errors import UsageError
@@ -106,13 +112,13 @@ def test_statement_that_does_not_parse_is_skipped_and_the_rest_runs(db18, cli, t
     queries = load_workload(path)
     assert [(q.name, q.parse_error is not None) for q in queries] == [("good", False), ("broken", True)]
     out = tmp_path / "r.json"
-    run = cli("bench", "run", "--dsn", db18.dsn, "--workload", str(path), "--iterations", "3", "--out", str(out),
+    run = cli("bench", "run", "--dsn", db18.dsn, "--workload", str(path), "--iterations", "5", "--out", str(out),
               "--quiet")
     assert run.code == 0, run
     result = load_result(out)
     assert [q.name for q in result.queries] == ["good"]
     (skipped,) = result.skipped
-    assert skipped.name == "broken" and "does not parse: line 4: syntax error" in skipped.reason
+    assert skipped.name == "broken" and f"does not parse: {path}:4: syntax error" in skipped.reason
 
 
 def test_workload_source_is_required_exactly_once(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -208,7 +214,7 @@ def test_plan_change_names_the_scans_that_changed() -> None:
                                             "GroupAggregate > Sort > Seq Scan on orders")
 
 
-# --- the statistics, on synthetic samples with known answers ----------------------------------------
+# --- the statistics, on synthetic round medians with known answers ----------------------------------
 
 
 def lognormal(n: int, median_ms: float, sigma: float, seed: int) -> list[float]:
@@ -216,100 +222,114 @@ def lognormal(n: int, median_ms: float, sigma: float, seed: int) -> list[float]:
     return [median_ms * rng.lognormvariate(0.0, sigma) for _ in range(n)]
 
 
-def make_result(samples: dict[str, list[float]], *, version_num: int = 180001, database: str = "app",
-                settings: dict[str, str] | None = None, plans: dict[str, PlanShape] | None = None) -> BenchResult:
-    queries = []
-    for name, xs in samples.items():
-        s = sorted(xs)
-        queries.append(QueryResult(
-            name=name, sql=f"SELECT * FROM {name} WHERE id = $1", fingerprint=pglast.fingerprint(
-                f"SELECT * FROM {name} WHERE id = $1"), kind="read", count=len(xs), errors=0,
-            p50_ms=s[len(s) // 2], p95_ms=s[int(len(s) * 0.95)], p99_ms=s[int(len(s) * 0.99)],
-            mean_ms=sum(xs) / len(xs), min_ms=s[0], max_ms=s[-1], throughput_qps=1000.0 / (sum(xs) / len(xs)),
-            histogram="", samples=tuple(xs), plan=(plans or {}).get(name)))
+def query_result(name: str, rounds: list[float], plan: PlanShape | None = None) -> QueryResult:
+    """A query whose round medians are ``rounds`` (ms), 5 executions a round."""
+    s = sorted(rounds)
+    sql = f"SELECT * FROM \"{name}\" WHERE id = $1"
+    return QueryResult(
+        name=name, sql=sql, fingerprint=pglast.fingerprint(sql), kind="read", count=5 * len(rounds), errors=0,
+        p50_ms=s[len(s) // 2], p95_ms=s[-1], p99_ms=s[-1], mean_ms=sum(rounds) / len(rounds), min_ms=s[0],
+        max_ms=s[-1], throughput_qps=1000.0 / (sum(rounds) / len(rounds)), histogram="", samples=tuple(rounds),
+        plan=plan, rounds=tuple(RoundResult(5, 0, x, x, 5 * x / 1000) for x in rounds))
+
+
+def make_result(queries: dict[str, list[float]], *, version_num: int = 180001, database: str = "app",
+                settings: dict[str, str] | None = None, plans: dict[str, PlanShape] | None = None,
+                round_trip: list[float] | None = None, cpu: list[float] | None = None,
+                **run: object) -> BenchResult:
+    """A result with the given round medians per query and, optionally, for the reference statements."""
+    references = tuple(query_result(name, xs) for name, xs in ((ROUND_TRIP, round_trip), (CPU_BOUND, cpu)) if xs)
+    params = {"iterations": 25, "duration_s": None, "clients": 1, "warmup": 5, "allow_writes": False,
+              "started_at": "2025-01-01T00:00:00+00:00", "rounds": 5} | run
     return BenchResult(
         server=BenchServer("18.1", version_num, database, "app@db:5432/app"),
         settings=settings or {name: "default" for name in TIMING_SETTINGS},
-        run=RunParameters(iterations=len(next(iter(samples.values()))), duration_s=None, clients=1, warmup=5,
-                          allow_writes=False, started_at="2025-01-01T00:00:00+00:00"),
-        queries=tuple(queries))
+        run=RunParameters(**params),  # type: ignore[arg-type]
+        queries=tuple(query_result(name, xs, (plans or {}).get(name)) for name, xs in queries.items()),
+        references=references)
 
 
-def test_identical_samples_are_no_significant_change_with_ci_around_1() -> None:
-    xs = lognormal(200, 2.0, 0.4, seed=1)
-    c = compare(make_result({"q": xs}), make_result({"q": xs}))
-    q = c.queries[0]
-    assert q.speedup is not None and q.median_ratio is not None
-    assert q.speedup.point == pytest.approx(1.0) and q.median_ratio.point == pytest.approx(1.0)
-    assert q.speedup.low < 1.0 < q.speedup.high
-    assert q.median_ratio.low <= 1.0 <= q.median_ratio.high
+def verdict_of(before: list[float], after: list[float], **refs: list[float]) -> QueryComparison:
+    b = {k.removesuffix("_before"): v for k, v in refs.items() if k.endswith("_before")}
+    a = {k.removesuffix("_after"): v for k, v in refs.items() if k.endswith("_after")}
+    return compare(make_result({"q": before}, **b), make_result({"q": after}, **a)).queries[0]  # type: ignore[arg-type]
+
+
+def test_identical_rounds_are_no_significant_change_with_ratio_1() -> None:
+    xs = lognormal(5, 2.0, 0.2, seed=1)
+    q = verdict_of(xs, xs)
+    assert q.ratio is not None and q.ratio.point == pytest.approx(1.0)
+    assert q.ratio.low < 1.0 < q.ratio.high
+    assert q.verdict is Verdict.NO_CHANGE and "includes 1" in q.reason
+
+
+def test_twice_as_fast_is_faster_and_the_reverse_is_slower() -> None:
+    before, after = lognormal(5, 2.0, 0.05, seed=4), lognormal(5, 1.0, 0.05, seed=5)
+    q = verdict_of(before, after)
+    assert q.ratio is not None and 1.0 < q.ratio.low <= q.ratio.point <= q.ratio.high and q.ratio.contains(2.0)
+    assert q.verdict is Verdict.FASTER and q.noise_floor == pytest.approx(1.05)
+    back = verdict_of(after, before)
+    assert back.ratio is not None and back.ratio.high < 1.0 and back.verdict is Verdict.SLOWER
+
+
+def test_drift_between_rounds_is_noise_even_with_many_executions() -> None:
+    """Each side's rounds wander by ±30 %: pooled, thousands of executions would make a 15 % difference
+    'significant'; over the rounds it is not."""
+    before = [1.00, 1.30, 0.95, 1.25, 1.05]
+    after = [x / 1.15 for x in (1.25, 0.95, 1.30, 1.00, 1.05)]
+    q = verdict_of(before, after)
+    assert q.ratio is not None and q.ratio.point == pytest.approx(1.15) and q.ratio.contains(1.0)
     assert q.verdict is Verdict.NO_CHANGE
 
 
-def test_same_distribution_drawn_twice_is_no_significant_change() -> None:
-    c = compare(make_result({"q": lognormal(150, 2.0, 0.4, seed=2)}),
-                make_result({"q": lognormal(150, 2.0, 0.4, seed=3)}))
-    q = c.queries[0]
-    assert q.speedup is not None and q.speedup.contains(1.0)
-    assert q.verdict is Verdict.NO_CHANGE
+def test_drift_of_the_machine_between_runs_is_the_noise_floor() -> None:
+    """Every statement ran 1.4 times slower in the second run, the CPU-bound reference too: the query's
+    tight 1.4× is the machine's, not a change. Without the references it would be called slower."""
+    before = [1.00, 1.01, 0.99, 1.00, 1.02]
+    after = [x * 1.4 for x in before]
+    assert verdict_of(before, after).verdict is Verdict.SLOWER
+    cpu = [2.0, 2.02, 1.98, 2.01, 1.99]
+    q = verdict_of(before, after, cpu_before=cpu, cpu_after=[x * 1.4 for x in cpu])
+    assert q.verdict is Verdict.NO_CHANGE and q.noise_floor is not None and q.noise_floor > 1.4
+    assert "noise floor" in q.reason
 
 
-def test_twice_as_fast_is_faster_with_ci_excluding_1_and_the_reverse_is_slower() -> None:
-    before = lognormal(100, 2.0, 0.4, seed=4)
-    after = lognormal(100, 1.0, 0.4, seed=5)
-    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
-    assert q.speedup is not None and q.median_ratio is not None
-    assert 1.0 < q.speedup.low <= q.speedup.point <= q.speedup.high
-    assert 1.7 < q.speedup.point < 2.3 and q.speedup.contains(2.0)
-    assert 1.0 < q.median_ratio.low and q.median_ratio.contains(2.0)
-    assert q.verdict is Verdict.FASTER
-    back = compare(make_result({"q": after}), make_result({"q": before})).queries[0]
-    assert back.speedup is not None and back.speedup.high < 1.0
-    assert back.verdict is Verdict.SLOWER
+def test_a_delay_added_by_a_busy_machine_explains_short_latencies_only() -> None:
+    """The before run waited ~0.3 ms more on every statement (its round trip took 0.35 ms, the after run's
+    0.05 ms): that explains 0.4 → 0.1 ms, but not 20 → 0.1 ms."""
+    trip_before, trip_after = [0.35, 0.34, 0.36, 0.35, 0.33], [0.05, 0.051, 0.049, 0.05, 0.052]
+    refs = {"round_trip_before": trip_before, "round_trip_after": trip_after}
+    short = verdict_of([0.40, 0.41, 0.39, 0.40, 0.42], [0.10, 0.101, 0.099, 0.10, 0.102], **refs)
+    assert short.verdict is Verdict.NO_CHANGE
+    assert short.noise_floor is not None and short.noise_floor > short.ratio.point  # type: ignore[union-attr]
+    long = verdict_of([20.0, 20.2, 19.8, 20.1, 19.9], [0.10, 0.101, 0.099, 0.10, 0.102], **refs)
+    assert long.verdict is Verdict.FASTER and long.noise_floor is not None and long.noise_floor < 1.1
+    # The delay was in the before run: it explains nothing about a query that got slower.
+    assert verdict_of([0.10, 0.101, 0.099, 0.10, 0.102], [0.40, 0.41, 0.39, 0.40, 0.42],
+                      **refs).verdict is Verdict.SLOWER
 
 
-def test_small_shift_within_noise_is_no_significant_change() -> None:
-    before = lognormal(50, 2.0, 0.6, seed=6)
-    after = [x / 1.03 for x in reversed(before)]  # exactly 3 % faster, buried in a 60 % spread
-    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
-    assert q.speedup is not None and q.speedup.point == pytest.approx(1.03)
-    assert q.speedup.contains(1.0) and q.speedup.contains(1.03)
-    assert q.verdict is Verdict.NO_CHANGE
-
-
-def test_a_significant_but_tiny_change_is_not_called_an_improvement() -> None:
-    before = lognormal(5000, 2.0, 0.05, seed=8)
-    after = [x / 1.02 for x in before]  # exactly 2 % faster: the interval excludes 1, the change is tiny
-    q = compare(make_result({"q": before}), make_result({"q": after})).queries[0]
-    assert q.speedup is not None and q.speedup.low > 1.0
-    assert q.verdict is Verdict.NO_CHANGE
-
-
-def test_the_interval_is_deterministic_with_the_fixed_seed() -> None:
-    before, after = lognormal(300, 2.0, 0.5, seed=9), lognormal(300, 1.8, 0.5, seed=10)
-    first = bootstrap_ratios(before, after, key="k")
-    assert bootstrap_ratios(before, after, key="k") == first
-    assert bootstrap_ratios(before, after, key="k", seed=1) != first  # the seed is really used
-    c1 = compare(make_result({"q": before}), make_result({"q": after}))
-    c2 = compare(make_result({"q": before}), make_result({"q": after}))
-    assert c1 == c2
+def test_a_difference_of_a_few_microseconds_is_never_a_change() -> None:
+    before = [0.020, 0.0201, 0.0199, 0.020, 0.0201]
+    after = [x - 0.003 for x in before]  # 3 µs faster, 17 %, with a tight interval
+    q = verdict_of(before, after)
+    assert q.ratio is not None and q.ratio.low > 1.1
+    assert q.verdict is Verdict.NO_CHANGE and "µs" in q.reason
 
 
 def test_the_interval_covers_the_truth_about_95_percent_of_the_time() -> None:
-    """Same distribution on both sides, 80 independent pairs: a 95 % interval that is too narrow (a
-    wrong standard error) would miss 1 far more often than 4 times in 80."""
+    """Same distribution on both sides, 400 pairs of 5 rounds: a 95 % interval that is too narrow (a wrong
+    t quantile or standard error) would miss 1 far more often than 20 times in 400."""
     misses = 0
-    for trial in range(80):
-        b = lognormal(60, 2.0, 0.5, seed=1000 + trial)
-        a = lognormal(60, 2.0, 0.5, seed=5000 + trial)
-        mean_ratio, _ = bootstrap_ratios(b, a, key=str(trial), resamples=400)
-        misses += not mean_ratio.contains(1.0)
-    assert misses <= 12
+    for trial in range(400):
+        r = round_ratio(lognormal(5, 2.0, 0.3, seed=1000 + trial), lognormal(5, 2.0, 0.3, seed=5000 + trial))
+        misses += not r.contains(1.0)
+    assert 5 <= misses <= 32
 
 
-def test_too_few_samples_give_no_verdict() -> None:
-    q = compare(make_result({"q": [1.0]}), make_result({"q": [2.0]})).queries[0]
-    assert q.speedup is None and q.verdict is Verdict.NO_DATA
+def test_too_few_rounds_give_no_verdict() -> None:
+    q = verdict_of([1.0], [2.0])
+    assert q.ratio is None and q.verdict is Verdict.NO_DATA and "2 rounds" in q.reason
 
 
 def test_queries_are_matched_by_fingerprint_then_name() -> None:
@@ -322,11 +342,19 @@ def test_queries_are_matched_by_fingerprint_then_name() -> None:
     assert c.only_before == ("b",) and c.only_after == ("c",)
 
 
+def test_pg_stat_statements_queries_are_shown_with_their_sql() -> None:
+    sql = "SELECT qty\n  FROM items WHERE code = $1"
+    assert label("pgss:-42", sql) == "pgss:-42 SELECT qty…"
+    assert label("pgss:7", "SELECT 1") == "pgss:7 SELECT 1"
+    assert label("pgss:7", "SELECT '\x1b[2J' || " + "x" * 80).startswith("pgss:7 SELECT '\\x1b[2J'")
+    assert label("orders-by-status", sql) == "orders-by-status"
+
+
 # --- refusing to compare unlike runs -------------------------------------------------------------------
 
 
 def test_different_servers_or_settings_are_refused_unless_forced() -> None:
-    xs = lognormal(20, 1.0, 0.2, seed=11)
+    xs = lognormal(5, 1.0, 0.2, seed=11)
     base = make_result({"q": xs})
     other_version = make_result({"q": xs}, version_num=150010)
     with pytest.raises(ResultsDiffer, match="server_version_num 180001 before, 150010 after"):
@@ -344,15 +372,31 @@ def test_different_servers_or_settings_are_refused_unless_forced() -> None:
     assert compare(base, make_result({"q": xs})).forced == ()
 
 
+@pytest.mark.parametrize(("run", "message"), [
+    ({"clients": 4}, "clients 1 before, 4 after"),
+    ({"iterations": 100}, "iterations 25 before, 100 after"),
+    ({"iterations": None, "duration_s": 30.0}, "duration_s None before, 30.0 after"),
+    ({"rounds": 3}, "rounds 5 before, 3 after"),
+    ({"warmup": 0}, "warmup 5 before, 0 after"),
+])
+def test_runs_made_differently_are_refused_unless_forced(run: dict[str, object], message: str) -> None:
+    xs = lognormal(5, 1.0, 0.2, seed=12)
+    with pytest.raises(ResultsDiffer, match=message):
+        compare(make_result({"q": xs}), make_result({"q": xs}, **run))
+    assert message in compare(make_result({"q": xs}), make_result({"q": xs}, **run), force=True).forced
+
+
 def test_compare_cli_refuses_and_force_overrides(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    xs = lognormal(30, 1.0, 0.2, seed=12)
+    xs = lognormal(5, 1.0, 0.2, seed=12)
     save_result(make_result({"q": xs}), tmp_path / "before.json")
-    save_result(make_result({"q": xs}, settings={n: "x" for n in TIMING_SETTINGS}), tmp_path / "after.json")
-    assert_error(cli("bench", "compare", "before.json", "after.json"), 2, "shared_buffers", "--force")
+    save_result(make_result({"q": xs}, settings={n: "x" for n in TIMING_SETTINGS}, clients=2),
+                tmp_path / "after.json")
+    assert_error(cli("bench", "compare", "before.json", "after.json"), 2, "shared_buffers", "clients 1 before, 2",
+                 "--force")
     forced = cli("bench", "compare", "before.json", "after.json", "--force", "--format", "json")
     assert forced.code == 0, forced
     data = json.loads(forced.out)
-    assert len(data["forced"]) == len(TIMING_SETTINGS)
+    assert len(data["forced"]) == len(TIMING_SETTINGS) + 1
     assert data["queries"][0]["verdict"] == "no significant change"
 
 
@@ -425,7 +469,7 @@ def test_run_samples_parameters_records_plans_and_compare_shows_the_index(cli, d
     assert data["settings"]["work_mem"] == db.query("SHOW work_mem")[0][0]
     assert data["run"] | {"started_at": None} == {
         "iterations": 20, "duration_s": None, "clients": 1, "warmup": 2, "allow_writes": False,
-        "started_at": None, "workload": "w.sql", "param_samples": 100, "seed": 1}
+        "started_at": None, "workload": "w.sql", "param_samples": 100, "seed": 1, "rounds": 5}
     assert data["run"]["started_at"].startswith("20")
     assert data["skipped"] == []
     (q,) = data["queries"]
@@ -435,6 +479,10 @@ def test_run_samples_parameters_records_plans_and_compare_shows_the_index(cli, d
     assert 0 < q["min_ms"] <= q["p50_ms"] <= q["p95_ms"] <= q["p99_ms"] <= q["max_ms"] * 1.001
     assert q["min_ms"] <= q["mean_ms"] <= q["max_ms"] and q["throughput_qps"] > 0
     assert len(q["samples"]) == 20 and min(q["samples"]) == pytest.approx(q["min_ms"], abs=1e-3)
+    assert [r["count"] for r in q["rounds"]] == [4] * 5  # 20 iterations over 5 rounds
+    assert all(q["min_ms"] <= r["p50_ms"] <= q["max_ms"] for r in q["rounds"])
+    assert [r["name"] for r in data["references"]] == ["reference-round-trip", "reference-cpu"]
+    assert all(len(r["rounds"]) == 5 and r["count"] >= 5 * 10 for r in data["references"])
     histogram = decode(q["histogram"])
     assert histogram.get_total_count() == 20
     # $1 took values from items.code, and every one of them exists: exactly one row per execution.
@@ -456,8 +504,8 @@ def test_run_samples_parameters_records_plans_and_compare_shows_the_index(cli, d
     (cq,) = json.loads(as_json.out)["queries"]
     assert cq["plan_change"].startswith("Seq Scan on items → ") and "items_code_idx" in cq["plan_change"]
     assert cq["before"]["count"] == cq["after"]["count"] == 20
-    assert cq["speedup"]["ci_low"] <= cq["speedup"]["point"] <= cq["speedup"]["ci_high"]
-    assert cq["verdict"] in {v.value for v in Verdict}
+    assert cq["ratio"]["ci_low"] <= cq["ratio"]["point"] <= cq["ratio"]["ci_high"]
+    assert cq["verdict"] in {v.value for v in Verdict} and cq["reason"]
 
 
 def test_allow_writes_runs_dml_and_rolls_every_execution_back(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
@@ -543,6 +591,67 @@ def test_from_pg_stat_statements(cli, db: conftest.TestDatabase, tmp_path: Path)
     ours = [q for q in result.queries if q.sql == "SELECT qty FROM items WHERE code = $1"]
     assert len(ours) == 1, [q.sql for q in result.queries]
     assert ours[0].name.startswith("pgss:") and ours[0].count == 5 and ours[0].rows == 1.0
+    run = cli("bench", "run", "--dsn", db.dsn, "--from-pg-stat-statements", "10", "--iterations", "5")
+    assert "SELECT qty FROM" in run.out  # the summary table (wrapped at 40 characters)
+    assert f"  {ours[0].name} SELECT qty FROM items WHERE code = $1: 5 runs" in run.err  # the progress
     assert ours[0].parameters[0].startswith("$1: public.items.code")
     # The data load (an INSERT) is among the top statements, and is not run without --allow-writes.
     assert any(s.sql.startswith("INSERT INTO items") and "--allow-writes" in s.reason for s in result.skipped)
+
+
+def test_progress_says_what_runs_per_query_and_how_long_it_takes(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]
+                                                                tmp_path: Path) -> None:
+    db.execute(ITEMS)
+    write(tmp_path / "w.sql", "-- name: a\nSELECT qty FROM items WHERE code = $1;\n"
+                              "-- name: b\nSELECT count(*) FROM items;\n")
+    run = cli("bench", "run", "--dsn", db.dsn, "--workload", "w.sql", "--duration", "0.25", "--rounds", "5")
+    assert run.code == 0, run
+    assert "5 rounds, 0.25 s per query (0.05 s a round), 1 client, warm-up 5" in run.err
+    assert "expected run time 0.5 s (2 queries x 0.25 s)" in run.err
+    assert "round 5/5 done" in run.err
+    run = cli("bench", "run", "--dsn", db.dsn, "--workload", "w.sql", "--iterations", "12", "--rounds", "4")
+    assert run.code == 0, run
+    assert "4 rounds, 12 iterations per query and client (3 a round)" in run.err
+    assert "expected run time about " in run.err and "(2 queries x 12 iterations, at the warm-up's pace)" in run.err
+    assert "4 rounds, 12 iterations per query and client" in run.out
+    assert_error(cli("bench", "run", "--dsn", db.dsn, "--workload", "w.sql", "--iterations", "3"), 2,
+                 "--iterations must be at least --rounds (5)")
+
+
+# --- the method against the guide's demo: A/A and the real migration ------------------------------------
+
+
+def test_a_a_is_no_change_and_the_demo_migration_is_faster(db18: conftest.TestDatabase, tmp_path: Path) -> None:
+    """Twenty comparisons of two runs on the same, unchanged database (after the demo's migration) find no
+    significant change for any query in at least 19 of them; the migration itself is "faster" for every
+    guide query. Few iterations a round and a small database keep it quick; the verdicts, not the
+    timings, are asserted."""
+    from test_migrate import load_guide, production, quiet
+
+    from dbtune.audit import audit
+    from dbtune.db.connect import resolve
+    from dbtune.migrate import api
+
+    load_guide(db18, scale=0.2)
+    settings = resolve(db18.dsn)
+    workload = load_workload(guide_file("workload.sql"))
+    options = BenchOptions(iterations=25, rounds=5, warmup=5, param_samples=20, allow_writes=True)
+    before = run_bench(settings, workload, options)
+    report = audit(settings, production())
+    api.generate(list(report.findings), tmp_path / "m", existing_index_names=set(report.index_names))
+    api.apply(tmp_path / "m", settings, quiet())
+    after = run_bench(settings, workload, options)
+    migration = compare(before, after)
+    assert {q.name for q in migration.queries} == {q.name for q in workload}
+    assert migration.verdicts() == {q.name: Verdict.FASTER for q in workload}, render_comparison(migration)
+
+    options = replace(options, iterations=10)  # 2 a round: enough for "no change"
+    changed = []
+    for _ in range(20):
+        a_a = compare(run_bench(settings, workload, options), run_bench(settings, workload, options))
+        assert len(a_a.queries) == len(workload)
+        called = [f"{q.name}: {q.verdict.value} ({q.reason})" for q in a_a.queries
+                  if q.verdict is not Verdict.NO_CHANGE]
+        if called:
+            changed.append(called)
+    assert len(changed) <= 1, changed

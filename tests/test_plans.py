@@ -367,7 +367,7 @@ SELECT count(*) FROM small;
     assert [e["name"] for e in entries] == ["by-b", "gone", "slow", "small"]
     by_b, gone, slow, small = entries
     assert set(by_b) == {"name", "text", "fingerprint", "kind", "analyzed", "parameters", "notes", "error", "plan",
-                         "findings"}
+                         "findings", "skipped", "not_judged"}
     assert by_b["analyzed"] and by_b["plan"][0]["Plan"]["Node Type"] == "Seq Scan" and by_b["error"] is None
     assert [f["object"] for f in by_b["findings"]] == ["by-b: Seq Scan on public.big"]
     assert by_b["findings"][0]["evidence"]["rows_read_per_scan"] == 100000

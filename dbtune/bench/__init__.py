@@ -8,6 +8,10 @@ The API the CLI (and ``dbtune tune``/``dbtune demo``) calls::
     ...
     comparison = compare(load_result(Path("before.json")), after)
     print(render_comparison(comparison, Format.TEXT))       # dbtune.report.bench
+    comparison.verdicts()                                    # {"orders-by-status": Verdict.FASTER, ...}
+
+A run is made of rounds (``BenchOptions.rounds``, default 5) with the queries interleaved; a comparison
+works on each query's round statistics (:mod:`dbtune.bench.stats`, :mod:`dbtune.bench.compare`).
 """
 
 from dbtune.bench.compare import Comparison, QueryComparison, ResultsDiffer, Verdict, compare
@@ -19,8 +23,10 @@ from dbtune.bench.result import (
     BenchResult,
     BenchServer,
     QueryResult,
+    RoundResult,
     RunParameters,
     SkippedQuery,
+    label,
     load_result,
     save_result,
 )
@@ -36,7 +42,7 @@ from dbtune.bench.workload import (
 __all__ = [
     "RESULT_VERSION", "TIMING_SETTINGS", "BenchOptions", "BenchResult", "BenchServer", "Comparison",
     "ParameterUnresolved", "Parameters", "PlanShape", "QueryComparison", "QueryResult", "ResultsDiffer",
-    "RunParameters", "SkippedQuery", "Verdict", "WorkloadQuery", "compare", "from_pg_stat_statements",
-    "load_result", "load_workload", "parse_workload", "pg_stat_statements_workload", "run_bench",
-    "sample_parameters", "save_result",
+    "RoundResult", "RunParameters", "SkippedQuery", "Verdict", "WorkloadQuery", "compare",
+    "from_pg_stat_statements", "label", "load_result", "load_workload", "parse_workload",
+    "pg_stat_statements_workload", "run_bench", "sample_parameters", "save_result",
 ]

@@ -1,37 +1,56 @@
 """Before/after comparison of two :class:`BenchResult`\\ s.
 
 Queries are matched by pglast fingerprint (then by name). For each pair: p50, p95, p99 and mean before and
-after; the speedup ``mean_before / mean_after`` and the median ratio, each with a 95 % bootstrap interval
-over the raw samples (:mod:`dbtune.bench.stats`, fixed seed, so the same files always give the same
-answer); a verdict; and the plan change, if any.
+after (over all executions, for reading); the *ratio* of the two runs' round statistics (each round's
+median latency, :mod:`dbtune.bench.stats`): ``before / after`` as the geometric mean ratio with its 95 %
+Welch t interval on the logarithms of the round medians; the *noise floor*; a verdict and its reason; and
+the plan change, if any.
 
-The verdict is ``faster`` when the intervals of both the mean speedup and the median ratio lie entirely
-above 1 *and* both are at least ``1 + min_change`` (default 5 %), ``slower`` in the mirror case, ``no
-significant change`` otherwise. The intervals guard against noise inside a run; asking the mean (which a
-few slow outliers move) and the median (the bulk of executions) to agree, and the 5 % floor, guard
-against drift between runs (caches, autovacuum, CPU frequency), which no within-run interval can see.
+A query is ``faster`` when both of these hold, ``slower`` in the mirror case, ``no significant change``
+otherwise:
 
-Results from different servers (``server_version_num``, database) or with different timing settings
-(:data:`~dbtune.bench.result.TIMING_SETTINGS`) are refused with :class:`ResultsDiffer` unless
-``force=True``.
+- its whole interval lies above its *noise floor*. The interval is computed on round statistics, so the
+  drift from round to round within each run (caches, CPU frequency, other load) is part of its width. The
+  floor covers the drift between the two runs, which no query's own rounds can show: two reference
+  statements run in every round beside the workload, which no schema change can make faster or slower
+  (:class:`~dbtune.bench.stats.Drift`): a CPU-bound one gives the factor by which the machine's speed may
+  have changed, the far end of its interval; a round trip (``SELECT 1``) the delay a busier machine may
+  have added to every statement, which inflates a short latency far more than a long one. The floor is at
+  least ``1 + min_change`` (5 %);
+- the medians of the round medians differ by at least ``min_difference_ms`` (5 µs): below that a
+  difference is the timer's and the network's, whatever its ratio.
+
+``not enough data`` when a side has fewer than 2 rounds with a measured execution. The same two files
+always give the same answer (nothing is random).
+
+Results from different servers (``server_version_num``, database), with different timing settings
+(:data:`~dbtune.bench.result.TIMING_SETTINGS`) or made differently (clients, iterations, duration,
+rounds, warm-up, parameter samples, seed) are refused with :class:`ResultsDiffer` unless ``force=True``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from dbtune.bench.plan import PlanShape
-from dbtune.bench.result import BenchResult, BenchServer, QueryResult
-from dbtune.bench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, RatioEstimate, bootstrap_ratios
+from dbtune.bench.result import CPU_BOUND, ROUND_TRIP, BenchResult, BenchServer, QueryResult, label
+from dbtune.bench.stats import Drift, RatioEstimate, median, round_difference, round_ratio
 from dbtune.errors import UsageError
 
 DEFAULT_MIN_CHANGE = 0.05
+DEFAULT_MIN_DIFFERENCE_MS = 0.005
+MIN_ROUNDS = 2
+
+# Run parameters that change what is measured: two runs that differ in one are not compared unless forced.
+COMPARED_RUN_PARAMETERS = ("clients", "iterations", "duration_s", "rounds", "warmup", "param_samples", "seed")
 
 
 class ResultsDiffer(UsageError):
-    """Two bench results that were measured on different servers or settings (exit 2 unless --force)."""
+    """Two bench results that were measured on different servers, settings or run parameters (exit 2
+    unless --force)."""
 
 
 class Verdict(StrEnum):
@@ -43,7 +62,8 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Latency:
-    """One side of a query's comparison: percentiles and mean (ms), executions and errors."""
+    """One side of a query's comparison: percentiles and mean (ms) over all executions, executions,
+    errors, and the rounds with a measured execution."""
 
     p50_ms: float
     p95_ms: float
@@ -51,26 +71,31 @@ class Latency:
     mean_ms: float
     count: int
     errors: int
+    rounds: int
 
     @classmethod
     def of(cls, q: QueryResult) -> Latency:
-        return cls(q.p50_ms, q.p95_ms, q.p99_ms, q.mean_ms, q.count, q.errors)
+        return cls(q.p50_ms, q.p95_ms, q.p99_ms, q.mean_ms, q.count, q.errors, len(q.round_medians()))
 
 
 @dataclass(frozen=True)
 class QueryComparison:
-    """One query before and after. ``speedup`` is mean_before / mean_after (> 1: faster after),
-    ``median_ratio`` median_before / median_after (of the raw samples), both with their 95 % interval, or
-    ``None`` when a side has fewer than 2 samples. ``plan_change`` is e.g. ``Seq Scan on orders → Index Scan
-    using idx_orders_status_created on orders``, or ``None`` when the plan's shape is the same."""
+    """One query before and after. ``ratio`` is round-median before / after (> 1: faster after) with its
+    95 % interval, and ``noise_floor`` the ratio its interval had to clear in the direction of the
+    change (:meth:`~dbtune.bench.stats.Drift.floors`), both ``None`` when a side has fewer than 2 rounds;
+    ``reason`` says in words why the verdict is what it is. ``plan_change`` is e.g. ``Seq Scan on orders →
+    Index Scan using idx_orders_status_created on orders``, or ``None`` when the plan's shape is the same.
+    ``label`` is the name as shown (with the SQL's first line for a pg_stat_statements query)."""
 
     name: str
+    label: str
     fingerprint: str
     before: Latency
     after: Latency
-    speedup: RatioEstimate | None
-    median_ratio: RatioEstimate | None
+    ratio: RatioEstimate | None
+    noise_floor: float | None
     verdict: Verdict
+    reason: str
     plan_before: PlanShape | None
     plan_after: PlanShape | None
     plan_change: str | None
@@ -79,8 +104,10 @@ class QueryComparison:
 @dataclass(frozen=True)
 class Comparison:
     """The comparison of two runs: per matched query, the queries found in one run only, the differences
-    that were overridden by ``force`` (empty otherwise), and notes (differing run parameters, skipped
-    queries)."""
+    that were overridden by ``force`` (empty otherwise), and notes (skipped queries, differing write
+    mode). ``drift`` is how the reference statements moved between the runs, from which each query's
+    noise floor comes, with ``min_change``; ``min_difference_ms`` the smallest difference of medians ever
+    called a change; ``rounds`` the rounds of each run."""
 
     before_server: BenchServer
     after_server: BenchServer
@@ -89,25 +116,38 @@ class Comparison:
     only_after: tuple[str, ...]
     forced: tuple[str, ...]
     notes: tuple[str, ...]
-    seed: int
-    resamples: int
+    drift: Drift
     min_change: float
+    min_difference_ms: float
+    rounds: tuple[int, int] = (0, 0)
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """Each matched query's verdict by name."""
+        return {q.name: q.verdict for q in self.queries}
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of ``dbtune bench compare --format json``."""
         def ratio(r: RatioEstimate | None) -> dict[str, float] | None:
             return None if r is None else {"point": r.point, "ci_low": r.low, "ci_high": r.high,
-                                           "confidence": r.confidence}
+                                           "confidence": r.confidence, "df": r.df}
 
         return {
-            "before": {"server": vars(self.before_server).copy()},
-            "after": {"server": vars(self.after_server).copy()},
-            "method": {"ci": "percentile bootstrap", "seed": self.seed, "resamples": self.resamples,
-                       "min_change": self.min_change},
+            "before": {"server": vars(self.before_server).copy(), "rounds": self.rounds[0]},
+            "after": {"server": vars(self.after_server).copy(), "rounds": self.rounds[1]},
+            "method": {"statistic": "median latency of each round",
+                       "ratio": "geometric mean of the round medians, before / after",
+                       "ci": "Welch t on the logarithms of the round medians",
+                       "noise_floor": "the reference statements' drift between the runs, at least 1 + min_change",
+                       "min_change": self.min_change, "min_difference_ms": self.min_difference_ms},
+            "drift": {"factor": ratio(self.drift.factor),
+                      "delay_ms": None if self.drift.delay_ms is None else {
+                          "point": self.drift.delay_ms.point, "ci_low": self.drift.delay_ms.low,
+                          "ci_high": self.drift.delay_ms.high, "confidence": self.drift.delay_ms.confidence}},
             "queries": [{
-                "name": q.name, "fingerprint": q.fingerprint,
+                "name": q.name, "label": q.label, "fingerprint": q.fingerprint,
                 "before": vars(q.before).copy(), "after": vars(q.after).copy(),
-                "speedup": ratio(q.speedup), "median_ratio": ratio(q.median_ratio), "verdict": q.verdict.value,
+                "ratio": ratio(q.ratio), "noise_floor": q.noise_floor, "verdict": q.verdict.value,
+                "reason": q.reason,
                 "plan_before": q.plan_before.to_json() if q.plan_before else None,
                 "plan_after": q.plan_after.to_json() if q.plan_after else None,
                 "plan_change": q.plan_change,
@@ -120,7 +160,8 @@ class Comparison:
 
 
 def differences(before: BenchResult, after: BenchResult) -> list[str]:
-    """What makes two results incomparable: server version, database, timing settings."""
+    """What makes two results incomparable: server version, database, timing settings, and the run
+    parameters of :data:`COMPARED_RUN_PARAMETERS`."""
     found = []
     if before.server.version_num != after.server.version_num:
         found.append(f"server_version_num {before.server.version_num} before, {after.server.version_num} after")
@@ -130,21 +171,24 @@ def differences(before: BenchResult, after: BenchResult) -> list[str]:
         b, a = before.settings.get(name), after.settings.get(name)
         if b != a:
             found.append(f"setting {name} {b!r} before, {a!r} after")
+    for attr in COMPARED_RUN_PARAMETERS:
+        b, a = getattr(before.run, attr), getattr(after.run, attr)
+        if b != a:
+            found.append(f"{attr} {b} before, {a} after")
     return found
 
 
 def _run_notes(before: BenchResult, after: BenchResult) -> list[str]:
     notes = []
-    for attr in ("clients", "iterations", "duration_s", "warmup", "allow_writes"):
-        b, a = getattr(before.run, attr), getattr(after.run, attr)
-        if b != a:
-            notes.append(f"run parameter {attr} differs: {b} before, {a} after")
+    if before.run.allow_writes != after.run.allow_writes:
+        notes.append(f"allow_writes {before.run.allow_writes} before, {after.run.allow_writes} after: "
+                     "DML ran on one side only")
     skipped_after = {(s.name, s.reason) for s in after.skipped}
     for s in before.skipped:
         both = (s.name, s.reason) in skipped_after
-        notes.append(f"{s.name} was skipped {'in both runs' if both else 'before'}: {s.reason}")
+        notes.append(f"{label(s.name, s.sql)} was skipped {'in both runs' if both else 'before'}: {s.reason}")
     skipped_before = {(s.name, s.reason) for s in before.skipped}
-    notes += [f"{s.name} was skipped after: {s.reason}" for s in after.skipped
+    notes += [f"{label(s.name, s.sql)} was skipped after: {s.reason}" for s in after.skipped
               if (s.name, s.reason) not in skipped_before]
     return notes
 
@@ -181,43 +225,75 @@ def plan_change(before: PlanShape | None, after: PlanShape | None) -> str | None
     return f"{before.shape} → {after.shape}"
 
 
-def verdict(speedup: RatioEstimate | None, median_ratio: RatioEstimate | None,
-            min_change: float = DEFAULT_MIN_CHANGE) -> Verdict:
-    """``faster`` when both intervals are above 1 and both ratios at least ``1 + min_change``; ``slower``
-    in the mirror case; ``no significant change`` otherwise; ``not enough data`` without estimates."""
-    if speedup is None or median_ratio is None:
-        return Verdict.NO_DATA
-    both = (speedup, median_ratio)
-    if all(r.low > 1.0 and r.point >= 1.0 + min_change for r in both):
-        return Verdict.FASTER
-    if all(r.high < 1.0 and r.point <= 1.0 / (1.0 + min_change) for r in both):
-        return Verdict.SLOWER
-    return Verdict.NO_CHANGE
+def drift(before: BenchResult, after: BenchResult) -> Drift:
+    """How the reference statements moved between the runs (:class:`~dbtune.bench.stats.Drift`); a part is
+    ``None`` when a side did not measure that statement in at least 2 rounds."""
+    def rounds(result: BenchResult, name: str) -> list[float]:
+        q = result.reference(name)
+        return q.round_medians() if q is not None else []
+
+    factor = delay = None
+    b, a = rounds(before, CPU_BOUND), rounds(after, CPU_BOUND)
+    if len(b) >= MIN_ROUNDS and len(a) >= MIN_ROUNDS:
+        factor = round_ratio(b, a)
+    b, a = rounds(before, ROUND_TRIP), rounds(after, ROUND_TRIP)
+    if len(b) >= MIN_ROUNDS and len(a) >= MIN_ROUNDS:
+        delay = round_difference(b, a)
+    return Drift(factor, delay)
 
 
-def compare(before: BenchResult, after: BenchResult, force: bool = False, *, seed: int = DEFAULT_SEED,
-            resamples: int = DEFAULT_RESAMPLES, min_change: float = DEFAULT_MIN_CHANGE) -> Comparison:
-    """Compare two runs query by query (see the module docstring).
+def judge(before: QueryResult, after: QueryResult, machine: Drift, *, min_change: float = DEFAULT_MIN_CHANGE,
+          min_difference_ms: float = DEFAULT_MIN_DIFFERENCE_MS
+          ) -> tuple[RatioEstimate | None, float | None, Verdict, str]:
+    """The ratio, noise floor, verdict and reason for one query, given how the ``machine`` drifted between
+    the runs (see the module docstring)."""
+    b, a = before.round_medians(), after.round_medians()
+    if len(b) < MIN_ROUNDS or len(a) < MIN_ROUNDS:
+        return None, None, Verdict.NO_DATA, (f"a verdict needs at least {MIN_ROUNDS} rounds with a measured "
+                                             f"execution on each side ({len(b)} before, {len(a)} after)")
+    ratio = round_ratio(b, a)
+    up, down = machine.floors(median(b), median(a), min_change)
+    floor = up if ratio.point >= 1.0 else down
+    interval = f"{ratio.point:.2f}× [{ratio.low:.2f}, {ratio.high:.2f}]"
+    shown = f"{floor:.2f}×" if math.isfinite(floor) else "∞ (the machine's drift could be all of it)"
+    if ratio.low <= up and ratio.high * down >= 1.0:
+        where = "includes 1" if ratio.contains(1.0) else f"reaches into the noise floor {shown}"
+        return ratio, floor, Verdict.NO_CHANGE, f"{interval} {where}"
+    difference = abs(median(b) - median(a))
+    if difference < min_difference_ms:
+        return ratio, floor, Verdict.NO_CHANGE, (f"the medians differ by {difference * 1000:.1f} µs, under "
+                                                 f"{min_difference_ms * 1000:g} µs")
+    outcome = Verdict.FASTER if ratio.low > up else Verdict.SLOWER
+    return ratio, floor, outcome, f"{interval} clear of the noise floor {shown}"
 
-    Raises :class:`ResultsDiffer` (exit 2) naming every difference when the servers (version_num, database)
-    or timing settings differ, unless ``force``; then the differences are listed in ``Comparison.forced``.
+
+def compare(before: BenchResult, after: BenchResult, force: bool = False, *,
+            min_change: float = DEFAULT_MIN_CHANGE,
+            min_difference_ms: float = DEFAULT_MIN_DIFFERENCE_MS) -> Comparison:
+    """Compare two runs query by query (see the module docstring): a :class:`Comparison` whose
+    ``queries`` each carry a :class:`Verdict` (``faster``, ``slower``, ``no significant change``, ``not
+    enough data``), the ratio of the round medians with its 95 % interval, and the noise floor.
+
+    Raises :class:`ResultsDiffer` (exit 2) naming every difference when the servers (version_num,
+    database), timing settings or run parameters differ, unless ``force``; then the differences are
+    listed in ``Comparison.forced``.
     """
     found = differences(before, after)
     if found and not force:
         raise ResultsDiffer("refusing to compare runs measured differently: " + "; ".join(found)
                             + " (pass --force to compare anyway)")
     pairs, only_before, only_after = _match(before, after)
+    machine = drift(before, after)
     rows = []
     for b, a in pairs:
-        speedup = median_ratio = None
-        if len(b.samples) >= 2 and len(a.samples) >= 2:
-            speedup, median_ratio = bootstrap_ratios(b.samples, a.samples, key=b.fingerprint, seed=seed,
-                                                     resamples=resamples)
+        ratio, floor, outcome, reason = judge(b, a, machine, min_change=min_change,
+                                              min_difference_ms=min_difference_ms)
+        name = b.name if b.name == a.name else f"{b.name} / {a.name}"
         rows.append(QueryComparison(
-            name=b.name if b.name == a.name else f"{b.name} / {a.name}", fingerprint=b.fingerprint,
-            before=Latency.of(b), after=Latency.of(a), speedup=speedup, median_ratio=median_ratio,
-            verdict=verdict(speedup, median_ratio, min_change), plan_before=b.plan, plan_after=a.plan,
-            plan_change=plan_change(b.plan, a.plan)))
-    return Comparison(before.server, after.server, tuple(rows), tuple(q.name for q in only_before),
-                      tuple(q.name for q in only_after), tuple(found), tuple(_run_notes(before, after)),
-                      seed, resamples, min_change)
+            name=name, label=b.label if b.name == a.name else name, fingerprint=b.fingerprint,
+            before=Latency.of(b), after=Latency.of(a), ratio=ratio, noise_floor=floor, verdict=outcome,
+            reason=reason,
+            plan_before=b.plan, plan_after=a.plan, plan_change=plan_change(b.plan, a.plan)))
+    return Comparison(before.server, after.server, tuple(rows), tuple(q.label for q in only_before),
+                      tuple(q.label for q in only_after), tuple(found), tuple(_run_notes(before, after)),
+                      machine, min_change, min_difference_ms, (before.run.rounds, after.run.rounds))

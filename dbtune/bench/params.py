@@ -33,12 +33,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pglast
 import psycopg
 from pglast import ast, enums
 from psycopg.types.string import TextLoader
 
 from dbtune.errors import DbtuneError
+from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import qualified, quote_ident
 from dbtune.workload.statements import fields
 
@@ -100,10 +100,14 @@ class _Analysis:
 
 
 def analyse(sql: str) -> _Analysis:
-    """The ``$n`` numbers of ``sql`` and the column comparisons, LIMIT and OFFSET they appear in."""
+    """The ``$n`` numbers of ``sql`` and the column comparisons, LIMIT and OFFSET they appear in. Raises
+    ParseError when ``sql`` does not parse, :class:`ParameterUnresolved` when it nests too deep to walk."""
     found = _Analysis()
-    stmt = pglast.parse_sql(sql)[0].stmt
-    _visit(stmt, (), frozenset(), found)
+    stmt = parse_sql(sql)[0].stmt
+    try:
+        _visit(stmt, (), frozenset(), found)
+    except RecursionError:  # hundreds of levels deep (deeper ones never get here: see dbtune.pgsql)
+        raise ParameterUnresolved("the statement nests too deep to find the columns of its parameters") from None
     return found
 
 
@@ -438,7 +442,7 @@ def sample_parameters(conn: psycopg.Connection, sql: str, params_sql: str | None
         if not rows:
             raise ParameterUnresolved(f"{label} has no rows with non-NULL {', '.join(columns)} to sample")
         samples[label] = (rows, how)
-    n_sets = max(len(rows) for rows, _ in samples.values())
+    n_sets = max((len(rows) for rows, _ in samples.values()), default=1)  # only LIMIT/OFFSET: one set
     sets = []
     for i in range(n_sets):
         values: list[str] = []

@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from dbtune.db.connect import MarkedRawCursor
+
 _AGGREGATE = {"Sorted": "GroupAggregate", "Hashed": "HashAggregate", "Mixed": "MixedAggregate"}
 _JOINS = {"Hash Join", "Merge Join", "Nested Loop"}
 
@@ -88,7 +90,7 @@ def plan_shape(explain_json: Any, kind: str) -> PlanShape:
 def explain(conn: psycopg.Connection, sql: str, params: tuple[str, ...], version_num: int) -> PlanShape:
     """Plan ``sql`` without running it: the generic plan on PostgreSQL 16+ when it has parameters, else
     with ``params`` (text values). Lets ``psycopg.Error`` through (a statement the server cannot plan)."""
-    cur = psycopg.RawCursor(conn)
+    cur = MarkedRawCursor(conn)
     if params and version_num >= 160000:
         rows = cur.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {sql}").fetchall()  # type: ignore[arg-type]
         kind = "generic"

@@ -2,7 +2,8 @@
 
 The file is the contract between ``bench run`` and ``bench compare`` (and CI scripts): a JSON object with
 ``kind`` = ``dbtune-bench-result`` and ``result_version`` = :data:`RESULT_VERSION`; a reader refuses any
-other kind or version rather than guess.
+other kind or version rather than guess. Version 2 added the rounds (``run.rounds`` and each query's
+``rounds``, see :mod:`dbtune.bench.runner`); a version 1 file has no round statistics to compare.
 """
 
 from __future__ import annotations
@@ -15,13 +16,34 @@ from typing import Any
 from dbtune import __version__
 from dbtune.bench.plan import PlanShape
 from dbtune.errors import UsageError
+from dbtune.escape import one_line
 
 RESULT_KIND = "dbtune-bench-result"
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 
 # Settings that change timings; two results are only comparable when these match (or with --force).
 TIMING_SETTINGS = ("jit", "work_mem", "shared_buffers", "max_parallel_workers_per_gather", "random_page_cost",
                    "effective_cache_size")
+
+
+LABEL_SQL_WIDTH = 50
+
+# The reference statements every run measures beside the workload (dbtune.bench.runner).
+ROUND_TRIP = "reference-round-trip"
+CPU_BOUND = "reference-cpu"
+
+
+def label(name: str, sql: str) -> str:
+    """How a query is shown: its name, and for a ``pgss:<queryid>`` name (which says nothing to a reader)
+    also the first line of its SQL, cut at :data:`LABEL_SQL_WIDTH` characters, control characters
+    escaped: ``pgss:-4211 SELECT qty FROM items WHERE code = $1``."""
+    if not name.startswith("pgss:"):
+        return name
+    lines = sql.strip().splitlines()
+    first = " ".join(lines[0].split()) if lines else ""
+    if len(first) > LABEL_SQL_WIDTH or len(lines) > 1:
+        first = first[:LABEL_SQL_WIDTH - 1].rstrip() + "…"
+    return one_line(f"{name} {first}")
 
 
 @dataclass(frozen=True)
@@ -37,8 +59,9 @@ class BenchServer:
 
 @dataclass(frozen=True)
 class RunParameters:
-    """How the run was made. ``iterations`` is per client (``None`` with ``duration_s``, seconds, per
-    query); ``warmup`` executions per client are not measured; ``started_at`` is ISO 8601 UTC."""
+    """How the run was made. ``iterations`` is the measured executions per query and client over all
+    ``rounds`` (``None`` with ``duration_s``: seconds per query, over all rounds); ``warmup`` executions
+    per query and client before the first round are not measured; ``started_at`` is ISO 8601 UTC."""
 
     iterations: int | None
     duration_s: float | None
@@ -49,6 +72,19 @@ class RunParameters:
     workload: str = ""
     param_samples: int = 100
     seed: int = 1
+    rounds: int = 1
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One query in one round: ``count`` measured executions (all clients), ``errors``, the round's median
+    and mean latency (ms) and its wall time (s). ``p50_ms`` is the round statistic a comparison uses."""
+
+    count: int
+    errors: int
+    p50_ms: float
+    mean_ms: float
+    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -56,7 +92,8 @@ class QueryResult:
     """One query's measurements. Latencies in ms; ``throughput_qps`` is executions per second over the
     measured phase (all clients); ``histogram`` is the HdrHistogram (µs) in its compressed base64 form;
     ``samples`` the raw latencies (ms), all of them or a uniform reservoir sample when capped; ``rows`` the
-    mean rows returned or affected per execution; ``parameters`` where each ``$n`` came from."""
+    mean rows returned or affected per execution; ``parameters`` where each ``$n`` came from; ``rounds``
+    the query's statistics in each round, in round order."""
 
     name: str
     sql: str
@@ -77,6 +114,16 @@ class QueryResult:
     rows: float = 0.0
     parameters: tuple[str, ...] = ()
     first_error: str | None = None
+    rounds: tuple[RoundResult, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The name, with the SQL's first line for a pg_stat_statements query (:func:`label`)."""
+        return label(self.name, self.sql)
+
+    def round_medians(self) -> list[float]:
+        """The median latency (ms) of every round in which the query had a measured execution."""
+        return [r.p50_ms for r in self.rounds if r.count > 0]
 
 
 @dataclass(frozen=True)
@@ -91,8 +138,10 @@ class SkippedQuery:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Per query: latency histogram, percentiles, throughput, plan shape; plus the server, the settings that
-    change timings (:data:`TIMING_SETTINGS`, as ``current_setting`` shows them) and the run parameters."""
+    """Per query: latency histogram, percentiles, throughput, plan shape, round statistics; plus the server,
+    the settings that change timings (:data:`TIMING_SETTINGS`, as ``current_setting`` shows them), the run
+    parameters and the reference statements measured in the same rounds (:data:`ROUND_TRIP`,
+    :data:`CPU_BOUND`; empty when no query ran)."""
 
     server: BenchServer
     settings: dict[str, str]
@@ -100,12 +149,17 @@ class BenchResult:
     queries: tuple[QueryResult, ...]
     skipped: tuple[SkippedQuery, ...] = ()
     dbtune_version: str = field(default=__version__)
+    references: tuple[QueryResult, ...] = ()
+
+    def reference(self, name: str) -> QueryResult | None:
+        """The reference statement :data:`ROUND_TRIP` or :data:`CPU_BOUND`, when the run measured it."""
+        return next((q for q in self.references if q.name == name), None)
 
     def query(self, name: str) -> QueryResult | None:
         return next((q for q in self.queries if q.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (``result_version`` 1)."""
+        """The JSON form (``result_version`` 2)."""
         return {
             "kind": RESULT_KIND,
             "result_version": RESULT_VERSION,
@@ -115,6 +169,7 @@ class BenchResult:
             "run": vars(self.run).copy(),
             "queries": [_query_json(q) for q in self.queries],
             "skipped": [vars(s).copy() for s in self.skipped],
+            "references": [_query_json(q) for q in self.references],
         }
 
     @classmethod
@@ -134,6 +189,7 @@ class BenchResult:
                 queries=tuple(_query_from_json(q) for q in data["queries"]),
                 skipped=tuple(SkippedQuery(**s) for s in data.get("skipped", [])),
                 dbtune_version=str(data.get("dbtune_version", "")),
+                references=tuple(_query_from_json(q) for q in data.get("references", [])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f"missing key {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
@@ -145,6 +201,7 @@ def _query_json(q: QueryResult) -> dict[str, Any]:
     data["samples"] = list(q.samples)
     data["parameters"] = list(q.parameters)
     data["plan"] = q.plan.to_json() if q.plan else None
+    data["rounds"] = [vars(r).copy() for r in q.rounds]
     return data
 
 
@@ -153,6 +210,7 @@ def _query_from_json(data: dict[str, Any]) -> QueryResult:
     data["samples"] = tuple(float(s) for s in data["samples"])
     data["parameters"] = tuple(str(p) for p in data.get("parameters", ()))
     data["plan"] = PlanShape.from_json(data["plan"]) if data.get("plan") else None
+    data["rounds"] = tuple(RoundResult(**r) for r in data["rounds"])
     return QueryResult(**data)
 
 

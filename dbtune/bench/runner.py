@@ -1,5 +1,13 @@
-"""The workload runner: each query, after a warm-up, for a number of iterations or a duration, from
-``clients`` concurrent sessions (threads, one connection each), every latency recorded.
+"""The workload runner: every query, after a warm-up, in ``rounds`` rounds, from ``clients`` concurrent
+sessions (threads, one connection each), every latency recorded.
+
+Rounds: a run is not one block of executions per query but ``rounds`` (default 5) passes over the whole
+workload. In each pass every query runs its share of the iterations (or of the duration), in an order
+shuffled per round with the seed, beside two reference statements that no schema change can affect
+(:data:`REFERENCE_STATEMENTS`). So each query is measured at several moments spread over the run, and the
+median of each round is a statistic whose spread shows the drift over time (caches, CPU frequency, other
+load) that executions within one block cannot; :mod:`dbtune.bench.compare` judges on those round
+statistics and on how the reference statements moved between two runs.
 
 Safety: by default only SELECTs run, in sessions with ``default_transaction_read_only = on``, so nothing
 can be written even by a function a SELECT calls. DML (and ``SELECT … FOR UPDATE``) runs only with
@@ -18,7 +26,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,24 +34,47 @@ import pglast
 import psycopg
 from pglast.parser import ParseError
 
-from dbtune.bench.params import Parameters, ParameterUnresolved, cycle, sample_parameters
+from dbtune.bench.params import NO_PARAMETERS, Parameters, ParameterUnresolved, cycle, sample_parameters
 from dbtune.bench.plan import PlanShape, explain
-from dbtune.bench.result import TIMING_SETTINGS, BenchResult, BenchServer, QueryResult, RunParameters, SkippedQuery
-from dbtune.bench.stats import encode, new_histogram, percentile_ms, record
-from dbtune.db.connect import ConnectionSettings, connect, describe
+from dbtune.bench.result import (
+    CPU_BOUND,
+    ROUND_TRIP,
+    TIMING_SETTINGS,
+    BenchResult,
+    BenchServer,
+    QueryResult,
+    RoundResult,
+    RunParameters,
+    SkippedQuery,
+    label,
+)
+from dbtune.bench.stats import encode, mean, median, new_histogram, percentile_ms, record
+from dbtune.db.connect import ConnectionSettings, MarkedCursor, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.workload import WorkloadQuery, statement_kind
 
 DEFAULT_SAMPLE_CAP = 100_000
+DEFAULT_ROUNDS = 5
+# Measured in every round beside the workload, at least REFERENCE_ITERATIONS times: no schema change can
+# make them faster or slower, so how they moved between two runs is the drift of the machine (see
+# dbtune.bench.stats.Drift): the round trip shows a delay added to every statement (a busy machine), the
+# CPU-bound one a factor on the work (a CPU that clocked down).
+REFERENCE_STATEMENTS = {
+    ROUND_TRIP: "/* dbtune bench: reference */ SELECT 1",
+    CPU_BOUND: "/* dbtune bench: reference */ SELECT count(*) FROM pg_catalog.generate_series(1, 20000)",
+}
+REFERENCE_ITERATIONS = 10
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """How to run: ``iterations`` per client and query, or ``duration_s`` seconds per query (then
-    ``iterations`` is ignored); ``warmup`` unmeasured executions per client first; ``clients`` concurrent
-    sessions; ``allow_writes`` runs DML in rolled-back transactions; ``param_samples`` distinct parameter
-    sets to draw per query; ``sample_cap`` raw latencies kept per query (a uniform reservoir beyond it);
-    ``seed`` makes parameter sampling and the reservoir repeatable."""
+    """How to run: ``rounds`` rounds (see the module docstring); ``iterations`` measured executions per
+    query and client in all, spread evenly over the rounds, or ``duration_s`` seconds per query in all
+    (``duration_s / rounds`` in each round; then ``iterations`` is ignored); ``warmup`` unmeasured
+    executions per query and client before the first round; ``clients`` concurrent sessions;
+    ``allow_writes`` runs DML in rolled-back transactions; ``param_samples`` distinct parameter sets to
+    draw per query; ``sample_cap`` raw latencies kept per query (a uniform reservoir beyond it); ``seed``
+    makes parameter sampling, the order of the queries in each round and the reservoir repeatable."""
 
     iterations: int = 100
     duration_s: float | None = None
@@ -53,11 +84,15 @@ class BenchOptions:
     param_samples: int = 100
     sample_cap: int = DEFAULT_SAMPLE_CAP
     seed: int = 1
+    rounds: int = DEFAULT_ROUNDS
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming the option that is out of range."""
-        if self.duration_s is None and self.iterations < 1:
-            raise UsageError(f"--iterations must be at least 1, got {self.iterations}")
+        if self.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {self.rounds}")
+        if self.duration_s is None and self.iterations < self.rounds:
+            raise UsageError(f"--iterations must be at least --rounds ({self.rounds}): every round measures "
+                             f"each query at least once, got {self.iterations}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise UsageError(f"--duration must be more than 0 seconds, got {self.duration_s}")
         if self.warmup < 0:
@@ -67,9 +102,32 @@ class BenchOptions:
         if self.param_samples < 1 or self.sample_cap < 1:
             raise UsageError("param_samples and sample_cap must be at least 1")
 
+    def iterations_in_round(self, index: int) -> int:
+        """Measured executions per client of each query in round ``index`` (0-based): ``iterations`` split
+        as evenly as possible, the first rounds taking the remainder."""
+        return self.iterations // self.rounds + (1 if index < self.iterations % self.rounds else 0)
+
+    def describe(self) -> str:
+        """``5 rounds, 100 iterations per query and client (20 a round), 1 client, warm-up 5`` or, with a
+        duration, ``5 rounds, 30 s per query (6 s a round), 4 clients, warm-up 5``."""
+        rounds = f"{self.rounds} round{'s' if self.rounds != 1 else ''}"
+        if self.duration_s:
+            how = f"{self.duration_s:g} s per query ({self.duration_s / self.rounds:g} s a round)"
+        else:
+            per_round = self.iterations / self.rounds
+            how = (f"{self.iterations} iterations per query and client "
+                   f"({per_round:g} a round)" if per_round == int(per_round) else
+                   f"{self.iterations} iterations per query and client ({int(per_round)}–{int(per_round) + 1} "
+                   "a round)")
+        clients = f"{self.clients} client{'s' if self.clients != 1 else ''}"
+        return f"{rounds}, {how}, {clients}, warm-up {self.warmup}" + (", writes rolled back"
+                                                                           if self.allow_writes else "")
+
 
 @dataclass
 class _ClientStats:
+    """One client's measurements of one query, over all rounds; ``round`` holds the current round's."""
+
     histogram: object = field(default_factory=new_histogram)
     samples: list[float] = field(default_factory=list)
     seen: int = 0
@@ -81,6 +139,26 @@ class _ClientStats:
     errors: int = 0
     first_error: str | None = None
     crashed: BaseException | None = None
+    round: list[float] = field(default_factory=list)
+    round_errors: int = 0
+
+
+@dataclass
+class _Running:
+    """A query through the rounds: what :func:`_prepare` found, each client's parameter cycle, random
+    generator (for the reservoir) and stats, and the rounds measured so far."""
+
+    query: WorkloadQuery
+    fingerprint: str
+    kind: str
+    params: Parameters
+    plan: PlanShape | None
+    values: list[Iterator[tuple[str, ...]]]
+    rngs: list[random.Random]
+    stats: list[_ClientStats]
+    rounds: list[RoundResult] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    warmup_s: float = 0.0
 
 
 _SERVER = """
@@ -109,7 +187,7 @@ def _session(settings: ConnectionSettings, read_only: bool) -> psycopg.Connectio
     except psycopg.Error as exc:
         conn.close()
         raise ServerRefused(f"{describe(settings)} refused the benchmark session: {_one_line(exc)}") from None
-    conn.cursor_factory = psycopg.RawCursor  # type: ignore[assignment]
+    conn.cursor_factory = MarkedRawCursor  # type: ignore[assignment]
     return conn
 
 
@@ -130,15 +208,16 @@ def _execute(cur: psycopg.RawCursor, sql: str, values: tuple[str, ...], write: b
     return elapsed / 1e6, rows
 
 
-def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool, options: BenchOptions,
-            index: int, barrier: threading.Barrier, stats: _ClientStats) -> None:
-    cap = max(1, options.sample_cap // options.clients)
-    rng = random.Random(f"{options.seed}:{index}")
-    values = cycle(params, start=index * max(1, len(params.sets) // options.clients))
-    cur = psycopg.RawCursor(conn)
+def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iterations: int,
+            duration_s: float | None, cap: int, barrier: threading.Barrier) -> None:
+    """Client ``index``: ``warmup`` unmeasured executions, then (after every client is ready) ``iterations``
+    measured ones, or as many as fit in ``duration_s`` (at least one)."""
+    stats, values, rng, write = q.stats[index], q.values[index], q.rngs[index], q.kind == "write"
+    sql = q.query.sql
+    cur = MarkedRawCursor(conn)
     waited = False
     try:
-        for _ in range(options.warmup):
+        for _ in range(warmup):
             try:
                 _execute(cur, sql, next(values), write)
             except psycopg.Error:
@@ -146,14 +225,15 @@ def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool,
                     raise
         barrier.wait()
         waited = True
-        deadline = time.monotonic() + options.duration_s if options.duration_s else None
+        deadline = time.monotonic() + duration_s if duration_s else None
         done = 0
-        while (done < options.iterations) if deadline is None else (done == 0 or time.monotonic() < deadline):
+        while (done < iterations) if deadline is None else (done == 0 or time.monotonic() < deadline):
             done += 1
             try:
                 ms, rows = _execute(cur, sql, next(values), write)
             except psycopg.Error as exc:
                 stats.errors += 1
+                stats.round_errors += 1
                 stats.first_error = stats.first_error or _one_line(exc)
                 if conn.broken:
                     break
@@ -165,6 +245,7 @@ def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool,
             stats.max_ms = max(stats.max_ms, ms)
             stats.rows += rows
             stats.seen += 1
+            stats.round.append(ms)
             if len(stats.samples) < cap:
                 stats.samples.append(ms)
             else:  # reservoir sampling (Algorithm R): every latency is kept with probability cap / seen
@@ -176,6 +257,7 @@ def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool,
     except BaseException as exc:  # reported by the caller; never leave the other sessions waiting
         if isinstance(exc, psycopg.Error):
             stats.errors += 1
+            stats.round_errors += 1
             stats.first_error = stats.first_error or _one_line(exc)
         else:
             stats.crashed = exc
@@ -183,12 +265,16 @@ def _client(conn: psycopg.Connection, sql: str, params: Parameters, write: bool,
             barrier.abort()
 
 
-def _measure(conns: list[psycopg.Connection], sql: str, params: Parameters, write: bool,
-             options: BenchOptions) -> tuple[list[_ClientStats], float]:
-    """Run one query from every session; the per-client stats and the measured phase's wall time (s)."""
+def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions, *, warmup: int,
+             iterations: int, duration_s: float | None) -> float:
+    """Run one query from every session (``warmup`` then ``iterations`` or ``duration_s`` each); the
+    measured phase's wall time (s). Raises :class:`ServerRefused` when a session is lost."""
     barrier = threading.Barrier(len(conns) + 1)
-    stats = [_ClientStats() for _ in conns]
-    threads = [threading.Thread(target=_client, args=(c, sql, params, write, options, i, barrier, stats[i]),
+    cap = max(1, options.sample_cap // options.clients)
+    for s in q.stats:
+        s.round = []
+        s.round_errors = 0
+    threads = [threading.Thread(target=_client, args=(c, q, i, warmup, iterations, duration_s, cap, barrier),
                                 name=f"dbtune-bench-{i}", daemon=True) for i, c in enumerate(conns)]
     for t in threads:
         t.start()
@@ -200,17 +286,26 @@ def _measure(conns: list[psycopg.Connection], sql: str, params: Parameters, writ
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    for s in stats:
+    for s in q.stats:
         if s.crashed is not None:
             raise s.crashed
     lost = next((i for i, c in enumerate(conns) if c.broken or c.closed), None)
     if lost is not None:
-        raise ServerRefused(f"lost benchmark session {lost + 1}: {stats[lost].first_error or 'connection closed'}")
-    return stats, elapsed
+        raise ServerRefused(f"lost benchmark session {lost + 1}: {q.stats[lost].first_error or 'connection closed'}")
+    return elapsed
 
 
-def _summarise(q: WorkloadQuery, fingerprint: str, kind: str, plan: PlanShape, params: Parameters,
-               stats: list[_ClientStats], elapsed_s: float) -> QueryResult:
+def _round_result(q: _Running, elapsed_s: float) -> RoundResult:
+    latencies = [x for s in q.stats for x in s.round]
+    errors = sum(s.round_errors for s in q.stats)
+    if not latencies:
+        return RoundResult(0, errors, 0.0, 0.0, elapsed_s)
+    return RoundResult(len(latencies), errors, round(median(latencies), 4), round(mean(latencies), 4),
+                       round(elapsed_s, 4))
+
+
+def _summarise(q: _Running) -> QueryResult:
+    stats = q.stats
     histogram = new_histogram()
     for s in stats:
         histogram.add(s.histogram)
@@ -219,16 +314,17 @@ def _summarise(q: WorkloadQuery, fingerprint: str, kind: str, plan: PlanShape, p
     samples = [round(x, 4) for s in stats for x in s.samples]
     first_error = next((s.first_error for s in stats if s.first_error), None)
     return QueryResult(
-        name=q.name, sql=q.sql, fingerprint=fingerprint, kind=kind, count=count, errors=errors,
+        name=q.query.name, sql=q.query.sql, fingerprint=q.fingerprint, kind=q.kind, count=count, errors=errors,
         p50_ms=percentile_ms(histogram, 50), p95_ms=percentile_ms(histogram, 95),
         p99_ms=percentile_ms(histogram, 99),
         mean_ms=sum(s.total_ms for s in stats) / count if count else 0.0,
         min_ms=min((s.min_ms for s in stats if s.count), default=0.0),
         max_ms=max((s.max_ms for s in stats if s.count), default=0.0),
-        throughput_qps=count / elapsed_s if elapsed_s > 0 else 0.0,
-        histogram=encode(histogram), samples=tuple(samples), plan=plan,
+        throughput_qps=count / q.elapsed_s if q.elapsed_s > 0 else 0.0,
+        histogram=encode(histogram), samples=tuple(samples), plan=q.plan,
         rows=sum(s.rows for s in stats) / count if count else 0.0,
-        parameters=params.sources, first_error=first_error)
+        parameters=q.params.sources, first_error=first_error,
+        rounds=tuple(q.rounds))
 
 
 def _prepare(control: psycopg.Connection, q: WorkloadQuery, options: BenchOptions,
@@ -263,11 +359,13 @@ def _prepare(control: psycopg.Connection, q: WorkloadQuery, options: BenchOption
 
 def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], options: BenchOptions, *,
               source: str = "", progress: Callable[[str], None] = lambda _: None) -> BenchResult:
-    """Benchmark ``workload`` on the target of ``settings``; returns the :class:`BenchResult`.
+    """Benchmark ``workload`` on the target of ``settings`` in ``options.rounds`` interleaved rounds (see the
+    module docstring); returns the :class:`BenchResult` with every query's round statistics.
 
     A query that cannot run (writes without ``allow_writes``, a ``$n`` without values, a statement the
     server cannot plan) is listed in ``skipped`` with the reason; executions that fail are counted in
-    ``errors``. ``progress`` receives one line per query. Raises :class:`UsageError` for bad options,
+    ``errors``. ``progress`` receives what is about to run and the expected run time, one line per round
+    and one per query at the end. Raises :class:`UsageError` for bad options,
     :class:`~dbtune.errors.ConnectionFailed` / :class:`ServerRefused` (exit 3) when the server cannot be
     reached or refuses the session.
     """
@@ -276,7 +374,7 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
     control = _session(settings, read_only=True)
     conns: list[psycopg.Connection] = []
     try:
-        control.cursor_factory = psycopg.Cursor  # type: ignore[assignment]
+        control.cursor_factory = MarkedCursor  # type: ignore[assignment]
         try:
             version, version_num, database = control.execute(_SERVER).fetchone()  # type: ignore[misc]
             timing = {str(k): str(v) for k, v in
@@ -284,37 +382,105 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
         except psycopg.Error as exc:
             raise ServerRefused(f"{describe(settings)} refused a settings query: {_one_line(exc)}") from None
         conns = [_session(settings, read_only=not options.allow_writes) for _ in range(options.clients)]
-        how = f"{options.duration_s:g} s" if options.duration_s else f"{options.iterations} iterations"
-        progress(f"benchmarking {len(workload)} queries on {describe(settings)} ({how} x {options.clients} "
-                 f"client{'s' if options.clients != 1 else ''}, warm-up {options.warmup})")
-        results: list[QueryResult] = []
+        progress(f"benchmarking {len(workload)} queries on {describe(settings)}: {options.describe()}; "
+                 "the queries interleaved in each round")
+        running: list[_Running] = []
         skipped: list[SkippedQuery] = []
         for q in workload:
             prepared = _prepare(control, q, options, int(version_num))
             if isinstance(prepared, str):
                 skipped.append(SkippedQuery(q.name, q.sql, prepared))
-                progress(f"  {q.name}: skipped: {prepared}")
+                progress(f"  {label(q.name, q.sql)}: skipped: {prepared}")
                 continue
-            fingerprint, kind, params, plan = prepared
-            stats, elapsed = _measure(conns, q.sql, params, kind == "write", options)
-            result = _summarise(q, fingerprint, kind, plan, params, stats, elapsed)
-            results.append(result)
-            progress(_progress_line(result, options))
+            running.append(_start(q, *prepared, options))
+        references = [_start(WorkloadQuery(name, sql), pglast.fingerprint(sql), "read", NO_PARAMETERS, None, options)
+                      for name, sql in REFERENCE_STATEMENTS.items()]
+        if running:
+            _run_rounds(conns, running, references, options, progress)
     finally:
         for c in (control, *conns):
             c.close()
+    results = [_summarise(q) for q in running]
+    for r in results:
+        progress(_progress_line(r, options))
     run = RunParameters(iterations=None if options.duration_s else options.iterations,
                         duration_s=options.duration_s, clients=options.clients, warmup=options.warmup,
                         allow_writes=options.allow_writes, started_at=started_at, workload=source,
-                        param_samples=options.param_samples, seed=options.seed)
+                        param_samples=options.param_samples, seed=options.seed, rounds=options.rounds)
     return BenchResult(BenchServer(str(version), int(version_num), str(database), describe(settings)), timing,
-                       run, tuple(results), tuple(skipped))
+                       run, tuple(results), tuple(skipped),
+                       references=tuple(_summarise(r) for r in references) if running else ())
+
+
+def _start(q: WorkloadQuery, fingerprint: str, kind: str, params: Parameters, plan: PlanShape | None,
+           options: BenchOptions) -> _Running:
+    spacing = max(1, len(params.sets) // options.clients)
+    return _Running(q, fingerprint, kind, params, plan,
+                    values=[cycle(params, start=i * spacing) for i in range(options.clients)],
+                    rngs=[random.Random(f"{options.seed}:{i}") for i in range(options.clients)],
+                    stats=[_ClientStats() for _ in range(options.clients)])
+
+
+def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], references: list[_Running],
+                options: BenchOptions, progress: Callable[[str], None]) -> None:
+    """The warm-up of every query, then the rounds: in each, every query and the reference statements in an
+    order shuffled with the seed (the same orders on both sides of a comparison). A reference statement
+    runs at least :data:`REFERENCE_ITERATIONS` times a round (or for a tenth of the round's duration)."""
+    everything = [*running, *references]
+    if options.warmup:
+        for q in everything:
+            started = time.perf_counter()
+            _measure(conns, q, options, warmup=options.warmup, iterations=0, duration_s=None)
+            q.warmup_s = time.perf_counter() - started
+    progress("  " + _expected(running, options))
+    order = list(range(len(everything)))
+    started = time.perf_counter()
+    for r in range(options.rounds):
+        random.Random(f"{options.seed}:round:{r}").shuffle(order)
+        duration = options.duration_s / options.rounds if options.duration_s else None
+        for i in order:
+            q = everything[i]
+            iterations, seconds = options.iterations_in_round(r), duration
+            if q in references:
+                iterations, seconds = max(iterations, REFERENCE_ITERATIONS), duration and duration / 10
+            elapsed = _measure(conns, q, options, warmup=0, iterations=iterations, duration_s=seconds)
+            q.elapsed_s += elapsed
+            q.rounds.append(_round_result(q, elapsed))
+        spent = time.perf_counter() - started
+        left = spent / (r + 1) * (options.rounds - r - 1)
+        progress(f"  round {r + 1}/{options.rounds} done, {_seconds(spent)} so far"
+                 + (f", about {_seconds(left)} to go" if left else ""))
+
+
+def _expected(running: list[_Running], options: BenchOptions) -> str:
+    """The expected run time of the rounds: exact with a duration, estimated from the warm-up otherwise."""
+    if options.duration_s:
+        total = options.duration_s * len(running)
+        return f"expected run time {_seconds(total)} ({len(running)} queries x {options.duration_s:g} s)"
+    if not options.warmup:
+        return "expected run time: not estimated without a warm-up; each round reports the time left"
+    total = sum(q.warmup_s / options.warmup * options.iterations for q in running)
+    return (f"expected run time about {_seconds(total)} ({len(running)} queries x {options.iterations} "
+            "iterations, at the warm-up's pace)")
+
+
+def _seconds(s: float) -> str:
+    """``0.4 s``, ``12 s``, ``3 min 05 s``, ``2 h 01 min``."""
+    if s < 10:
+        return f"{s:.1f} s"
+    whole = int(round(s))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def _progress_line(r: QueryResult, options: BenchOptions) -> str:
     who = f" x {options.clients} clients" if options.clients > 1 else ""
+    name = label(r.name, r.sql)
     if r.count == 0:
-        return f"  {r.name}: all {r.errors} executions failed{who}: {r.first_error}"
+        return f"  {name}: all {r.errors} executions failed{who}: {r.first_error}"
     errors = f", {r.errors} errors ({r.first_error})" if r.errors else ""
-    return (f"  {r.name}: {r.count} runs{who}, p50 {r.p50_ms:.3f} ms, p95 {r.p95_ms:.3f} ms, "
+    return (f"  {name}: {r.count} runs{who}, p50 {r.p50_ms:.3f} ms, p95 {r.p95_ms:.3f} ms, "
             f"mean {r.mean_ms:.3f} ms, {r.throughput_qps:.0f} q/s{errors} — {r.plan.shape if r.plan else ''}")

@@ -1,23 +1,30 @@
-"""Latency statistics: HdrHistogram recording, percentiles, and bootstrap confidence intervals for the
-ratio of two latency samples.
+"""Latency statistics: HdrHistogram recording and percentiles, and the round-level comparison of two runs.
 
-The interval is a percentile bootstrap (Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 13):
-both samples are resampled with replacement ``resamples`` times, the statistic's ratio is taken each
-time, and the 2.5th and 97.5th percentiles of those ratios bound the 95 % interval. The random generator
-is seeded from a fixed seed and the query's key, so the same two results always give the same interval.
+A run is made of rounds (:mod:`dbtune.bench.runner`); each round measures every query once more, so each
+query has one *round statistic* per round: the median latency of that round's executions. A comparison
+works on those round statistics, never on the pooled executions, because executions within one round are
+not independent: a cache that is cold, a CPU whose frequency dropped or another session's load slows a
+whole stretch of them together. Pooled, thousands of executions give a tight interval around a difference
+that is only the drift between two moments; per round, that drift is part of the spread and widens the
+interval.
 
-For the mean, samples longer than ``max_samples`` are first reduced to a seeded uniform subsample, which
-keeps the cost bounded in pure Python and only widens the interval, never narrows it; the interval is then
-scaled to centre on the full samples' ratio. For the median no resample is built: the k-th smallest of n
-values drawn with replacement from the sorted sample ``x`` is ``x[floor(n * U)]`` with
-``U ~ Beta(k, n + 1 - k)`` (the k-th order statistic of n uniforms), so each bootstrap median costs one
-Beta draw and uses every sample.
+- :func:`round_ratio`: the ratio of the two runs' round medians, ``before / after`` (> 1: the after run
+  is faster), as the geometric mean ratio with a 95 % Welch *t* interval computed on the logarithms of the
+  round statistics (Welch, 1947, "The generalization of 'Student's' problem when several different
+  population variances are involved"; the Welch–Satterthwaite degrees of freedom, rounded down, so the
+  interval is never narrower than the exact one). Latencies are skewed and compared as ratios, so their
+  logarithms are what is averaged.
+- :class:`Drift` and its noise floors: how far the machine itself moved between the two runs, measured on
+  two reference statements that run in every round beside the workload and that no schema change can make
+  faster or slower (a round trip, ``SELECT 1``, and a CPU-bound ``count(*)`` over ``generate_series``).
+  Drift between rounds is already in each query's interval; drift between the two runs (the second run
+  on a busier machine, a CPU that clocked down) moves every statement at once, and no query's own rounds
+  can show it.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,10 +35,15 @@ HIST_LOWEST_US = 1
 HIST_HIGHEST_US = 3_600_000_000
 HIST_DIGITS = 3
 
-DEFAULT_SEED = 20240607
-DEFAULT_RESAMPLES = 1000
-DEFAULT_MAX_SAMPLES = 1000
 CONFIDENCE = 0.95
+
+# The 97.5th percentile of Student's t distribution (two-sided 95 %) for 1–30 degrees of freedom, then
+# for 40, 60 and 120; the normal quantile beyond (any table of the t distribution, e.g. NIST/SEMATECH
+# e-Handbook of Statistical Methods, 1.3.6.7.2).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+_T975_LARGE = ((40, 2.021), (60, 2.000), (120, 1.980))
 
 
 def new_histogram() -> HdrHistogram:
@@ -63,76 +75,124 @@ def percentile_ms(histogram: HdrHistogram, pct: float) -> float:
 
 
 def mean(xs: Sequence[float]) -> float:
+    """The arithmetic mean of a non-empty sequence."""
     return math.fsum(xs) / len(xs)
 
 
 def median(xs: Sequence[float]) -> float:
+    """The median of a non-empty sequence (the mean of the two middle values for an even length)."""
     s = sorted(xs)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
 
 
+def t_quantile_975(df: float) -> float:
+    """Student's t at 97.5 % for ``df`` degrees of freedom (at least 1), ``df`` rounded down: the
+    conservative (wider) value for a fractional Welch–Satterthwaite ``df``."""
+    whole = max(1, int(math.floor(df)))
+    if whole <= len(_T975):
+        return _T975[whole - 1]
+    for limit, value in reversed(_T975_LARGE):
+        if whole >= limit:
+            return value
+    return _T975[-1]
+
+
 @dataclass(frozen=True)
 class RatioEstimate:
-    """``point`` = statistic(before) / statistic(after) (> 1: the after run is faster), with the
-    ``low``–``high`` bootstrap interval at ``confidence``."""
+    """``point`` = before / after of the round statistics (> 1: the after run is faster), with the
+    ``low``–``high`` interval at ``confidence``; ``df`` its Welch–Satterthwaite degrees of freedom."""
+
+    point: float
+    low: float
+    high: float
+    confidence: float = CONFIDENCE
+    df: float = math.inf
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``point`` = before − after of the round statistics (ms; > 0: the before run was slower), with the
+    ``low``–``high`` interval at ``confidence``."""
 
     point: float
     low: float
     high: float
     confidence: float = CONFIDENCE
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
+
+def _checked(xs: Sequence[float]) -> Sequence[float]:
+    if len(xs) < 2:
+        raise ValueError("a round-level interval needs at least 2 rounds on each side")
+    if min(xs) <= 0:
+        raise ValueError("round statistics must be positive latencies")
+    return xs
 
 
-def _subsample(xs: Sequence[float], limit: int, rng: random.Random) -> list[float]:
-    return list(xs) if len(xs) <= limit else rng.sample(list(xs), limit)
+def _variance(xs: Sequence[float]) -> float:
+    m = mean(xs)
+    return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
 
 
-def bootstrap_ratios(before: Sequence[float], after: Sequence[float], *, key: str = "",
-                     seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
-                     max_samples: int = DEFAULT_MAX_SAMPLES,
-                     confidence: float = CONFIDENCE) -> tuple[RatioEstimate, RatioEstimate]:
-    """Mean ratio and median ratio of ``before`` over ``after`` (latencies, any unit), each with a
-    percentile-bootstrap interval. Deterministic for a given ``seed`` and ``key``. Both samples need at
-    least 2 values (``ValueError`` otherwise)."""
-    if len(before) < 2 or len(after) < 2:
-        raise ValueError("a bootstrap interval needs at least 2 samples on each side")
-    rng = random.Random(f"{seed}:{key}")
-    b = _subsample(before, max_samples, rng)
-    a = _subsample(after, max_samples, rng)
-    nb, na = len(b), len(a)
-    mean_ratios = [_ratio(math.fsum(rng.choices(b, k=nb)) / nb, math.fsum(rng.choices(a, k=na)) / na)
-                   for _ in range(resamples)]
-    sb, sa = sorted(before), sorted(after)
-    median_ratios = [_ratio(_bootstrap_median(sb, rng), _bootstrap_median(sa, rng)) for _ in range(resamples)]
-    mean_ci = _estimate(_ratio(mean(b), mean(a)), mean_ratios, confidence)
-    point = _ratio(mean(before), mean(after))
-    if (nb, na) != (len(before), len(after)) and mean_ci.point > 0 and math.isfinite(point):
-        # Subsampled: keep the subsample's spread around the full data's ratio.
-        shift = point / mean_ci.point
-        mean_ci = RatioEstimate(point, mean_ci.low * shift, mean_ci.high * shift, confidence)
-    return mean_ci, _estimate(_ratio(median(before), median(after)), median_ratios, confidence)
+def _welch(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Welch's interval for mean(xs) - mean(ys): (difference, half-width at 95 %, degrees of freedom)."""
+    diff = mean(xs) - mean(ys)
+    vx, vy = _variance(xs) / len(xs), _variance(ys) / len(ys)
+    if vx + vy == 0.0:
+        return diff, 0.0, math.inf
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(xs) - 1) + vy ** 2 / (len(ys) - 1))
+    return diff, t_quantile_975(df) * math.sqrt(vx + vy), df
 
 
-def _bootstrap_median(ordered: list[float], rng: random.Random) -> float:
-    """The (lower) median of one bootstrap resample of the sorted sample ``ordered``."""
-    n = len(ordered)
-    k = (n + 1) // 2
-    return ordered[min(n - 1, int(n * rng.betavariate(k, n + 1 - k)))]
+def round_ratio(before: Sequence[float], after: Sequence[float]) -> RatioEstimate:
+    """The ratio of the round statistics ``before / after`` (each a sequence of per-round median latencies,
+    any unit, all positive, at least 2 per side; ``ValueError`` otherwise): the geometric mean ratio
+    ``exp(mean(ln before) - mean(ln after))`` with its 95 % Welch t interval on the logarithms. Rounds that
+    disagree within a run widen it; identical rounds on both sides give a zero-width interval."""
+    diff, half, df = _welch([math.log(x) for x in _checked(before)], [math.log(x) for x in _checked(after)])
+    return RatioEstimate(math.exp(diff), math.exp(diff - half), math.exp(diff + half), CONFIDENCE, df)
 
 
-def _ratio(x: float, y: float) -> float:
-    if y <= 0:
-        return math.inf if x > 0 else 1.0
-    return x / y
+def round_difference(before: Sequence[float], after: Sequence[float]) -> Difference:
+    """The difference of the mean round statistics ``before - after`` (ms, same conditions as
+    :func:`round_ratio`) with its 95 % Welch t interval."""
+    diff, half, _ = _welch(_checked(before), _checked(after))
+    return Difference(diff, diff - half, diff + half)
 
 
-def _estimate(point: float, ratios: list[float], confidence: float) -> RatioEstimate:
-    ratios.sort()
-    tail = (1.0 - confidence) / 2.0
-    low = ratios[int(math.floor(tail * (len(ratios) - 1)))]
-    high = ratios[int(math.ceil((1.0 - tail) * (len(ratios) - 1)))]
-    return RatioEstimate(point, low, high, confidence)
+def _inflation(observed_ms: float, delay_ms: float) -> float:
+    """How much a delay of ``delay_ms`` added to every execution inflates a latency observed as
+    ``observed_ms``: observed / (observed - delay); infinite when the delay could be all of it."""
+    return observed_ms / (observed_ms - delay_ms) if observed_ms > delay_ms else math.inf
 
+
+@dataclass(frozen=True)
+class Drift:
+    """How the machine itself moved between two runs, measured on the reference statements that ran in
+    every round beside the workload: ``factor`` is the CPU-bound statement's :func:`round_ratio` (a CPU
+    that clocked down or is shared scales every statement's work), ``delay_ms`` the round-trip statement's
+    :func:`round_difference` (a busy machine adds a wait to every statement, the same few hundred µs to a
+    0.1 ms lookup and to a 20 ms scan). Either is ``None`` when a run lacks it."""
+
+    factor: RatioEstimate | None = None
+    delay_ms: Difference | None = None
+
+    def floors(self, before_ms: float, after_ms: float, min_change: float) -> tuple[float, float]:
+        """The noise floors of a query whose round medians are ``before_ms`` and ``after_ms`` (ms):
+        ``(up, down)``, each at least ``1 + min_change``. Its ratio's interval must lie above ``up`` for
+        ``faster`` and below ``1 / down`` for ``slower``. ``up`` is the far end of the factor's interval
+        times the inflation of the before side by the largest delay the before run may have had over the
+        after run; ``down`` the mirror. A delay inflates a short latency much more than a long one, so a
+        busy before run may explain 0.1 → 0.05 ms but not 20 → 0.05 ms."""
+        up = down = 1.0 + min_change
+        if self.factor is not None:
+            up, down = max(up, self.factor.high), max(down, 1.0 / self.factor.low)
+        if self.delay_ms is not None:
+            if self.delay_ms.high > 0:
+                up *= _inflation(before_ms, self.delay_ms.high)
+            if self.delay_ms.low < 0:
+                down *= _inflation(after_ms, -self.delay_ms.low)
+        return up, down

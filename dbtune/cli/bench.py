@@ -16,6 +16,7 @@ from dbtune.bench import (
     run_bench,
     save_result,
 )
+from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import DsnOption, OutputOption, QuietOption, VerboseOption, note, write_output
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
@@ -35,12 +36,16 @@ def run_command(
     top: Annotated[int | None, typer.Option(
         "--from-pg-stat-statements", help="Benchmark the top N statements of pg_stat_statements by "
         "total_exec_time instead of a file.", show_default=False)] = None,
-    iterations: Annotated[int, typer.Option("--iterations", help="Measured executions per query and client.")
-                          ] = 100,
+    iterations: Annotated[int, typer.Option(
+        "--iterations", help="Measured executions per query and client, spread over the rounds.")] = 100,
     duration: Annotated[float | None, typer.Option(
-        "--duration", help="Run each query for S seconds per client instead of --iterations.",
-        show_default=False)] = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Unmeasured executions per query and client first.")] = 5,
+        "--duration", help="Seconds per query (spread over the rounds; all clients at once) instead of "
+        "--iterations. The run takes about this times the number of queries.", show_default=False)] = None,
+    rounds: Annotated[int, typer.Option(
+        "--rounds", help="Rounds, each running every query in turn, so that drift over time shows as noise "
+        "in `bench compare`.")] = DEFAULT_ROUNDS,
+    warmup: Annotated[int, typer.Option("--warmup", help="Unmeasured executions per query and client before "
+                                                         "the first round.")] = 5,
     clients: Annotated[int, typer.Option("--clients", help="Concurrent sessions (one connection each).")] = 1,
     allow_writes: Annotated[bool, typer.Option(
         "--allow-writes", help="Also run INSERT/UPDATE/DELETE/MERGE, each execution in a transaction that is "
@@ -55,7 +60,7 @@ def run_command(
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     options = BenchOptions(iterations=iterations, duration_s=duration, warmup=warmup, clients=clients,
-                           allow_writes=allow_writes)
+                           allow_writes=allow_writes, rounds=rounds)
     options.validate()
     queries = load_workload(workload) if workload is not None else None
     settings = resolve(dsn)
@@ -84,11 +89,13 @@ def compare_command(
     before: Annotated[Path, typer.Argument(help="Result file of the run before the change (`bench run --out`).")],
     after: Annotated[Path, typer.Argument(help="Result file of the run after the change.")],
     force: Annotated[bool, typer.Option(
-        "--force", help="Compare even when the server, database or timing settings differ.")] = False,
+        "--force", help="Compare even when the server, database, timing settings or run parameters (clients, "
+        "iterations, duration, rounds, warm-up) differ.")] = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
     output: OutputOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Compare two runs query by query: percentiles, speedup with its confidence interval, plan changes."""
+    """Compare two runs query by query: percentiles, the ratio of the round medians with its confidence
+    interval and noise floor, a verdict, plan changes."""
     comparison = compare(load_result(before), load_result(after), force=force)
     write_output(render_comparison(comparison, format), output)

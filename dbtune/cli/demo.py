@@ -14,6 +14,7 @@ import typer
 
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
+from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import echo, note
 from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
@@ -81,7 +82,8 @@ def demo_command(
             with tempfile.TemporaryDirectory(prefix="dbtune-demo-") as tmp:
                 result = run_loop(
                     settings, config, load_workload(guide_file("workload.sql")), Path(tmp) / "migrations",
-                    bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True),
+                    bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True,
+                                       rounds=min(DEFAULT_ROUNDS, bench_iterations)),
                     apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
                     progress=lambda m: note("      " + m, quiet), observer=printer)

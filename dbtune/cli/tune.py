@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
+from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
 from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
@@ -55,7 +56,8 @@ def tune_command(
         return typer.confirm("Apply these changes?", default=False, err=True)
 
     printer = LoopPrinter(format)
-    result = run_loop(settings, cfg, queries, directory, bench=BenchOptions(iterations=iterations),
+    bench = BenchOptions(iterations=iterations, rounds=min(DEFAULT_ROUNDS, iterations))
+    result = run_loop(settings, cfg, queries, directory, bench=bench,
                       apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
                       confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
                       progress=lambda m: note("   " + m, quiet), observer=printer)

@@ -6,18 +6,23 @@ Follows https://www.postgresql.org/docs/current/libpq-connect.html and libpq-env
 
 A password never leaves this module: :func:`describe` and :func:`mask` are the only ways a DSN is shown,
 and every error message is scrubbed of the password before it is raised.
+
+Every statement sent on a connection made here carries the :data:`MARKER` comment (:func:`mark`), so
+pg_stat_statements and server logs tell dbtune's statements from the application's.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, sql
+from psycopg.rows import Row
 
 from dbtune.errors import ConnectionFailed, ServerRefused, UsageError
 
@@ -25,6 +30,11 @@ DEFAULT_CONNECT_TIMEOUT_S = 10
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 AUDIT_LOCK_TIMEOUT_MS = 1_000
 APPLICATION_NAME = "dbtune"
+# The comment that marks every statement dbtune sends. It goes right after the statement's first word
+# (``SELECT /* dbtune */ …``): from PostgreSQL 18 on, pg_stat_statements keeps a statement's text from its
+# first token, so a comment before it would not be seen there.
+MARKER = "/* dbtune */"
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*[A-Za-z_]+", re.S)
 
 
 @dataclass(frozen=True)
@@ -253,8 +263,50 @@ def describe(settings: ConnectionSettings) -> str:
     return f"{who}{host}:{port}/{db}"
 
 
+def mark(query: str) -> str:
+    """``query`` with :data:`MARKER` after its first word (leading comments skipped), or before it when it
+    does not start with a word; unchanged when it is marked already. The comment changes nothing the
+    server does: it is white space to the parser and ignored by pg_stat_statements' query id."""
+    m = _FIRST_WORD.match(query)
+    if m is None:
+        return query if query.lstrip().startswith(MARKER) else f"{MARKER} {query}"
+    if query[m.end():].lstrip().startswith(MARKER):
+        return query
+    return f"{query[:m.end()]} {MARKER}{query[m.end():]}"
+
+
+def _marked(query: Any, context: Any) -> Any:
+    if isinstance(query, str):
+        return mark(query)
+    if isinstance(query, sql.Composable):
+        return mark(query.as_string(context))
+    return query  # bytes: sent as given
+
+
+class _Marking:
+    """What the marked cursors add to psycopg's: every statement sent goes through :func:`mark` first."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(_marked(query, self), params, **kwargs)  # type: ignore[misc]
+
+    def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
+        super().executemany(_marked(query, self), params_seq, **kwargs)  # type: ignore[misc]
+
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().stream(_marked(query, self), params, **kwargs)  # type: ignore[misc]
+
+
+class MarkedCursor(_Marking, psycopg.Cursor[Row]):  # type: ignore[misc]
+    """psycopg's client cursor, sending every statement marked (:func:`mark`)."""
+
+
+class MarkedRawCursor(_Marking, psycopg.RawCursor[Row]):  # type: ignore[misc]
+    """psycopg's raw cursor (the statement's own ``$n`` placeholders), sending every statement marked."""
+
+
 def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycopg.Connection:
-    """Open a connection with ``connect_timeout`` and ``application_name=dbtune``.
+    """Open a connection with ``connect_timeout`` and ``application_name=dbtune`` whose cursors mark every
+    statement (:class:`MarkedCursor`; use :class:`MarkedRawCursor` for ``$n`` placeholders).
 
     Raises :class:`ConnectionFailed` (exit 3) when the host is unreachable, the login is refused or the
     database does not exist; the message names the target and never contains the password.
@@ -263,7 +315,8 @@ def connect(settings: ConnectionSettings, *, autocommit: bool = False) -> psycop
     params.setdefault("connect_timeout", str(settings.connect_timeout_s))
     params.setdefault("application_name", APPLICATION_NAME)
     try:
-        return psycopg.connect(conninfo.make_conninfo(**params), autocommit=autocommit)
+        return psycopg.connect(conninfo.make_conninfo(**params), autocommit=autocommit,
+                               cursor_factory=MarkedCursor)
     except psycopg.Error as exc:
         reason = _scrub(str(exc), settings.dsn, settings.password())
         if _BAD_PARAMETER.search(reason) and "connection to server" not in reason:

@@ -61,7 +61,9 @@ def engine_for(settings: ConnectionSettings) -> Any:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    return create_engine("postgresql+psycopg://", creator=lambda: connect(settings), poolclass=NullPool)
+    # No native hstore: the dialect would look its type up with psycopg's own (unmarked) catalog query.
+    return create_engine("postgresql+psycopg://", creator=lambda: connect(settings), poolclass=NullPool,
+                         use_native_hstore=False)
 
 
 def run_env(context: Any) -> None:

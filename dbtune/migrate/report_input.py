@@ -69,8 +69,13 @@ class ChangeIn(_In):
 
 
 class FixIn(_In):
+    """``fix``: only ``changes`` is read; ``sql``, ``same_as`` and ``left_out`` describe the report's own plan,
+    which is made again from the changes (and the findings' evidence) when the report is read."""
+
     sql: list[StrictStr] = []
     changes: list[ChangeIn] = []
+    same_as: list[dict[StrictStr, Any]] = []
+    left_out: list[dict[StrictStr, Any]] = []
 
 
 class FindingIn(_In):

@@ -32,10 +32,13 @@ from dbtune.plans.source import workload_queries
 
 @dataclass(frozen=True)
 class ExplainEntry:
-    """One query: how it was explained (plan or error) and the plan checks' findings."""
+    """One query: how it was explained (plan or error), the plan checks' findings, and the checks that
+    judged other queries of the run but not this one (``not_judged``: a check that needs EXPLAIN ANALYZE,
+    on a query that was planned only)."""
 
     explained: ExplainedQuery
     findings: tuple[Finding, ...] = ()
+    not_judged: tuple[Skip, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         q = self.explained
@@ -43,8 +46,10 @@ class ExplainEntry:
             "name": q.query.name, "text": q.query.sql, "fingerprint": q.fingerprint, "kind": q.kind,
             "analyzed": q.analyzed, "parameters": list(q.parameters), "notes": list(q.notes),
             "error": None if q.error is None else {"message": q.error, "sqlstate": q.sqlstate},
+            "skipped": q.skipped,
             "plan": q.plan.raw if q.plan is not None else None,
             "findings": [finding_json(f) for f in self.findings],
+            "not_judged": [{"check": s.what, "reason": s.reason} for s in self.not_judged],
         }
 
 
@@ -106,12 +111,21 @@ def explain(settings: ConnectionSettings, queries: Sequence[PlanQuery], config: 
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     run_plan_checks(catalogue, [], config, select=select, ignore=ignore)  # bad names or options fail first
     collection = collect_plans(settings, queries, options, progress=progress)
-    entries = []
-    skipped: list[Skip] = []
-    for explained in collection.queries:
-        checked = run_plan_checks(catalogue, [explained], config, select=select, ignore=ignore)
-        skipped += checked.skipped
-        entries.append(ExplainEntry(explained, tuple(checked.findings)))
+    results = [(explained, run_plan_checks(catalogue, [explained], config, select=select, ignore=ignore))
+               for explained in collection.queries]
+    # A check judged the run when it ran on some plan without saying it could not judge it. A check that
+    # judged nothing is reported once for the run; one that judged some plans, under each query it skipped.
+    judged: set[str] = set()
+    for explained, checked in results:
+        if explained.plan is None:
+            continue
+        passed = {s.what for s in checked.skipped}
+        judged |= {name for name in (catalogue.get(i).meta.name for i in checked.checks_run)  # type: ignore[union-attr]
+                   if name not in passed}
+    entries = [ExplainEntry(explained, tuple(checked.findings),
+                            tuple(s for s in checked.skipped if s.what in judged))
+               for explained, checked in results]
+    skipped = [s for _, checked in results for s in checked.skipped if s.what not in judged]
     return ExplainReport(target=describe(settings), server=collection.server, analyze=options.analyze,
                          entries=tuple(entries), skipped=tuple(dict.fromkeys(skipped)),
                          duration_ms=(time.perf_counter() - started) * 1000)
@@ -146,5 +160,9 @@ def audit_plans(settings: ConnectionSettings, config: Config, catalogue: Catalog
     result.findings = checked.findings
     result.checks_run = checked.checks_run
     result.skipped = [*(Skip(f"plans: {q.label}", f"EXPLAIN failed: {q.error}") for q in collection.queries
-                        if q.error is not None), *checked.skipped]
+                        if q.error is not None),
+                      *(Skip(f"plans: {q.label}", q.skipped) for q in collection.queries if q.skipped),
+                      *(Skip(f"plans: {q.label}", f"read with a warning: {n}") for q in collection.queries
+                        for n in q.query.notes),
+                      *checked.skipped]
     return result

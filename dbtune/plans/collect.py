@@ -32,15 +32,16 @@ from typing import Any
 
 import pglast
 import psycopg
-from pglast import ast
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 
 from dbtune.bench.params import ParameterUnresolved, sample_parameters
 from dbtune.bench.workload import statement_kind
-from dbtune.db.connect import ConnectionSettings, connect, describe
+from dbtune.db.connect import ConnectionSettings, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
 from dbtune.sqlnames import qualified
+from dbtune.workload.statements import EXPLAINABLE, explainable_text, utility_statement
 
 GENERIC_PLAN_VERSION = 160000
 # Settings recorded with every collection: the checks quote them in their advice.
@@ -70,9 +71,12 @@ SELECT pg_catalog.cardinality(parameter_types) FROM pg_catalog.pg_prepared_state
 """
 
 _RELATION_ROWS = """
--- The planner's row count (reltuples; -1: never vacuumed or analyzed) of each named relation.
-SELECT n.nspname, c.relname, c.reltuples
+-- The planner's row count (reltuples; -1: never vacuumed or analyzed) of each named relation, and for a
+-- partition the schema and name of the partitioned table at the root of its tree.
+SELECT n.nspname, c.relname, c.reltuples, rn.nspname, rc.relname
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class rc ON c.relispartition AND rc.oid = pg_catalog.pg_partition_root(c.oid)
+LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 JOIN ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS r(nspname, relname)
   ON r.nspname = n.nspname AND r.relname = c.relname
 """
@@ -82,13 +86,15 @@ JOIN ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS
 class PlanQuery:
     """One statement to explain: its text (``$n`` parameters allowed), an optional name, and optional
     SQL returning parameter rows (a workload file's ``-- params:`` line) for ANALYZE; ``location``
-    (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent)."""
+    (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent);
+    ``notes``: warnings from reading it (shown with its plan)."""
 
     sql: str
     name: str | None = None
     params_sql: str | None = None
     location: str | None = None
     parse_error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,12 @@ class ExplainedQuery:
     ``kind``: ``plain`` (no parameters, not run), ``generic`` (the generic plan of a query with ``$n``),
     ``analyzed`` (run with EXPLAIN ANALYZE); ``parameters``: the values used with ANALYZE; ``error``: the
     server's message when it could not plan or run the query (``sqlstate`` its code), ``plan`` is then
-    ``None``; ``notes``: why a query was not run with ANALYZE although asked; ``relation_rows``: the
+    ``None``; ``skipped``: why it was not sent at all (a utility statement, which EXPLAIN cannot take);
+    ``notes``: why a query was not run with ANALYZE although asked, or how its text was rewritten (a
+    normalised ``interval $1`` sent as ``$1::interval``); ``relation_rows``: the
     planner's row count (``reltuples``) of each relation the plan reads, keyed as
-    :attr:`~dbtune.plans.model.PlanNode.relation`.
+    :attr:`~dbtune.plans.model.PlanNode.relation`; ``partition_roots``: for each partition the plan reads,
+    the partitioned table at the root of its tree (same keys).
     """
 
     query: PlanQuery
@@ -141,11 +150,14 @@ class ExplainedQuery:
     parameters: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     relation_rows: Mapping[str, float] = field(default_factory=dict)
+    skipped: str | None = None
+    partition_roots: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The query's name, else ``query <fingerprint>``."""
-        return self.query.name or f"query {self.fingerprint}"
+        """The query's name, else ``query <fingerprint>`` (``query`` for a statement that was not read: its
+        error says where it was found)."""
+        return self.query.name or (f"query {self.fingerprint}" if self.fingerprint else "query")
 
     @property
     def analyzed(self) -> bool:
@@ -174,27 +186,13 @@ _STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", 
 
 
 def parameter_count(sql: str) -> int:
-    """The highest ``$n`` in ``sql`` (0: none), from pglast's parse tree, or from the text outside
-    literals and comments when pglast cannot parse it."""
+    """The highest ``$n`` in ``sql`` (0: none), from the server's scanner (pglast's): parameters inside
+    literals and comments do not count. Linear in the text; text the scanner cannot read is searched
+    outside literals and comments with a regular expression."""
     try:
-        stmts = pglast.parse_sql(sql)
-    except ParseError:
+        return max((int(sql[t.start + 1:t.end + 1]) for t in scan(sql) if t.name == "PARAM"), default=0)
+    except (ParseError, ValueError):
         return max((int(n) for n in _PARAM.findall(_STRINGS.sub("", sql))), default=0)
-    highest = 0
-
-    def visit(node: object) -> None:
-        nonlocal highest
-        if isinstance(node, ast.ParamRef):
-            highest = max(highest, node.number or 0)
-        elif isinstance(node, ast.Node):
-            for attr in getattr(type(node), "__slots__", ()):
-                visit(getattr(node, attr, None))
-        elif isinstance(node, tuple | list):
-            for item in node:
-                visit(item)
-
-    visit(stmts)
-    return highest
 
 
 def _message(exc: psycopg.Error) -> tuple[str, str | None]:
@@ -260,16 +258,19 @@ def _analyze_values(conn: psycopg.Connection, query: PlanQuery, n_params: int, o
     return True, params.sets[0]
 
 
-def _relation_rows(conn: psycopg.Connection, plan: Plan) -> dict[str, float]:
+def _relation_rows(conn: psycopg.Connection, plan: Plan) -> tuple[dict[str, float], dict[str, str]]:
+    """The ``reltuples`` of each relation the plan reads, and the root partitioned table of each partition."""
     names = sorted({(str(n.raw["Schema"]), str(n.raw["Relation Name"])) for n in plan.nodes()
                     if n.raw.get("Schema") and n.raw.get("Relation Name")})
     if not names:
-        return {}
+        return {}, {}
     try:
         rows = conn.execute(_RELATION_ROWS, ([s for s, _ in names], [r for _, r in names])).fetchall()
     except psycopg.Error:
-        return {}  # the plan stands; only checks that need the table's size without ANALYZE pass it over
-    return {qualified(schema, rel): float(reltuples) for schema, rel, reltuples in rows}
+        return {}, {}  # the plan stands; only checks that need the table's size without ANALYZE pass it over
+    return ({qualified(schema, rel): float(reltuples) for schema, rel, reltuples, _, _ in rows},
+            {qualified(schema, rel): qualified(root_schema, root) for schema, rel, _, root_schema, root in rows
+             if root is not None})
 
 
 def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tuple[str, ...] | None,
@@ -277,7 +278,7 @@ def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tupl
     """The JSON of EXPLAIN for ``sql``: with ANALYZE when ``values`` is given (``()``: no parameters), else
     its plan, generic when it has parameters. Runs inside the caller's transaction; lets psycopg.Error
     through."""
-    cur = psycopg.RawCursor(conn)
+    cur = MarkedRawCursor(conn)
     if values is not None:
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}"
         return cur.execute(explain, values or None).fetchall()[0][0]  # type: ignore[arg-type]
@@ -298,8 +299,20 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
     sql = query.sql.strip().rstrip(";").strip()
     if query.parse_error is not None:  # the workload file's statement does not parse: nothing is sent
         return ExplainedQuery(query, "", server, error=f"{query.location}: {query.parse_error}")
+    try:
+        check_nesting(sql)
+    except ParseError as exc:  # nothing is sent: the server's parser would refuse it anyway
+        return ExplainedQuery(query, fingerprint(sql), server, error=str(exc.args[0]))
+    utility = utility_statement(sql)
+    if utility is not None:
+        return ExplainedQuery(query, fingerprint(sql), server, skipped=f"not explained: {utility} is a utility "
+                              f"statement; EXPLAIN plans only {EXPLAINABLE}")
+    notes: list[str] = list(query.notes)
+    sent = explainable_text(sql)
+    if sent != sql:
+        notes.append(f"sent as {sent!r}: pg_stat_statements' normalised text is not valid SQL as it stands")
+        sql = sent
     n_params = parameter_count(sql)
-    notes: list[str] = []
     analyze, values = _analyze_values(conn, query, n_params, options, notes) if options.analyze else (False, ())
     result = ExplainedQuery(query, fingerprint(sql), server, kind="analyzed" if analyze else
                             "generic" if n_params else "plain", notes=tuple(notes))
@@ -317,7 +330,9 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
                 conn.execute(f"DEALLOCATE {prepared}")  # type: ignore[arg-type]
             except psycopg.Error:
                 pass  # PREPARE itself failed
-    return replace(result, plan=plan, parameters=tuple(values), relation_rows=_relation_rows(conn, plan))
+    relation_rows, partition_roots = _relation_rows(conn, plan)
+    return replace(result, plan=plan, parameters=tuple(values), relation_rows=relation_rows,
+                   partition_roots=partition_roots)
 
 
 def collect_plans(settings: ConnectionSettings, queries: Iterable[PlanQuery],

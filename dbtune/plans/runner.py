@@ -13,7 +13,7 @@ leaves them out (``PLAN_AREAS``) and :func:`run_plan_checks` runs them, once per
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dbtune.catalog.model import Skip
@@ -78,10 +78,12 @@ class PlanContext:
         may be a plain string for the whole plan, such as ``JIT``); ``evidence`` gets the query, its
         fingerprint, the node and the plan kind."""
         where = node if isinstance(node, str) else node.label
+        scan = {} if isinstance(node, str) or not node.relation else {"relation": node.relation,
+                                                                       "node_type": node.node_type}
         return Finding(check_id=self.meta.id, check_name=self.meta.name, severity=severity or self.severity,
                        object=f"{self.label}: {where}", message=message,
                        evidence={"query": self.name, "fingerprint": self.fingerprint, "node": where,
-                                 "plan_kind": self.kind, **(evidence or {})},
+                                 "plan_kind": self.kind, **scan, **(evidence or {})},
                        changes=tuple(changes))
 
 
@@ -126,6 +128,48 @@ def run_plan_checks(catalogue: Catalogue, plans: Iterable[ExplainedQuery], confi
                               server_version_num=explained.server.version_num, config=config, meta=check.meta,
                               options=options, severity=severity, settings=explained.server.settings,
                               relation_rows=explained.relation_rows, skipped=skipped)
-            result.findings.extend(check.run(ctx))  # type: ignore[arg-type]
+            found = list(check.run(ctx))  # type: ignore[arg-type]
+            result.findings.extend(at_partitioned_tables(found, explained.partition_roots, ctx.label))
     result.skipped = list(dict.fromkeys(skipped))
     return result
+
+
+def at_partitioned_tables(findings: list[Finding], roots: Mapping[str, str], label: str) -> list[Finding]:
+    """One check's findings on one plan, with those on partitions of one partitioned table (``roots``:
+    partition → root, as :attr:`ExplainedQuery.partition_roots`) merged into one finding at that table,
+    in the place of the first: its object and node are ``<node type> on <table>``, its evidence lists the
+    ``partitions``, their plan ``nodes`` and each one's evidence (``per_partition``); the severity is the
+    worst of them. The audit's own checks report partitions at their parent the same way."""
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    order: list[Finding | tuple[str, str, str]] = []
+    for f in findings:
+        root = roots.get(str(f.evidence.get("relation", "")))
+        if root is None:
+            order.append(f)
+            continue
+        key = (f.check_id, root, str(f.evidence.get("node_type", "")))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(f)
+    out: list[Finding] = []
+    for item in order:
+        if isinstance(item, Finding):
+            out.append(item)
+            continue
+        _, root, node_type = item
+        group = groups[item]
+        first = group[0]
+        node = f"{node_type} on {root}"
+        partitions = list(dict.fromkeys(str(f.evidence["relation"]) for f in group))
+        message = (f"{node}: on {len(partitions)} of its partitions ({', '.join(partitions)}); "
+                   f"{first.message}" + (f" (and alike on the other {len(group) - 1})" if len(group) > 1 else ""))
+        out.append(replace(
+            first, object=f"{label}: {node}", message=message,
+            severity=max((f.severity for f in group), key=lambda s: s.rank),
+            evidence={**first.evidence, "node": node, "relation": root, "partitions": partitions,
+                      "nodes": [f.evidence["node"] for f in group],
+                      "per_partition": [{k: v for k, v in f.evidence.items() if k not in ("query", "fingerprint")}
+                                        for f in group]},
+            changes=tuple({c.up: c for f in group for c in f.changes}.values())))
+    return out

@@ -35,7 +35,7 @@ def workload_queries(settings: ConnectionSettings, *, path: Path | str | None = 
         loaded = load_queries(path)
         if not loaded.queries and not loaded.errors:
             raise UsageError(f"{'<stdin>' if str(path) == '-' else path}: no SQL statement in the file")
-        queries = [PlanQuery(q.text, q.name, q.params_sql, q.location) for q in loaded.queries]
+        queries = [PlanQuery(q.text, q.name, q.params_sql, q.location, notes=q.warnings) for q in loaded.queries]
         errors = [PlanQuery("", e.name, None, e.location, e.message) for e in loaded.errors]
         return sorted(queries + errors, key=lambda q: _line(q.location))
     assert top is not None, "give a workload path or top"

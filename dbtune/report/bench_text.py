@@ -1,15 +1,18 @@
 """Plain-text renderings of ``dbtune bench``: the summary of one run and the before/after comparison
-table (query, p50/p95/p99/mean before → after, speedup with its interval, verdict, plan change)."""
+table (query, p50/p95/p99/mean before → after, the ratio of the round medians with its interval, the
+noise floor, verdict, plan change)."""
 
 from __future__ import annotations
+
+import math
 
 from tabulate import tabulate
 
 from dbtune.bench.compare import Comparison
-from dbtune.bench.result import BenchResult
+from dbtune.bench.result import BenchResult, label
 from dbtune.bench.stats import RatioEstimate
 
-NAME_WIDTH = 28
+NAME_WIDTH = 40
 PLAN_WIDTH = 60
 
 
@@ -34,21 +37,40 @@ def _ratio(r: RatioEstimate | None) -> str:
     return f"{r.point:.2f}× [{r.low:.2f}, {r.high:.2f}]"
 
 
+def _floor(floor: float | None) -> str:
+    if floor is None:
+        return "—"
+    return f"{floor:.2f}×" if math.isfinite(floor) else "∞"
+
+
+def _drift(c: Comparison) -> str:
+    parts = []
+    if c.drift.factor is not None:
+        parts.append(f"CPU-bound reference {_ratio(c.drift.factor)}")
+    if c.drift.delay_ms is not None:
+        d = c.drift.delay_ms
+        parts.append(f"round-trip reference {d.point * 1000:+.0f} µs [{d.low * 1000:+.0f}, {d.high * 1000:+.0f}]")
+    return "; ".join(parts) if parts else "no reference statements (an empty run)"
+
+
 def render_comparison_text(c: Comparison) -> str:
     b, a = c.before_server, c.after_server
     lines = [f"dbtune bench compare — before: PostgreSQL {b.version} {b.target or b.database}; "
-             f"after: PostgreSQL {a.version} {a.target or a.database}",
-             "latencies in ms; speedup = mean before / mean after with its 95% bootstrap interval "
-             f"(seed {c.seed}, {c.resamples} resamples); a verdict needs the mean and median ratios to "
-             f"agree, with intervals excluding 1 and a change of at least {c.min_change:.0%}"]
-    rows = [(q.name, _arrow(q.before.p50_ms, q.after.p50_ms), _arrow(q.before.p95_ms, q.after.p95_ms),
+             f"after: PostgreSQL {a.version} {a.target or a.database}; {c.rounds[0]} and {c.rounds[1]} rounds",
+             "latencies in ms over all executions; ratio = before / after of each round's median latency, with "
+             "its 95% interval (Welch t over the rounds)",
+             f"a change is called only when the whole interval clears the noise floor: the machine's drift "
+             f"between the runs (at least {c.min_change:.0%}) and a difference of at least "
+             f"{c.min_difference_ms * 1000:g} µs",
+             f"machine drift, before / after: {_drift(c)}"]
+    rows = [(q.label, _arrow(q.before.p50_ms, q.after.p50_ms), _arrow(q.before.p95_ms, q.after.p95_ms),
              _arrow(q.before.p99_ms, q.after.p99_ms), _arrow(q.before.mean_ms, q.after.mean_ms),
-             _ratio(q.speedup), q.verdict.value, q.plan_change or "")
+             _ratio(q.ratio), _floor(q.noise_floor), q.verdict.value, q.plan_change or "")
             for q in c.queries]
     if rows:
-        lines += ["", tabulate(rows, headers=["query", "p50", "p95", "p99", "mean", "speedup [95% CI]", "verdict",
-                                              "plan change"],
-                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, PLAN_WIDTH],
+        lines += ["", tabulate(rows, headers=["query", "p50", "p95", "p99", "mean", "ratio [95% CI]", "noise floor",
+                                              "verdict", "plan change"],
+                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, PLAN_WIDTH],
                                tablefmt="simple")]
     else:
         lines += ["", "no query appears in both runs"]
@@ -63,24 +85,34 @@ def render_comparison_text(c: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _round_range(medians: list[float]) -> str:
+    if not medians:
+        return "—"
+    return f"{ms(min(medians))}–{ms(max(medians))}"
+
+
 def render_result_text(r: BenchResult) -> str:
     run = r.run
-    how = f"{run.duration_s:g} s" if run.duration_s else f"{run.iterations} iterations"
+    how = (f"{run.duration_s:g} s per query" if run.duration_s else
+           f"{run.iterations} iterations per query and client")
     lines = [f"dbtune bench run — PostgreSQL {r.server.version} {r.server.target or r.server.database} — "
-             f"{how} x {run.clients} client{'s' if run.clients != 1 else ''}, warm-up {run.warmup}"
+             f"{run.rounds} round{'s' if run.rounds != 1 else ''}, {how}, {run.clients} "
+             f"client{'s' if run.clients != 1 else ''}, warm-up {run.warmup}"
              + (", writes rolled back" if run.allow_writes else ""),
-             "latencies in ms"]
-    rows = [(q.name, q.count, q.errors, ms(q.p50_ms), ms(q.p95_ms), ms(q.p99_ms), ms(q.mean_ms),
-             f"{q.throughput_qps:.0f}", f"{q.rows:.1f}", q.plan.shape if q.plan else "")
+             "latencies in ms; round p50 = the lowest and highest of the rounds' medians (what `bench compare` "
+             "compares)"]
+    rows = [(q.label, q.count, q.errors, ms(q.p50_ms), _round_range(q.round_medians()), ms(q.p95_ms),
+             ms(q.p99_ms), ms(q.mean_ms), f"{q.throughput_qps:.0f}", f"{q.rows:.1f}", q.plan.shape if q.plan else "")
             for q in r.queries]
     if rows:
-        lines += ["", tabulate(rows, headers=["query", "runs", "errors", "p50", "p95", "p99", "mean", "q/s", "rows",
-                                              "plan"],
-                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, None, PLAN_WIDTH],
+        lines += ["", tabulate(rows, headers=["query", "runs", "errors", "p50", "round p50", "p95", "p99", "mean",
+                                              "q/s", "rows", "plan"],
+                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, None, None,
+                                             PLAN_WIDTH],
                                tablefmt="simple")]
     failing = [q for q in r.queries if q.errors]
     if failing:
-        lines += ["", "ERRORS"] + [f"  {q.name}: {q.errors} failed: {q.first_error}" for q in failing]
+        lines += ["", "ERRORS"] + [f"  {q.label}: {q.errors} failed: {q.first_error}" for q in failing]
     if r.skipped:
-        lines += ["", "SKIPPED"] + [f"  {s.name}: {s.reason}" for s in r.skipped]
+        lines += ["", "SKIPPED"] + [f"  {label(s.name, s.sql)}: {s.reason}" for s in r.skipped]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterable
 
-from dbtune.escape import display_sql, one_line, printable
+from dbtune.catalog.model import Skip
+from dbtune.escape import clip, display_sql, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
@@ -120,7 +122,7 @@ def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
     for f in findings:
         lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — "
                      f"{printable(str(f.evidence.get('node', f.object)))}")
-        lines += textwrap.wrap(one_line(f.message), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
+        lines += textwrap.wrap(one_line(clip(f.message)), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
                                break_on_hyphens=False)
         for change in f.changes:
             lines.append(" " * 11 + f"fix: {display_sql(change.up)}")
@@ -137,7 +139,10 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     if len(sql) > SQL_LINES:
         lines.append(f"  … ({len(sql) - SQL_LINES} more lines)")
     lines.append("")
-    if q.error is not None:
+    if q.skipped is not None:
+        lines += textwrap.wrap(f"skipped: {one_line(q.skipped)}", WIDTH, initial_indent="  ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    elif q.error is not None:
         lines.append(f"  error: {one_line(q.error)}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
     else:
         lines.append(f"  {_how(entry)}")
@@ -147,14 +152,27 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
     for note in q.notes:
         lines += textwrap.wrap(f"note: {note}", WIDTH, initial_indent="  ", subsequent_indent="    ",
                                break_on_hyphens=False)
+    for reason, names in _by_reason(entry.not_judged).items():
+        lines += textwrap.wrap(f"not judged for this query: {', '.join(names)}: {reason}", WIDTH,
+                               initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
     if q.plan is not None:
         marks: dict[str, list[str]] = defaultdict(list)
         for f in entry.findings:
-            marks[str(f.evidence.get("node", ""))].append(f.check_id)
+            for node in f.evidence.get("nodes") or [f.evidence.get("node", "")]:  # partitions: each node
+                marks[str(node)].append(f.check_id)
         lines += ["", *_tree(q.plan, marks)]
         if entry.findings:
             lines += ["", *_finding_lines(entry.findings)]
     return lines
+
+
+def _by_reason(skipped: Iterable[Skip]) -> dict[str, list[str]]:
+    """The names of the skipped checks per reason, each name once, in order."""
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for s in skipped:
+        if s.what not in by_reason[s.reason]:
+            by_reason[s.reason].append(s.what)
+    return by_reason
 
 
 def render_explain_text(report: ExplainReport) -> str:
@@ -164,17 +182,17 @@ def render_explain_text(report: ExplainReport) -> str:
     total = len(report.entries)
     for number, entry in enumerate(report.entries, start=1):
         lines += _entry(number, total, entry)
-    by_reason: dict[str, list[str]] = defaultdict(list)
-    for s in report.skipped:
-        by_reason[s.reason].append(s.what)
+    by_reason = _by_reason(report.skipped)
     if by_reason:
         lines += ["", "NOT JUDGED"]
         for reason, names in by_reason.items():
-            lines += textwrap.wrap(f"- {', '.join(dict.fromkeys(names))}: {reason}", WIDTH,
-                                   subsequent_indent="  ", break_on_hyphens=False)
+            lines += textwrap.wrap(f"- {', '.join(names)}: {reason}", WIDTH, subsequent_indent="  ",
+                                   break_on_hyphens=False)
     counts = report.counts()
     failed = len(report.failed)
-    lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed} explained, {failed} failed; "
+    passed = sum(1 for e in report.entries if e.explained.skipped is not None)
+    lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed - passed} explained, {failed} failed"
+                  f"{f', {passed} skipped' if passed else ''}; "
                   f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: "
                   f"{counts['error']} error, {counts['warning']} warning, {counts['info']} info"]
     return "\n".join(lines) + "\n"

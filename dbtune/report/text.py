@@ -11,7 +11,7 @@ import sys
 
 from tabulate import tabulate
 
-from dbtune.escape import display_sql, one_line, printable, sql_comment
+from dbtune.escape import clip, display_sql, one_line, printable, sql_comment
 from dbtune.model import Severity
 from dbtune.report.model import Report
 
@@ -77,7 +77,7 @@ def render_text(report: Report) -> str:
     numbered = list(enumerate(ordered, start=1))
     message_width = _message_width()
     for severity in Severity:
-        rows = [(n, f.severity.value, printable(f.check_name), printable(f.object), one_line(f.message))
+        rows = [(n, f.severity.value, printable(f.check_name), clip(printable(f.object)), one_line(clip(f.message)))
                 for n, f in numbered if f.severity is severity]
         if not rows:
             continue

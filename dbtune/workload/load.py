@@ -92,7 +92,7 @@ def load_workload(path: Path) -> list[WorkloadQuery]:
     queries = [WorkloadQuery(s.name or f"{path.stem}-{i}", s.text, s.params_sql)
                for i, s in enumerate(statements, start=1)]
     # A statement that does not parse is kept, to be listed as skipped with the parser's message.
-    queries += [WorkloadQuery(e.name or f"{path.stem}-line{e.line}", "", None, f"line {e.line}: {e.message}")
+    queries += [WorkloadQuery(e.name or f"{path.stem}-line{e.line}", "", None, f"{path}:{e.line}: {e.message}")
                 for e in errors]
     if not queries:
         raise UsageError(f"{label}: no SQL statement in the file")

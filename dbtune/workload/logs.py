@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pglast import parser
 from pglast.parser import ParseError
 
+from dbtune.pgsql import check_nesting
 from dbtune.workload.model import Query, Source, SourceError
 
 _SEVERITIES = ("DEBUG1|DEBUG2|DEBUG3|DEBUG4|DEBUG5|DEBUG|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT|"
@@ -192,6 +193,7 @@ def parse_log(text: str, fmt: Source, label: str) -> tuple[list[Query], list[Sou
                 binds.setdefault((record.session, body), []).append((record, ms))
             continue
         try:
+            check_nesting(body)
             spans = parser.split(body, with_parser=True, only_slices=True)
         except ParseError as exc:
             errors.append(SourceError(location, str(exc.args[0])))
@@ -209,6 +211,7 @@ def parse_log(text: str, fmt: Source, label: str) -> tuple[list[Query], list[Sou
     for (_session, body), left in binds.items():
         for record, ms in left:
             try:
+                check_nesting(body)
                 fingerprint = parser.fingerprint(body)
             except ParseError as exc:
                 errors.append(SourceError(f"{label}:{record.line}", str(exc.args[0])))

@@ -34,6 +34,8 @@ class Query:
     values a server log showed for ``$1``, ``$2`` … (text as logged; ``None`` for NULL). ``calls``,
     ``total_ms`` (ms) and ``rows`` are known for pg_stat_statements and logs (one call per logged
     execution). ``occurrences`` counts the records merged into this one by :func:`group_by_fingerprint`.
+    ``warnings`` (``path:line: message``) say where the statement may not be read as its author meant (a
+    psql variable inside a string literal).
     """
 
     text: str
@@ -47,6 +49,7 @@ class Query:
     total_ms: float | None = None
     rows: int | None = None
     occurrences: int = 1
+    warnings: tuple[str, ...] = ()
 
     @property
     def mean_ms(self) -> float | None:

@@ -12,11 +12,11 @@ import psycopg
 from pglast import parser
 from pglast.parser import ParseError
 
-from dbtune.db.connect import ConnectionSettings, connect
+from dbtune.db.connect import MARKER, ConnectionSettings, connect
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.sqlnames import quote_ident
-from dbtune.workload.model import Query, Source
-from dbtune.workload.statements import reads_user_relations, statement_kind
+from dbtune.workload.model import Query, Source, group_by_fingerprint
+from dbtune.workload.statements import explainable_text, reads_user_relations, statement_kind
 
 PGSS_LOCATION = """
 -- The schema holding the pg_stat_statements view in this database, if the extension is created.
@@ -31,22 +31,24 @@ WHERE a.attrelid = %s::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropp
 """
 
 # Statements of the current database by total execution time (ms), one row per queryid (summed over
-# roles, and over top-level and nested executions where both are counted). {toplevel} is empty for
-# pg_stat_statements 1.8 (PostgreSQL 13), which has no toplevel column and tracks nested statements only
-# with pg_stat_statements.track = all.
+# roles, and over top-level and nested executions where both are counted), leaving out the entries whose
+# text carries dbtune's marker: pg_stat_statements keeps one entry per role, database, queryid and level,
+# each with the first text it saw, so an application's entry keeps its own text and its own counts.
+# {toplevel} is empty for pg_stat_statements 1.8 (PostgreSQL 13), which has no toplevel column and tracks
+# nested statements only with pg_stat_statements.track = all.
 PGSS_TOP = """
--- Statements of the current database by total execution time, one row per queryid.
+-- Statements of the current database by total execution time, one row per queryid, dbtune's own left out.
 SELECT s.queryid, min(s.query) AS query, sum(s.calls)::bigint AS calls, sum(s.total_exec_time) AS total_ms,
        sum(s.rows)::bigint AS rows
 FROM {view} s
 WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+  AND pg_catalog.strpos(s.query, %s) = 0
   {toplevel}
 GROUP BY s.queryid
 ORDER BY total_ms DESC
 LIMIT %s
 """
 PGSS_TOPLEVEL_ONLY = "AND s.toplevel"
-_OWN_QUERIES = "/* dbtune"
 
 
 def pg_stat_statements_queries(source: ConnectionSettings | psycopg.Connection, top: int,
@@ -58,8 +60,12 @@ def pg_stat_statements_queries(source: ConnectionSettings | psycopg.Connection, 
     ``source`` is a connection (used as is; only SELECTs are sent) or settings to open a read-only one.
     Only top-level statements unless ``include_nested`` (needs the ``toplevel`` column, 1.9+). Utility
     statements (``BEGIN``, ``SET``, DDL …) are passed over unless ``include_utility``, as are texts that do
-    not parse, ``<insufficient privilege>``, dbtune's own statements and statements that read only system
-    catalogs or no relation at all, so ``top`` counts the application's statements. ``label`` names the
+    not parse, ``<insufficient privilege>``, dbtune's own statements (their text carries
+    :data:`~dbtune.db.connect.MARKER`), statements on version tables only (Alembic's ``alembic_version``,
+    dbtune's ``dbtune_version``) and statements that read only system catalogs or no relation at all, so
+    ``top`` counts the application's statements. Entries with the same pglast fingerprint (the same SQL
+    under several query ids) are one query, located at the first one's ``pgss:<queryid>``, with their
+    calls, times and rows added up and ``occurrences`` the number of query ids. ``label`` names the
     source in errors. Raises :class:`UsageError` for ``top < 1``, an extension
     that is not created in the database or older than 1.8; :class:`ServerRefused` when the server refuses
     the query (e.g. the role lacks ``pg_read_all_stats`` to see other roles' texts); connecting may raise
@@ -89,25 +95,26 @@ def _top(conn: psycopg.Connection, top: int, include_nested: bool, include_utili
         toplevel = PGSS_TOPLEVEL_ONLY if "toplevel" in columns and not include_nested else ""
         limit = max(1000, top * 10)
         found = conn.execute(PGSS_TOP.format(view=view, toplevel=toplevel),  # type: ignore[call-overload]
-                             (limit,)).fetchall()
+                             (MARKER, limit)).fetchall()
     except psycopg.Error as exc:
         raise ServerRefused(f"cannot read pg_stat_statements: {' '.join(str(exc).split())}") from None
     queries: list[Query] = []
     for queryid, text, calls, total_ms, n_rows in found:
-        if text is None or "<insufficient privilege>" in text or text.lstrip().startswith(_OWN_QUERIES):
+        if text is None or "<insufficient privilege>" in text or MARKER in text:
             continue
-        text = text.strip().rstrip(";").strip()
+        text = explainable_text(text.strip().rstrip(";").strip())  # interval $1 → $1::interval
         try:
             fingerprint = parser.fingerprint(text)
             if not include_utility and statement_kind(text) == "other":
                 continue
             if not reads_user_relations(text):
-                continue  # catalog reads (dbtune's own audit queries among them), SELECT 1 …
+                continue  # catalog reads, version tables (Alembic's, dbtune's), SELECT 1 …
         except ParseError:
             continue
         queries.append(Query(text=text, source=Source.PG_STAT_STATEMENTS, location=f"pgss:{queryid}",
                              fingerprint=fingerprint, calls=int(calls), total_ms=float(total_ms),
                              rows=int(n_rows)))
-        if len(queries) == top:
-            break
-    return queries
+    # The same statement under several query ids (parameters of other types, another search_path, a
+    # constant of another type) is one statement: its calls and times are added up.
+    grouped = sorted(group_by_fingerprint(queries), key=lambda q: -(q.total_ms or 0.0))
+    return grouped[:top]

@@ -23,13 +23,17 @@ https://www.postgresql.org/docs/current/pgbench.html (Custom Scripts).
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pglast import parser
 from pglast.parser import ParseError
 
+from dbtune.escape import clip
+from dbtune.pgsql import check_nesting
 from dbtune.workload.model import Query, Source, SourceError
+from dbtune.workload.statements import utility_statement
 
 # psql ends the query buffer and sends it on these meta-commands (psql's exec_command).
 _SENDING = re.compile(r"\\(g|gx|gset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
@@ -61,6 +65,12 @@ class _Lexed:
     placeholders: list[_Placeholder]
     annotations: list[_Annotation]
     semicolons: list[int]  # offsets of the ";" that end statements for psql
+    quoted_markers: list[tuple[int, str, str]] = field(default_factory=list)  # (offset, marker, literal)
+
+
+# A psql variable reference written inside a string literal (qgen's `interval ':1' day`): psql leaves it
+# alone, so the server gets the literal text. Not after a word character or a colon (`'12:30:00'`).
+_QUOTED_MARKER = re.compile(r"(?<![\w:]):(?:[A-Za-z_]\w*|\d+)")
 
 
 def _lex(text: str) -> _Lexed:
@@ -69,6 +79,7 @@ def _lex(text: str) -> _Lexed:
     placeholders: list[_Placeholder] = []
     annotations: list[_Annotation] = []
     semicolons: list[int] = []
+    quoted_markers: list[tuple[int, str, str]] = []
     n = len(text)
     brackets = parens = 0
     m = _SPECIAL.search(text, 0)
@@ -96,6 +107,9 @@ def _lex(text: str) -> _Lexed:
         elif token == "'":
             escapes = i > 0 and text[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(text[i - 2]))
             end = _string_end(text, end, escapes)
+            marker = _QUOTED_MARKER.search(text, i + 1, end - 1)
+            if marker is not None:
+                quoted_markers.append((marker.start(), marker.group(), text[i:end]))
         elif token == '"':
             while True:
                 close = text.find('"', end)
@@ -146,7 +160,8 @@ def _lex(text: str) -> _Lexed:
             semicolons.append(i)
             brackets = 0
         m = _SPECIAL.search(text, max(end, i + 1))
-    return _Lexed("".join(out) if out is not None else text, placeholders, annotations, semicolons)
+    return _Lexed("".join(out) if out is not None else text, placeholders, annotations, semicolons,
+                  quoted_markers)
 
 
 def _string_end(text: str, start: int, escapes: bool) -> int:
@@ -257,13 +272,16 @@ class ScriptStatement:
     fingerprint: str
     name: str | None = None
     params_sql: str | None = None
+    warnings: tuple[str, ...] = ()  # ``label:line: message``: read, but maybe not as its author meant
 
 
 def split_script(text: str, label: str) -> tuple[list[ScriptStatement], list[SourceError]]:
     """The statements of a psql/pgbench script (see the module docstring) and those that do not parse.
 
     ``label`` prefixes error locations (``label:line``). Errors carry the line of the error, the parser's
-    message and the statement's name.
+    message and the statement's name. A utility statement that does not parse (``DO $1``, as
+    pg_stat_statements writes it) is kept, for its reader to skip as a utility statement; a psql variable
+    written inside a string literal is a warning on its statement.
     """
     lexed = _lex(text)
     probe = _probe(lexed)
@@ -304,14 +322,20 @@ def split_script(text: str, label: str) -> tuple[list[ScriptStatement], list[Sou
     found: list[ScriptStatement] = []
     for k, piece in enumerate(pieces):
         name = names.get(k)
-        if piece.error is not None:
+        if piece.error is not None and utility_statement(piece.text) is None:
             message, offset = piece.error
             # Placeholders never span lines and blanked meta-commands keep theirs: lines match the source.
             line = lines.line(piece.start) + piece.text[:offset].count("\n")
             errors.append(SourceError(f"{label}:{line}", message, name))
             continue
-        found.append(ScriptStatement(piece.text, lines.line(piece.start), parser.fingerprint(piece.text), name,
-                                     params.get(k)))
+        warnings = tuple(
+            f"{label}:{lines.line(offset)}: {marker} inside the string literal {clip(literal, 60)} is not a psql "
+            "variable (psql substitutes variables only outside quotes): the server gets the text as written"
+            for offset, marker, literal in lexed.quoted_markers if piece.start <= offset < piece.stop)
+        fingerprint = (parser.fingerprint(piece.text) if piece.error is None else
+                       hashlib.sha1(" ".join(piece.text.split()).encode()).hexdigest()[:16])
+        found.append(ScriptStatement(piece.text, lines.line(piece.start), fingerprint, name, params.get(k),
+                                     warnings))
     errors.sort(key=lambda e: _sort_key(e.location))
     return found, errors
 
@@ -328,8 +352,10 @@ def _location(exc: ParseError, default: int) -> int:
 
 
 def _check(body: str) -> tuple[str, int] | None:
-    """None when ``body`` parses, else the parser's message and offset."""
+    """None when ``body`` parses, else the parser's message and offset (a statement nested too deep to
+    read safely is an error too, see :func:`dbtune.pgsql.check_nesting`)."""
     try:
+        check_nesting(body)
         parser.fingerprint(body)
     except ParseError as exc:
         return str(exc.args[0]), _location(exc, len(body))
@@ -340,5 +366,5 @@ def parse_script(text: str, label: str) -> tuple[list[Query], list[SourceError]]
     """:func:`split_script` as :class:`Query` objects (source ``sql``, location ``label:line``)."""
     statements, errors = split_script(text, label)
     queries = [Query(text=s.text, source=Source.SQL, location=f"{label}:{s.line}", fingerprint=s.fingerprint,
-                     name=s.name, params_sql=s.params_sql) for s in statements]
+                     name=s.name, params_sql=s.params_sql, warnings=s.warnings) for s in statements]
     return queries, errors

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pglast
-from pglast import ast
-from pglast.parser import ParseError
+from pglast import ast, parser
+from pglast.parser import ParseError, scan
+from pglast.stream import RawStream
+
+from dbtune.pgsql import parse_sql
 
 
 def statement_kind(sql: str) -> str:
     """``read`` for a SELECT (or VALUES) that neither locks rows nor modifies data, ``write`` for DML
     (INSERT, UPDATE, DELETE, MERGE, SELECT INTO, SELECT … FOR UPDATE/SHARE, data-modifying WITH), and
-    ``other`` for everything else (utility statements). Raises pglast's ParseError on bad SQL."""
-    return node_kind(pglast.parse_sql(sql)[0].stmt)
+    ``other`` for everything else (utility statements). Raises pglast's ParseError on bad SQL (and on a
+    statement nested too deep, :class:`~dbtune.pgsql.StatementTooDeep`)."""
+    return node_kind(parse_sql(sql)[0].stmt)
 
 
 def node_kind(stmt: ast.Node | None) -> str:
@@ -38,17 +41,21 @@ def fields(node: ast.Node) -> tuple[str, ...]:
 
 
 def walk(node: object) -> Iterator[ast.Node]:
-    """Every AST node under ``node`` (itself included), depth first."""
-    if isinstance(node, ast.Node):
-        yield node
-        for attr in fields(node):
-            yield from walk(getattr(node, attr, None))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from walk(item)
+    """Every AST node under ``node`` (itself included), depth first, parents before children. Iterative:
+    however deep the tree, no Python recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Node):
+            yield item
+            stack.extend(reversed([getattr(item, attr, None) for attr in fields(item)]))
+        elif isinstance(item, tuple | list):
+            stack.extend(reversed(item))
 
 
 _SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
+# The tables migration tools record their revisions in: Alembic's default, and dbtune's own.
+VERSION_TABLES = frozenset({"alembic_version", "dbtune_version"})
 
 
 _SYSTEM_FUNCTIONS = frozenset({"now", "version", "current_setting", "set_config", "current_database",
@@ -56,38 +63,102 @@ _SYSTEM_FUNCTIONS = frozenset({"now", "version", "current_setting", "set_config"
 
 
 def reads_user_relations(sql: str) -> bool:
-    """Whether ``sql`` is the application's: it names a relation outside the system schemas, or, naming
-    none, calls a function of the application's (``SELECT lookup($1)``). Catalog reads, ``SELECT 1`` and
+    """Whether ``sql`` is the application's: it names a relation outside the system schemas other than a
+    version table (:data:`VERSION_TABLES`), or, naming none, calls a function of the application's
+    (``SELECT lookup($1)``). Catalog reads, reads and writes of ``alembic_version``, ``SELECT 1`` and
     calls of PostgreSQL's own functions are not. A text pglast cannot parse counts."""
     try:
-        tree = pglast.parse_sql(sql)
+        tree = parse_sql(sql)
     except ParseError:
         return True
     ctes: set[str] = set()
     names: list[ast.RangeVar] = []
     functions: list[tuple[str, ...]] = []
-
-    def visit(node: object) -> None:
+    for node in walk(tree):
         if isinstance(node, ast.RangeVar):
             names.append(node)
         elif isinstance(node, ast.FuncCall):
             functions.append(tuple(getattr(n, "sval", "") for n in node.funcname or ()))
         elif isinstance(node, ast.CommonTableExpr) and node.ctename:
             ctes.add(node.ctename)
-        if isinstance(node, ast.Node):
-            for attr in getattr(type(node), "__slots__", ()):
-                visit(getattr(node, attr, None))
-        elif isinstance(node, tuple | list):
-            for item in node:
-                visit(item)
-
-    visit(tree)
     for rv in names:
         name = rv.relname or ""
         if name.startswith("pg_") or rv.schemaname in _SYSTEM_SCHEMAS or (not rv.schemaname and name in ctes):
             continue  # a system catalog or view (pg_stat_statements lives in its extension's schema), a CTE
+        if name in VERSION_TABLES:
+            continue  # a migration tool's bookkeeping, not the application's workload
         return True
     if names:
         return False
     return any(not (f[-1].startswith("pg_") or f[-1] in _SYSTEM_FUNCTIONS or (len(f) > 1 and f[0] in _SYSTEM_SCHEMAS))
                for f in functions if f)
+
+
+# What EXPLAIN takes (https://www.postgresql.org/docs/current/sql-explain.html): the first word of each.
+_EXPLAINABLE_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE_P", "MERGE",
+                                "EXECUTE", "DECLARE", "ASCII_40"})
+EXPLAINABLE = "SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES, EXECUTE and DECLARE"
+
+
+def utility_statement(sql: str) -> str | None:
+    """The first word of ``sql`` (``DO``, ``VACUUM``, ``SET`` …, upper case) when it is a statement EXPLAIN
+    cannot take, read with the server's scanner, so that text no parser accepts (pg_stat_statements'
+    ``DO $1``) is recognised too; None for the statements EXPLAIN takes, and for text with no word."""
+    try:
+        tokens = [t for t in scan(sql) if t.name not in ("C_COMMENT", "SQL_COMMENT")]
+    except ParseError:
+        return None
+    if not tokens or tokens[0].name in _EXPLAINABLE_WORDS or tokens[0].name in ("IDENT", "PARAM"):
+        return None
+    if tokens[0].name == "CREATE" and "AS" in {t.name for t in tokens[1:12]}:
+        return None  # CREATE TABLE … AS / CREATE MATERIALIZED VIEW … AS: EXPLAIN takes them
+    return sql[tokens[0].start:tokens[0].end + 1].upper()
+
+
+# Interval fields that may follow the constant (``interval '1' day``, ``interval $1 hour to minute``).
+_INTERVAL_FIELDS = frozenset({"YEAR_P", "MONTH_P", "DAY_P", "HOUR_P", "MINUTE_P", "SECOND_P", "TO"})
+
+
+def explainable_text(sql: str) -> str:
+    """``sql`` as the server's grammar takes it back: pg_stat_statements normalises ``interval '1 day'``
+    to ``interval $1`` (and ``date '…'`` to ``date $1``), which pglast parses but the server refuses
+    (``syntax error at or near "$1"``): each such ``type $n`` is written ``$n::type``, the type as
+    pglast deparses it (``interval $1 day`` → ``$1::interval day``). The rest of the text is kept as it
+    is; text without such a constant, or that does not parse, is returned unchanged.
+    """
+    if "$" not in sql:
+        return sql
+    try:
+        tree = parse_sql(sql)
+    except ParseError:
+        return sql
+    # (start of the type name, the type name, the parameter) of each `type $n`, in text order
+    casts: list[tuple[int, ast.TypeName, ast.ParamRef]] = []
+    for n in walk(tree):
+        if (isinstance(n, ast.TypeCast) and n.location is None and isinstance(n.arg, ast.ParamRef)
+                and n.arg.location is not None and n.typeName is not None and n.typeName.location is not None):
+            casts.append((n.typeName.location, n.typeName, n.arg))
+    if not casts:
+        return sql
+    tokens = scan(sql)
+    starts = {t.start: i for i, t in enumerate(tokens)}
+    parts: list[str] = []
+    pos = 0
+    for start, type_name, param in sorted(casts, key=lambda c: c[0]):
+        i = starts.get(param.location or 0)
+        if i is None or start < pos:
+            return sql
+        end = tokens[i].end + 1
+        i += 1
+        while i < len(tokens) and tokens[i].name in _INTERVAL_FIELDS:
+            end = tokens[i].end + 1
+            i += 1
+            if tokens[i - 1].name == "SECOND_P" and i + 2 < len(tokens) and tokens[i].name == "ASCII_40":
+                end, i = tokens[i + 2].end + 1, i + 3  # second(3)
+        parts += [sql[pos:start], f"${param.number}::{RawStream()(type_name)}"]
+        pos = end
+    rewritten = "".join([*parts, sql[pos:]])
+    try:
+        return rewritten if parser.fingerprint(rewritten) == parser.fingerprint(sql) else sql
+    except ParseError:
+        return sql

@@ -37,7 +37,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pglast
 import sqlglot
 from pglast import ast, parser
 from pglast.parser import ParseError
@@ -51,6 +50,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from dbtune.catalog.model import Snapshot
+from dbtune.pgsql import check_nesting, parse_sql
 from dbtune.workload.model import ExpressionUse, QueryUsage, TableUsage, Usage
 from dbtune.workload.schema import SchemaRelation, WorkloadSchema
 from dbtune.workload.statements import fields, walk
@@ -106,7 +106,7 @@ class _Text:
     def _index(self) -> dict[frozenset[int], list[tuple[str, ast.Node]]]:
         if self._nodes is None:
             nodes: dict[frozenset[int], list[tuple[str, ast.Node]]] = {}
-            for node in walk(pglast.parse_sql(self.sql)):
+            for node in walk(parse_sql(self.sql)):
                 for context, operand in _operands(node):
                     if isinstance(operand, ast.Node) and not isinstance(operand, ast.ColumnRef):
                         key = frozenset(c.location for c in _column_refs(operand) if c.location is not None)
@@ -359,15 +359,18 @@ class UsageAnalyzer:
 
     def _analyse(self, text: str, cache: bool) -> tuple[QueryUsage, bool]:
         try:
+            check_nesting(text)
             statements = json.loads(parser.parse_sql_json(text)).get("stmts", [])
         except ParseError as exc:
             return QueryUsage(reason=f"does not parse: {exc.args[0]}"), False
+        except RecursionError:  # json's decoder on a tree nested hundreds of levels deep
+            return QueryUsage(reason="nested too deep for column usage"), False
         if len(statements) != 1:
             what = "no statement" if not statements else f"{len(statements)} statements"
             return QueryUsage(reason=f"holds {what}; column usage is per statement"), False
         kind, body = next(iter(statements[0]["stmt"].items()))
         if kind in _WRAPPERS and body.get("query"):
-            inner = RawStream()(getattr(pglast.parse_sql(text)[0].stmt, "query"))  # noqa: B009 - any wrapper
+            inner = RawStream()(getattr(parse_sql(text)[0].stmt, "query"))  # noqa: B009 - any wrapper
             return self._analyse(inner, cache)
         if kind not in _QUERY_STATEMENTS:
             return QueryUsage(reason=f"a utility statement ({_statement_name(kind)}): it reads no table "
