@@ -35,7 +35,8 @@ CREATE TABLE public.events (id bigint, parent_id bigint REFERENCES public.parent
 CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 """
 CONFIG = {"expect": {"constraint": [{"name": "child_total_check", "table": "child",
-                                     "definition": "CHECK (total >= 0)"}]}}
+                                     "definition": "CHECK (total >= 0)"}]},
+          "database": {"application_roles": ["report_app"]}}  # timeout-unset proposes its role settings
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,8 @@ def target(pg18: LocalServer) -> Iterator[TestDatabase]:
     """One database for the module: a foreign key without an index and an expected check constraint."""
     db = new_database(pg18, "report")
     db.execute(SCHEMA)
+    db.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'report_app') "
+               "THEN CREATE ROLE report_app LOGIN; END IF; END $$")
     with pytest.raises(psycopg.errors.UniqueViolation):  # leaves the index INVALID
         db.execute("CREATE UNIQUE INDEX CONCURRENTLY child_total_parity ON public.child ((total % 2))")
     yield db
