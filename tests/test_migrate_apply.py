@@ -1,0 +1,159 @@
+"""dbtune migrate apply keeps its promise where the database moved after generating: a partition added
+since (its index is built and attached, or apply fails naming it), indexes re-planned under a suffix or
+built by hand under another name (the identical index is the one kept), the downgrade of a partitioned
+index, and a unique rebuild over duplicate keys (stopped before anything is dropped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import TestDatabase
+
+from dbtune.audit import audit
+from dbtune.config.loader import parse_config
+from dbtune.db.connect import resolve
+from dbtune.migrate import api
+from dbtune.migrate.runtime import ApplyError, ApplyOptions
+
+EVENTS = """
+CREATE TABLE events (id bigint NOT NULL, account_id bigint NOT NULL, created_at date NOT NULL)
+  PARTITION BY RANGE (created_at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO events SELECT g, g % 50, date '2025-01-01' + (g % 700) FROM generate_series(1, 1000) g;
+"""
+EXPECT = parse_config({"expect": {"index": [{"name": "events_account_idx", "table": "events",
+                                             "columns": ["account_id"]}]}})
+ADD_2027 = "CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');" \
+           "INSERT INTO events VALUES (5000, 7, '2027-03-01');"
+# Every index on a partition of events, with the parent index it is attached to (NULL when none).
+PARTITION_INDEXES = """
+SELECT c.relname, i.relname, p.relname FROM pg_inherits t JOIN pg_class c ON c.oid = t.inhrelid
+  JOIN pg_index x ON x.indrelid = c.oid JOIN pg_class i ON i.oid = x.indexrelid
+  LEFT JOIN pg_inherits a ON a.inhrelid = i.oid LEFT JOIN pg_class p ON p.oid = a.inhparent
+ WHERE t.inhparent = 'events'::regclass ORDER BY 1, 2
+"""
+
+
+def _options(lines: list[str]) -> ApplyOptions:
+    return ApplyOptions(report=lines.append, backoff_s=0.1)
+
+
+def _parent_valid(db: TestDatabase) -> list[tuple[object, ...]]:
+    return db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_account_idx'::regclass")
+
+
+def test_partition_added_after_generating_gets_its_index(db: TestDatabase, tmp_path: Path) -> None:
+    """A partition created between generate and apply has no planned step: apply builds its index
+    concurrently and attaches it after the last planned attach, so the parent index ends valid."""
+    db.execute(EVENTS)
+    settings = resolve(db.dsn)
+    api.generate(list(audit(settings, EXPECT).findings), tmp_path)
+    db.execute(ADD_2027)
+    lines: list[str] = []
+    assert len(api.apply(tmp_path, settings, _options(lines))) == 1
+    assert _parent_valid(db) == [(True,)]
+    assert db.query(PARTITION_INDEXES) == [
+        ("events_2025", "events_2025_events_account_idx_part", "events_account_idx"),
+        ("events_2026", "events_2026_events_account_idx_part", "events_account_idx"),
+        ("events_2027", "events_2027_events_account_idx_part", "events_account_idx")]
+    assert any("events_2027" in line and "no index attached" in line for line in lines)
+
+
+def test_partition_that_cannot_get_an_index_fails_apply_naming_it(db18: TestDatabase, tmp_path: Path) -> None:
+    """A partition added since generating whose index cannot be built (a unique index over its duplicate
+    keys) makes apply fail naming the partition; the revision is not recorded as applied."""
+    db18.execute(EVENTS.replace("g % 50, date", "g, date"))
+    settings = resolve(db18.dsn)
+    config = parse_config({"expect": {"unique": [{"name": "events_account_idx", "table": "events",
+                                                  "columns": ["account_id", "created_at"]}]}})
+    api.generate(list(audit(settings, config).findings), tmp_path)
+    db18.execute(ADD_2027 + "INSERT INTO events VALUES (5001, 7, '2027-03-01');")
+    with pytest.raises(ApplyError, match="events_2027") as failure:
+        api.apply(tmp_path, settings, _options([]))
+    assert "(7, 2027-03-01)" in str(failure.value)
+    assert _parent_valid(db18) == [(False,)]
+    assert [s.applied for s in api.status(tmp_path, settings)] == [False]
+
+
+def test_regenerating_attaches_the_identical_index_instead_of_a_copy(db: TestDatabase, tmp_path: Path) -> None:
+    """The parent index is INVALID (a partition got no attached index) and the partitions' `_part` names
+    are taken by identical attached indexes: generate + apply attaches what exists and builds only the
+    missing one, never a `_part_1` copy."""
+    db.execute(EVENTS + ADD_2027)
+    db.execute("CREATE INDEX events_account_idx ON ONLY events (account_id);"
+               "CREATE INDEX events_2025_events_account_idx_part ON events_2025 (account_id);"
+               "CREATE INDEX events_2026_events_account_idx_part ON events_2026 (account_id);"
+               "ALTER INDEX events_account_idx ATTACH PARTITION events_2025_events_account_idx_part;"
+               "ALTER INDEX events_account_idx ATTACH PARTITION events_2026_events_account_idx_part;"
+               "CREATE INDEX events_2027_by_hand ON events_2027 (account_id);")
+    assert _parent_valid(db) == [(False,)]
+    settings = resolve(db.dsn)
+    report = audit(settings, EXPECT)
+    api.generate(list(report.findings), tmp_path, existing_index_names=set(report.index_names))
+    lines: list[str] = []
+    api.apply(tmp_path, settings, _options(lines))
+    assert _parent_valid(db) == [(True,)]
+    assert db.query(PARTITION_INDEXES) == [
+        ("events_2025", "events_2025_events_account_idx_part", "events_account_idx"),
+        ("events_2026", "events_2026_events_account_idx_part", "events_account_idx"),
+        ("events_2027", "events_2027_by_hand", "events_account_idx")]
+
+
+def test_index_built_by_hand_under_another_name_is_not_built_again(db: TestDatabase, tmp_path: Path) -> None:
+    """An index identical in substance to a planned one (same key, order, predicate, INCLUDE, method),
+    built by hand under another name after generating: apply builds no second copy and says so; one
+    that differs only in its predicate does not count."""
+    db.execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text, created_at timestamptz, total bigint);"
+               "INSERT INTO orders SELECT g, 'new', now(), g FROM generate_series(1, 500) g;")
+    settings = resolve(db.dsn)
+    config = parse_config({"expect": {"index": [
+        {"name": "orders_status_created_idx", "table": "orders", "columns": ["status", "created_at DESC"],
+         "include": ["total"], "where": "status <> 'done'"},
+        {"name": "orders_total_idx", "table": "orders", "columns": ["total"]}]}})
+    api.generate(list(audit(settings, config).findings), tmp_path)
+    db.execute("CREATE INDEX by_hand ON public.orders USING btree (status, created_at DESC) INCLUDE (total) "
+               "WHERE (status <> 'done'::text);"
+               "CREATE INDEX total_partial ON orders (total) WHERE total > 10;")
+    lines: list[str] = []
+    api.apply(tmp_path, settings, _options(lines))
+    assert sorted(r[0] for r in db.query("SELECT indexrelid::regclass::text FROM pg_index "
+                                         "WHERE indrelid = 'orders'::regclass")) == [
+        "by_hand", "orders_pkey", "orders_total_idx", "total_partial"]
+    assert any("orders_status_created_idx" in line and "by_hand" in line for line in lines)
+
+
+def test_partitioned_downgrade_drops_the_parent_index(db: TestDatabase, tmp_path: Path) -> None:
+    """`apply --downgrade-to base` of a partitioned index's revision drops the parent index, which takes
+    the attached partition indexes with it, and the revision is no longer recorded."""
+    db.execute(EVENTS)
+    settings = resolve(db.dsn)
+    api.generate(list(audit(settings, EXPECT).findings), tmp_path)
+    api.apply(tmp_path, settings, _options([]))
+    api.downgrade(tmp_path, settings, "base", _options([]))
+    assert db.query(PARTITION_INDEXES) == []
+    assert db.query("SELECT to_regclass('events_account_idx')") == [(None,)]
+    assert [s.applied for s in api.status(tmp_path, settings)] == [False]
+
+
+def test_unique_rebuild_over_duplicate_keys_stops_before_dropping(db: TestDatabase, tmp_path: Path) -> None:
+    """The rebuild of an INVALID unique index, generated when the duplicates were gone, applied after they
+    came back: apply lists the duplicate keys and drops nothing, so the audit still reports the index."""
+    db.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);"
+               "INSERT INTO accounts SELECT g, 'user' || (g % 50) || '@example.com' FROM generate_series(1, 200) g;")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_email_key ON accounts (email)")
+    db.execute("DELETE FROM accounts WHERE id > 50")
+    settings = resolve(db.dsn)
+    config = parse_config({"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts",
+                                                  "columns": ["email"]}]}})
+    api.generate(list(audit(settings, config).findings), tmp_path)
+    db.execute("INSERT INTO accounts VALUES (51, 'user1@example.com'), (52, 'user2@example.com')")
+    with pytest.raises(ApplyError, match="duplicate") as failure:
+        api.apply(tmp_path, settings, _options([]))
+    assert "user1@example.com" in str(failure.value) and "user2@example.com" in str(failure.value)
+    assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass") \
+        == [(False,)]
+    assert "invalid-index" in {f.check_name for f in audit(settings, config).findings}
