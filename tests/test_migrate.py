@@ -168,7 +168,7 @@ def test_failed_unique_build_is_reported_and_leaves_no_invalid_index(db18: TestD
                                                   "columns": ["email"]}]}})
     api.generate(list(audit(settings, config).findings), tmp_path)
     db18.execute("INSERT INTO accounts VALUES (51, 'user1@example.com')")
-    with pytest.raises(ApplyError, match="could not create unique index"):
+    with pytest.raises(ApplyError, match=r"cannot be built: duplicate keys \(user1@example.com\) in 2 rows"):
         api.apply(tmp_path, settings, quiet())
     assert db18.query("SELECT count(*) FROM pg_class WHERE relname = 'accounts_email_key'") == [(0,)]
     assert [s.applied for s in api.status(tmp_path, settings)] == [False]

@@ -157,3 +157,48 @@ def test_unique_rebuild_over_duplicate_keys_stops_before_dropping(db: TestDataba
     assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass") \
         == [(False,)]
     assert "invalid-index" in {f.check_name for f in audit(settings, config).findings}
+
+
+def test_partitioned_migrations_lint_clean(db: TestDatabase, tmp_path: Path) -> None:
+    """The revision and the SQL files generated for a partitioned table (a plain and a unique index, up and
+    down) give no finding under dbtune's rules nor squawk's, on 15 and 18."""
+    from dbtune.migrate.lint import lint_paths
+
+    db.execute(EVENTS)
+    config = parse_config({"expect": {
+        "index": [{"name": "events_account_idx", "table": "events", "columns": ["account_id"]}],
+        "unique": [{"name": "events_id_key", "table": "events", "columns": ["id", "created_at"]}]}})
+    findings = list(audit(resolve(db.dsn), config).findings)
+    revision = api.generate(findings, tmp_path / "alembic").generated
+    sql = api.generate(findings, tmp_path / "sql", fmt="sql").generated
+    assert revision is not None and sql is not None
+    assert "complete_partitioned_index(op" in revision.files[0].read_text()
+    result = lint_paths([*revision.files, *sql.files])
+    assert result.squawk.ran
+    assert result.findings == []
+
+
+def test_squawk_exceptions_for_partitioned_steps_are_each_needed_and_explained(db18: TestDatabase,
+                                                                              tmp_path: Path) -> None:
+    """squawk cannot know that `CREATE INDEX … ON ONLY` builds nothing and that a partitioned index refuses
+    `DROP INDEX CONCURRENTLY`: each generated exception names one rule, sits under a comment saying why,
+    and is needed (without it squawk reports that rule on that statement, and nothing else)."""
+    from dbtune.migrate.squawk import find_squawk, run_squawk
+
+    db18.execute(EVENTS)
+    generated = api.generate(list(audit(resolve(db18.dsn), EXPECT).findings), tmp_path, fmt="sql").generated
+    assert generated is not None
+    squawk = find_squawk()
+    assert squawk is not None
+    for path, rule, why in ((generated.files[0], "require-concurrent-index-creation", "-- ON ONLY builds nothing"),
+                            (generated.files[1], "require-concurrent-index-deletion",
+                             "-- public.events_account_idx is a partitioned index: PostgreSQL refuses DROP INDEX "
+                             "CONCURRENTLY on it")):
+        lines = path.read_text().splitlines()
+        ignores = [n for n, line in enumerate(lines) if line.startswith("-- squawk-ignore")]
+        assert [lines[n] for n in ignores] == [f"-- squawk-ignore {rule}"]
+        assert lines[ignores[0] - 1].startswith(why)
+        assert run_squawk(squawk, [path]) == []
+        bare = tmp_path / f"bare_{path.name}"
+        bare.write_text("\n".join(line for n, line in enumerate(lines) if n not in ignores) + "\n")
+        assert [(v.rule, v.line) for v in run_squawk(squawk, [bare])] == [(rule, ignores[0] + 1)]

@@ -97,7 +97,7 @@ class KeyColumn:
 def _key_column(elem: ast.IndexElem) -> KeyColumn:
     """One ``CREATE INDEX`` column (a pglast ``IndexElem``) as a :class:`KeyColumn` (opclass and collation
     aside)."""
-    text = quote_ident(elem.name) if elem.name else _strip(elem.expr)
+    text = quote_ident(elem.name or "") if elem.name or elem.expr is None else _strip(elem.expr)
     desc = elem.ordering == enums.SortByDir.SORTBY_DESC
     if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
         nulls_first = True

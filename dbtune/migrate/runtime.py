@@ -361,7 +361,8 @@ def complete_partitioned_index(op: Any, index: str, sql: str) -> None:
     table = _table_of(sql)
 
     def unattached() -> list[tuple[str, str, str, str]]:
-        return [tuple(map(str, r)) for r in conn.execute(text(_UNATTACHED_PARTITIONS), {"i": index}).all()]
+        rows = conn.execute(text(_UNATTACHED_PARTITIONS), {"i": index}).all()
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
     if opts.dry_run:
         missing = unattached()
