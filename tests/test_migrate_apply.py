@@ -52,6 +52,11 @@ def test_partition_added_after_generating_gets_its_index(db: TestDatabase, tmp_p
     settings = resolve(db.dsn)
     api.generate(list(audit(settings, EXPECT).findings), tmp_path)
     db.execute(ADD_2027)
+    dry: list[str] = []
+    api.apply(tmp_path, settings, ApplyOptions(report=dry.append, dry_run=True))
+    assert [line for line in dry if "would check" in line] == [
+        "  would check that public.events_account_idx is valid; partitions with no index attached would get one "
+        "built concurrently and attached: events_2027"]
     lines: list[str] = []
     assert len(api.apply(tmp_path, settings, _options(lines))) == 1
     assert _parent_valid(db) == [(True,)]

@@ -153,6 +153,14 @@ def _partitioned_parents(plan: MigrationPlan) -> dict[int, list[Change]]:
     return parents
 
 
+def _partitions_of(plan: MigrationPlan, parent: Change) -> tuple[str, ...]:
+    """The partitions whose index the plan builds and attaches to the partitioned index ``parent``."""
+    attached = {s.change.index for s in plan.steps
+                if s.change.kind == ChangeKind.ATTACH_INDEX and s.change.table == parent.table}
+    return tuple(s.change.table or "" for s in plan.steps if s.change.kind == ChangeKind.CREATE_INDEX
+                 and not s.change.transactional and s.change.index in attached)
+
+
 def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migration",
                lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> tuple[str, str]:
     """The plan as (up, down) psql scripts (see the module's docstring)."""
@@ -216,7 +224,8 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
     parents = _partitioned_parents(plan)
     for n, step in enumerate(plan.steps, start=1):
         up += [python_comment(_comment_text(n, total, step)), _call(step),
-               *(f"complete_partitioned_index(op, {c.index!r}, {_literal(c.up)})" for c in parents.get(n, ())), ""]
+               *(f"complete_partitioned_index(op, {c.index!r}, {_literal(c.up)}, {_partitions_of(plan, c)!r})"
+                 for c in parents.get(n, ())), ""]
     for table in plan.analyze:
         up.append(f"analyze(op, {table!r})")
     down: list[str] = []

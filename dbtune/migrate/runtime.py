@@ -340,13 +340,14 @@ SELECT p.oid::pg_catalog.regclass::text, p.relkind, n.nspname, p.relname
 """
 
 
-def complete_partitioned_index(op: Any, index: str, sql: str) -> None:
+def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str, ...] = ()) -> None:
     """After the last ``ATTACH PARTITION`` of a partitioned index (``sql`` is its ``CREATE INDEX … ON ONLY``):
     check ``indisvalid``; a partition with no index attached (one created after the revision was generated)
     gets the identical index it already has attached, or one built concurrently and attached, in this run.
 
     Raises :class:`ApplyError` naming the partitions still without an attached index (a partition that is
-    itself partitioned, or whose build failed), leaving the revision unrecorded. See
+    itself partitioned, or whose build failed), leaving the revision unrecorded. ``planned`` names the
+    partitions whose index the revision builds: ``--dry-run`` lists the others, which would get theirs. See
     https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE.
     """
     from pglast.stream import RawStream
@@ -365,10 +366,16 @@ def complete_partitioned_index(op: Any, index: str, sql: str) -> None:
         return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
     if opts.dry_run:
-        missing = unattached()
+        rows = conn.execute(text(
+            "SELECT h.inhrelid::pg_catalog.regclass::text FROM pg_catalog.pg_inherits h "
+            "WHERE h.inhparent = pg_catalog.to_regclass(:t) AND h.inhrelid <> ALL (ARRAY(SELECT "
+            "pg_catalog.to_regclass(p) FROM pg_catalog.unnest(CAST(:p AS text[])) p WHERE p IS NOT NULL)) "
+            "AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits a JOIN pg_catalog.pg_index x ON "
+            "x.indexrelid = a.inhrelid WHERE a.inhparent = pg_catalog.to_regclass(:i) AND x.indrelid = h.inhrelid) "
+            "ORDER BY 1"), {"t": table, "p": list(planned), "i": index}).all()
         opts.report(f"  would check that {index} is valid" + (
             "; partitions with no index attached would get one built concurrently and attached: "
-            + ", ".join(printable(m[0]) for m in missing) if missing else ""))
+            + ", ".join(printable(str(r[0])) for r in rows) if rows else ""))
         return
     with _autocommit_block(op):
         state = _index_state(conn, index)
@@ -448,6 +455,9 @@ def _table_of(sql: str) -> str | None:
         from pglast.stream import RawStream
 
         stmt = parse_one(sql, ast.IndexStmt)
-        return str(RawStream()(stmt.relation)) if stmt.relation is not None else None
+        if stmt.relation is None:
+            return None
+        return str(RawStream()(ast.RangeVar(schemaname=stmt.relation.schemaname, relname=stmt.relation.relname,
+                                            inh=True, relpersistence="p")))
     except Exception:  # noqa: BLE001
         return None
