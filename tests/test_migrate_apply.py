@@ -85,8 +85,8 @@ def test_partition_that_cannot_get_an_index_fails_apply_naming_it(db18: TestData
 
 def test_regenerating_attaches_the_identical_index_instead_of_a_copy(db: TestDatabase, tmp_path: Path) -> None:
     """The parent index is INVALID (a partition got no attached index) and the partitions' `_part` names
-    are taken by identical attached indexes: generate + apply attaches what exists and builds only the
-    missing one, never a `_part_1` copy."""
+    are taken by identical attached indexes: generate + apply builds nothing again, never a `_part_1`
+    copy: the plan attaches the identical index the new partition has."""
     db.execute(EVENTS + ADD_2027)
     db.execute("CREATE INDEX events_account_idx ON ONLY events (account_id);"
                "CREATE INDEX events_2025_events_account_idx_part ON events_2025 (account_id);"
@@ -97,7 +97,9 @@ def test_regenerating_attaches_the_identical_index_instead_of_a_copy(db: TestDat
     assert _parent_valid(db) == [(False,)]
     settings = resolve(db.dsn)
     report = audit(settings, EXPECT)
-    api.generate(list(report.findings), tmp_path, existing_index_names=set(report.index_names))
+    result = api.generate(list(report.findings), tmp_path, existing_index_names=set(report.index_names))
+    assert [(s.change.kind.value, s.change.index) for s in result.plan.steps] == [
+        ("create_index", "public.events_account_idx"), ("attach_index", "public.events_2027_by_hand")]
     lines: list[str] = []
     api.apply(tmp_path, settings, _options(lines))
     assert _parent_valid(db) == [(True,)]
