@@ -186,21 +186,12 @@ def _index_state(conn: Any, index: str) -> tuple[bool, str] | None:
 
 def same_index_definition(planned_sql: str, existing_def: str) -> bool:
     """Whether ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …`` and ``pg_get_indexdef`` describe the
-    same index (name, table, method, columns, INCLUDE, predicate, uniqueness), compared with pglast."""
-    from pglast.stream import RawStream
-
-    from dbtune.checks.matching import normalize_expr
-
-    def key(sql: str) -> tuple[object, ...]:
-        stmt = parse_one(sql, ast.IndexStmt)
-        where = normalize_expr(RawStream()(stmt.whereClause)) if stmt.whereClause is not None else ""
-        relation = RawStream()(stmt.relation) if stmt.relation is not None else ""
-        return (stmt.idxname, relation, stmt.accessMethod or "btree", bool(stmt.unique),
-                [RawStream()(p) for p in stmt.indexParams or ()],
-                [RawStream()(p) for p in stmt.indexIncludingParams or ()], where)
+    same index in substance (the table aside: :func:`_build` compares it by OID), compared by
+    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes."""
+    from dbtune.checks.matching import index_signature
 
     try:
-        return key(planned_sql) == key(existing_def)
+        return index_signature(planned_sql) == index_signature(existing_def)
     except Exception:  # noqa: BLE001 - an unreadable definition is not the same
         return False
 
@@ -265,7 +256,9 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
 
     state = _index_state(conn, index)
     if state is not None and state[0]:
-        if same_index_definition(sql, state[1]):
+        on_table = _one(conn, "SELECT indrelid = pg_catalog.to_regclass(:t) FROM pg_catalog.pg_index "
+                              "WHERE indexrelid = pg_catalog.to_regclass(:i)", t=table, i=index)
+        if on_table is not None and on_table[0] and same_index_definition(sql, state[1]):
             opts.report(f"    {index} already exists with this definition: nothing to do")
             return
         raise ApplyError(f"index name {index} is taken by a different index: {printable(state[1])}")
