@@ -1,13 +1,12 @@
 """dbtune migrate apply keeps its promise where the database moved after generating: a partition added
 since (its index is built and attached, or apply fails naming it), indexes re-planned under a suffix or
 built by hand under another name (the identical index is the one kept), the downgrade of a partitioned
-index, and a unique rebuild over duplicate keys (stopped before anything is dropped)."""
+index and its lint."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 import pytest
 from conftest import TestDatabase
 
@@ -143,27 +142,6 @@ def test_partitioned_downgrade_drops_the_parent_index(db: TestDatabase, tmp_path
     assert db.query(PARTITION_INDEXES) == []
     assert db.query("SELECT to_regclass('events_account_idx')") == [(None,)]
     assert [s.applied for s in api.status(tmp_path, settings)] == [False]
-
-
-def test_unique_rebuild_over_duplicate_keys_stops_before_dropping(db: TestDatabase, tmp_path: Path) -> None:
-    """The rebuild of an INVALID unique index, generated when the duplicates were gone, applied after they
-    came back: apply lists the duplicate keys and drops nothing, so the audit still reports the index."""
-    db.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);"
-               "INSERT INTO accounts SELECT g, 'user' || (g % 50) || '@example.com' FROM generate_series(1, 200) g;")
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        db.execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_email_key ON accounts (email)")
-    db.execute("DELETE FROM accounts WHERE id > 50")
-    settings = resolve(db.dsn)
-    config = parse_config({"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts",
-                                                  "columns": ["email"]}]}})
-    api.generate(list(audit(settings, config).findings), tmp_path)
-    db.execute("INSERT INTO accounts VALUES (51, 'user1@example.com'), (52, 'user2@example.com')")
-    with pytest.raises(ApplyError, match="duplicate") as failure:
-        api.apply(tmp_path, settings, _options([]))
-    assert "user1@example.com" in str(failure.value) and "user2@example.com" in str(failure.value)
-    assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass") \
-        == [(False,)]
-    assert "invalid-index" in {f.check_name for f in audit(settings, config).findings}
 
 
 def test_partitioned_migrations_lint_clean(db: TestDatabase, tmp_path: Path) -> None:
