@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dbtune.config.model import Config, parse_duration_ms
+from dbtune.config.model import Config, parse_timeout_ms
 from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
 from dbtune.escape import one_line, terminal_safe
@@ -52,7 +52,7 @@ def connection_settings(dsn: str | None, config: Config, statement_timeout: str 
     timeout_ms = config.database.statement_timeout
     if statement_timeout:
         try:
-            timeout_ms = parse_duration_ms(statement_timeout)
+            timeout_ms = parse_timeout_ms(statement_timeout)
         except ValueError as exc:
             raise UsageError(f"--statement-timeout: {exc}") from None
     return resolve(dsn, statement_timeout_ms=timeout_ms,

@@ -32,6 +32,7 @@ from pglast import ast
 
 from dbtune.errors import DbtuneError, ExitCode
 from dbtune.pgsql import parse_one
+from dbtune.units import size_pretty
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 LOCK_NOT_AVAILABLE = "55P03"
@@ -87,7 +88,7 @@ def _size(conn: Any, table: str | None) -> str:
     if not table:
         return ""
     row = _one(conn, "SELECT pg_catalog.pg_total_relation_size(pg_catalog.to_regclass(:t))", t=table)
-    return f", {table} is {row[0]:,} bytes" if row and row[0] is not None else ""
+    return f", {table} is {size_pretty(row[0])}" if row and row[0] is not None else ""
 
 
 def _one_line(sql: str) -> str:
