@@ -187,3 +187,20 @@ def test_squawk_exceptions_for_partitioned_steps_are_each_needed_and_explained(d
         bare = tmp_path / f"bare_{path.name}"
         bare.write_text("\n".join(line for n, line in enumerate(lines) if n not in ignores) + "\n")
         assert [(v.rule, v.line) for v in run_squawk(squawk, [bare])] == [(rule, ignores[0] + 1)]
+
+
+def test_duplicate_keys_are_listed_for_a_predicate_with_a_percent_sign(db18: TestDatabase, tmp_path: Path) -> None:
+    """A partial unique index whose predicate holds `%` (`LIKE '%x'`): apply sends the statements as written
+    (no `%` taken for a driver placeholder) and, over duplicate keys arrived since generating, lists them."""
+    db18.execute("CREATE TABLE codes (id int PRIMARY KEY, code text);"
+                 "INSERT INTO codes SELECT g, 'c' || g || '%x' FROM generate_series(1, 20) g;")
+    settings = resolve(db18.dsn)
+    config = parse_config({"expect": {"unique": [{"name": "codes_code_key", "table": "codes", "columns": ["code"],
+                                                  "where": "code LIKE '%x'"}]}})
+    api.generate(list(audit(settings, config).findings), tmp_path)
+    db18.execute("INSERT INTO codes VALUES (99, 'c1%x')")
+    with pytest.raises(ApplyError, match=r"duplicate keys \(c1%x\) in 2 rows"):
+        api.apply(tmp_path, settings, _options([]))
+    db18.execute("DELETE FROM codes WHERE id = 99")
+    api.apply(tmp_path, settings, _options([]))
+    assert db18.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'codes_code_key'::regclass") == [(True,)]

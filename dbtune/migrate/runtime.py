@@ -78,6 +78,13 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(orig).split())
 
 
+def _send(conn: Any, sql: str) -> Any:
+    """Run a complete statement (no parameters) and return SQLAlchemy's result. SQLAlchemy hands psycopg an
+    empty parameter set, so psycopg reads ``%`` as a placeholder: doubled here, a ``%`` in a predicate
+    (``LIKE '%x'``) or in a quoted name reaches the server as written."""
+    return conn.exec_driver_sql(sql.replace("%", "%%"))
+
+
 def _one(conn: Any, sql: str, **params: Any) -> Any:
     from sqlalchemy import text
 
@@ -133,7 +140,7 @@ def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: C
         if before is not None:
             before()
         try:
-            conn.exec_driver_sql(sql)
+            _send(conn, sql)
             return
         except Exception as exc:
             if _sqlstate(exc) != LOCK_NOT_AVAILABLE or attempt == opts.retries:
@@ -234,7 +241,7 @@ def _refuse_duplicate_keys(conn: Any, index: str, create_sql: str) -> None:
     query = duplicate_keys_query(create_sql)
     if query is None:
         return
-    rows = conn.exec_driver_sql(query.rstrip().rstrip(";") + " LIMIT 11").all()
+    rows = _send(conn, query.rstrip().rstrip(";") + " LIMIT 11").all()
     if not rows:
         return
     shown = "; ".join(f"({', '.join(printable(str(v)) for v in row[:-1])}) in {row[-1]} rows" for row in rows[:10])
@@ -253,7 +260,7 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
         state = _index_state(conn, index)
         if state is not None and not state[0]:
             opts.report(f"    dropping INVALID index {index} left by an earlier build")
-            conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+            _send(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
 
     state = _index_state(conn, index)
     if state is not None and state[0]:
@@ -274,7 +281,7 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
     except ApplyError:
         leftover = _index_state(conn, index)
         if leftover is not None and not leftover[0]:
-            conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+            _send(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
         raise
     state = _index_state(conn, index)
     if state is None or not state[0]:
