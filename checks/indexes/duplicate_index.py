@@ -46,6 +46,7 @@ from dbtune.checks import CheckContext, check
 from dbtune.checks.expectations import team_index_names
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
+from dbtune.units import size_pretty
 
 
 def identity(ix: Index) -> tuple[object, ...]:
@@ -82,6 +83,7 @@ def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
                 ix.qualified_name,
                 f"index {ix.qualified_name} on {table.qualified_name} duplicates {keep.qualified_name} "
                 f"({keep.definition.split(' USING ', 1)[-1]})"
+                + f"; {size_pretty(ix.size_bytes)}"
                 + ("; both back constraints, drop one with ALTER TABLE after review" if ix.backs_constraint
                    else ""),
                 evidence={"duplicate_of": keep.qualified_name, "size_bytes": ix.size_bytes,

@@ -102,16 +102,38 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
     changes = [Change(up=parent_up, down=pretty(f"DROP INDEX IF EXISTS {qualified(table.schema, name)}"),
                       transactional=True, lock=Lock.SHARE, relation_bytes=0, kind=ChangeKind.CREATE_INDEX,
                       table=table.qualified_name, index=qualified(table.schema, name))]
+    parent = next((ix for ix in snapshot.indexes_on(table.oid) if ix.name == name), None)
     for part in _partitions(snapshot, table):
+        existing = snapshot.indexes_on(part.oid)
+        if parent is not None and any(ix.parent_index_oid == parent.oid for ix in existing):
+            continue  # an earlier run (or a person) attached this partition's index already
         part_name = index_name(part.name, [name], suffix="part")
-        changes.extend(create_index(snapshot, part, part_name, columns, unique=unique, method=method,
-                                    include=include, where=where))
+        build = create_index(snapshot, part, part_name, columns, unique=unique, method=method,
+                             include=include, where=where)
+        same = _identical(existing, build[0].up) if len(build) == 1 else None
+        if same is None:
+            changes.extend(build)
+        child = same.qualified_name if same is not None else qualified(part.schema, part_name)
         changes.append(Change(
-            up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION "
-                      f"{qualified(part.schema, part_name)}"),
+            up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION {child}"),
             down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0,
-            kind=ChangeKind.ATTACH_INDEX, table=table.qualified_name, index=qualified(part.schema, part_name)))
+            kind=ChangeKind.ATTACH_INDEX, table=table.qualified_name, index=child))
     return tuple(changes)
+
+
+def _identical(indexes: Sequence[Index], create_sql: str) -> Index | None:
+    """The valid index among ``indexes`` that ``create_sql`` would build, in substance (whatever its name):
+    a name taken by an identical index is the index to attach, not a reason to build another."""
+    from dbtune.checks.matching import index_signature
+
+    want = index_signature(create_sql)
+    for ix in indexes:
+        try:
+            if ix.is_valid and not ix.is_partitioned and index_signature(ix.definition) == want:
+                return ix
+        except Exception:  # noqa: BLE001 - a definition pglast cannot read matches nothing
+            continue
+    return None
 
 
 def _concurrent_definition(index: Index, *, if_not_exists: bool = True) -> str:

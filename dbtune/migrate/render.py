@@ -94,6 +94,12 @@ def offline_build(index: str, sql: str) -> list[str]:
     return _with_checks(sql, index, "its build", dropped_before=False)
 
 
+def offline_partitioned_check(index: str) -> list[str]:
+    """The check, after the last ``ATTACH PARTITION`` of partitioned ``index``, that it is valid: what an
+    Alembic revision writes offline in place of :func:`dbtune.migrate.runtime.complete_partitioned_index`."""
+    return [_check_valid(index, "its last partition was attached")]
+
+
 def _is_partitioned_parent(change: Change) -> bool:
     """Whether ``change`` creates an index ``ON ONLY`` a partitioned table (the recipe's first step)."""
     return change.kind == ChangeKind.CREATE_INDEX and change.transactional and bool(change.index)
@@ -173,18 +179,32 @@ def _with_checks(sql: str, index: str | None, where: str, *, dropped_before: boo
     return [*([] if dropped_before else _drop_invalid_leftover(index)), sql, _check_valid(index, where)]
 
 
+def _partitioned_parents(plan: MigrationPlan) -> dict[int, list[Change]]:
+    """The ``CREATE INDEX … ON ONLY`` changes by the number of the last step on their table: a
+    partitioned index is valid once its last partition is attached, and is checked there."""
+    last_on_table = {s.change.table: n for n, s in enumerate(plan.steps, start=1)}
+    parents: dict[int, list[Change]] = {}
+    for n, step in enumerate(plan.steps, start=1):
+        c = step.change
+        if _is_partitioned_parent(c) and c.index:
+            parents.setdefault(last_on_table.get(c.table, n), []).append(c)
+    return parents
+
+
+def _partitions_of(plan: MigrationPlan, parent: Change) -> tuple[str, ...]:
+    """The partitions whose index the plan builds and attaches to the partitioned index ``parent``."""
+    attached = {s.change.index for s in plan.steps
+                if s.change.kind == ChangeKind.ATTACH_INDEX and s.change.table == parent.table}
+    return tuple(s.change.table or "" for s in plan.steps if s.change.kind == ChangeKind.CREATE_INDEX
+                 and not s.change.transactional and s.change.index in attached)
+
+
 def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migration",
                lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> tuple[str, str]:
     """The plan as (up, down) psql scripts (see the module's docstring)."""
     up = _session(title, version, plan, lock_timeout_ms) + _left_out_lines(plan)
     total = len(plan.steps)
-    # A partitioned index (ON ONLY its table) is valid once its last partition is attached: checked there.
-    last_on_table = {s.change.table: n for n, s in enumerate(plan.steps, start=1)}
-    parents: dict[int, list[str]] = {}
-    for n, step in enumerate(plan.steps, start=1):
-        c = step.change
-        if _is_partitioned_parent(c) and c.index:
-            parents.setdefault(last_on_table.get(c.table, n), []).append(c.index)
+    parents = {n: [c.index or "" for c in changes] for n, changes in _partitioned_parents(plan).items()}
     attaching = _attaching_foreign_keys(plan)
     for n, step in enumerate(plan.steps, start=1):
         c = step.change
@@ -221,6 +241,8 @@ def _call(step: Step) -> str:
     if c.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX) and not c.transactional \
             and c.up.lstrip().upper().startswith("CREATE"):
         return f"build_index(op, {c.index!r}, {_literal(c.up)})"
+    if c.kind == ChangeKind.REBUILD_INDEX and c.index:
+        return f"drop_invalid_index(op, {c.index!r}, {_literal(c.up)})"
     if c.kind == ChangeKind.ATTACH_INDEX:
         return f"attach_index(op, {c.index!r}, {_literal(c.up)})"
     if c.kind == ChangeKind.ADD_CONSTRAINT and c.constraint:
@@ -239,8 +261,11 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
     for left in plan.left_out:
         up += [python_comment(f"left out: {left.check_name} {left.object}: {left.reason}; the rows are listed by:"),
                *(python_comment("  " + line) for line in left.query.splitlines()), ""]
+    parents = _partitioned_parents(plan)
     for n, step in enumerate(plan.steps, start=1):
-        up += [python_comment(_comment_text(n, total, step)), _call(step), ""]
+        up += [python_comment(_comment_text(n, total, step)), _call(step),
+               *(f"complete_partitioned_index(op, {c.index!r}, {_literal(c.up)}, {_partitions_of(plan, c)!r})"
+                 for c in parents.get(n, ())), ""]
     for table in plan.analyze:
         up.append(f"analyze(op, {table!r})")
     down: list[str] = []
@@ -248,7 +273,8 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
         down += [python_comment(f"undo step {n}: {step.check_name} {step.object}"),
                  f"run_step(op, {_literal(step.change.down or '')}, table={step.change.table!r})", ""]
     body = "\n".join(up + down)
-    used = [name for name in ("add_constraint", "analyze", "attach_index", "build_index", "run_step")
+    used = [name for name in ("add_constraint", "analyze", "attach_index", "build_index",
+                              "complete_partitioned_index", "drop_invalid_index", "run_step")
             if f"{name}(op" in body]
     imports = f"from dbtune.migrate.runtime import {', '.join(used)}" if used else ""
     return imports, "\n".join(up).rstrip(), "\n".join(down).rstrip() or "pass"
