@@ -475,6 +475,11 @@ def test_offline_alembic_writes_the_sql_file_statements(db: TestDatabase, tmp_pa
     from dbtune.migrate.workspace import alembic_config
 
     load_guide(db)
+    # A partitioned table too: its foreign key's index is built ON ONLY, per partition and attached.
+    db.execute("CREATE TABLE order_events (id bigint, order_id bigint REFERENCES orders (id), at date NOT NULL) "
+               "PARTITION BY RANGE (at);"
+               "CREATE TABLE order_events_2025 PARTITION OF order_events FOR VALUES FROM ('2025-01-01') "
+               "TO ('2026-01-01');")
     settings = resolve(db.dsn)
     findings = list(audit(settings, production()).findings)
     api.generate(findings, tmp_path / "alembic")
@@ -488,6 +493,7 @@ def test_offline_alembic_writes_the_sql_file_statements(db: TestDatabase, tmp_pa
     assert "to_regclass(NULL)" not in offline
     assert _statements(offline) == _statements(sql.files[0].read_text())
     assert "\\gexec" in offline and "RAISE EXCEPTION" in offline
+    assert "ON ONLY public.order_events" in offline and "ATTACH PARTITION" in offline
     script = tmp_path / "offline.sql"
     script.write_text(offline)
     result = subprocess.run(["psql", "-X", "-q", "-d", db.dsn, "-f", str(script)], capture_output=True,
