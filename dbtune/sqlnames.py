@@ -29,5 +29,8 @@ def qualified(schema: str, name: str) -> str:
 
 
 def quote_literal(value: str) -> str:
-    """A SQL string literal (standard_conforming_strings on): ``'it''s'``."""
+    """A SQL string literal, as PostgreSQL's ``quote_literal()`` writes it: ``'it''s'``, and ``E'a\\\\b'``
+    when the value holds a backslash, so it reads the same whatever ``standard_conforming_strings`` is."""
+    if "\\" in value:
+        return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
     return "'" + value.replace("'", "''") + "'"

@@ -548,8 +548,7 @@ def test_foreign_key_on_partitioned_table_locks_partitions_one_at_a_time(db: Tes
     assert alembic is not None and sql is not None
     linted = lint_paths([*alembic.files, sql.files[0]])
     assert [(f.file, f.rule, f.message) for f in linted.findings if f.source == "dbtune"] == []
-    # squawk's prefer-robust-stmts on the revision's ADD CONSTRAINT is the plain table's too (another item).
-    assert {f.rule for f in linted.findings} <= {"prefer-robust-stmts"}
+    assert linted.squawk.ran and linted.findings == []  # squawk's rules too
     api.apply(tmp_path / "alembic", settings, quiet())
     rows = db.query("SELECT c.conrelid::regclass::text, c.convalidated, p.conrelid::regclass::text "
                     "FROM pg_constraint c LEFT JOIN pg_constraint p ON p.oid = c.conparentid "
@@ -557,3 +556,43 @@ def test_foreign_key_on_partitioned_table_locks_partitions_one_at_a_time(db: Tes
     assert rows == [("orders", True, None), ("orders_2025", True, "orders"), ("orders_2026", True, "orders"),
                     ("orders_2026_a", True, "orders_2026"), ("orders_2026_b", True, "orders_2026")]
     assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []
+
+
+def test_constraint_migrations_lint_clean_and_the_sql_file_runs_again(db: TestDatabase, tmp_path: Path) -> None:
+    """Constraint steps lint with no finding at all (dbtune's rules and squawk's, revision and SQL files,
+    downgrades included); the psql file, stopped after an ADD and run again, finishes the job, runs a third
+    time as a no-op, and its down file removes what it added."""
+    import subprocess
+
+    from dbtune.migrate.lint import lint_paths
+
+    db.execute("CREATE TABLE retailers (id bigint PRIMARY KEY);"
+               "INSERT INTO retailers SELECT generate_series(1, 10);"
+               "CREATE TABLE orders (id bigint PRIMARY KEY, retailer_id bigint, total_cents bigint);"
+               "INSERT INTO orders SELECT g, 1 + g % 10, g FROM generate_series(1, 1000) g;")
+    config = parse_config({"expect": {"constraint": [
+        RETAILER_FK, {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
+    findings = list(audit(resolve(db.dsn), config).findings)
+    revision = api.generate(findings, tmp_path / "alembic").generated
+    sql = api.generate(findings, tmp_path / "sql", fmt="sql").generated
+    assert revision is not None and sql is not None
+    linted = lint_paths([*revision.files, *sql.files], include_downgrade=True)
+    assert linted.squawk.ran and linted.findings == []
+    up, down = sql.files
+
+    def psql(path: Path) -> None:
+        done = subprocess.run(["psql", "-X", "-q", "-d", db.dsn, "-f", str(path)], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
+
+    def constraints() -> list[tuple[object, ...]]:
+        return db.query("SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'orders'::regclass "
+                        "AND contype IN ('f', 'c') ORDER BY 1")
+
+    db.execute("ALTER TABLE orders ADD CONSTRAINT orders_total_check CHECK (total_cents >= 0) NOT VALID")
+    psql(up)
+    assert constraints() == [("orders_retailer_fk", True), ("orders_total_check", True)]
+    psql(up)
+    assert constraints() == [("orders_retailer_fk", True), ("orders_total_check", True)]
+    psql(down)
+    assert constraints() == []

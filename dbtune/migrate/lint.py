@@ -43,7 +43,14 @@ from dbtune.checks.runner import FILE_AREAS, _options
 from dbtune.config.model import Config
 from dbtune.errors import UsageError
 from dbtune.migrate.alembic_source import RUNTIME_HELPERS, read_revision
-from dbtune.migrate.ddl import ATTACHING_FOREIGN_KEY_IGNORES, attaching_foreign_keys, commands, object_names
+from dbtune.migrate.ddl import (
+    AT,
+    ATTACHING_FOREIGN_KEY_IGNORES,
+    alter_table,
+    attaching_foreign_keys,
+    commands,
+    object_names,
+)
 from dbtune.migrate.sqlfile import blank_meta_commands, split_statements
 from dbtune.migrate.squawk import SquawkFailed, SquawkViolation, find_squawk, run_squawk, squawk_version
 from dbtune.migrate.statements import (
@@ -380,12 +387,21 @@ def _squawk_inputs(files: list[_File], tmp: Path,
                     # What dbtune's step helpers do in their session (dbtune.migrate.runtime._execute).
                     lines += ["SET lock_timeout = '2s';", "SET statement_timeout = 0;"]
                     helper_timeout = True
+                # A step helper sends each statement on its own in autocommit: a constraint step (ALTER TABLE)
+                # is then one atomic transaction, which is how squawk is shown it.
+                alone = stmt.origin in RUNTIME_HELPERS and not in_tx and alter_table(stmt.node) is not None
+                if alone:
+                    lines.append("BEGIN;")
                 lines += _partitioned_recipe_ignores(stmt, partitioned)
                 if stmt.index in attaching:
                     lines.append(f"-- squawk-ignore {ATTACHING_FOREIGN_KEY_IGNORES}")
+                if section == "downgrade" and any(True for _ in commands(stmt.node, AT.AT_DropConstraint)):
+                    lines.append("-- squawk-ignore ban-drop-constraint")  # what the downgrade is for
                 first = len(lines) + 1
                 lines.extend((stmt.sql.rstrip().rstrip(";") + ";").splitlines())
                 mapping.append((first, len(lines), stmt))
+                if alone:
+                    lines.append("COMMIT;")
             if not mapping:
                 continue
             if in_tx:

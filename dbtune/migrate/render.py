@@ -179,6 +179,44 @@ def _with_checks(sql: str, index: str | None, where: str, *, dropped_before: boo
     return [*([] if dropped_before else _drop_invalid_leftover(index)), sql, _check_valid(index, where)]
 
 
+def _constraint_step(change: Change, note: list[str]) -> list[str] | None:
+    """A constraint step as psql lines, or None for another kind of change.
+
+    ``ADD CONSTRAINT`` runs only when the table has no constraint of that name yet (``\\gset`` then
+    ``\\if``), so a file stopped between the ``ADD`` and the ``VALIDATE`` can be run again; each runs in
+    its own transaction (``BEGIN``/``COMMIT``: one statement, atomic either way, and so the file is robust
+    to a re-run, which squawk's ``prefer-robust-stmts`` asks for). Names reach the lookup as SQL literals.
+    ``note`` (comments, squawk's ignore line) goes right above the statement.
+    """
+    if change.kind == ChangeKind.VALIDATE_CONSTRAINT:
+        return ["BEGIN;", *note, change.up, "COMMIT;"]
+    if change.kind != ChangeKind.ADD_CONSTRAINT or not change.table or not change.constraint:
+        return None
+    return ["SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_constraint",
+            f"                  WHERE conrelid = pg_catalog.to_regclass({quote_literal(change.table)})",
+            f"                    AND conname = {quote_literal(change.constraint)}) AS dbtune_add_constraint",
+            "\\gset",
+            "\\if :dbtune_add_constraint",
+            "BEGIN;", *note, change.up, "COMMIT;",
+            "\\endif"]
+
+
+def offline_add_constraint(table: str, name: str, sql: str) -> list[str]:
+    """What ``alembic upgrade --sql`` writes for an ``ADD CONSTRAINT`` step: the SQL file's lines."""
+    change = Change(up=sql.rstrip().rstrip(";") + ";", kind=ChangeKind.ADD_CONSTRAINT, table=table, constraint=name)
+    return _constraint_step(change, []) or [change.up]
+
+
+def _constraint_drop_note(change: Change) -> list[str]:
+    """Above the down file's ``DROP CONSTRAINT``: dropping the constraint the up file added is what a
+    downgrade is for; squawk's ``ban-drop-constraint`` is told so."""
+    if change.kind != ChangeKind.ADD_CONSTRAINT:
+        return []
+    return [sql_comment(f"the downgrade removes the constraint {change.constraint or ''} that the migration "
+                        f"added, by design"),
+            "-- squawk-ignore ban-drop-constraint"]
+
+
 def _partitioned_parents(plan: MigrationPlan) -> dict[int, list[Change]]:
     """The ``CREATE INDEX … ON ONLY`` changes by the number of the last step on their table: a
     partitioned index is valid once its last partition is attached, and is checked there."""
@@ -211,16 +249,17 @@ def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migrat
         previous = plan.steps[n - 2].change if n > 1 else None
         dropped = (c.kind == ChangeKind.REBUILD_INDEX and previous is not None
                    and previous.kind == ChangeKind.REBUILD_INDEX and previous.index == c.index)
+        note = _attaching_note(c) if n in attaching else []
         up += [sql_comment(_comment_text(n, total, step)), *_partitioned_create_note(c),
-               *(_attaching_note(c) if n in attaching else []),
-               *_with_checks(c.up, c.index, f"step {n}", dropped_before=dropped),
+               *(_constraint_step(c, note) or [*note, *_with_checks(c.up, c.index, f"step {n}",
+                                                                    dropped_before=dropped)]),
                *(_check_valid(index, f"step {n}") for index in parents.get(n, ())), ""]
     for table in plan.analyze:
         up.append(f"ANALYZE {table};")
     down = _session(title + " (down)", version, plan, lock_timeout_ms)
     for n, step in _undo_steps(plan):
         down += [sql_comment(f"undo step {n}: {step.check_name} {step.object}"),
-                 *_partitioned_drop_note(step.change),
+                 *_partitioned_drop_note(step.change), *_constraint_drop_note(step.change),
                  *_with_checks(step.change.down or "", step.change.index, f"undo step {n}", dropped_before=False),
                  ""]
     return "\n".join(up).rstrip() + "\n", "\n".join(down).rstrip() + "\n"

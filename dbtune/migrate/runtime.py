@@ -457,9 +457,11 @@ def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str
 
 def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
     """``ALTER TABLE … ADD CONSTRAINT``, skipped when ``table`` already has a constraint called ``name``
-    (an earlier, interrupted run added it, or a person did)."""
+    (an earlier, interrupted run added it, or a person did). Offline, the SQL file's guarded lines."""
     if _offline(op):
-        run_step(op, sql, table=table)
+        from dbtune.migrate.render import offline_add_constraint
+
+        _emit(op, offline_add_constraint(table, name, sql))
         return
     conn = op.get_bind()
     row = _one(conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass(:t) "
