@@ -59,6 +59,25 @@ class Session:
             self.conn.close()
 
 
+def _apply_until_retry(db: TestDatabase, directory: Path, session: Session, retry: int, *, lock_timeout_ms: int,
+                       retries: int) -> list[str]:
+    """Apply ``directory``, ending ``session``'s transaction when the report announces retry ``retry``; the
+    lines reported."""
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        lines.append(line)
+        if f"retry {retry}/" in line:
+            session.close()
+
+    try:
+        api.apply(directory, resolve(db.dsn), ApplyOptions(lock_timeout_ms=lock_timeout_ms, retries=retries,
+                                                           backoff_s=0.1, report=report))
+    finally:
+        session.close()
+    return lines
+
+
 @pytest.fixture
 def events(db: TestDatabase, tmp_path: Path) -> Iterator[TestDatabase]:
     db.execute(EVENTS)
@@ -120,18 +139,7 @@ def test_build_waiting_for_an_old_snapshot_is_retried_and_named(events: TestData
     lock timeout is retried (not a traceback), the message names the reader, the INVALID index the cancelled
     build left is dropped and rebuilt, and the index ends valid."""
     reader = Session(events, "SELECT count(*) FROM other", isolation="REPEATABLE READ")
-    lines: list[str] = []
-
-    def report(line: str) -> None:
-        lines.append(line)
-        if "retry 2/" in line:
-            reader.close()
-
-    try:
-        api.apply(tmp_path, resolve(events.dsn), ApplyOptions(lock_timeout_ms=200, retries=5, backoff_s=0.1,
-                                                              report=report))
-    finally:
-        reader.close()
+    lines = _apply_until_retry(events, tmp_path, reader, 2, lock_timeout_ms=200, retries=5)
     text = "\n".join(lines)
     assert f"waiting for transactions open since before the step: pid {reader.pid} (idle in transaction" in text
     assert "dropping INVALID index public.events_kind_idx left by an earlier build" in text
@@ -144,18 +152,7 @@ def test_leftover_drop_is_retried_within_the_step(events: TestDatabase, tmp_path
     events.execute("CREATE INDEX events_kind_idx ON events (kind)")
     events.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'events_kind_idx'::regclass")
     reader = Session(events, "SELECT count(*) FROM events", isolation="REPEATABLE READ")
-    lines: list[str] = []
-
-    def report(line: str) -> None:
-        lines.append(line)
-        if "retry 3/" in line:
-            reader.close()
-
-    try:
-        api.apply(tmp_path, resolve(events.dsn), ApplyOptions(lock_timeout_ms=150, retries=6, backoff_s=0.1,
-                                                              report=report))
-    finally:
-        reader.close()
+    lines = _apply_until_retry(events, tmp_path, reader, 3, lock_timeout_ms=150, retries=6)
     assert sum("lock not granted" in line for line in lines) >= 3
     assert any(f"pid {reader.pid} (idle in transaction" in line for line in lines)
     assert _validity(events, "events_kind_idx") == [(True,)]
@@ -257,7 +254,7 @@ def test_server_shutdown_during_apply_is_one_error_line(throwaway: LocalServer, 
     db = TestDatabase(throwaway, "postgres")
     db.execute(EVENTS)
     _generate(db, tmp_path)
-    reader = Session(db, "SELECT count(*) FROM other", isolation="REPEATABLE READ")
+    Session(db, "SELECT count(*) FROM other", isolation="REPEATABLE READ")  # ends with the server
     applier = _applier(db.dsn, tmp_path, "--lock-timeout", "60s")
     _wait_for(lambda: _building(db, applier), "the build to wait")
     throwaway.stop(mode)  # the reader's session ends with the server
