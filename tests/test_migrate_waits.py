@@ -254,11 +254,12 @@ def test_server_shutdown_during_apply_is_one_error_line(throwaway: LocalServer, 
     db = TestDatabase(throwaway, "postgres")
     db.execute(EVENTS)
     _generate(db, tmp_path)
-    Session(db, "SELECT count(*) FROM other", isolation="REPEATABLE READ")  # ends with the server
+    reader = Session(db, "SELECT count(*) FROM other", isolation="REPEATABLE READ")  # ends with the server
     applier = _applier(db.dsn, tmp_path, "--lock-timeout", "60s")
     _wait_for(lambda: _building(db, applier), "the build to wait")
     throwaway.stop(mode)  # the reader's session ends with the server
     out, err = applier.communicate(timeout=60)
+    reader.conn.close()
     assert applier.returncode == 3, err
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
