@@ -25,18 +25,21 @@ from dbtune.report.model import Report
 
 def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | None = None,
           catalogue: Catalogue | None = None, select: Iterable[str] = (),
-          ignore: Iterable[str] = (), workload: Path | None = None) -> Report:
+          ignore: Iterable[str] = (), workload: Path | None = None,
+          workload_format: str | None = None) -> Report:
     """Audit one database in a single ``REPEATABLE READ, READ ONLY`` transaction.
 
     Raises :class:`~dbtune.errors.ConnectionFailed` (cannot connect), :class:`~dbtune.errors.ConfigError`
     (the config names a missing table or an unknown check), :class:`~dbtune.errors.CatalogueError`.
     ``workload`` is a workload file whose queries are planned for the plan checks (instead of the top
     ``audit.plan_queries`` statements of pg_stat_statements); a missing or malformed file is a
-    :class:`~dbtune.errors.UsageError`. Never writes to the target.
+    :class:`~dbtune.errors.UsageError`; ``workload_format`` reads it as a ``psql``, ``pgbench``, ``qgen``
+    or ``plain`` script (detected when ``None``). Never writes to the target.
     """
     started = time.perf_counter()
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
-    queries = workload_queries(settings, path=workload) if workload is not None else None
+    queries = (workload_queries(settings, path=workload, workload_format=workload_format)
+               if workload is not None else None)
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
     try:

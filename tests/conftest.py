@@ -116,6 +116,24 @@ def db18(pg18: LocalServer) -> Iterator[TestDatabase]:
     drop_database(database)
 
 
+FINDINGS_SCHEMA = """
+CREATE TABLE parent (id bigint PRIMARY KEY);
+CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent (id), note text);
+INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
+INSERT INTO child SELECT g, g % 100 + 1, 'n' FROM generate_series(1, 1000) g;
+"""
+
+
+@pytest.fixture(scope="module")
+def findings_db(pg18: LocalServer) -> Iterator[TestDatabase]:
+    """PostgreSQL 18 database with a known warning (``public.child``'s foreign key has no index), one per
+    test module."""
+    database = new_database(pg18, "cli")
+    database.execute(FINDINGS_SCHEMA)
+    yield database
+    drop_database(database)
+
+
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run ``dbtune ARGS`` through the console entry point (see ``cli_runner.make_cli``)."""

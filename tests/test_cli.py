@@ -13,7 +13,6 @@ import re
 import textwrap
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,7 @@ ALL_CHECKS = {
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
 
-SCHEMA = """
-CREATE TABLE parent (id bigint PRIMARY KEY);
-CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent (id), note text);
-INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
-INSERT INTO child SELECT g, g % 100 + 1, 'n' FROM generate_series(1, 1000) g;
-"""
+SCHEMA = conftest.FINDINGS_SCHEMA
 
 
 def audit_ok(run: Run, code: int | None = None) -> dict[str, Any]:
@@ -55,15 +49,6 @@ def audit_ok(run: Run, code: int | None = None) -> dict[str, Any]:
     assert run.code == code if code is not None else run.code in (0, 1), run
     assert run.err == "", run.err
     return json.loads(run.out)
-
-
-@pytest.fixture(scope="module")
-def findings_db(pg18: LocalServer) -> Iterator[conftest.TestDatabase]:
-    """PostgreSQL 18 database with a known warning (``public.child``'s foreign key has no index)."""
-    database = conftest.new_database(pg18, "cli")
-    database.execute(SCHEMA)
-    yield database
-    conftest.drop_database(database)
 
 
 def write(path: Path, text: str) -> Path:

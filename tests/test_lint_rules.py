@@ -19,6 +19,7 @@ from cli_runner import assert_error
 
 from dbtune.checks import DOC_SECTIONS, load_catalogue
 from dbtune.errors import UsageError
+from dbtune.migrate import squawk
 from dbtune.migrate.lint import LintResult, lint_paths, lint_rules
 from dbtune.migrate.squawk import find_squawk
 
@@ -26,8 +27,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CATALOGUE = load_catalogue()
 RULES = {c.meta.id: c for c in lint_rules(CATALOGUE)}
 SQUAWK = find_squawk()
-needs_squawk = pytest.mark.skipif(SQUAWK is None, reason="squawk is not on PATH (pip install squawk-cli; "
-                                                         "CI installs it with the test extra)")
+needs_squawk = pytest.mark.skipif(SQUAWK is None, reason="squawk is not installed (pip install squawk-cli; "
+                                                         "it is a dependency of dbtune)")
 
 
 def lint(tmp_path: Path, text: str, name: str = "m.sql", **kwargs: object) -> LintResult:
@@ -534,8 +535,9 @@ def test_squawk_on_alembic_maps_lines_back(tmp_path: Path) -> None:
 
 def test_without_squawk_on_path_lint_still_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(squawk, "_script_dirs", lambda: [])  # not beside this interpreter either
     result = lint(tmp_path, "CREATE INDEX orders_a_idx ON orders (a);\n", use_squawk=True)
-    assert not result.squawk.ran and result.squawk.detail == "squawk is not on PATH; pip install squawk-cli"
+    assert not result.squawk.ran and result.squawk.detail == "squawk is not installed; pip install squawk-cli"
     assert lines_of(result, "MG002") == [1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate import api
 from dbtune.migrate.env import ADVISORY_LOCK_KEY, ApplyInProgress
 from dbtune.migrate.runtime import ApplyError, ApplyOptions
+from dbtune.migrate.workspace import ensure_environment
 from dbtune.model import ChangeKind
 from dbtune.report import Format, render
 from dbtune.samples import guide_file, samples_dir
@@ -125,7 +127,7 @@ def test_dry_run_changes_nothing(db18: TestDatabase, tmp_path: Path) -> None:
     assert db18.query("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_%'") == [(0,)]
     text = "\n".join(lines)
     assert "would build public.idx_orders_status_created (SHARE UPDATE EXCLUSIVE lock, public.orders is" in text
-    assert "bytes (relpages)" in text  # read from pg_class, so a locked table does not stall the dry run
+    assert re.search(r"public\.orders is \d+ (bytes|kB|MB|GB)\)", text), text  # pg_size_pretty's form
 
 
 INVALID_SETUP = """
@@ -140,15 +142,21 @@ def _plant_invalid_unique(db: TestDatabase) -> None:
     assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass") == [(False,)]
 
 
-def test_apply_repairs_invalid_index_from_failed_build(db: TestDatabase, tmp_path: Path) -> None:
-    """A concurrent unique build that failed on duplicate keys leaves an INVALID index; once the
-    duplicates are gone, apply drops it and builds it again, valid."""
+EXPECT_EMAIL_KEY = {"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts", "columns": ["email"]}]}}
+
+
+def _invalid_unique_without_duplicates(db: TestDatabase):  # type: ignore[no-untyped-def]
+    """An INVALID unique index from a failed build, its duplicates since deleted: (settings, config)."""
     db.execute(INVALID_SETUP)
     _plant_invalid_unique(db)
     db.execute("DELETE FROM accounts WHERE id > 50")
-    settings = resolve(db.dsn)
-    config = parse_config({"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts",
-                                                  "columns": ["email"]}]}})
+    return resolve(db.dsn), parse_config(EXPECT_EMAIL_KEY)
+
+
+def test_apply_repairs_invalid_index_from_failed_build(db: TestDatabase, tmp_path: Path) -> None:
+    """A concurrent unique build that failed on duplicate keys leaves an INVALID index; once the
+    duplicates are gone, apply drops it and builds it again, valid."""
+    settings, config = _invalid_unique_without_duplicates(db)
     report = audit(settings, config)
     assert {f.check_name for f in report.findings} >= {"invalid-index", "expected-unique-missing"}
     api.generate(list(report.findings), tmp_path)
@@ -163,15 +171,27 @@ def test_failed_unique_build_is_reported_and_leaves_no_invalid_index(db18: TestD
     planned): apply reports the failed build and leaves no INVALID index."""
     db18.execute(INVALID_SETUP)
     db18.execute("DELETE FROM accounts WHERE id > 50")
-    settings = resolve(db18.dsn)
-    config = parse_config({"expect": {"unique": [{"name": "accounts_email_key", "table": "accounts",
-                                                  "columns": ["email"]}]}})
+    settings, config = resolve(db18.dsn), parse_config(EXPECT_EMAIL_KEY)
     api.generate(list(audit(settings, config).findings), tmp_path)
     db18.execute("INSERT INTO accounts VALUES (51, 'user1@example.com')")
-    with pytest.raises(ApplyError, match="could not create unique index"):
+    with pytest.raises(ApplyError, match=r"cannot be built: duplicate keys \(user1@example.com\) in 2 rows"):
         api.apply(tmp_path, settings, quiet())
     assert db18.query("SELECT count(*) FROM pg_class WHERE relname = 'accounts_email_key'") == [(0,)]
     assert [s.applied for s in api.status(tmp_path, settings)] == [False]
+
+
+def test_unique_rebuild_over_duplicate_keys_stops_before_dropping(db: TestDatabase, tmp_path: Path) -> None:
+    """The rebuild of an INVALID unique index, generated when the duplicates were gone, applied after they
+    came back: apply lists the duplicate keys and drops nothing, so the audit still reports the index."""
+    settings, config = _invalid_unique_without_duplicates(db)
+    api.generate(list(audit(settings, config).findings), tmp_path)
+    db.execute("INSERT INTO accounts VALUES (51, 'user1@example.com'), (52, 'user2@example.com')")
+    with pytest.raises(ApplyError, match="duplicate") as failure:
+        api.apply(tmp_path, settings, quiet())
+    assert "user1@example.com" in str(failure.value) and "user2@example.com" in str(failure.value)
+    assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass") \
+        == [(False,)]
+    assert "invalid-index" in {f.check_name for f in audit(settings, config).findings}
 
 
 def test_index_built_by_hand_is_a_clean_no_op(db18: TestDatabase, tmp_path: Path) -> None:
@@ -369,6 +389,10 @@ def test_generated_migrations_pass_lint(db18: TestDatabase, tmp_path: Path) -> N
     assert result.findings == []
 
 
+RETAILER_FK = {"name": "orders_retailer_fk", "table": "orders",
+               "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"}
+
+
 def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_path: Path) -> None:
     """An expected foreign key and check constraint become two steps each (ADD … NOT VALID, then VALIDATE
     CONSTRAINT); applied on both servers they end up validated; a second run after the ADD alone (an
@@ -381,9 +405,7 @@ def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_pa
                "INSERT INTO orders SELECT g, 1 + g % 10, g FROM generate_series(1, 1000) g;")
     settings = resolve(db.dsn)
     config = parse_config({"expect": {"constraint": [
-        {"name": "orders_retailer_fk", "table": "orders",
-         "definition": "FOREIGN KEY (retailer_id) REFERENCES retailers"},
-        {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
+        RETAILER_FK, {"name": "orders_total_check", "table": "orders", "definition": "CHECK (total_cents >= 0)"}]}})
     report = audit(settings, config)
     plan = api.plan_migration(list(report.findings))
     assert [s.change.kind for s in plan.steps] == [ChangeKind.ADD_CONSTRAINT, ChangeKind.VALIDATE_CONSTRAINT] * 2
@@ -400,4 +422,138 @@ def test_constraints_are_added_not_valid_then_validated(db: TestDatabase, tmp_pa
     assert sorted(db.query("SELECT conname, convalidated FROM pg_constraint "
                            "WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c')")) == [
         ("orders_retailer_fk", True), ("orders_total_check", True)]
+    assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []
+
+
+def test_failed_generate_leaves_no_revision(db18: TestDatabase, tmp_path: Path) -> None:
+    """When the revision Alembic renders does not compile (here an environment's own script.py.mako that
+    pastes the title into a one-quoted string, which a title holding a quote ends: `unterminated string
+    literal`), generate fails naming the cause and leaves nothing in versions/; status, generate and apply
+    on the folder then work."""
+    load_guide(db18)
+    settings = resolve(db18.dsn)
+    findings = list(audit(settings, production()).findings)
+    env = tmp_path / "env"
+    ensure_environment(env)
+    template = env / "script.py.mako"
+    template.write_text(template.read_text().replace("# revision identifiers", "TITLE = '${message}'\n\n"
+                                                                              "# revision identifiers"))
+    with pytest.raises(DbtuneError, match="unterminated string literal.*nothing was written"):
+        api.generate(findings, env, message="the team's indexes")
+    assert sorted(p.name for p in (env / "versions").iterdir()) == []
+    assert api.status(env, settings) == []
+    generated = api.generate(findings, env, message="recommended indexes").generated
+    assert generated is not None and generated.new
+    assert [s.applied for s in api.status(env, settings)] == [False]
+    assert len(api.apply(env, settings, quiet())) == 1
+
+
+def _statements(sql: str) -> list[str]:
+    """The DDL statements of a psql file (CREATE INDEX, ALTER, DROP, ANALYZE) as pglast prints them, in
+    order, without psql's repair queries and validity checks around them."""
+    import re
+
+    from pglast import split
+    from pglast.stream import RawStream
+
+    sql = re.sub(r"SELECT pg_catalog\.format\(.*?\\gexec", "", sql, flags=re.S)
+    sql = re.sub(r"DO (\$\w*\$).*?\1;", "", sql, flags=re.S)
+    sql = "\n".join(line for line in sql.splitlines() if not line.startswith(("--", "\\")))
+    return [str(RawStream()(s)) for s in split(sql) if s.lstrip().upper().startswith(
+        ("CREATE INDEX", "CREATE UNIQUE INDEX", "ALTER", "DROP", "ANALYZE"))]
+
+
+def test_offline_alembic_writes_the_sql_file_statements(db: TestDatabase, tmp_path: Path) -> None:
+    """`alembic upgrade head --sql` on a dbtune revision looks nothing up: it writes the statements of
+    `--format sql` (with psql's repair and validity checks), and psql runs the result on PostgreSQL 15 and
+    18, leaving every index valid and the revision recorded in dbtune_version."""
+    import io
+    import subprocess
+
+    from alembic import command
+
+    from dbtune.migrate.workspace import alembic_config
+
+    load_guide(db)
+    # A partitioned table too: its foreign key's index is built ON ONLY, per partition and attached.
+    db.execute("CREATE TABLE order_events (id bigint, order_id bigint REFERENCES orders (id), at date NOT NULL) "
+               "PARTITION BY RANGE (at);"
+               "CREATE TABLE order_events_2025 PARTITION OF order_events FOR VALUES FROM ('2025-01-01') "
+               "TO ('2026-01-01');")
+    settings = resolve(db.dsn)
+    findings = list(audit(settings, production()).findings)
+    api.generate(findings, tmp_path / "alembic")
+    sql = api.generate(findings, tmp_path / "sql", fmt="sql").generated
+    assert sql is not None
+    buffer = io.StringIO()
+    cfg = alembic_config(tmp_path / "alembic", dbtune_version_table="dbtune_version")
+    cfg.output_buffer = buffer
+    command.upgrade(cfg, "head", sql=True)
+    offline = buffer.getvalue()
+    assert "to_regclass(NULL)" not in offline
+    assert _statements(offline) == _statements(sql.files[0].read_text())
+    assert "\\gexec" in offline and "RAISE EXCEPTION" in offline
+    assert "ON ONLY public.order_events" in offline and "ATTACH PARTITION" in offline
+    script = tmp_path / "offline.sql"
+    script.write_text(offline)
+    result = subprocess.run(["psql", "-X", "-q", "-d", db.dsn, "-f", str(script)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert db.query("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND NOT i.indisvalid") == [(0,)]
+    assert [s.applied for s in api.status(tmp_path / "alembic", settings)] == [True]
+    assert [f for f in audit(settings, production()).findings
+            if f.check_name in ("expected-index-missing", "foreign-key-without-index")] == []
+
+
+def test_foreign_key_on_partitioned_table_locks_partitions_one_at_a_time(db: TestDatabase, tmp_path: Path) -> None:
+    """An expected foreign key on a partitioned table: before PostgreSQL 18 it is added NOT VALID and
+    validated on each partition (a sub-partitioned partition through its own partitions), then added to
+    the parent, which attaches them; on 18 the parent's NOT VALID and VALIDATE. Applied on 15 and 18, one
+    validated key per partition, attached to the parent's; both the revision and the SQL files lint
+    clean (dbtune's rules and squawk)."""
+    from dbtune.migrate.lint import lint_paths
+
+    db.execute("CREATE TABLE retailers (id bigint PRIMARY KEY);"
+               "INSERT INTO retailers SELECT generate_series(1, 10);"
+               "CREATE TABLE orders (id bigint, retailer_id bigint, created date) PARTITION BY RANGE (created);"
+               "CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');"
+               "CREATE TABLE orders_2026 PARTITION OF orders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') "
+               "PARTITION BY HASH (id);"
+               "CREATE TABLE orders_2026_a PARTITION OF orders_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 0);"
+               "CREATE TABLE orders_2026_b PARTITION OF orders_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 1);"
+               "INSERT INTO orders SELECT g, 1 + g % 10, DATE '2025-06-01' + g % 400 FROM generate_series(1, 500) g;")
+    settings = resolve(db.dsn)
+    config = parse_config({"expect": {"constraint": [RETAILER_FK]}})
+    report = audit(settings, config)
+    plan = api.plan_migration(list(report.findings))
+    steps = [" ".join(s.change.up.split()) for s in plan.steps]
+    add = "ADD CONSTRAINT orders_retailer_fk FOREIGN KEY (retailer_id) REFERENCES public.retailers"
+    if db.query("SELECT current_setting('server_version_num')::int")[0][0] < 180000:
+        assert steps == [
+            f"ALTER TABLE public.orders_2025 {add} NOT VALID;",
+            "ALTER TABLE public.orders_2025 VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026_a {add} NOT VALID;",
+            "ALTER TABLE public.orders_2026_a VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026_b {add} NOT VALID;",
+            "ALTER TABLE public.orders_2026_b VALIDATE CONSTRAINT orders_retailer_fk;",
+            f"ALTER TABLE public.orders_2026 {add};",
+            f"ALTER TABLE public.orders {add};"]
+    else:
+        assert steps == [f"ALTER TABLE public.orders {add} NOT VALID;",
+                         "ALTER TABLE public.orders VALIDATE CONSTRAINT orders_retailer_fk;"]
+    alembic = api.generate(list(report.findings), tmp_path / "alembic").generated
+    sql = api.generate(list(report.findings), tmp_path / "sql", fmt="sql").generated
+    assert alembic is not None and sql is not None
+    linted = lint_paths([*alembic.files, sql.files[0]])
+    assert [(f.file, f.rule, f.message) for f in linted.findings if f.source == "dbtune"] == []
+    # squawk's prefer-robust-stmts on the revision's ADD CONSTRAINT is the plain table's too (another item).
+    assert {f.rule for f in linted.findings} <= {"prefer-robust-stmts"}
+    api.apply(tmp_path / "alembic", settings, quiet())
+    rows = db.query("SELECT c.conrelid::regclass::text, c.convalidated, p.conrelid::regclass::text "
+                    "FROM pg_constraint c LEFT JOIN pg_constraint p ON p.oid = c.conparentid "
+                    "WHERE c.contype = 'f' ORDER BY 1")
+    assert rows == [("orders", True, None), ("orders_2025", True, "orders"), ("orders_2026", True, "orders"),
+                    ("orders_2026_a", True, "orders_2026"), ("orders_2026_b", True, "orders_2026")]
     assert [f for f in audit(settings, config).findings if f.check_name == "expected-constraint-missing"] == []

@@ -55,7 +55,7 @@ def test_application_alembic_history_is_left_alone(db18: TestDatabase, cli, tmp_
     assert f"{revision}  applied" in status.out, status
     again = cli("migrate", "apply", *common)
     assert again.code == 0, again
-    assert "applied 0 revision(s)" in again.err
+    assert "nothing to apply" in again.err and revision in again.err
     assert db18.query("SELECT version_num FROM alembic_version") == [(APP_REVISION,)]
     assert db18.query("SELECT version_num FROM dbtune_version") == [(revision,)]
 

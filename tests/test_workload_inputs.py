@@ -70,7 +70,7 @@ def test_a_statement_nested_30000_deep_is_reported_as_too_deep_not_a_crash(
     assert skip["reason"].startswith(f"EXPLAIN failed: {where}: statement nested too deep")
 
     out = tmp_path / "bench.json"
-    bench = cli("bench", "run", "--dsn", table_db.dsn, "--workload", str(workload), "--iterations", "2",
+    bench = cli("bench", "run", "--dsn", table_db.dsn, "--workload", str(workload), "--iterations", "5",
                 "--warmup", "0", "--out", str(out), process=True)
     assert bench.code == 0 and "Traceback" not in bench.err, bench
     result = json.loads(out.read_text())

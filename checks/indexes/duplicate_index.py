@@ -3,9 +3,12 @@
 ## What it does
 Groups the valid indexes of each table by everything that defines an index: access method, key and
 INCLUDE columns, operator classes, collations, sort options, expressions, predicate and `NULLS NOT
-DISTINCT`. Every group of two or more is a finding. The index to keep is the one that backs a constraint
-(primary key, unique, exclusion), else a unique one, else the one the team's checklist names (`name` of
-an `[[expect.index]]` or `[[expect.unique]]` entry), else the oldest; the others are the ones to drop.
+DISTINCT`. Every group of two or more is a finding. The index to keep is a partition's index attached to
+a partitioned index (PostgreSQL drops it only with its parent: a standalone index on a partition that
+repeats it is the duplicate; attached twins are reported once, through their partitioned parents), else
+the one that backs a constraint (primary key, unique, exclusion), else a unique one, else the one the
+team's checklist names (`name` of an `[[expect.index]]` or `[[expect.unique]]` entry), else the oldest;
+the others are the ones to drop.
 
 ## Why it matters
 A duplicate index serves no query its twin does not, yet every insert and indexed update writes both,
@@ -43,6 +46,7 @@ from dbtune.checks import CheckContext, check
 from dbtune.checks.expectations import team_index_names
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
+from dbtune.units import size_pretty
 
 
 def identity(ix: Index) -> tuple[object, ...]:
@@ -51,9 +55,11 @@ def identity(ix: Index) -> tuple[object, ...]:
             ix.options, ix.expressions, ix.predicate, ix.nulls_not_distinct, ix.is_exclusion)
 
 
-def _keep_order(ix: Index, team: frozenset[tuple[int, str]]) -> tuple[int, int, int, int, int]:
-    return (0 if ix.backs_constraint else 1, 0 if ix.is_unique else 1, 0 if (ix.table_oid, ix.name) in team else 1,
-            0 if ix.is_primary else 1, ix.oid)
+def _keep_order(ix: Index, team: frozenset[tuple[int, str]]) -> tuple[int, int, int, int, int, int]:
+    # An index attached to a partitioned index is kept first: PostgreSQL drops it only with its parent.
+    return (0 if ix.parent_index_oid is not None else 1, 0 if ix.backs_constraint else 1,
+            0 if ix.is_unique else 1, 0 if (ix.table_oid, ix.name) in team else 1, 0 if ix.is_primary else 1,
+            ix.oid)
 
 
 @check(id="IX002", name="duplicate-index", area="indexes", severity="warning", fix=True)
@@ -62,20 +68,22 @@ def duplicate_index(ctx: CheckContext) -> Iterator[Finding]:
     team = team_index_names(ctx)
     groups: dict[tuple[object, ...], list[Index]] = {}
     for ix in ctx.snapshot.indexes:
-        # Indexes attached to a partitioned parent index are reported once, through the parent.
-        if ix.table_oid in tables and ix.is_valid and ix.parent_index_oid is None:
+        if ix.table_oid in tables and ix.is_valid:
             groups.setdefault(identity(ix), []).append(ix)
     for twins in groups.values():
         if len(twins) < 2:
             continue
         keep, *drop = sorted(twins, key=lambda ix: _keep_order(ix, team))
         table = tables[keep.table_oid]
-        for ix in drop:
+        # Twins attached to partitioned indexes are reported once, through their parents; a standalone
+        # index on a partition that duplicates an attached one is reported, as a duplicate of that one.
+        for ix in (d for d in drop if d.parent_index_oid is None):
             changes = () if ix.backs_constraint else (drop_index(ix, table),)
             yield ctx.finding(
                 ix.qualified_name,
                 f"index {ix.qualified_name} on {table.qualified_name} duplicates {keep.qualified_name} "
                 f"({keep.definition.split(' USING ', 1)[-1]})"
+                + f"; {size_pretty(ix.size_bytes)}"
                 + ("; both back constraints, drop one with ALTER TABLE after review" if ix.backs_constraint
                    else ""),
                 evidence={"duplicate_of": keep.qualified_name, "size_bytes": ix.size_bytes,

@@ -28,7 +28,9 @@ partitioned table, `ON ONLY` the parent, then concurrently on each partition, th
 
 ## Options
 None; the expectations themselves are the `[[expect.index]]` entries (`table`, `columns`, `include`,
-`where`, `method`, `name`, `reason`). A table or column that does not exist is a config error.
+`where`, `method`, `name`, `reason`). An `include` column is given as its bare name (`Order Total`) or
+as the quoted identifier (`"Order Total"`). A table or column that does not exist is a config error, and
+so is a `table` that names a view, foreign table or sequence (the error says which).
 
 ## References
 - https://www.postgresql.org/docs/current/indexes-ordering.html

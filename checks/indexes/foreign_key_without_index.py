@@ -73,5 +73,5 @@ def foreign_key_without_index(ctx: CheckContext) -> Iterator[Finding]:
             f"foreign key {quote_ident(con.name)} ({', '.join(quoted)}) → {ref_name} has no index on "
             f"{table.qualified_name} ({', '.join(quoted)}); deletes and key updates on {ref_name} scan it",
             evidence=evidence,
-            changes=create_index(snap, table, index_name(table.name, cols), quoted),
+            changes=create_index(snap, table, index_name(table.name, quoted), quoted),
         )

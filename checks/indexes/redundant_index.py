@@ -44,6 +44,7 @@ from dbtune.checks import CheckContext, check
 from dbtune.checks.expectations import team_index_names
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
+from dbtune.units import size_pretty
 
 
 def _key(ix: Index, n: int) -> tuple[object, ...]:
@@ -82,7 +83,8 @@ def redundant_index(ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.finding(
             short.qualified_name,
             f"index {short.qualified_name} ({', '.join(short.key_columns)}) is a prefix of "
-            f"{best.qualified_name} ({', '.join(best.key_columns)}), which serves the same lookups",
+            f"{best.qualified_name} ({', '.join(best.key_columns)}), which serves the same lookups; "
+            f"{size_pretty(short.size_bytes)}",
             evidence={"covered_by": best.qualified_name, "size_bytes": short.size_bytes,
                       "idx_scan": short.idx_scan, "covering_is_unique": best.is_unique},
             changes=(drop_index(short, tables[short.table_oid]),),

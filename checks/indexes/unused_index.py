@@ -39,6 +39,7 @@ from dbtune.checks import CheckContext, check
 from dbtune.checks.matching import covers_leading
 from dbtune.migrate.changes import drop_index
 from dbtune.model import Finding
+from dbtune.units import size_pretty
 
 
 @check(id="IX005", name="unused-index", area="indexes", severity="warning", fix=True,
@@ -76,7 +77,7 @@ def unused_index(ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.finding(
             ix.qualified_name,
             f"index {ix.qualified_name} on {tables[ix.table_oid].qualified_name} has had no scans in "
-            f"{age_days:.0f} days of statistics (since {basis})",
+            f"{age_days:.0f} days of statistics (since {basis}); {size_pretty(ix.size_bytes)}",
             evidence={"idx_scan": scans, "size_bytes": ix.size_bytes, "stats_age_days": round(age_days, 1),
                       "stats_since": since.isoformat()},
             changes=(drop_index(ix, tables[ix.table_oid]),),

@@ -7,7 +7,11 @@ that the same migration file did not create, and `op.create_foreign_key(…)` /
 
 squawk's `adding-foreign-key-constraint` and `constraint-missing-not-valid` report the same
 statements; when both do, dbtune's finding carries squawk's. (Constraints declared inline in
-`ADD COLUMN … REFERENCES` are not reported by this rule.)
+`ADD COLUMN … REFERENCES` are not reported by this rule.) A foreign key added without `NOT VALID` after
+the same file added the same key (name, columns, referenced table) `NOT VALID` to other tables and
+validated it there is spared: that is how a foreign key reaches a partitioned table before PostgreSQL 18,
+which refuses `NOT VALID` on one; the partitions' keys are validated one partition at a time, and the
+partitioned table's `ADD` attaches them without scanning.
 
 ## Why it matters
 Adding a constraint checks every existing row while holding the statement's lock: `SHARE ROW
@@ -63,7 +67,7 @@ from collections.abc import Iterator
 from pglast import ast, enums
 
 from dbtune.checks import check
-from dbtune.migrate.ddl import added_constraints, describe, pretty, render, with_changes
+from dbtune.migrate.ddl import added_constraints, attaching_foreign_keys, describe, pretty, render, with_changes
 from dbtune.migrate.lint import LintContext
 from dbtune.migrate.statements import table_name
 from dbtune.model import Change, ChangeKind, Finding, Lock
@@ -81,11 +85,15 @@ def _default_name(relname: str, con: ast.Constraint) -> str:
 
 @check(id="MG004", name="constraint-added-without-not-valid", area="migrations", severity="warning", fix=True)
 def constraint_added_without_not_valid(ctx: LintContext) -> Iterator[Finding]:
-    for stmt in ctx.parsed():
+    statements = list(ctx.parsed())
+    attaching = attaching_foreign_keys(s.node for s in statements)
+    for n, stmt in enumerate(statements):
         node = stmt.node
         for con in added_constraints(node, FOREIGN, CHECK):
             if con.skip_validation or ctx.is_new_table(stmt, node.relation):  # type: ignore[union-attr]
                 continue
+            if con.contype == FOREIGN and n in attaching:
+                continue  # a partitioned table's key before PostgreSQL 18, after its partitions' validated keys
             table = describe(table_name(node.relation))  # type: ignore[union-attr]
             name = con.conname or _default_name(node.relation.relname, con)  # type: ignore[union-attr]
             kind = "FOREIGN KEY" if con.contype == FOREIGN else "CHECK"

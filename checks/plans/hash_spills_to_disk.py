@@ -49,6 +49,7 @@ from collections.abc import Iterator
 from dbtune.checks import check
 from dbtune.model import Finding
 from dbtune.plans import NEEDS_ANALYZE, PlanContext
+from dbtune.units import kb_pretty
 
 
 @check(id="PL004", name="hash-spills-to-disk", area="plans", severity="warning", options={"min_batches": 2})
@@ -75,7 +76,7 @@ def hash_spills_to_disk(ctx: PlanContext) -> Iterator[Finding]:
         elif node.hashagg_batches is not None and node.hashagg_batches >= ctx.options["min_batches"]:
             yield ctx.finding(
                 node, f"{node.label} spilled to disk in {node.hashagg_batches} batches "
-                      f"({node.disk_usage_kb or 0:,} kB of temporary files): its groups did not fit in {memory}; "
+                      f"({kb_pretty(node.disk_usage_kb or 0)} of temporary files): its groups did not fit in {memory}; "
                       "group fewer or narrower rows, or give the query more memory",
                 evidence={"hashagg_batches": node.hashagg_batches, "disk_usage_kb": node.disk_usage_kb,
                           "peak_memory_kb": node.peak_memory_kb, "rows": node.total_actual_rows,

@@ -48,6 +48,7 @@ from typing import Any
 from dbtune.checks import check
 from dbtune.model import Finding
 from dbtune.plans import NEEDS_ANALYZE, PlanContext, PlanNode
+from dbtune.units import kb_pretty
 
 
 def _incremental_disk_kb(node: PlanNode) -> int | None:
@@ -86,7 +87,7 @@ def sort_spills_to_disk(ctx: PlanContext) -> Iterator[Finding]:
             continue
         keys = ", ".join(node.sort_key) or "?"
         yield ctx.finding(
-            node, f"{node.label} spilled to disk ({method}, {kb:,} kB of temporary files) sorting "
+            node, f"{node.label} spilled to disk ({method}, {kb_pretty(kb)} of temporary files) sorting "
                   f"{node.total_actual_rows or 0:,.0f} rows by {keys}: it did not fit in work_mem ({work_mem}); "
                   "an index in this order avoids the sort, or raise work_mem for this query",
             evidence={**evidence, "sort_key": list(node.sort_key), "rows": node.total_actual_rows,

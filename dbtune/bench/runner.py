@@ -332,6 +332,8 @@ def _prepare(control: psycopg.Connection, q: WorkloadQuery, options: BenchOption
     """Fingerprint, kind, parameters and plan of a query, or the reason it is skipped."""
     if q.parse_error is not None:
         return f"does not parse: {q.parse_error}"
+    if q.skipped is not None:
+        return q.skipped
     try:
         fingerprint = pglast.fingerprint(q.sql)
         kind = statement_kind(q.sql)

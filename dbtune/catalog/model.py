@@ -239,6 +239,9 @@ class Snapshot:
     index_builds: frozenset[int] = frozenset()
     skipped: tuple[Skip, ...] = ()
     statements_sent: int = 0
+    # (schema, name) -> relkind of the relations that are not tables: views (v), foreign tables (f),
+    # sequences (S), composite types (c).
+    other_relations: dict[tuple[str, str], str] = field(default_factory=dict)
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:
@@ -259,15 +262,22 @@ class Snapshot:
         Names are compared as PostgreSQL would: an unquoted part is folded to lower case, a
         double-quoted part kept exactly.
         """
-        parts = _split_name(name)
-        if len(parts) == 2:
-            candidates = [(parts[0], parts[1])]
-        else:
-            candidates = [(schema, parts[0]) for schema in search_path]
-        for schema, rel in candidates:
+        for schema, rel in _candidates(name, search_path):
             for relation in self.relations.values():
                 if relation.schema == schema and relation.name == rel:
                     return relation
+        return None
+
+    def find_other_relation(self, name: str, search_path: tuple[str, ...] = ("public",)
+                            ) -> tuple[str, str, str] | None:
+        """``(schema, name, relkind)`` of the view, foreign table, sequence or composite type that ``name``
+        resolves to as :meth:`find_relation` resolves it (a table earlier in ``search_path`` wins), or ``None``."""
+        for schema, rel in _candidates(name, search_path):
+            if any(r.schema == schema and r.name == rel for r in self.relations.values()):
+                return None
+            kind = self.other_relations.get((schema, rel))
+            if kind is not None:
+                return schema, rel, kind
         return None
 
     def setting(self, name: str) -> str | None:
@@ -317,6 +327,15 @@ class Snapshot:
         """What :attr:`stats_since` is: ``"stats_reset"`` (``pg_stat_database.stats_reset`` of this
         database) or ``"server start, statistics never reset"``."""
         return "stats_reset" if self.server.stats_reset else "server start, statistics never reset"
+
+
+def _candidates(name: str, search_path: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (schema, name) pairs a config's ``schema.table`` or bare ``table`` may denote, in the order
+    PostgreSQL tries them."""
+    parts = _split_name(name)
+    if len(parts) == 2:
+        return [(parts[0], parts[1])]
+    return [(schema, parts[0]) for schema in search_path]
 
 
 def _split_name(name: str) -> list[str]:

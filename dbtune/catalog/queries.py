@@ -34,6 +34,15 @@ SELECT pg_catalog.version() AS version,
        ARRAY(SELECT a.amname::text FROM pg_catalog.pg_am a WHERE a.amtype = 'i' ORDER BY 1) AS index_methods
 """
 
+OTHER_RELATIONS = f"""
+-- Relations outside system schemas that are not tables (views, foreign tables, sequences, composite
+-- types): their schema, name and relkind, so that a config naming one is told what it names.
+SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'f', 'S', 'c') AND {_USER_SCHEMAS}
+"""
+
 RELATIONS = f"""
 -- Tables, partitioned tables and materialized views outside system schemas and extensions, with their
 -- size in bytes (relpages × block_size, summed over the leaf partitions of a partitioned table, as of

@@ -66,6 +66,7 @@ def take(conn: psycopg.Connection) -> Snapshot:
         columns.setdefault(r["attrelid"], []).append(
             Column(r["attnum"], r["attname"], r["type"], r["attnotnull"], r["collname"]))
     relations = {r["oid"]: _relation(r, columns.get(r["oid"], [])) for r in q.rows(queries.RELATIONS)}
+    other_relations = {(r["schema"], r["name"]): r["kind"] for r in q.rows(queries.OTHER_RELATIONS)}
     indexes = tuple(_index(r) for r in q.rows(queries.indexes_query(server.version_num)))
     constraints = tuple(_constraint(r) for r in q.rows(queries.CONSTRAINTS))
     settings = {r["name"]: Setting(r["name"], r["setting"], r["unit"], r["source"], r["reset_val"],
@@ -87,6 +88,7 @@ def take(conn: psycopg.Connection) -> Snapshot:
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
+                    other_relations=other_relations,
                     statements_sent=q.sent)
 
 

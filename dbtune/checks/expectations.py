@@ -17,7 +17,7 @@ from dbtune.sqlnames import quote_ident
 def _describe(e: ExpectedIndex, unique: bool) -> str:
     text = f"{'UNIQUE ' if unique else ''}({', '.join(e.columns)})"
     if e.include:
-        text += f" INCLUDE ({', '.join(e.include)})"
+        text += f" INCLUDE ({', '.join(quote_ident(c) for c in e.include)})"
     if e.where:
         text += f" WHERE {e.where}"
     return text

@@ -94,6 +94,20 @@ class KeyColumn:
         return out
 
 
+def _key_column(elem: ast.IndexElem) -> KeyColumn:
+    """One ``CREATE INDEX`` column (a pglast ``IndexElem``) as a :class:`KeyColumn` (opclass and collation
+    aside)."""
+    text = quote_ident(elem.name or "") if elem.name or elem.expr is None else _strip(elem.expr)
+    desc = elem.ordering == enums.SortByDir.SORTBY_DESC
+    if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
+        nulls_first = True
+    elif elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_LAST:
+        nulls_first = False
+    else:
+        nulls_first = bool(desc)  # PostgreSQL's default: NULLS FIRST for DESC
+    return KeyColumn(text, bool(desc), nulls_first, expression=not elem.name)
+
+
 def parse_columns(columns: list[str], key: str) -> list[KeyColumn]:
     """Parse config column specs (``"created_at DESC"``, ``"lower(email)"``) as ``CREATE INDEX`` would.
 
@@ -103,18 +117,38 @@ def parse_columns(columns: list[str], key: str) -> list[KeyColumn]:
         stmt = parse_one(f"CREATE INDEX x ON t ({', '.join(columns)})", ast.IndexStmt)
     except ParseError as exc:
         raise ConfigError(f"{key}: cannot parse index columns {columns!r}: {exc}") from None
-    out = []
-    for elem in stmt.indexParams or ():
-        text = quote_ident(elem.name) if elem.name else _strip(elem.expr)
-        desc = elem.ordering == enums.SortByDir.SORTBY_DESC
-        if elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_FIRST:
-            nulls_first = True
-        elif elem.nulls_ordering == enums.SortByNulls.SORTBY_NULLS_LAST:
-            nulls_first = False
-        else:
-            nulls_first = bool(desc)  # PostgreSQL's default: NULLS FIRST for DESC
-        out.append(KeyColumn(text, bool(desc), nulls_first, expression=not elem.name))
-    return out
+    return [_key_column(elem) for elem in stmt.indexParams or ()]
+
+
+@dataclass(frozen=True)
+class IndexSignature:
+    """What an index is, whatever its name, its table's spelling, ``CONCURRENTLY``, ``IF NOT EXISTS`` or
+    ``ON ONLY``: its access method, uniqueness (and ``NULLS NOT DISTINCT``), key columns in order with
+    their direction, NULLS order, operator class and collation, INCLUDE columns and normalised predicate."""
+
+    method: str
+    unique: bool
+    nulls_not_distinct: bool
+    key: tuple[tuple[KeyColumn, str, str], ...]
+    include: tuple[str, ...]
+    predicate: str
+
+
+def index_signature(create_index_sql: str) -> IndexSignature:
+    """The :class:`IndexSignature` of a ``CREATE INDEX`` statement, as dbtune plans it or as
+    ``pg_get_indexdef`` prints it (which leaves out the default operator class and collation, as dbtune's
+    statements do). Raises :class:`pglast.parser.ParseError` or :class:`ValueError` when ``create_index_sql``
+    is not a ``CREATE INDEX`` statement."""
+
+    def names(node: object) -> str:
+        return ".".join(str(getattr(n, "sval", n)) for n in node or ())  # type: ignore[attr-defined]
+
+    stmt = parse_one(create_index_sql, ast.IndexStmt)
+    key = tuple((_key_column(elem), names(elem.opclass), names(elem.collation)) for elem in stmt.indexParams or ())
+    include = tuple(quote_ident(p.name) if p.name else _strip(p.expr) for p in stmt.indexIncludingParams or ())
+    predicate = _strip(stmt.whereClause) if stmt.whereClause is not None else ""
+    return IndexSignature((stmt.accessMethod or "btree").lower(), bool(stmt.unique),
+                          bool(getattr(stmt, "nulls_not_distinct", False)), key, include, predicate)
 
 
 def index_key(index: Index) -> list[KeyColumn]:

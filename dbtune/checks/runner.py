@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbtune.catalog.model import Relation, Skip, Snapshot
 from dbtune.checks.registry import Catalogue, Check, CheckMeta
+from dbtune.config.messages import did_you_mean
 from dbtune.config.model import Config
 from dbtune.errors import ConfigError
 from dbtune.model import Change, Finding, Severity
+from dbtune.sqlnames import qualified
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,27 @@ class CheckContext:
     def resolve_table(self, name: str, key: str) -> Relation:
         """A relation named in the config; a missing one is a :class:`ConfigError` naming ``key``."""
         rel = self.snapshot.find_relation(name, tuple(self.config.database.search_path))
+        other = self.snapshot.find_other_relation(name, tuple(self.config.database.search_path)) \
+            if rel is None else None
+        if other is not None:
+            schema, relname, kind = other
+            what, why = _NOT_A_TABLE.get(kind, ("not a table", ""))
+            raise ConfigError(f"{key}: {qualified(schema, relname)} is {what}, not a table{why}")
         if rel is None:
             raise ConfigError(f"{key}: table {name!r} does not exist in database "
                               f"{self.snapshot.server.database!r} (search_path: "
                               f"{', '.join(self.config.database.search_path)})")
         return rel
+
+
+# What a relation that is not a table is, by relkind, and why an expectation cannot name it.
+_NOT_A_TABLE = {
+    "v": ("a view", ": a view stores no rows, so it has no indexes or constraints; name the tables it reads"),
+    "f": ("a foreign table", ": PostgreSQL builds no index on a foreign table and enforces no constraint of "
+                             "one; the expectation belongs on the remote server's table"),
+    "S": ("a sequence", ""),
+    "c": ("a composite type", ""),
+}
 
 
 @dataclass
@@ -69,14 +87,60 @@ FILE_AREAS = frozenset({"migrations"})
 PLAN_AREAS = frozenset({"plans"})
 
 
+def no_check_message(name: str, catalogue: Catalogue) -> str:
+    """``no check named 'x'`` with the check name, id or alias it is close to, or where to look."""
+    known = [k for c in catalogue for k in (c.meta.name, c.meta.id, *c.meta.aliases)]
+    return f"no check named {name!r}" + (did_you_mean(name, known) or " (see `dbtune checks list`)")
+
+
+def check_config_problems(catalogue: Catalogue, checks: Mapping[str, Any], select: Iterable[str] = (),
+                          ignore: Iterable[str] = ()) -> list[str]:
+    """Every problem of a config's ``[checks.<name>]`` tables and ``audit.select``/``audit.ignore`` names
+    against ``catalogue``, one plain sentence each: a name that is no check, an unknown option (with the
+    option it is close to), a severity or an option value of the wrong kind."""
+    problems = [f"'audit.{key}': {no_check_message(name, catalogue)}"
+                for key, names in (("select", select), ("ignore", ignore)) for name in names
+                if catalogue.get(name) is None]
+    for name, user in checks.items():
+        found = catalogue.get(name)
+        if found is None:
+            problems.append(f"'checks.{name}': {no_check_message(name, catalogue)}")
+        elif isinstance(user, Mapping):
+            problems += _option_problems(found, name, user)
+    return problems
+
+
+def _option_problems(check: Check, name: str, user: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if "severity" in user and user["severity"] not in {s.value for s in Severity}:
+        problems.append(f"'checks.{name}.severity': must be error, warning or info, got {user['severity']!r}")
+    for key, value in user.items():
+        if key == "severity":
+            continue
+        if key not in check.meta.options:
+            known = ", ".join(sorted(check.meta.options)) or "none"
+            problems.append(f"unknown key 'checks.{name}.{key}'"
+                            + (did_you_mean(key, check.meta.options) or f" (options of this check: {known})"))
+            continue
+        default = check.meta.options[key]
+        if default is not None and not isinstance(value, type(default)) and not (
+                isinstance(default, float) and isinstance(value, int)):
+            problems.append(f"'checks.{name}.{key}': expected {type(default).__name__}, got {value!r}")
+    return problems
+
+
 def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
               ignore: Iterable[str] = ()) -> list[Check]:
     chosen = [c for c in catalogue if c.meta.area not in FILE_AREAS | PLAN_AREAS]
     wanted = [*config.audit.select, *select]
     unwanted = [*config.audit.ignore, *ignore]
-    for key in (*wanted, *unwanted, *config.checks):
-        if catalogue.get(key) is None:
-            raise ConfigError(f"no check named {key!r} (see `dbtune checks list`)")
+    problems = check_config_problems(catalogue, {key: None for key in config.checks}, config.audit.select,
+                                     config.audit.ignore)
+    problems += [f"{option}: {no_check_message(name, catalogue)}" for option, names in (("--select", select),
+                                                                               ("--ignore", ignore))
+                 for name in names if catalogue.get(name) is None]
+    if problems:
+        raise ConfigError("; ".join(problems))
     if wanted:
         ids = {catalogue.get(k).meta.id for k in wanted}  # type: ignore[union-attr]
         chosen = [c for c in chosen if c.meta.id in ids]
@@ -88,25 +152,11 @@ def _options(check: Check, config: Config) -> tuple[dict[str, Any], Severity]:
     user: dict[str, Any] = {}
     for key in (check.meta.name, check.meta.id, *check.meta.aliases):
         user.update(config.checks.get(key, {}))
-    severity = check.meta.severity
-    if "severity" in user:
-        try:
-            severity = Severity(user.pop("severity"))
-        except ValueError:
-            raise ConfigError(f"checks.{check.meta.name}.severity: must be error, warning or info") from None
-    unknown = sorted(set(user) - set(check.meta.options))
-    if unknown:
-        known = ", ".join(sorted(check.meta.options)) or "none"
-        raise ConfigError(f"unknown key 'checks.{check.meta.name}.{unknown[0]}' (options of this check: {known})")
-    options = dict(check.meta.options)
-    for key, value in user.items():
-        default = options[key]
-        if default is not None and not isinstance(value, type(default)) and not (
-                isinstance(default, float) and isinstance(value, int)):
-            raise ConfigError(f"checks.{check.meta.name}.{key}: expected {type(default).__name__}, "
-                              f"got {value!r}")
-        options[key] = value
-    return options, severity
+    problems = _option_problems(check, check.meta.name, user)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    severity = Severity(user.pop("severity")) if "severity" in user else check.meta.severity
+    return {**check.meta.options, **user}, severity
 
 
 def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, select: Iterable[str] = (),

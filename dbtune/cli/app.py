@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 import traceback
 import warnings
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from dbtune import __version__
 from dbtune.cli import bench as bench_cli
@@ -22,6 +24,7 @@ from dbtune.cli.common import echo, error_line
 from dbtune.cli.demo import demo_command
 from dbtune.cli.explain import explain_command
 from dbtune.cli.tune import tune_command
+from dbtune.config.messages import plain_message
 from dbtune.errors import DbtuneError, ExitCode
 
 # Click's exceptions, from wherever this Typer takes Click (its own vendored copy, or the click package).
@@ -58,23 +61,41 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     """dbtune: audit, advise, migrate, benchmark."""
 
 
+def _usage_message(exc: Any) -> str:
+    """Click's message for a usage error, in dbtune's words: an option's refused value as
+    ``--format: 'xml' is not one of 'text', 'json'``, without the wording of the pydantic coercion
+    Typer uses (``Value error, …``, ``Input should be a valid integer, unable to parse …``)."""
+    cause = exc.__cause__
+    param: Any = getattr(exc, "param", None)
+    if isinstance(exc, _click_errors.BadParameter) and isinstance(cause, ValidationError) and cause.errors():
+        name = (param.opts[0] if getattr(param, "opts", None) else None) or getattr(param, "name", None)
+        value = cause.errors()[0].get("input")
+        message = plain_message(cause.errors()[0]).rstrip(".")
+        if repr(value) not in message and isinstance(value, str):
+            message += f", got {value!r}"
+        return f"{name}: {message}" if name else message
+    return " ".join(exc.format_message().split())
+
+
 def main() -> None:
     """Console entry point."""
     warnings.filterwarnings("ignore", module="platformdirs")
     verbose = any(a in ("--verbose", "-v") for a in sys.argv[1:])
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="dbtune")
     except DbtuneError as exc:
         if verbose:
             traceback.print_exc()
         error_line(str(exc))
         sys.exit(int(exc.exit_code))
-    except _NoArgsIsHelp:
-        sys.exit(int(ExitCode.USAGE))  # the help is already printed
+    except _NoArgsIsHelp as exc:
+        # A bare `dbtune` or command group: its usage and commands, on stderr as a usage error is.
+        print(exc.format_message(), file=sys.stderr, flush=True)
+        sys.exit(int(ExitCode.USAGE))
     except _click_errors.UsageError as exc:
         # Bad options or arguments: one line, like every other error, not Click's usage panel.
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        error_line(f"{' '.join(exc.format_message().split())}{where}")
+        error_line(f"{_usage_message(exc)}{where}")
         sys.exit(int(ExitCode.USAGE))
     except _click_errors.ClickException as exc:
         error_line(" ".join(exc.format_message().split()))

@@ -15,6 +15,8 @@ from dbtune.cli.common import (
     OutputOption,
     QuietOption,
     VerboseOption,
+    WorkloadFormatOption,
+    check_workload_format,
     connection_settings,
     fail_on_level,
     fails,
@@ -44,16 +46,18 @@ def audit_command(
         "--workload", help="SQL file of the application's queries to plan for the plan checks (default: the "
         "top audit.plan_queries statements of pg_stat_statements, when it is created).",
         show_default=False)] = None,
+    workload_format: WorkloadFormatOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     no_color: NoColorOption = False,
 ) -> None:
     """Audit a database, read-only, against the check catalogue and the config's expectations, and the
     plans of its workload (planned, never run) against the plan checks."""
+    check_workload_format(workload_format, workload)
     cfg, cfg_path = load_config(config)
     level = fail_on_level(fail_on, cfg)
     settings = connection_settings(dsn, cfg, statement_timeout)
     report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or (),
-                   workload=workload)
+                   workload=workload, workload_format=workload_format)
     write_output(render(report, format), output)
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), level) else ExitCode.CLEAN))

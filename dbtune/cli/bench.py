@@ -17,7 +17,16 @@ from dbtune.bench import (
     save_result,
 )
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import DsnOption, OutputOption, QuietOption, VerboseOption, note, write_output
+from dbtune.cli.common import (
+    DsnOption,
+    OutputOption,
+    QuietOption,
+    VerboseOption,
+    WorkloadFormatOption,
+    check_workload_format,
+    note,
+    write_output,
+)
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 from dbtune.report import Format
@@ -53,6 +62,7 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", help="Write the result (JSON) to FILE for `bench compare`.",
                                              show_default=False)] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="Summary format on stdout.")] = Format.TEXT,
+    workload_format: WorkloadFormatOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -62,7 +72,8 @@ def run_command(
     options = BenchOptions(iterations=iterations, duration_s=duration, warmup=warmup, clients=clients,
                            allow_writes=allow_writes, rounds=rounds)
     options.validate()
-    queries = load_workload(workload) if workload is not None else None
+    check_workload_format(workload_format, workload)
+    queries = load_workload(workload, workload_format) if workload is not None else None
     settings = resolve(dsn)
     if queries is None:
         assert top is not None

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 
-from dbtune.config.model import Config, parse_duration_ms
+from dbtune.config.model import Config, parse_timeout_ms
 from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
 from dbtune.escape import one_line, terminal_safe
 from dbtune.model import Severity
+from dbtune.workload.formats import WorkloadFormat
 
 DsnOption = Annotated[str | None, typer.Option(
     "--dsn", help="Connection string (URI or key=value). Default: DATABASE_URL, then libpq's PG* variables.",
@@ -26,8 +27,18 @@ OutputOption = Annotated[Path | None, typer.Option(
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 NoColorOption = Annotated[bool, typer.Option("--no-color", help="No colour in output.")]
+WorkloadFormatOption = Annotated[WorkloadFormat | None, typer.Option(
+    "--workload-format", help="Read --workload as a psql script, a pgbench -f script (meta-commands and "
+    "BEGIN/END skipped, with why), a TPC-H qgen template (:x/:o lines stripped, :1 markers as $n) or plain "
+    "SQL. Default: detected from the text.", show_default=False)]
 
 FAIL_ON = ("error", "warning", "info", "never")
+
+
+def check_workload_format(workload_format: WorkloadFormat | None, workload: Path | None) -> None:
+    """Raises :class:`UsageError` when ``--workload-format`` is given without ``--workload``."""
+    if workload_format is not None and workload is None:
+        raise UsageError("--workload-format only matters with --workload FILE")
 
 
 def fail_on_level(cli_value: str | None, config: Config) -> str:
@@ -52,7 +63,7 @@ def connection_settings(dsn: str | None, config: Config, statement_timeout: str 
     timeout_ms = config.database.statement_timeout
     if statement_timeout:
         try:
-            timeout_ms = parse_duration_ms(statement_timeout)
+            timeout_ms = parse_timeout_ms(statement_timeout)
         except ValueError as exc:
             raise UsageError(f"--statement-timeout: {exc}") from None
     return resolve(dsn, statement_timeout_ms=timeout_ms,

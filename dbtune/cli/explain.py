@@ -18,6 +18,8 @@ from dbtune.cli.common import (
     OutputOption,
     QuietOption,
     VerboseOption,
+    WorkloadFormatOption,
+    check_workload_format,
     connection_settings,
     error_line,
     fails,
@@ -48,6 +50,7 @@ def explain_command(
     workload: Annotated[Path | None, typer.Option(
         "--workload", help="SQL file: statements with optional `-- name:` and `-- params:` lines, or plain "
         "statements.", show_default=False)] = None,
+    workload_format: WorkloadFormatOption = None,
     top: Annotated[int | None, typer.Option(
         "--from-pg-stat-statements", help="Explain the top N statements on user tables of pg_stat_statements by "
         "total_exec_time.", show_default=False)] = None,
@@ -74,6 +77,7 @@ def explain_command(
     query could not be explained (the others are still shown), 3 when the server cannot be reached."""
     if sum(x is not None for x in (sql, workload, top)) != 1:
         raise UsageError("give exactly one of SQL, --workload FILE and --from-pg-stat-statements N")
+    check_workload_format(workload_format, workload)
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     if allow_writes and not analyze:
@@ -83,7 +87,7 @@ def explain_command(
     if sql is not None:
         queries = _statements(sys.stdin.read() if sql == "-" else sql)
     else:
-        queries = workload_queries(settings, path=workload, top=top)
+        queries = workload_queries(settings, path=workload, top=top, workload_format=workload_format)
         if not queries:
             raise UsageError(f"--from-pg-stat-statements {top}: pg_stat_statements holds no SELECT or DML "
                              "statement on user tables for this database")

@@ -25,8 +25,8 @@ app = typer.Typer(rich_markup_mode=None, help="Migrations.", no_args_is_help=Tru
 @app.command("lint")
 def lint_command(
     files: Annotated[list[Path], typer.Argument(
-        help="SQL migration files (run as psql -f runs them: autocommit unless BEGIN … COMMIT) and Alembic "
-             "revision files (.py).", show_default=False)],
+        help="SQL migration files (run as psql -f runs them: autocommit unless BEGIN … COMMIT), Alembic "
+             "revision files (.py), or directories of them (e.g. migrations/).", show_default=False)],
     format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
     no_squawk: Annotated[bool, typer.Option(
         "--no-squawk", help="Do not run squawk, even when it is on PATH.")] = False,
@@ -44,7 +44,7 @@ def lint_command(
     """Lint SQL migration files and Alembic revisions for unsafe schema changes.
 
     The rules are the catalogue's checks of area migrations (`dbtune checks list`); squawk's findings are
-    merged in when squawk is on PATH. Needs no database."""
+    merged in (squawk-cli is installed with dbtune). Needs no database."""
     from dbtune.migrate.lint import lint_paths
     from dbtune.report.lint import render_lint
 

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from tabulate import tabulate
 
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, echo, note
+from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, VerboseOption, connection_settings, echo, note
 from dbtune.config import load_config
-from dbtune.config.model import parse_duration_ms
+from dbtune.config.model import parse_timeout_ms
+from dbtune.db.connect import describe
 from dbtune.errors import UsageError
 
 DirOption = Annotated[Path, typer.Option("--dir", help="The migrations directory (an Alembic environment).")]
@@ -36,6 +37,7 @@ def generate_command(
     message: Annotated[str, typer.Option("--message", "-m", help="The revision's title.")] =
         "dbtune recommended indexes and constraints",
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Turn findings into migrations: an Alembic revision in --dir, or plain SQL files for psql with --format sql."""
     from dbtune.audit import audit
@@ -85,16 +87,17 @@ def apply_command(
     downgrade_to: Annotated[str | None, typer.Option("--downgrade-to", help="Undo revisions down to this "
                                                      "revision (base: all).", show_default=False)] = None,
     quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Apply pending revisions, each step under lock_timeout with retries (writes to the target)."""
-    from dbtune.migrate.api import apply, downgrade
+    from dbtune.migrate.api import apply, downgrade, status
     from dbtune.migrate.runtime import ApplyOptions
 
     cfg, _, settings = _settings(dsn, config)
     version_table = cfg.migrate.version_table
     try:
-        options = ApplyOptions(lock_timeout_ms=parse_duration_ms(lock_timeout),
-                               statement_timeout_ms=parse_duration_ms(statement_timeout), retries=retries,
+        options = ApplyOptions(lock_timeout_ms=parse_timeout_ms(lock_timeout),
+                               statement_timeout_ms=parse_timeout_ms(statement_timeout), retries=retries,
                                dry_run=dry_run, wait=wait,
                                # A dry run's report is its output (stdout); a real run's is progress (stderr).
                                report=typer.echo if dry_run else lambda m: note(m, quiet))
@@ -104,7 +107,17 @@ def apply_command(
         note(f"{'dry run: ' if dry_run else ''}downgrading {directory} to {downgrade_to}", quiet)
         downgrade(directory, settings, downgrade_to, options, version_table=version_table)
         return
-    note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}", quiet)
+    revisions = status(directory, settings, version_table=version_table)
+    pending = [s.revision for s in revisions if not s.applied]
+    if not pending:
+        applied_ones = [s.revision for s in revisions]
+        say = echo if dry_run else (lambda m: note(m, quiet))
+        say(f"nothing to apply: {directory} has no revisions" if not applied_ones else
+            f"nothing to apply: {describe(settings)} has all {len(applied_ones)} revision(s) of {directory} "
+            f"applied ({', '.join(applied_ones)})")
+        return
+    note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}: pending "
+         f"{', '.join(pending)}", quiet)
     applied = apply(directory, settings, options, target, version_table=version_table)
     if not dry_run:
         note(f"applied {len(applied)} revision(s)" + (f": {', '.join(applied)}" if applied else ""), quiet)
@@ -114,6 +127,7 @@ def status_command(
     dsn: DsnOption = None,
     config: ConfigOption = None,
     directory: DirOption = Path("migrations"),
+    verbose: VerboseOption = False,
 ) -> None:
     """Show applied and pending revisions."""
     from dbtune.migrate.api import status

@@ -31,7 +31,23 @@ def parse_duration_ms(value: Any) -> int:
     raise ValueError(f"expected a duration such as 30s, 500ms or 7d, got {value!r}")
 
 
+# statement_timeout and lock_timeout are int GUCs in ms: 0 (no limit) to INT_MAX
+# (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT).
+MAX_TIMEOUT_MS = 2_147_483_647
+
+
+def parse_timeout_ms(value: Any) -> int:
+    """A duration (:func:`parse_duration_ms`) that PostgreSQL accepts as ``statement_timeout`` or
+    ``lock_timeout``: 0 to 2147483647 ms (about 24.8 days). Raises ValueError otherwise."""
+    ms = parse_duration_ms(value)
+    if not 0 <= ms <= MAX_TIMEOUT_MS:
+        raise ValueError(f"{value!r} is out of range: PostgreSQL takes 0 (no limit) to {MAX_TIMEOUT_MS} ms "
+                         "(24.8 days)")
+    return ms
+
+
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+TimeoutMs = Annotated[int, BeforeValidator(parse_timeout_ms)]
 IsolationLevel = Literal["read uncommitted", "read committed", "repeatable read", "serializable"]
 FailOn = Literal["error", "warning", "info", "never"]
 
@@ -49,8 +65,8 @@ class Profile(_Strict):
 
 
 class DatabaseConfig(_Strict):
-    statement_timeout: DurationMs = 30_000
-    connect_timeout: DurationMs = 10_000
+    statement_timeout: TimeoutMs = 30_000
+    connect_timeout: TimeoutMs = 10_000
     search_path: list[str] = ["public"]
     application_roles: list[str] = []
     exclude_schemas: list[str] = []
@@ -146,6 +162,23 @@ class ExpectedIndex(_Strict):
                 out.append(render(parse_index_column(text)))
             except ValueError as exc:
                 raise ValueError(f"columns[{n}] {text!r} is not one index column: {exc}") from None
+        return out
+
+    @field_validator("include")
+    @classmethod
+    def _column_names(cls, include: list[str]) -> list[str]:
+        """INCLUDE columns as column names: the bare name (``Order Id``, exactly as in the catalog) or the
+        quoted identifier (``"Order Id"``, with ``""`` for a quote inside) both stand for the name."""
+        out = []
+        for n, text in enumerate(include):
+            if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+                inner = text[1:-1]
+                if '"' in inner.replace('""', ""):
+                    raise ValueError(f"include[{n}] {text!r} is not one quoted column name")
+                text = inner.replace('""', '"')
+            if not text:
+                raise ValueError(f"include[{n}] is empty")
+            out.append(text)
         return out
 
     @field_validator("where")

@@ -52,25 +52,26 @@ class ConnectionSettings:
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
 
     def params(self) -> dict[str, str]:
-        """The DSN as libpq keywords. Raises :class:`UsageError` when the DSN is malformed."""
-        try:
-            params = conninfo.conninfo_to_dict(self.dsn)
-        except psycopg.ProgrammingError as exc:
-            raise UsageError(f"{self.source} is not a valid connection string: {_scrub(str(exc), self.dsn)}") from None
-        return {k: str(v) for k, v in params.items() if v is not None}
+        """The DSN as libpq keywords. Raises :class:`UsageError` when the DSN is malformed; the message
+        never repeats the DSN (:func:`parse_dsn`)."""
+        return parse_dsn(self.dsn, self.source)
 
     def password(self) -> str | None:
         """The password given in the DSN or ``PGPASSWORD``, only for scrubbing messages."""
         try:
-            pw = conninfo.conninfo_to_dict(self.dsn).get("password")
-        except psycopg.ProgrammingError:
+            pw = parse_dsn(self.dsn, self.source).get("password")
+        except UsageError:
             pw = None
-        return str(pw) if pw else os.environ.get("PGPASSWORD") or None
+        return pw or os.environ.get("PGPASSWORD") or None
 
 
 def resolve(dsn: str | None, *, statement_timeout_ms: int | None = None,
             connect_timeout_s: int | None = None) -> ConnectionSettings:
-    """Pick the DSN by precedence: the ``--dsn`` option, then ``DATABASE_URL``, then libpq defaults."""
+    """Pick the DSN by precedence: the ``--dsn`` option, then ``DATABASE_URL``, then libpq defaults.
+
+    The DSN is normalised (:func:`normalise_dsn`: SQLAlchemy's ``postgresql+driver://`` and an upper-case
+    scheme name the libpq URI they mean) and parsed once here. Raises :class:`UsageError` (exit 2) when it
+    is malformed, with a message that never repeats it."""
     if dsn:
         source, value = "--dsn", dsn
     elif os.environ.get("DATABASE_URL"):
@@ -78,22 +79,153 @@ def resolve(dsn: str | None, *, statement_timeout_ms: int | None = None,
     else:
         source, value = "libpq defaults", ""
     settings = ConnectionSettings(
-        dsn=value,
+        dsn=normalise_dsn(value, source),
         source=source,
         connect_timeout_s=connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S,
-        statement_timeout_ms=statement_timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
+        # 0 is PostgreSQL's "no limit", not "unset"
+        statement_timeout_ms=DEFAULT_STATEMENT_TIMEOUT_MS if statement_timeout_ms is None else statement_timeout_ms,
     )
     settings.params()  # validate early: a malformed DSN is a usage error, not a connection error
     return settings
 
 
-_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# libpq's keywords whose values are secrets (https://www.postgresql.org/docs/current/libpq-connect.html).
+SECRET_KEYWORDS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key",
+                             "scram_server_key"})
+_KEYWORDS = frozenset(str(k.keyword.decode()) for k in psycopg.pq.Conninfo.get_defaults())
+_SCHEME = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://", re.ASCII)
+_LIBPQ_MARKS = frozenset({"=", "]", ":", "/"})  # quoted by libpq's parse errors themselves
+_JDBC = re.compile(r"^\s*jdbc:", re.IGNORECASE)
+_PERCENT_ENCODE = ('percent-encode "@", ":" and "/" in a user name or password (%40, %3A, %2F), '
+                   "or give the password in PGPASSWORD or ~/.pgpass")
+
+
+def normalise_dsn(dsn: str, source: str = "--dsn") -> str:
+    """The libpq connection string that ``dsn`` names.
+
+    ``key=value`` strings and ``postgresql://``/``postgres://`` URIs pass unchanged; SQLAlchemy's
+    ``postgresql+psycopg://`` (any ``+driver``) and an upper- or mixed-case scheme (``POSTGRESQL://``) become
+    ``postgresql://`` with the rest untouched
+    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS).
+
+    Raises :class:`UsageError` naming ``source`` (never repeating the DSN) for a JDBC URL, a URI of another
+    database, and a URI with an unencoded ``@`` (or ``/``) in its user name or password, which libpq would
+    split at the wrong place and so send part of the password as a host, port or database name.
+    """
+    if _JDBC.match(dsn):
+        raise UsageError(f"{source} is a JDBC URL: give the libpq form, without the jdbc: prefix "
+                         "(postgresql://user@host:port/dbname)")
+    m = _SCHEME.match(dsn)
+    if m is None:
+        return dsn
+    scheme = m.group("scheme").lower()
+    if scheme not in ("postgresql", "postgres") and not scheme.startswith(("postgresql+", "postgres+")):
+        raise UsageError(f"{source} is a {scheme}:// URL: dbtune connects to PostgreSQL "
+                         "(postgresql://user@host:port/dbname or key=value)")
+    rest = dsn[m.end():]
+    _check_userinfo(rest, source)
+    return "postgresql://" + rest
+
+
+def _check_userinfo(rest: str, source: str) -> None:
+    """Refuse a URI (after ``scheme://``) whose user name or password holds an unencoded ``@`` or ``/``, or
+    that holds a space anywhere (which libpq would take, but no reader of the URI could tell apart).
+
+    libpq takes the user information up to the first ``@`` found before any ``/``; an ``@`` left in the
+    host and port part, or in the path before the query, means that split was wrong."""
+    if re.search(r"\s", rest):
+        raise UsageError(f"{source} is not a valid connection string: the URI holds a space; percent-encode it "
+                         "as %20 (in a password too)")
+    designator = re.search(r"[@/]", rest)
+    after_user = rest[designator.end():] if designator and designator.group() == "@" else rest
+    if "@" in after_user.split("?", 1)[0]:  # in the host, port or database name: the split was wrong
+        raise UsageError(f"{source} is not a valid connection string: the URI has an unencoded \"@\" "
+                         f"where the host should be; {_PERCENT_ENCODE}")
+
+
+def parse_dsn(dsn: str, source: str = "--dsn") -> dict[str, str]:
+    """``dsn`` (already :func:`normalise_dsn`'d) as libpq keywords, parsed by libpq itself.
+
+    Raises :class:`UsageError` naming ``source`` when libpq cannot parse it. The message keeps libpq's
+    wording up to the first quoted part that is not a libpq keyword or a lone punctuation mark, and drops the
+    rest: a DSN that could not be parsed is never repeated, since any part of it may be a password.
+    """
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = _without_input(str(exc))
+        hint = ""
+        if "percent-encoded" in reason:
+            hint = '; a "%" in a user name or password is written %25'
+        elif "position" in reason:
+            hint = f"; {_PERCENT_ENCODE}"
+        elif "invalid connection option" in reason or "invalid URI query parameter" in reason:
+            hint = "; libpq's keywords are lower case: host, port, dbname, user, password, sslmode …"
+        raise UsageError(f"{source} is not a valid connection string: {reason}{hint}") from None
+    return {k: str(v) for k, v in params.items() if v is not None}
+
+
+def _without_input(message: str) -> str:
+    """libpq's parse error on one line, cut at the first quoted part that could come from the input."""
+    text = " ".join(message.split())
+    out, pos = [], 0
+    for m in re.finditer(r'"([^"]*)"', text):
+        inner = m.group(1)
+        # libpq's own quoting stands between spaces: '"@"Qz7' is input that holds a quote.
+        alone = (m.start() == 0 or text[m.start() - 1] in " (") and text[m.end():m.end() + 1] in ("", " ", ",", ")")
+        if not (alone and (inner in _KEYWORDS or inner in _LIBPQ_MARKS)):
+            out.append(text[pos:m.start()] + "…")
+            return "".join(out).rstrip(": ")
+        out.append(text[pos:m.end()])
+        pos = m.end()
+    rest = text[pos:]
+    if '"' in rest:  # an unpaired quote: what follows it may be input
+        rest = rest[:rest.index('"')] + "…"
+    return ("".join(out) + rest).rstrip(": ")
+
+
+# A URI in a text, with a scheme (``postgresql://…``) or without one (``user:password@host…``).
+_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<rest>\S*)"
+                  r"""|(?<![^\s"'])(?P<bare>[^\s:/@="']+:(?!//)\S*@\S*)""", re.ASCII)
+_KV_SECRET = re.compile(r"(?P<key>\b\w*(?:password|secret|_key)\s*=\s*)"
+                        r"(?P<value>'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)", re.IGNORECASE)
+
+
+def _mask_uri(rest: str) -> str:
+    """A URI after its ``scheme://``, masked: from its first ``:`` to its last ``@`` when the ``:`` comes
+    first (the password, with any unencoded ``@``, ``/`` or ``?`` in it, and more rather than less), and
+    everything after its first ``?`` but the parameter names."""
+    hidden = [False] * len(rest)
+    colon, at = rest.find(":"), rest.rfind("@")
+    if 0 <= colon < at:
+        hidden[colon + 1:at] = [True] * (at - colon - 1)
+    question = rest.find("?")
+    if question >= 0:
+        pos = question + 1
+        for part in rest[question + 1:].split("&"):
+            name_end = part.find("=") + 1  # a part without "=" is hidden whole
+            hidden[pos + name_end:pos + len(part)] = [True] * (len(part) - name_end)
+            pos += len(part) + 1
+    out, i = [], 0
+    while i < len(rest):
+        if hidden[i]:
+            while i < len(rest) and hidden[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(rest[i])
+            i += 1
+    return "".join(out)
 
 
 def mask(dsn: str) -> str:
-    """Return ``dsn`` with any password replaced by ``***`` (URI or ``key=value`` form)."""
-    return _KV_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***\3", dsn))
+    """``dsn`` (or any text holding one) with everything that could be a password replaced by ``***``:
+    in a URI, the user information after the first ``:`` (to the URI's last ``@``) and every query
+    parameter's value; in ``key=value`` form the value of ``password`` and the other secret keywords, in any
+    case (``PASSWORD=``, ``sslpassword=``, ``oauth_client_secret=``)."""
+    text = _KV_SECRET.sub(lambda m: m.group("key") + "***", dsn)
+    return _URI.sub(lambda m: m.group("scheme") + _mask_uri(m.group("rest")) if m.group("scheme")
+                    else _mask_uri(m.group("bare")), text)
 
 
 _BAD_PARAMETER = re.compile(r"\binvalid [\w ]*(value|number)\b")
@@ -102,19 +234,21 @@ _BAD_PARAMETER = re.compile(r"\binvalid [\w ]*(value|number)\b")
 def _scrub(message: str, dsn: str, password: str | None = None) -> str:
     """One line, password-free: libpq's lines joined with "; "."""
     text = mask(message)
-    for secret in {password, _password_of(dsn)}:
-        if secret:  # whole occurrences only: a password "p" must not turn "port" into "***ort"
-            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    secrets = {password, *_secrets_of(dsn)}
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        # A short password only where it stands alone: "p" must not turn "port" into "***ort".
+        pattern = re.escape(secret) if len(secret) >= 4 else rf"(?<!\w){re.escape(secret)}(?!\w)"
+        text = re.sub(pattern, "***", text)
     lines = [" ".join(line.split()) for line in text.splitlines()]
     return "; ".join(line for line in lines if line)
 
 
-def _password_of(dsn: str) -> str | None:
+def _secrets_of(dsn: str) -> list[str]:
     try:
-        pw = conninfo.conninfo_to_dict(dsn).get("password")
+        params = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
-        return None
-    return str(pw) if pw else None
+        return []
+    return [str(v) for k, v in params.items() if k in SECRET_KEYWORDS and v]
 
 
 def describe(settings: ConnectionSettings) -> str:

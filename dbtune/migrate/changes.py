@@ -37,10 +37,12 @@ def pretty(sql: str) -> str:
 def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     """A deterministic index name ``<table>_<col>_<col>_<suffix>`` of at most 63 bytes.
 
-    Expression columns are reduced to their identifier characters; a name that would be longer than
+    ``columns`` are index-column texts (``"Order Id" DESC``, ``lower(email)``): a quoted name counts as a
+    whole (its spaces become ``_``), anything after a column's name (``DESC``, an operator class) is left
+    out, and expression columns are reduced to their identifier characters. A name that would be longer than
     63 bytes is cut and given an 8-hex-digit hash of the full name, so two long names never collide.
     """
-    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in c.split(" ")[0]).strip("_")
+    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in _name_part(c)).strip("_")
              for c in columns]
     full = "_".join([table, *[p for p in parts if p], suffix])
     if len(full.encode()) <= MAX_IDENTIFIER_BYTES:
@@ -48,6 +50,22 @@ def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     digest = hashlib.sha1(full.encode()).hexdigest()[:8]
     head = full.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"
+
+
+def _name_part(column: str) -> str:
+    """The part of an index-column text that names it: a leading quoted identifier unquoted (``""`` is
+    a quote inside it), else the text up to its first space."""
+    if not column.startswith('"'):
+        return column.split(" ")[0]
+    out, i = [], 1
+    while i < len(column):
+        if column[i] == '"':
+            if column[i + 1:i + 2] != '"':
+                break
+            i += 1
+        out.append(column[i])
+        i += 1
+    return "".join(out)
 
 
 def _index_body(table_sql: str, columns: Sequence[str], *, method: str = "btree",
@@ -84,18 +102,38 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
     changes = [Change(up=parent_up, down=pretty(f"DROP INDEX IF EXISTS {qualified(table.schema, name)}"),
                       transactional=True, lock=Lock.SHARE, relation_bytes=0, kind=ChangeKind.CREATE_INDEX,
                       table=table.qualified_name, index=qualified(table.schema, name))]
-    partitions = sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
-                        key=lambda r: (r.schema, r.name))
-    for part in partitions:
+    parent = next((ix for ix in snapshot.indexes_on(table.oid) if ix.name == name), None)
+    for part in _partitions(snapshot, table):
+        existing = snapshot.indexes_on(part.oid)
+        if parent is not None and any(ix.parent_index_oid == parent.oid for ix in existing):
+            continue  # an earlier run (or a person) attached this partition's index already
         part_name = index_name(part.name, [name], suffix="part")
-        changes.extend(create_index(snapshot, part, part_name, columns, unique=unique, method=method,
-                                    include=include, where=where))
+        build = create_index(snapshot, part, part_name, columns, unique=unique, method=method,
+                             include=include, where=where)
+        same = _identical(existing, build[0].up) if len(build) == 1 else None
+        if same is None:
+            changes.extend(build)
+        child = same.qualified_name if same is not None else qualified(part.schema, part_name)
         changes.append(Change(
-            up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION "
-                      f"{qualified(part.schema, part_name)}"),
+            up=pretty(f"ALTER INDEX {qualified(table.schema, name)} ATTACH PARTITION {child}"),
             down=None, transactional=True, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0,
-            kind=ChangeKind.ATTACH_INDEX, table=table.qualified_name, index=qualified(part.schema, part_name)))
+            kind=ChangeKind.ATTACH_INDEX, table=table.qualified_name, index=child))
     return tuple(changes)
+
+
+def _identical(indexes: Sequence[Index], create_sql: str) -> Index | None:
+    """The valid index among ``indexes`` that ``create_sql`` would build, in substance (whatever its name):
+    a name taken by an identical index is the index to attach, not a reason to build another."""
+    from dbtune.checks.matching import index_signature
+
+    want = index_signature(create_sql)
+    for ix in indexes:
+        try:
+            if ix.is_valid and not ix.is_partitioned and index_signature(ix.definition) == want:
+                return ix
+        except Exception:  # noqa: BLE001 - a definition pglast cannot read matches nothing
+            continue
+    return None
 
 
 def _concurrent_definition(index: Index, *, if_not_exists: bool = True) -> str:
@@ -144,22 +182,39 @@ def set_parameter(target: str, name: str, setting: str, value: str, *, database:
                   kind=ChangeKind.SET_PARAMETER)
 
 
-def add_constraint(table: Relation, name: str, definition: str, *, kind: str,
-                   not_valid: bool = True) -> tuple[Change, ...]:
+def _partitions(snapshot: Snapshot, table: Relation) -> list[Relation]:
+    """The direct partitions of ``table``, by schema and name."""
+    return sorted((r for r in snapshot.relations.values() if r.parent_oid == table.oid),
+                  key=lambda r: (r.schema, r.name))
+
+
+def add_constraint(snapshot: Snapshot, table: Relation, name: str, definition: str, *,
+                   kind: str) -> tuple[Change, ...]:
     """A foreign key (``kind="f"``) or check constraint (``"c"``) added ``NOT VALID`` (no scan of existing
     rows; new rows are checked at once), then validated in a separate step under ``SHARE UPDATE EXCLUSIVE``
     (https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES).
 
-    ``not_valid=False`` (a foreign key on a partitioned table before PostgreSQL 18, which refuses NOT VALID
-    there) adds and validates in one step.
+    A foreign key on a partitioned table before PostgreSQL 18 (``server_version_num`` < 180000), which
+    refuses ``NOT VALID`` there: the key is added ``NOT VALID`` and validated on each leaf partition
+    (partitioned partitions recursively, bottom up), then added to the parent, which attaches the
+    partitions' validated keys instead of scanning them
+    (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE).
+    From 18 on the parent's ``NOT VALID`` and ``VALIDATE`` cover its partitions.
     """
     ident = quote_ident(name)
     lock = Lock.SHARE_ROW_EXCLUSIVE if kind == "f" else Lock.ACCESS_EXCLUSIVE
-    add = Change(up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition}"
-                           + (" NOT VALID" if not_valid else "")),
+    if kind == "f" and table.is_partitioned and snapshot.server.version_num < 180000:
+        changes: list[Change] = []
+        for part in _partitions(snapshot, table):
+            changes.extend(add_constraint(snapshot, part, name, definition, kind=kind))
+        changes.append(Change(
+            up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition}"),
+            down=pretty(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT IF EXISTS {ident}"),
+            transactional=True, lock=lock, relation_bytes=0, kind=ChangeKind.ADD_CONSTRAINT,
+            table=table.qualified_name, constraint=name))
+        return tuple(changes)
+    add = Change(up=pretty(f"ALTER TABLE {table.qualified_name} ADD CONSTRAINT {ident} {definition} NOT VALID"),
                  down=pretty(f"ALTER TABLE {table.qualified_name} DROP CONSTRAINT IF EXISTS {ident}"),
-                 transactional=True, lock=lock, relation_bytes=table.size_bytes if not not_valid else 0,
+                 transactional=True, lock=lock, relation_bytes=0,
                  kind=ChangeKind.ADD_CONSTRAINT, table=table.qualified_name, constraint=name)
-    if not not_valid:
-        return (add,)
     return (add, validate_constraint(table, name))

@@ -8,7 +8,7 @@ Lock levels follow https://www.postgresql.org/docs/current/explicit-locking.html
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pglast import ast, enums, prettify, visitors
@@ -78,6 +78,39 @@ def added_constraints(node: ast.Node | None, *kinds: enums.ConstrType) -> Iterat
     for cmd in commands(node, AT.AT_AddConstraint):
         if isinstance(cmd.def_, ast.Constraint) and cmd.def_.contype in kinds:
             yield cmd.def_
+
+
+def _foreign_key(con: ast.Constraint) -> tuple[object, ...]:
+    """What identifies a foreign key across the tables of a partition tree: name, columns, referenced
+    table and columns."""
+    return (con.conname, tuple(a.sval for a in con.fk_attrs or ()), table_name(con.pktable),
+            tuple(a.sval for a in con.pk_attrs or ()))
+
+
+# squawk's rules that report the partitioned table's ADD of :func:`attaching_foreign_keys`.
+ATTACHING_FOREIGN_KEY_IGNORES = "adding-foreign-key-constraint, constraint-missing-not-valid"
+
+
+def attaching_foreign_keys(nodes: Iterable[ast.Node | None]) -> frozenset[int]:
+    """The positions in ``nodes`` (statements in the order they run) of each ``ADD CONSTRAINT … FOREIGN
+    KEY`` without ``NOT VALID`` that comes after the same key (name, columns, referenced table and columns)
+    was added ``NOT VALID`` to other tables and validated there: how a foreign key reaches a partitioned
+    table before PostgreSQL 18, which refuses ``NOT VALID`` on one. Its ``ADD`` attaches the partitions'
+    validated keys without scanning them
+    (https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES)."""
+    not_valid: dict[str, list[tuple[object, ...]]] = {}  # constraint name -> keys added NOT VALID
+    validated: set[tuple[object, ...]] = set()
+    found: set[int] = set()
+    for n, node in enumerate(nodes):
+        for cmd in commands(node, AT.AT_ValidateConstraint):
+            validated.update(not_valid.get(cmd.name or "", ()))
+        for con in added_constraints(node, enums.ConstrType.CONSTR_FOREIGN):
+            key = _foreign_key(con)
+            if con.skip_validation and con.conname:
+                not_valid.setdefault(con.conname, []).append(key)
+            elif key in validated:
+                found.add(n)
+    return frozenset(found)
 
 
 def has_option(params: tuple[ast.DefElem, ...] | None, name: str) -> bool:

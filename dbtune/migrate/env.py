@@ -76,8 +76,14 @@ def run_env(context: Any) -> None:
     config = context.config
     version_table = version_table_of(config)
     if context.is_offline_mode():
+        # A psql script, as `dbtune migrate generate --format sql` writes: the revisions' steps write their
+        # statements (dbtune.migrate.runtime) and look nothing up.
+        from dbtune.migrate.render import session_settings
+        from dbtune.migrate.runtime import options_of_config
+
         context.configure(url="postgresql+psycopg://", literal_binds=True, transaction_per_migration=True,
                           version_table=version_table)
+        context.static_output("\n".join(session_settings(options_of_config(config).lock_timeout_ms)))
         with context.begin_transaction():
             context.run_migrations()
         return

@@ -43,7 +43,7 @@ from dbtune.checks.runner import FILE_AREAS, _options
 from dbtune.config.model import Config
 from dbtune.errors import UsageError
 from dbtune.migrate.alembic_source import RUNTIME_HELPERS, read_revision
-from dbtune.migrate.ddl import commands, object_names
+from dbtune.migrate.ddl import ATTACHING_FOREIGN_KEY_IGNORES, attaching_foreign_keys, commands, object_names
 from dbtune.migrate.sqlfile import blank_meta_commands, split_statements
 from dbtune.migrate.squawk import SquawkFailed, SquawkViolation, find_squawk, run_squawk, squawk_version
 from dbtune.migrate.statements import (
@@ -153,7 +153,7 @@ class LintFinding:
 
 @dataclass(frozen=True)
 class SquawkStatus:
-    """Whether squawk ran; ``detail`` says why not (``--no-squawk``, not on PATH, ``failed: …``), or how
+    """Whether squawk ran; ``detail`` says why not (``--no-squawk``, not installed, ``failed: …``), or how
     many findings it gave."""
 
     ran: bool
@@ -367,6 +367,8 @@ def _squawk_inputs(files: list[_File], tmp: Path,
         for section, statements in file.sections.items():
             lines: list[str] = []
             mapping = []
+            parsed = [s for s in statements if s.node is not None]
+            attaching = {parsed[n].index for n in attaching_foreign_keys(s.node for s in parsed)}
             in_tx = helper_timeout = False
             for stmt in statements:
                 if stmt.node is None or not stmt.sql.strip():
@@ -379,6 +381,8 @@ def _squawk_inputs(files: list[_File], tmp: Path,
                     lines += ["SET lock_timeout = '2s';", "SET statement_timeout = 0;"]
                     helper_timeout = True
                 lines += _partitioned_recipe_ignores(stmt, partitioned)
+                if stmt.index in attaching:
+                    lines.append(f"-- squawk-ignore {ATTACHING_FOREIGN_KEY_IGNORES}")
                 first = len(lines) + 1
                 lines.extend((stmt.sql.rstrip().rstrip(";") + ";").splitlines())
                 mapping.append((first, len(lines), stmt))
@@ -397,7 +401,7 @@ def _merge_squawk(located: list[_Located], files: list[_File], use_squawk: bool,
     if not use_squawk:
         return [], SquawkStatus(False, detail="--no-squawk")
     if executable is None:
-        return [], SquawkStatus(False, detail="squawk is not on PATH; pip install squawk-cli")
+        return [], SquawkStatus(False, detail="squawk is not installed; pip install squawk-cli")
     version = squawk_version(executable)
     with tempfile.TemporaryDirectory(prefix="dbtune-squawk-") as tmp:
         inputs = _squawk_inputs(files, Path(tmp), partitioned)
@@ -430,18 +434,44 @@ def _fold(located: list[_Located], display: str, line: int, v: SquawkViolation) 
     return False
 
 
+MIGRATION_SUFFIXES = (".sql", ".py")
+_NOT_REVISIONS = frozenset({"env.py", "__init__.py"})  # an Alembic environment's own modules
+
+
+def migration_files(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each directory replaced by the migration files under it, sorted: ``.sql`` files and
+    Alembic revisions (``.py``, but an environment's ``env.py`` and ``__init__.py``), outside hidden and
+    ``__pycache__`` folders. Raises :class:`~dbtune.errors.UsageError` for a directory that holds none."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix in MIGRATION_SUFFIXES and p.is_file()
+                       and p.name not in _NOT_REVISIONS
+                       and not any(part.startswith(".") or part == "__pycache__"
+                                   for part in p.relative_to(path).parts))
+        if not found:
+            raise UsageError(f"{path}: a directory with no migration file (.sql, or .py Alembic revisions)")
+        out.extend(found)
+    return out
+
+
 def lint_paths(paths: Sequence[Path], *, use_squawk: bool = True, config: Config | None = None,
                catalogue: Catalogue | None = None, include_downgrade: bool = False,
                ignore: Iterable[str] = ()) -> LintResult:
     """Lint migration files (SQL files, Alembic revision ``.py`` files) with the catalogue's migration
-    rules, and with squawk when ``use_squawk`` and ``squawk`` is on PATH.
+    rules, and with squawk when ``use_squawk`` and ``squawk`` is installed. A directory stands for the
+    migration files under it (:func:`migration_files`).
 
     ``config`` supplies per-rule options and severities (``[checks.<name>]``); ``ignore`` names rules not
-    to run. Raises :class:`~dbtune.errors.UsageError` for a file that is missing, a directory, unreadable,
-    binary or not UTF-8 (before anything is linted), and for an unknown rule in ``ignore``.
+    to run. Raises :class:`~dbtune.errors.UsageError` for a file that is missing, unreadable, binary or not
+    UTF-8, a directory without migration files (before anything is linted), and for an unknown rule in
+    ``ignore``.
     """
     catalogue = catalogue or load_catalogue()
     config = config or Config()
+    paths = migration_files(paths)
     result = LintResult(files=[str(p) for p in paths])
     files = [_read(Path(p), include_downgrade, result.notes) for p in paths]
     rules = [(c, *_options(c, config)) for c in _select(lint_rules(catalogue), catalogue, ignore)]

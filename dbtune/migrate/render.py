@@ -22,6 +22,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from dbtune.escape import printable, python_comment, sql_comment
+from dbtune.migrate.ddl import ATTACHING_FOREIGN_KEY_IGNORES, attaching_foreign_keys
 from dbtune.migrate.plan import MigrationPlan, Step
 from dbtune.migrate.runtime import DEFAULT_LOCK_TIMEOUT_MS
 from dbtune.model import Change, ChangeKind
@@ -86,6 +87,19 @@ def _check_valid(index: str, where: str) -> str:
     return f"DO {tag}{body}{tag};"
 
 
+def offline_build(index: str, sql: str) -> list[str]:
+    """The lines of a concurrent build of ``index`` in a psql file: the drop of an INVALID leftover, the
+    build, the check that it left a valid index. What an Alembic revision writes offline
+    (``alembic upgrade --sql``, :mod:`dbtune.migrate.runtime`)."""
+    return _with_checks(sql, index, "its build", dropped_before=False)
+
+
+def offline_partitioned_check(index: str) -> list[str]:
+    """The check, after the last ``ATTACH PARTITION`` of partitioned ``index``, that it is valid: what an
+    Alembic revision writes offline in place of :func:`dbtune.migrate.runtime.complete_partitioned_index`."""
+    return [_check_valid(index, "its last partition was attached")]
+
+
 def _is_partitioned_parent(change: Change) -> bool:
     """Whether ``change`` creates an index ``ON ONLY`` a partitioned table (the recipe's first step)."""
     return change.kind == ChangeKind.CREATE_INDEX and change.transactional and bool(change.index)
@@ -111,6 +125,26 @@ def _partitioned_drop_note(change: Change) -> list[str]:
             "-- squawk-ignore require-concurrent-index-deletion"]
 
 
+def _attaching_foreign_keys(plan: MigrationPlan) -> frozenset[int]:
+    """The step numbers (1-based) that add a foreign key to a partitioned table after its partitions' keys
+    were added NOT VALID and validated (PostgreSQL before 18, :func:`dbtune.migrate.ddl.attaching_foreign_keys`)."""
+    def node(sql: str) -> ast.Node | None:
+        try:
+            return parse_one(sql, ast.AlterTableStmt)
+        except (ParseError, ValueError):
+            return None
+
+    return frozenset(n + 1 for n in attaching_foreign_keys(node(s.change.up) for s in plan.steps))
+
+
+def _attaching_note(change: Change) -> list[str]:
+    """Above the ``ADD CONSTRAINT … FOREIGN KEY`` of a partitioned table that attaches its partitions' keys:
+    why it has no NOT VALID, and squawk's ignore comment for it (which ``dbtune migrate lint`` honours too)."""
+    return [sql_comment(f"{change.table or ''} is partitioned: before PostgreSQL 18 its foreign key cannot be "
+                        f"added NOT VALID; its partitions' keys, validated above, are attached without a scan"),
+            f"-- squawk-ignore {ATTACHING_FOREIGN_KEY_IGNORES}"]
+
+
 def _undo_steps(plan: MigrationPlan) -> list[tuple[int, Step]]:
     """The steps to undo, last first: those with a down step, but a partition's index that the plan
     attaches, which PostgreSQL refuses to drop on its own and drops with its partitioned parent index."""
@@ -128,10 +162,14 @@ def _left_out_lines(plan: MigrationPlan) -> list[str]:
     return lines + ([""] if lines else [])
 
 
+def session_settings(lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> list[str]:
+    """The first lines of a psql file: stop at the first error, and the session's timeouts."""
+    return ["\\set ON_ERROR_STOP on", f"SET lock_timeout = '{lock_timeout_ms}ms';", "SET statement_timeout = 0;"]
+
+
 def _session(title: str, version: str, plan: MigrationPlan, lock_timeout_ms: int) -> list[str]:
     return [_HEADER.format(title=sql_comment(title), version=printable(version), digest=plan.digest()),
-            "\\set ON_ERROR_STOP on", f"SET lock_timeout = '{lock_timeout_ms}ms';", "SET statement_timeout = 0;",
-            ""]
+            *session_settings(lock_timeout_ms), ""]
 
 
 def _with_checks(sql: str, index: str | None, where: str, *, dropped_before: bool) -> list[str]:
@@ -141,24 +179,40 @@ def _with_checks(sql: str, index: str | None, where: str, *, dropped_before: boo
     return [*([] if dropped_before else _drop_invalid_leftover(index)), sql, _check_valid(index, where)]
 
 
+def _partitioned_parents(plan: MigrationPlan) -> dict[int, list[Change]]:
+    """The ``CREATE INDEX … ON ONLY`` changes by the number of the last step on their table: a
+    partitioned index is valid once its last partition is attached, and is checked there."""
+    last_on_table = {s.change.table: n for n, s in enumerate(plan.steps, start=1)}
+    parents: dict[int, list[Change]] = {}
+    for n, step in enumerate(plan.steps, start=1):
+        c = step.change
+        if _is_partitioned_parent(c) and c.index:
+            parents.setdefault(last_on_table.get(c.table, n), []).append(c)
+    return parents
+
+
+def _partitions_of(plan: MigrationPlan, parent: Change) -> tuple[str, ...]:
+    """The partitions whose index the plan builds and attaches to the partitioned index ``parent``."""
+    attached = {s.change.index for s in plan.steps
+                if s.change.kind == ChangeKind.ATTACH_INDEX and s.change.table == parent.table}
+    return tuple(s.change.table or "" for s in plan.steps if s.change.kind == ChangeKind.CREATE_INDEX
+                 and not s.change.transactional and s.change.index in attached)
+
+
 def render_sql(plan: MigrationPlan, *, version: str, title: str = "dbtune migration",
                lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> tuple[str, str]:
     """The plan as (up, down) psql scripts (see the module's docstring)."""
     up = _session(title, version, plan, lock_timeout_ms) + _left_out_lines(plan)
     total = len(plan.steps)
-    # A partitioned index (ON ONLY its table) is valid once its last partition is attached: checked there.
-    last_on_table = {s.change.table: n for n, s in enumerate(plan.steps, start=1)}
-    parents: dict[int, list[str]] = {}
-    for n, step in enumerate(plan.steps, start=1):
-        c = step.change
-        if _is_partitioned_parent(c) and c.index:
-            parents.setdefault(last_on_table.get(c.table, n), []).append(c.index)
+    parents = {n: [c.index or "" for c in changes] for n, changes in _partitioned_parents(plan).items()}
+    attaching = _attaching_foreign_keys(plan)
     for n, step in enumerate(plan.steps, start=1):
         c = step.change
         previous = plan.steps[n - 2].change if n > 1 else None
         dropped = (c.kind == ChangeKind.REBUILD_INDEX and previous is not None
                    and previous.kind == ChangeKind.REBUILD_INDEX and previous.index == c.index)
         up += [sql_comment(_comment_text(n, total, step)), *_partitioned_create_note(c),
+               *(_attaching_note(c) if n in attaching else []),
                *_with_checks(c.up, c.index, f"step {n}", dropped_before=dropped),
                *(_check_valid(index, f"step {n}") for index in parents.get(n, ())), ""]
     for table in plan.analyze:
@@ -187,6 +241,8 @@ def _call(step: Step) -> str:
     if c.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX) and not c.transactional \
             and c.up.lstrip().upper().startswith("CREATE"):
         return f"build_index(op, {c.index!r}, {_literal(c.up)})"
+    if c.kind == ChangeKind.REBUILD_INDEX and c.index:
+        return f"drop_invalid_index(op, {c.index!r}, {_literal(c.up)})"
     if c.kind == ChangeKind.ATTACH_INDEX:
         return f"attach_index(op, {c.index!r}, {_literal(c.up)})"
     if c.kind == ChangeKind.ADD_CONSTRAINT and c.constraint:
@@ -205,8 +261,11 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
     for left in plan.left_out:
         up += [python_comment(f"left out: {left.check_name} {left.object}: {left.reason}; the rows are listed by:"),
                *(python_comment("  " + line) for line in left.query.splitlines()), ""]
+    parents = _partitioned_parents(plan)
     for n, step in enumerate(plan.steps, start=1):
-        up += [python_comment(_comment_text(n, total, step)), _call(step), ""]
+        up += [python_comment(_comment_text(n, total, step)), _call(step),
+               *(f"complete_partitioned_index(op, {c.index!r}, {_literal(c.up)}, {_partitions_of(plan, c)!r})"
+                 for c in parents.get(n, ())), ""]
     for table in plan.analyze:
         up.append(f"analyze(op, {table!r})")
     down: list[str] = []
@@ -214,7 +273,8 @@ def render_alembic(plan: MigrationPlan) -> tuple[str, str, str]:
         down += [python_comment(f"undo step {n}: {step.check_name} {step.object}"),
                  f"run_step(op, {_literal(step.change.down or '')}, table={step.change.table!r})", ""]
     body = "\n".join(up + down)
-    used = [name for name in ("add_constraint", "analyze", "attach_index", "build_index", "run_step")
+    used = [name for name in ("add_constraint", "analyze", "attach_index", "build_index",
+                              "complete_partitioned_index", "drop_invalid_index", "run_step")
             if f"{name}(op" in body]
     imports = f"from dbtune.migrate.runtime import {', '.join(used)}" if used else ""
     return imports, "\n".join(up).rstrip(), "\n".join(down).rstrip() or "pass"

@@ -34,6 +34,7 @@ from pglast.stream import IndentedStream, RawStream
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from dbtune import __version__
+from dbtune.config.messages import key_path, plain_message
 from dbtune.errors import UsageError
 from dbtune.escape import printable
 from dbtune.migrate.ddl import object_names
@@ -161,12 +162,10 @@ def _schema_error(exc: ValidationError, data: dict[str, Any]) -> str:
         raw = raw if isinstance(raw, dict) else {}
         parts.append(_label(loc[1], raw.get("check_name"), raw.get("object")))
         loc = loc[2:]
-    key = ""
-    for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else ("." if key else "") + str(part)
+    key = key_path(loc)
     more = len(exc.errors()) - 1
     parts += [printable(key)] if key else []
-    says = re.sub(r" or instance of \w+", "", err["msg"].removeprefix("Value error, "))
+    says = re.sub(r" or instance of \w+", "", plain_message(err))
     parts.append(says + (f" (and {more} more schema error(s))" if more else ""))
     return ": ".join(parts)
 

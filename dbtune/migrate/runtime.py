@@ -2,12 +2,21 @@
 ``lock_timeout`` with retries, and made safe to run again after an interrupted run.
 
 * :func:`build_index` drops an INVALID index left by an earlier failed or interrupted concurrent build,
-  treats an identical valid index as already built (a change applied by hand is a clean no-op), refuses an
+  treats an identical valid index, under this name or another, as already built (a change applied by hand
+  is a clean no-op), stops a unique build over duplicate keys before anything is dropped, refuses an
   index name taken by a different index, builds concurrently and checks ``indisvalid`` afterwards;
 * :func:`run_step` runs one statement (``VALIDATE CONSTRAINT``, a drop …), retrying when the lock is not
   granted within ``lock_timeout`` and naming the sessions that hold locks on the table;
-* :func:`attach_index` skips a partition index that is already attached;
+* :func:`attach_index` skips a partition index that is already attached; after the last attach,
+  :func:`complete_partitioned_index` checks the partitioned index's ``indisvalid`` and gives a partition
+  added since generating its index (the identical one it has, or one built concurrently), or fails naming it;
+* :func:`drop_invalid_index` drops an INVALID index before its rebuild, unless it is unique and the table
+  holds duplicate keys for it (the rebuild would fail and only the INVALID index records the intent);
 * :func:`analyze` refreshes the planner's statistics of a table whose indexes changed.
+
+Offline (``alembic upgrade --sql``) nothing is looked up in a catalog: each step writes the statements that
+``dbtune migrate generate --format sql`` writes for it (with psql's repair before a concurrent build and
+its validity check after it) to Alembic's output, for ``psql -X -f``.
 
 Options (lock timeout, retries, dry run, where to report) come from ``ApplyOptions`` placed in the Alembic
 config's ``attributes["dbtune_apply"]`` by ``dbtune migrate apply``; a plain ``alembic upgrade`` gets the
@@ -29,6 +38,7 @@ from dbtune.db import locks
 from dbtune.errors import DbtuneError, ExitCode
 from dbtune.escape import one_line
 from dbtune.pgsql import parse_one
+from dbtune.units import size_pretty
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 LOCK_NOT_AVAILABLE = "55P03"
@@ -58,11 +68,15 @@ class ApplyOptions:
     report: Callable[[str], None] = field(default=_stderr)
 
 
-def options(op: Any) -> ApplyOptions:
-    """The options of this run (defaults when Alembic runs the revision without dbtune)."""
-    config = op.get_context().config
+def options_of_config(config: Any) -> ApplyOptions:
+    """The options in an Alembic config's ``attributes["dbtune_apply"]`` (defaults when there are none)."""
     found = config.attributes.get("dbtune_apply") if config is not None else None
     return found if isinstance(found, ApplyOptions) else ApplyOptions()
+
+
+def options(op: Any) -> ApplyOptions:
+    """The options of this run (defaults when Alembic runs the revision without dbtune)."""
+    return options_of_config(op.get_context().config)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -73,6 +87,13 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", exc)
     return " ".join(str(orig).split())
+
+
+def _send(conn: Any, sql: str) -> Any:
+    """Run a complete statement (no parameters) and return SQLAlchemy's result. SQLAlchemy hands psycopg an
+    empty parameter set, so psycopg reads ``%`` as a placeholder: doubled here, a ``%`` in a predicate
+    (``LIKE '%x'``) or in a quoted name reaches the server as written."""
+    return conn.exec_driver_sql(sql.replace("%", "%%"))
 
 
 def _one(conn: Any, sql: str, **params: Any) -> Any:
@@ -99,7 +120,7 @@ FROM pg_catalog.pg_class c JOIN rels ON rels.oid = c.oid
 
 
 def _size(conn: Any, table: str | None) -> str:
-    """``, public.t is 1,024 bytes (relpages)``: read from ``pg_class.relpages`` (as of the last VACUUM or
+    """``, public.t is 16 kB`` (``pg_size_pretty``'s form): read from ``pg_class.relpages`` (as of the last VACUUM or
     ANALYZE), which takes no lock, so a table held in ACCESS EXCLUSIVE does not stall the dry run; a
     partitioned table counts its partitions."""
     if not table:
@@ -107,8 +128,8 @@ def _size(conn: Any, table: str | None) -> str:
     row = conn.exec_driver_sql(_SIZE, {"t": table}).first()
     if not row or row[0] is None:
         return ""
-    below = f", {row[1]} relations below it" if row[1] else ""
-    return f", {_shown(table)} is {row[0]:,} bytes (relpages{below})"
+    below = f" with the {row[1]} relations below it" if row[1] else ""
+    return f", {_shown(table)} is {size_pretty(row[0])}{below}"
 
 
 def _shown(text: str) -> str:
@@ -204,7 +225,7 @@ def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: C
             since = _now(conn)
             if before is not None:
                 before()
-            conn.exec_driver_sql(sql)
+            _send(conn, sql)
             return
         except Exception as exc:
             step = _one_line(sql)[:160]
@@ -254,8 +275,24 @@ def _autocommit_block(op: Any) -> Any:
     return context.autocommit_block()
 
 
+def _offline(op: Any) -> bool:
+    """Whether Alembic renders SQL (``alembic upgrade --sql``) instead of running it."""
+    return bool(op.get_context().as_sql)
+
+
+def _emit(op: Any, lines: list[str]) -> None:
+    """Write ``lines`` to Alembic's offline output outside its transaction (a ``COMMIT`` before them and a
+    ``BEGIN`` after, as Alembic's ``autocommit_block()`` does offline)."""
+    with op.get_context().autocommit_block():
+        op.get_context().impl.static_output("\n".join(lines))
+
+
 def run_step(op: Any, sql: str, table: str | None = None) -> None:
-    """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries."""
+    """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries (offline:
+    write it to Alembic's output)."""
+    if _offline(op):
+        _emit(op, [sql.rstrip().rstrip(";") + ";"])
+        return
     opts = options(op)
     if opts.dry_run:
         level, others = _lock_of(sql)
@@ -275,42 +312,67 @@ def _index_state(conn: Any, index: str) -> tuple[bool, str] | None:
 
 def same_index_definition(planned_sql: str, existing_def: str) -> bool:
     """Whether ``CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS …`` and ``pg_get_indexdef`` describe the
-    same index (name, table, method, columns, INCLUDE, predicate, uniqueness), compared with pglast."""
-    from pglast.stream import RawStream
-
-    from dbtune.checks.matching import normalize_expr
-
-    def key(sql: str) -> tuple[object, ...]:
-        stmt = parse_one(sql, ast.IndexStmt)
-        where = normalize_expr(RawStream()(stmt.whereClause)) if stmt.whereClause is not None else ""
-        relation = RawStream()(stmt.relation) if stmt.relation is not None else ""
-        return (stmt.idxname, relation, stmt.accessMethod or "btree", bool(stmt.unique),
-                [RawStream()(p) for p in stmt.indexParams or ()],
-                [RawStream()(p) for p in stmt.indexIncludingParams or ()], where)
+    same index in substance (the table aside: :func:`_build` compares it by OID), compared by
+    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes."""
+    from dbtune.checks.matching import index_signature
 
     try:
-        return key(planned_sql) == key(existing_def)
+        return index_signature(planned_sql) == index_signature(existing_def)
     except Exception:  # noqa: BLE001 - an unreadable definition is not the same
         return False
 
 
-def build_index(op: Any, index: str, sql: str) -> None:
-    """Build an index concurrently, repairing what an earlier interrupted build left.
+def _equivalent_index(conn: Any, table: str | None, sql: str) -> str | None:
+    """A valid index of ``table`` that is ``sql``'s index in substance, whatever its name (method,
+    uniqueness, key columns with order, operator class and collation, INCLUDE, predicate; compared by
+    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes), or ``None``."""
+    from dbtune.checks.matching import index_signature
 
-    Raises :class:`ApplyError` when the name belongs to a different index, when the build fails (a unique
-    build on duplicate keys, say; the INVALID leftover is dropped), or when the index is not valid after it.
-    """
-    opts = options(op)
-    table = _table_of(sql)
-    conn = op.get_bind()
-    if opts.dry_run:
-        state = _index_state(conn, index)
-        note = " (exists, INVALID: would be dropped and rebuilt)" if state and not state[0] else (
-            " (exists: nothing to do)" if state else "")
-        opts.report(f"  would build {_shown(index)}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
-                    f"{_one_line(sql)}")
-        _dry_run_warning(conn, sql, table, opts)
+    if not table:
+        return None
+    try:
+        want = index_signature(sql)
+    except Exception:  # noqa: BLE001 - a statement pglast cannot read has no equivalent
+        return None
+    from sqlalchemy import text
+
+    rows = conn.execute(text(
+        "SELECT i.indexrelid::pg_catalog.regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid) "
+        "FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass(:t) AND i.indisvalid "
+        "ORDER BY 1"), {"t": table}).all()
+    for name, definition in rows:
+        try:
+            if index_signature(str(definition)) == want:
+                return str(name)
+        except Exception:  # noqa: BLE001
+            continue
+    return None
+
+
+def _refuse_duplicate_keys(conn: Any, index: str, create_sql: str) -> None:
+    """Raise :class:`ApplyError` listing (up to 10 of) the key values held by more than one row when
+    ``create_sql`` builds a unique index (the query is :func:`dbtune.catalog.duplicate_keys.duplicate_keys_query`:
+    rows with a NULL key are left out unless ``NULLS NOT DISTINCT``). Reads the table under ACCESS SHARE."""
+    from dbtune.catalog.duplicate_keys import duplicate_keys_query
+    from dbtune.escape import printable
+
+    query = duplicate_keys_query(create_sql)
+    if query is None:
         return
+    rows = _send(conn, query.rstrip().rstrip(";") + " LIMIT 11").all()
+    if not rows:
+        return
+    shown = "; ".join(f"({', '.join(printable(str(v)) for v in row[:-1])}) in {row[-1]} rows" for row in rows[:10])
+    more = " and more" if len(rows) > 10 else ""
+    raise ApplyError(f"unique index {printable(index)} cannot be built: duplicate keys {shown}{more}; nothing was "
+                     f"dropped or built; remove the duplicates (all listed by: {_one_line(query)}) and apply again")
+
+
+def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None) -> None:
+    """The body of :func:`build_index`, inside an autocommit block."""
+    from dbtune.escape import printable
+
+    conn = op.get_bind()
 
     drop = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
 
@@ -319,23 +381,30 @@ def build_index(op: Any, index: str, sql: str) -> None:
         state = _index_state(conn, index)
         if state is not None and not state[0]:
             opts.report(f"    dropping INVALID index {_shown(index)} left by an earlier build")
-            conn.exec_driver_sql(drop)
+            _send(conn, drop)
 
-    with _autocommit_block(op):
-        state = _index_state(conn, index)
-        if state is not None and state[0]:
-            if same_index_definition(sql, state[1]):
-                opts.report(f"    {_shown(index)} already exists with this definition: nothing to do")
-                return
-            raise ApplyError(f"index name {_shown(index)} is taken by a different index: {one_line(state[1])}")
-        try:
-            _execute(op, sql, table, opts, before=drop_invalid_leftover)
-        except ApplyError as failed:
-            _drop_leftover(op, index, drop, table, opts, failed)
-            raise
-        state = _index_state(conn, index)
-        if state is None or not state[0]:
-            raise ApplyError(f"{_shown(index)} is not valid after its build (indisvalid = false)")
+    state = _index_state(conn, index)
+    if state is not None and state[0]:
+        on_table = _one(conn, "SELECT indrelid = pg_catalog.to_regclass(:t) FROM pg_catalog.pg_index "
+                              "WHERE indexrelid = pg_catalog.to_regclass(:i)", t=table, i=index)
+        if on_table is not None and on_table[0] and same_index_definition(sql, state[1]):
+            opts.report(f"    {index} already exists with this definition: nothing to do")
+            return
+        raise ApplyError(f"index name {index} is taken by a different index: {printable(state[1])}")
+    same = _equivalent_index(conn, table, sql) if state is None else None
+    if same is not None:
+        opts.report(f"    {index}: an identical index already exists as {printable(same)} (same method, "
+                    "columns, order, operator classes, collations, INCLUDE and predicate): nothing to build")
+        return
+    _refuse_duplicate_keys(conn, index, sql)
+    try:
+        _execute(op, sql, table, opts, before=drop_invalid_leftover)
+    except ApplyError as failed:
+        _drop_leftover(op, index, drop, table, opts, failed)
+        raise
+    state = _index_state(conn, index)
+    if state is None or not state[0]:
+        raise ApplyError(f"{index} is not valid after its build (indisvalid = false)")
 
 
 def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: ApplyOptions,
@@ -356,9 +425,156 @@ def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: Appl
                        f"({reason}): the next run drops it first",)
 
 
+def build_index(op: Any, index: str, sql: str) -> None:
+    """Build an index concurrently, repairing what an earlier interrupted build left.
+
+    Skipped when the index exists under this name with this definition, or under another name with the
+    same definition in substance (an index built by hand: :func:`_equivalent_index`). A unique build first
+    counts duplicate keys and stops, listing them, before it drops or builds anything. Raises
+    :class:`ApplyError` when the name belongs to a different index, when the table holds duplicate keys for
+    a unique index, when the build fails (the INVALID leftover is dropped), or when the index is not valid
+    after it.
+    """
+    if _offline(op):
+        from dbtune.migrate.render import offline_build
+
+        _emit(op, offline_build(index, sql.rstrip().rstrip(";") + ";"))
+        return
+    opts = options(op)
+    table = _table_of(sql)
+    conn = op.get_bind()
+    if opts.dry_run:
+        state = _index_state(conn, index)
+        same = _equivalent_index(conn, table, sql) if state is None else None
+        note = " (exists, INVALID: would be dropped and rebuilt)" if state and not state[0] else (
+            " (exists: nothing to do)" if state else "")
+        if same is not None:
+            from dbtune.escape import printable
+
+            note = f" (an identical index exists as {printable(same)}: nothing to do)"
+        opts.report(f"  would build {_shown(index)}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
+                    f"{_one_line(sql)}")
+        _dry_run_warning(conn, sql, table, opts)
+        return
+    with _autocommit_block(op):
+        _build(op, opts, index, sql, table)
+
+
+def drop_invalid_index(op: Any, index: str, sql: str) -> None:
+    """The first step of an INVALID index's rebuild: ``DROP INDEX CONCURRENTLY``, but when the index is
+    unique, only once the table holds no duplicate keys for it (counted from its own ``pg_get_indexdef``):
+    otherwise :class:`ApplyError` lists them and the INVALID index, the only trace of the intent, stays."""
+    if _offline(op):
+        run_step(op, sql)
+        return
+    conn = op.get_bind()
+    state = _index_state(conn, index)
+    if state is not None and not state[0]:
+        _refuse_duplicate_keys(conn, index, state[1])
+    run_step(op, sql, table=_table_of(state[1]) if state is not None else None)
+
+
+_UNATTACHED_PARTITIONS = """
+SELECT p.oid::pg_catalog.regclass::text, p.relkind, n.nspname, p.relname
+  FROM pg_catalog.pg_index parent
+  JOIN pg_catalog.pg_inherits h ON h.inhparent = parent.indrelid
+  JOIN pg_catalog.pg_class p ON p.oid = h.inhrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.relnamespace
+ WHERE parent.indexrelid = pg_catalog.to_regclass(:i)
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits a JOIN pg_catalog.pg_index x ON x.indexrelid = a.inhrelid
+                    WHERE a.inhparent = parent.indexrelid AND x.indrelid = p.oid)
+ ORDER BY 1
+"""
+
+
+def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str, ...] = ()) -> None:
+    """After the last ``ATTACH PARTITION`` of a partitioned index (``sql`` is its ``CREATE INDEX … ON ONLY``):
+    check ``indisvalid``; a partition with no index attached (one created after the revision was generated)
+    gets the identical index it already has attached, or one built concurrently and attached, in this run.
+
+    Raises :class:`ApplyError` naming the partitions still without an attached index (a partition that is
+    itself partitioned, or whose build failed), leaving the revision unrecorded. ``planned`` names the
+    partitions whose index the revision builds: ``--dry-run`` lists the others, which would get theirs. See
+    https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE.
+    """
+    from pglast.stream import RawStream
+    from sqlalchemy import text
+
+    from dbtune.escape import printable
+    from dbtune.migrate.changes import index_name
+    from dbtune.sqlnames import qualified
+
+    if _offline(op):
+        from dbtune.migrate.render import offline_partitioned_check
+
+        _emit(op, offline_partitioned_check(index))
+        return
+    opts = options(op)
+    conn = op.get_bind()
+    table = _table_of(sql)
+
+    def unattached() -> list[tuple[str, str, str, str]]:
+        rows = conn.execute(text(_UNATTACHED_PARTITIONS), {"i": index}).all()
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+    if opts.dry_run:
+        rows = conn.execute(text(
+            "SELECT h.inhrelid::pg_catalog.regclass::text FROM pg_catalog.pg_inherits h "
+            "WHERE h.inhparent = pg_catalog.to_regclass(:t) AND h.inhrelid <> ALL (ARRAY(SELECT "
+            "pg_catalog.to_regclass(p) FROM pg_catalog.unnest(CAST(:p AS text[])) p WHERE p IS NOT NULL)) "
+            "AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits a JOIN pg_catalog.pg_index x ON "
+            "x.indexrelid = a.inhrelid WHERE a.inhparent = pg_catalog.to_regclass(:i) AND x.indrelid = h.inhrelid) "
+            "ORDER BY 1"), {"t": table, "p": list(planned), "i": index}).all()
+        opts.report(f"  would check that {index} is valid" + (
+            "; partitions with no index attached would get one built concurrently and attached: "
+            + ", ".join(printable(str(r[0])) for r in rows) if rows else ""))
+        return
+    with _autocommit_block(op):
+        state = _index_state(conn, index)
+        if state is None or state[0]:
+            return
+        stmt = parse_one(sql, ast.IndexStmt)
+        failed: list[str] = []
+        for part, relkind, schema, relname in unattached():
+            opts.report(f"    partition {printable(part)} has no index attached to {index}")
+            if relkind == "p":
+                failed.append(f"{printable(part)} (itself partitioned: give it an index ON ONLY it, attached "
+                              "to its partitions' indexes, then attach that)")
+                continue
+            part_stmt = parse_one(sql, ast.IndexStmt)
+            part_stmt.relation = ast.RangeVar(schemaname=schema, relname=relname, inh=True, relpersistence="p")
+            part_stmt.concurrent = True
+            part_stmt.if_not_exists = True
+            name = index_name(relname, [stmt.idxname or ""], suffix="part")
+            for n in range(1, 100):
+                if _one(conn, "SELECT pg_catalog.to_regclass(:i)", i=qualified(schema, name))[0] is None:
+                    break
+                name = index_name(relname, [stmt.idxname or ""], suffix=f"part_{n}")
+            part_stmt.idxname = name
+            build = str(RawStream()(part_stmt))
+            child = _equivalent_index(conn, part, build)
+            try:
+                if child is None:
+                    child = qualified(schema, name)
+                    _build(op, opts, child, build, part)
+                else:
+                    opts.report(f"    attaching its identical index {printable(child)}")
+                _execute(op, f"ALTER INDEX {index} ATTACH PARTITION {child}", table, opts)
+            except ApplyError as exc:
+                failed.append(f"{printable(part)} ({exc})")
+        state = _index_state(conn, index)
+        if failed or state is None or not state[0]:
+            left = failed or [printable(m[0]) for m in unattached()]
+            raise ApplyError(f"partitioned index {index} is not valid (indisvalid = false): no index is attached "
+                             f"for partition {'; '.join(left)}")
+
+
 def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
     """``ALTER TABLE … ADD CONSTRAINT``, skipped when ``table`` already has a constraint called ``name``
     (an earlier, interrupted run added it, or a person did)."""
+    if _offline(op):
+        run_step(op, sql, table=table)
+        return
     conn = op.get_bind()
     row = _one(conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass(:t) "
                      "AND conname = :n", t=table, n=name)
@@ -369,11 +585,20 @@ def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
 
 
 def attach_index(op: Any, index: str, sql: str) -> None:
-    """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already."""
+    """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already, or when it
+    does not exist because its build found an identical index (:func:`complete_partitioned_index`
+    attaches that one)."""
+    if _offline(op):
+        run_step(op, sql)
+        return
     conn = op.get_bind()
     row = _one(conn, "SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = pg_catalog.to_regclass(:i)", i=index)
     if row is not None and not options(op).dry_run:
         options(op).report(f"    {index} is already attached")
+        return
+    if _one(conn, "SELECT pg_catalog.to_regclass(:i)", i=index)[0] is None and not options(op).dry_run:
+        options(op).report(f"    {index} was not built (an identical index exists): the check of the "
+                           "partitioned index attaches that one")
         return
     run_step(op, sql)
 
@@ -388,6 +613,9 @@ def _table_of(sql: str) -> str | None:
         from pglast.stream import RawStream
 
         stmt = parse_one(sql, ast.IndexStmt)
-        return str(RawStream()(stmt.relation)) if stmt.relation is not None else None
+        if stmt.relation is None:
+            return None
+        return str(RawStream()(ast.RangeVar(schemaname=stmt.relation.schemaname, relname=stmt.relation.relname,
+                                            inh=True, relpersistence="p")))
     except Exception:  # noqa: BLE001
         return None

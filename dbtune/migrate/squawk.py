@@ -10,8 +10,11 @@ squawk reads its own ``.squawk.toml`` from the working directory, so its rule se
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +42,21 @@ class SquawkViolation:
     help: str | None = None
 
 
+def _script_dirs() -> list[str]:
+    """Where pip put the console scripts of this interpreter's packages (the venv's ``bin``, the user
+    scheme's), so the ``squawk`` installed with dbtune is found even when that folder is not on PATH."""
+    dirs = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    try:
+        dirs.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    except KeyError:
+        pass
+    return list(dict.fromkeys(d for d in dirs if d))
+
+
 def find_squawk() -> str | None:
-    """The ``squawk`` executable on PATH, or ``None``."""
-    return shutil.which("squawk")
+    """The ``squawk`` executable on PATH, else the one installed with dbtune (pip ``squawk-cli``, a
+    dependency) beside this interpreter, else ``None``."""
+    return shutil.which("squawk", path=os.pathsep.join([os.environ.get("PATH", ""), *_script_dirs()]))
 
 
 def squawk_version(executable: str) -> str | None:

@@ -3,8 +3,6 @@ status of, and applies from. See https://alembic.sqlalchemy.org/en/latest/api/."
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import shutil
 from dataclasses import dataclass
@@ -117,7 +115,15 @@ def write_sql(plan: MigrationPlan, directory: Path, *, version: str, message: st
 
 
 def write_revision(plan: MigrationPlan, directory: Path, *, message: str) -> Generated:
-    """Write an Alembic revision (id: the plan's digest) on top of the current head."""
+    """Write an Alembic revision (id: the plan's digest) on top of the current head.
+
+    The revision is rendered from the environment's ``script.py.mako`` into a temporary file beside the
+    revisions (``.<name>.py.tmp``, which Alembic does not load), compiled, and only then renamed into
+    place; when it cannot be rendered, does not compile, or does not load as a revision, nothing is left
+    in ``versions/`` and :class:`~dbtune.errors.DbtuneError` names the cause.
+    """
+    from alembic import util as alembic_util
+
     ensure_environment(directory)
     script = script_directory(directory)
     rev_id = plan.digest()
@@ -127,19 +133,30 @@ def write_revision(plan: MigrationPlan, directory: Path, *, message: str) -> Gen
     imports, upgrades, downgrades = render_alembic(plan)
     indent = lambda body: body.replace("\n", "\n    ").replace("\n    \n", "\n\n")  # noqa: E731
     heads = script.get_heads()
+    versions = Path(script.versions)
+    # Named as the SQL files are (Alembic would cut its slug at 40 characters, mid-title).
+    path = versions / f"{file_stem(rev_id, message)}.py"
+    temporary = versions / f".{path.name}.tmp"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Alembic announces "Generating …" on stdout
-            # The message becomes the revision's docstring: escaped so that nothing in it ends the string.
-            doc = printable(message).replace('"', '\\"')
-            created = script.generate_revision(rev_id, doc, head=heads[0] if heads else "base", refresh=True,
-                                               imports=imports, upgrades=indent(upgrades),
-                                               downgrades=indent(downgrades))
-    except Exception as exc:  # noqa: BLE001
-        raise DbtuneError(f"--dir {directory}: Alembic could not write the revision: {exc}") from None
-    written = Path(created.path)
-    # Named as the SQL files are: Alembic cuts its slug at 40 characters, mid-title.
-    path = written.with_name(f"{file_stem(rev_id, message)}.py")
-    path.write_text(re.sub(r"[ \t]+\n", "\n", written.read_text()))  # no trailing blanks in the generated file
-    if path != written:
-        written.unlink()
+        # The message becomes the revision's docstring: escaped so that nothing in it ends the string.
+        doc = printable(message).replace('"', '\\"')
+        alembic_util.template_to_file(
+            Path(script.dir) / "script.py.mako", temporary, script.output_encoding,
+            up_revision=rev_id, down_revision=heads[0] if heads else None, branch_labels=None, depends_on=None,
+            create_date=script._generate_create_date(), comma=alembic_util.format_as_comma, message=doc,
+            imports=imports, upgrades=indent(upgrades), downgrades=indent(downgrades))
+        text = re.sub(r"[ \t]+\n", "\n", temporary.read_text())  # no trailing blanks in the generated file
+        compile(text, str(path), "exec")
+        temporary.write_text(text)
+        temporary.replace(path)
+    except Exception as exc:  # noqa: BLE001 - a template that fails to render, or a file that does not compile
+        temporary.unlink(missing_ok=True)
+        cause = f"{exc.msg} (line {exc.lineno})" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
+        raise DbtuneError(f"--dir {directory}: Alembic could not write the revision ({printable(cause)}); "
+                          "nothing was written") from None
+    try:
+        script_directory(directory)
+    except UsageError as exc:
+        path.unlink(missing_ok=True)
+        raise DbtuneError(f"--dir {directory}: the revision written does not load ({exc}); it was removed") from None
     return Generated((path,), rev_id, True)

@@ -40,7 +40,7 @@ from dbtune.db.connect import ConnectionSettings, MarkedRawCursor, connect, desc
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
-from dbtune.sqlnames import qualified
+from dbtune.sqlnames import qualified, quote_ident
 from dbtune.workload.statements import EXPLAINABLE, explainable_text, utility_statement
 
 GENERIC_PLAN_VERSION = 160000
@@ -87,7 +87,10 @@ class PlanQuery:
     """One statement to explain: its text (``$n`` parameters allowed), an optional name, and optional
     SQL returning parameter rows (a workload file's ``-- params:`` line) for ANALYZE; ``location``
     (``path:line``) where it was read, and ``parse_error`` when it does not parse (it is then not sent);
-    ``notes``: warnings from reading it (shown with its plan)."""
+    ``notes``: warnings from reading it (shown with its plan); ``skipped``: why the workload file's
+    entry is not the server's (a pgbench meta-command or ``BEGIN``/``END``; it is then not sent);
+    ``search_path``: the path its session had set (``SET search_path`` earlier in the file), set for the
+    statement's plan alone (``None``: the connection's)."""
 
     sql: str
     name: str | None = None
@@ -95,6 +98,8 @@ class PlanQuery:
     location: str | None = None
     parse_error: str | None = None
     notes: tuple[str, ...] = ()
+    skipped: str | None = None
+    search_path: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +304,8 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
     sql = query.sql.strip().rstrip(";").strip()
     if query.parse_error is not None:  # the workload file's statement does not parse: nothing is sent
         return ExplainedQuery(query, "", server, error=f"{query.location}: {query.parse_error}")
+    if query.skipped is not None:  # a pgbench meta-command, pgbench's BEGIN/END: nothing is sent
+        return ExplainedQuery(query, "", server, skipped=f"{query.location}: {query.skipped}")
     try:
         check_nesting(sql)
     except ParseError as exc:  # nothing is sent: the server's parser would refuse it anyway
@@ -319,6 +326,9 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
     prepared = f"dbtune_plan_{number}"
     try:
         with conn.transaction(force_rollback=True):
+            if query.search_path is not None:  # the session's own path, for this transaction only
+                conn.execute(_SET, ("search_path", ", ".join(quote_ident(s) for s in query.search_path),
+                                    True))
             plan = Plan.from_json(_run_explain(conn, sql, n_params, values if analyze else None, prepared,
                                                server.version_num))
     except psycopg.Error as exc:

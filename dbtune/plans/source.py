@@ -23,19 +23,23 @@ from dbtune.workload import load_queries
 
 
 def workload_queries(settings: ConnectionSettings, *, path: Path | str | None = None,
-                     top: int | None = None) -> list[PlanQuery]:
-    """The queries of the workload file ``path``, or the ``top`` statements of pg_stat_statements by
-    total execution time that read user tables (named ``pgss:<queryid>``).
+                     top: int | None = None, workload_format: str | None = None) -> list[PlanQuery]:
+    """The queries of the workload file ``path`` (read as a ``workload_format`` script: ``psql``,
+    ``pgbench``, ``qgen``, ``plain``; detected when ``None``), or the ``top`` statements of
+    pg_stat_statements by total execution time that read user tables (named ``pgss:<queryid>``). A
+    pgbench meta-command or ``BEGIN``/``END`` comes back with its ``skipped`` reason.
 
-    Raises :class:`~dbtune.errors.UsageError` for a file that is missing or does not parse, ``top < 1``,
+    Raises :class:`~dbtune.errors.UsageError` for a file that is missing or does not parse, an unknown
+    ``workload_format``, ``top < 1``,
     or pg_stat_statements not created in the database; :class:`~dbtune.errors.ServerRefused` when the
     server refuses to read it.
     """
     if path is not None:
-        loaded = load_queries(path)
+        loaded = load_queries(path, workload_format=workload_format)
         if not loaded.queries and not loaded.errors:
             raise UsageError(f"{'<stdin>' if str(path) == '-' else path}: no SQL statement in the file")
-        queries = [PlanQuery(q.text, q.name, q.params_sql, q.location, notes=q.warnings) for q in loaded.queries]
+        queries = [PlanQuery(q.text, q.name, q.params_sql, q.location, notes=q.warnings, skipped=q.skipped,
+                             search_path=q.search_path) for q in loaded.queries]
         errors = [PlanQuery("", e.name, None, e.location, e.message) for e in loaded.errors]
         return sorted(queries + errors, key=lambda q: _line(q.location))
     assert top is not None, "give a workload path or top"

@@ -14,6 +14,7 @@ from dbtune.escape import clip, display_sql, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
+from dbtune.units import kb_pretty
 
 WIDTH = 100
 SQL_LINES = 4
@@ -53,7 +54,8 @@ def _details(node: PlanNode) -> list[str]:
     if node.sort_key:
         out.append(f"Sort Key: {', '.join(node.sort_key)}")
     if node.sort_method:
-        out.append(f"Sort Method: {node.sort_method}  {node.sort_space_type or 'Space'}: {node.sort_space_kb or 0:,}kB")
+        space = kb_pretty(node.sort_space_kb or 0)
+        out.append(f"Sort Method: {node.sort_method}  {node.sort_space_type or 'Space'}: {space}")
     for label, value in (("Rows Removed by Index Recheck", node.rows_removed_by_index_recheck),
                          ("Rows Removed by Join Filter", node.rows_removed_by_join_filter),
                          ("Rows Removed by Filter", node.rows_removed_by_filter)):
@@ -70,10 +72,10 @@ def _details(node: PlanNode) -> list[str]:
         original = (f" (originally {node.original_hash_batches})"
                     if node.original_hash_batches not in (None, node.hash_batches) else "")
         out.append(f"Buckets: {node.hash_buckets or 0:,}  Batches: {node.hash_batches}{original}  "
-                   f"Memory Usage: {node.peak_memory_kb or 0:,}kB")
+                   f"Memory Usage: {kb_pretty(node.peak_memory_kb or 0)}")
     if node.hashagg_batches is not None:
-        out.append(f"Batches: {node.hashagg_batches}  Memory Usage: {node.peak_memory_kb or 0:,}kB"
-                   + (f"  Disk Usage: {node.disk_usage_kb:,}kB" if node.disk_usage_kb else ""))
+        out.append(f"Batches: {node.hashagg_batches}  Memory Usage: {kb_pretty(node.peak_memory_kb or 0)}"
+                   + (f"  Disk Usage: {kb_pretty(node.disk_usage_kb)}" if node.disk_usage_kb else ""))
     return out
 
 

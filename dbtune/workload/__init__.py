@@ -5,6 +5,7 @@ calls/time when known)::
 
     result = load_queries("workload.sql")       # a psql/pgbench script, or a server log (stderr, csvlog,
     result = load_queries("-")                  # jsonlog), or standard input; result.errors: bad statements
+    result = load_queries("q1.sql", workload_format="qgen")   # psql, pgbench, qgen, plain; detected if None
     top = pg_stat_statements_queries(settings_or_conn, top=20, include_nested=False)
 
 Column usage, resolved against the catalog (sqlglot's qualifier; expressions rendered by pglast)::
@@ -14,6 +15,7 @@ Column usage, resolved against the catalog (sqlglot's qualifier; expressions ren
     usage.table("public.users").columns["id"]          # frozenset({Usage.EQUALITY})
 """
 
+from dbtune.workload.formats import WorkloadFormat, detect_format
 from dbtune.workload.load import (
     from_pg_stat_statements,
     load_queries,
@@ -40,7 +42,8 @@ from dbtune.workload.usage import UsageAnalyzer, column_usage
 
 __all__ = [
     "ExpressionUse", "LoadResult", "Query", "QueryUsage", "SchemaRelation", "Source", "SourceError", "TableUsage",
-    "Usage", "UsageAnalyzer", "WorkloadQuery", "WorkloadSchema", "column_usage", "from_pg_stat_statements",
+    "Usage", "UsageAnalyzer", "WorkloadFormat", "WorkloadQuery", "WorkloadSchema", "column_usage", "detect_format",
+    "from_pg_stat_statements",
     "group_by_fingerprint", "load_queries", "load_workload", "parse_workload", "pg_stat_statements_queries",
     "pg_stat_statements_workload", "read_views", "statement_kind",
 ]

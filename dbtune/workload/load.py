@@ -13,6 +13,7 @@ import psycopg
 
 from dbtune.db.connect import ConnectionSettings
 from dbtune.errors import UsageError
+from dbtune.workload.formats import WorkloadFormat
 from dbtune.workload.logs import parse_log, sniff
 from dbtune.workload.model import LoadResult, Query, Source, WorkloadQuery, group_by_fingerprint
 from dbtune.workload.pgss import pg_stat_statements_queries
@@ -23,27 +24,32 @@ _LOG_SUFFIXES = {".log", ".csv", ".json"}
 _LOG_FORMATS = {"stderr": Source.STDERR_LOG, "csvlog": Source.CSVLOG, "jsonlog": Source.JSONLOG, "sql": Source.SQL}
 
 
-def load_queries(path_or_dash: str | Path, *, group: bool = True, fmt: str | None = None) -> LoadResult:
+def load_queries(path_or_dash: str | Path, *, group: bool = True, fmt: str | None = None,
+                 workload_format: WorkloadFormat | str | None = None) -> LoadResult:
     """The queries of a SQL script or a PostgreSQL server log (``-``: standard input).
 
-    The format is ``fmt`` when given (``sql``, ``stderr``, ``csvlog``, ``jsonlog``); otherwise a ``.sql``
-    file is SQL, and anything else is sniffed: a jsonlog, csvlog or stderr log is read as such
+    ``workload_format`` (``psql``, ``pgbench``, ``qgen``, ``plain``; :mod:`dbtune.workload.formats`) reads
+    the input as a script of that tool, whatever its name; without it, a script's format is detected from
+    its text. The format is ``fmt`` when given (``sql``, ``stderr``, ``csvlog``, ``jsonlog``); otherwise a
+    ``.sql`` file is SQL, and anything else is sniffed: a jsonlog, csvlog or stderr log is read as such
     (:mod:`dbtune.workload.logs`), other text as SQL (:mod:`dbtune.workload.sqlfile`). Statements that do
     not parse are returned in ``errors`` (with ``path:line`` and the parser's message); the others are
-    kept. With ``group``, statements with the same pglast fingerprint are merged
+    kept. With ``group``, statements with the same pglast fingerprint and relations are merged
     (:func:`~dbtune.workload.model.group_by_fingerprint`: counts and times summed, the first text kept).
+    A pgbench meta-command or ``BEGIN``/``END`` comes back as a query with ``skipped`` set.
 
     Raises :class:`UsageError` naming the file when it is missing, unreadable, binary or compressed, not
-    UTF-8 or empty; when a ``.log``/``.csv``/``.json`` file (or ``fmt``) is not a log of a format
-    recognised; when a log records no statement; or when nothing in the file parses as SQL and it is not
-    a server log either.
+    UTF-8 or empty; when ``workload_format`` is not one of the four; when a ``.log``/``.csv``/``.json``
+    file (or ``fmt``) is not a log of a format recognised; when a log records no statement; or when
+    nothing in the file parses as SQL and it is not a server log either.
     """
     label = label_of(path_or_dash)
     if fmt is not None and fmt not in _LOG_FORMATS:
         raise UsageError(f"{label}: unknown input format {fmt!r} (one of {', '.join(_LOG_FORMATS)})")
+    script_format = workload_format_of(workload_format, label)
     text = read_text(path_or_dash, label)
     suffix = Path(str(path_or_dash)).suffix.lower() if str(path_or_dash) != "-" else ""
-    forced = _LOG_FORMATS[fmt] if fmt else (Source.SQL if suffix == ".sql" else None)
+    forced = _LOG_FORMATS[fmt] if fmt else (Source.SQL if suffix == ".sql" or script_format else None)
     found = sniff(text) if forced is None or forced is not Source.SQL else None
     if forced is not None and forced is not Source.SQL and found is not forced:
         raise UsageError(f"{label}: not a PostgreSQL {forced} (found {found or 'no server log'}); "
@@ -58,43 +64,61 @@ def load_queries(path_or_dash: str | Path, *, group: bool = True, fmt: str | Non
                              "or log_statement = 'all' to log them)")
         fmt_read = found
     else:
-        queries, errors = parse_script(text, label)
+        queries, errors, script_format = parse_script(text, label, script_format)
         fmt_read = Source.SQL
         if not queries and errors and forced is None:
             raise UsageError(f"{label}: not a SQL script or a PostgreSQL server log: the first statement "
                              f"does not parse ({errors[0]})")
     if group:
         queries = group_by_fingerprint(queries)
-    return LoadResult(tuple(queries), tuple(errors), fmt_read)
+    return LoadResult(tuple(queries), tuple(errors), fmt_read, script_format if fmt_read is Source.SQL else None)
+
+
+def workload_format_of(value: WorkloadFormat | str | None, label: str = "--workload-format") -> WorkloadFormat | None:
+    """``value`` as a :class:`WorkloadFormat` (``None`` stays ``None``: detect it). Raises
+    :class:`UsageError` naming ``label`` when it is not one of ``psql``, ``pgbench``, ``qgen``, ``plain``."""
+    if value is None or isinstance(value, WorkloadFormat):
+        return value
+    try:
+        return WorkloadFormat(value)
+    except ValueError:
+        raise UsageError(f"{label}: unknown workload format {value!r} (one of "
+                         f"{', '.join(f.value for f in WorkloadFormat)})") from None
 
 
 # --- the benchmark's workload ------------------------------------------------------------------------
 
 
-def parse_workload(text: str, label: str = "workload") -> list[WorkloadQuery]:
+def parse_workload(text: str, label: str = "workload",
+                   workload_format: WorkloadFormat | None = None) -> list[WorkloadQuery]:
     """The statements of a workload text (:mod:`dbtune.workload.sqlfile` rules), named by their
-    ``-- name:`` line or ``query-<n>``; statements that do not parse are left out."""
-    statements, _errors = split_script(text, label)
-    return [WorkloadQuery(s.name or f"query-{i}", s.text, s.params_sql) for i, s in enumerate(statements, start=1)]
+    ``-- name:`` line or ``query-<n>``; statements that do not parse are left out, as are those a
+    pgbench script has that are not the server's (meta-commands, ``BEGIN``/``END``)."""
+    statements, _errors = split_script(text, label, workload_format)
+    return [WorkloadQuery(s.name or f"query-{i}", s.text, s.params_sql)
+            for i, s in enumerate((s for s in statements if s.skipped is None), start=1)]
 
 
-def load_workload(path: Path) -> list[WorkloadQuery]:
-    """Read a workload file (annotated or plain SQL, UTF-8) for ``dbtune bench``. A statement without a
-    ``-- name:`` line is named ``<file stem>-<n>``; one that does not parse is returned with its
-    ``parse_error`` set, so the run lists it as skipped and goes on.
+def load_workload(path: Path, workload_format: WorkloadFormat | str | None = None) -> list[WorkloadQuery]:
+    """Read a workload file (annotated or plain SQL, a psql, pgbench or qgen script; UTF-8) for
+    ``dbtune bench``; ``workload_format`` as in :func:`load_queries` (``None``: detected). A statement
+    without a ``-- name:`` line is named ``<file stem>-<n>``; one that does not parse is returned with its
+    ``parse_error`` set, and a pgbench meta-command or ``BEGIN``/``END`` with its ``skipped`` reason, so
+    the run lists it as skipped and goes on.
 
     Raises :class:`UsageError` naming the file when it is missing, unreadable, not UTF-8, holds no
-    statement, or two queries have the same name.
+    statement, two queries have the same name, or the workload format is unknown.
     """
     label = f"--workload {path}"
+    script_format = workload_format_of(workload_format)
     text = read_text(path, label)
-    statements, errors = split_script(text, label)
-    queries = [WorkloadQuery(s.name or f"{path.stem}-{i}", s.text, s.params_sql)
+    statements, errors = split_script(text, label, script_format)
+    queries = [WorkloadQuery(s.name or f"{path.stem}-{i}", s.text, s.params_sql, skipped=s.skipped)
                for i, s in enumerate(statements, start=1)]
     # A statement that does not parse is kept, to be listed as skipped with the parser's message.
     queries += [WorkloadQuery(e.name or f"{path.stem}-line{e.line}", "", None, f"{path}:{e.line}: {e.message}")
                 for e in errors]
-    if not queries:
+    if not any(q.skipped is None for q in queries):
         raise UsageError(f"{label}: no SQL statement in the file")
     names = [q.name for q in queries]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -36,6 +36,7 @@ from pglast.parser import ParseError
 
 from dbtune.pgsql import check_nesting
 from dbtune.workload.model import Query, Source, SourceError
+from dbtune.workload.statements import SessionPaths
 
 _SEVERITIES = ("DEBUG1|DEBUG2|DEBUG3|DEBUG4|DEBUG5|DEBUG|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT|"
                "QUERY|CONTEXT|LOCATION|STATEMENT")
@@ -176,6 +177,7 @@ def parse_log(text: str, fmt: Source, label: str) -> tuple[list[Query], list[Sou
     else:
         records = _json_records(text, label, errors)
     queries: list[Query] = []
+    paths = SessionPaths()  # each session's search_path, as its SET search_path statements leave it
     # Bind durations (planning, for an unnamed statement) waiting for the execute record of the same
     # statement in the same session: (session, text) -> [(query index placeholder, record, ms)].
     binds: dict[tuple[str | None, str], list[tuple[_Record, float]]] = {}
@@ -204,11 +206,13 @@ def parse_log(text: str, fmt: Source, label: str) -> tuple[list[Query], list[Sou
             ms = bound_ms if ms is None else round(ms + bound_ms, 6)
         for span in spans:
             statement = body[span].strip()
+            relations, search_path = paths.resolve(statement, record.session)
             queries.append(Query(text=statement, source=fmt, location=location,
                                  fingerprint=parser.fingerprint(statement), params=params, calls=1,
-                                 total_ms=ms if len(spans) == 1 else None))
+                                 total_ms=ms if len(spans) == 1 else None, relations=relations,
+                                 search_path=search_path))
     # A bind logged without its execute (only the bind took longer than log_min_duration_statement).
-    for (_session, body), left in binds.items():
+    for (session, body), left in binds.items():
         for record, ms in left:
             try:
                 check_nesting(body)
@@ -216,6 +220,8 @@ def parse_log(text: str, fmt: Source, label: str) -> tuple[list[Query], list[Sou
             except ParseError as exc:
                 errors.append(SourceError(f"{label}:{record.line}", str(exc.args[0])))
                 continue
+            relations, search_path = paths.resolve(body, session)
             queries.append(Query(text=body, source=fmt, location=f"{label}:{record.line}", fingerprint=fingerprint,
-                                 params=parameters(record.detail), calls=1, total_ms=ms))
+                                 params=parameters(record.detail), calls=1, total_ms=ms, relations=relations,
+                                 search_path=search_path))
     return queries, errors

@@ -35,7 +35,13 @@ class Query:
     ``total_ms`` (ms) and ``rows`` are known for pg_stat_statements and logs (one call per logged
     execution). ``occurrences`` counts the records merged into this one by :func:`group_by_fingerprint`.
     ``warnings`` (``path:line: message``) say where the statement may not be read as its author meant (a
-    psql variable inside a string literal).
+    psql variable inside a string literal). ``relations`` are the relations the statement names as they
+    resolve under its session's ``search_path``
+    (:func:`~dbtune.workload.statements.named_relations`): ``sales.orders`` and ``other.orders``
+    fingerprint alike, but are not the same statement; ``search_path`` is the path a ``SET search_path``
+    earlier in the statement's session left (``None``: the session's default). ``skipped`` says why the
+    statement is read but neither planned nor run (a pgbench meta-command, whose text it is, or pgbench's
+    ``BEGIN``/``END``).
     """
 
     text: str
@@ -50,6 +56,9 @@ class Query:
     rows: int | None = None
     occurrences: int = 1
     warnings: tuple[str, ...] = ()
+    relations: tuple[str, ...] = ()
+    search_path: tuple[str, ...] | None = None
+    skipped: str | None = None
 
     @property
     def mean_ms(self) -> float | None:
@@ -82,39 +91,46 @@ class SourceError:
 @dataclass(frozen=True)
 class LoadResult:
     """What :func:`~dbtune.workload.load_queries` found: the queries, the statements that did not parse
-    (the rest were still read), and the format the input was read as."""
+    (the rest were still read), the format the input was read as, and for a script the tool's format it
+    was read in (``psql``, ``pgbench``, ``qgen``, ``plain``)."""
 
     queries: tuple[Query, ...]
     errors: tuple[SourceError, ...] = ()
     format: Source = Source.SQL
+    script_format: str | None = None
 
 
 @dataclass(frozen=True)
 class WorkloadQuery:
     """One statement to benchmark: its name, its text with ``$n`` parameters, and the SQL that yields
     sample parameter rows from the data (``None``: find them from the statement's predicates);
-    ``parse_error`` when it does not parse (the bench then lists it as skipped)."""
+    ``parse_error`` when it does not parse and ``skipped`` when it is not the server's (a pgbench
+    meta-command, pgbench's ``BEGIN``/``END``): the bench then lists it as skipped with the reason."""
 
     name: str
     sql: str
     params_sql: str | None = None
     parse_error: str | None = None  # ``path:line: message`` when the statement does not parse
+    skipped: str | None = None
 
 
 def group_by_fingerprint(queries: list[Query] | tuple[Query, ...]) -> list[Query]:
-    """One query per fingerprint, in order of first appearance.
+    """One query per fingerprint and relations, in order of first appearance.
 
-    The first occurrence keeps its text, location, name and parameters; ``occurrences`` is the number of
-    records merged, ``calls``/``total_ms``/``rows`` the sums of the known values (``None`` when no record
-    knew them).
+    pglast's fingerprint ignores schemas (``sales.orders`` and ``other.orders`` fingerprint alike), so
+    statements are merged only when they also name the same relations under their sessions'
+    ``search_path`` (:attr:`Query.relations`). The first occurrence keeps its text, location, name and
+    parameters; ``occurrences`` is the number of records merged, ``calls``/``total_ms``/``rows`` the sums
+    of the known values (``None`` when no record knew them).
     """
-    merged: dict[str, Query] = {}
+    merged: dict[tuple[str, tuple[str, ...]], Query] = {}
     for q in queries:
-        first = merged.get(q.fingerprint)
+        key = (q.fingerprint, q.relations)
+        first = merged.get(key)
         if first is None:
-            merged[q.fingerprint] = q
+            merged[key] = q
             continue
-        merged[q.fingerprint] = replace(
+        merged[key] = replace(
             first,
             calls=_add(first.calls, q.calls),
             total_ms=_add(first.total_ms, q.total_ms),

@@ -16,7 +16,7 @@ from dbtune.db.connect import MARKER, ConnectionSettings, connect
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query, Source, group_by_fingerprint
-from dbtune.workload.statements import explainable_text, reads_user_relations, statement_kind
+from dbtune.workload.statements import SessionPaths, explainable_text, reads_user_relations, statement_kind
 
 PGSS_LOCATION = """
 -- The schema holding the pg_stat_statements view in this database, if the extension is created.
@@ -63,8 +63,9 @@ def pg_stat_statements_queries(source: ConnectionSettings | psycopg.Connection, 
     not parse, ``<insufficient privilege>``, dbtune's own statements (their text carries
     :data:`~dbtune.db.connect.MARKER`), statements on version tables only (Alembic's ``alembic_version``,
     dbtune's ``dbtune_version``) and statements that read only system catalogs or no relation at all, so
-    ``top`` counts the application's statements. Entries with the same pglast fingerprint (the same SQL
-    under several query ids) are one query, located at the first one's ``pgss:<queryid>``, with their
+    ``top`` counts the application's statements. Entries with the same pglast fingerprint and the same
+    relations (:attr:`~dbtune.workload.model.Query.relations`; the same SQL under several query ids) are
+    one query, located at the first one's ``pgss:<queryid>``, with their
     calls, times and rows added up and ``occurrences`` the number of query ids. ``label`` names the
     source in errors. Raises :class:`UsageError` for ``top < 1``, an extension
     that is not created in the database or older than 1.8; :class:`ServerRefused` when the server refuses
@@ -113,8 +114,10 @@ def _top(conn: psycopg.Connection, top: int, include_nested: bool, include_utili
             continue
         queries.append(Query(text=text, source=Source.PG_STAT_STATEMENTS, location=f"pgss:{queryid}",
                              fingerprint=fingerprint, calls=int(calls), total_ms=float(total_ms),
-                             rows=int(n_rows)))
-    # The same statement under several query ids (parameters of other types, another search_path, a
-    # constant of another type) is one statement: its calls and times are added up.
+                             rows=int(n_rows), relations=SessionPaths().resolve(text)[0]))
+    # The same statement under several query ids (parameters of other types, a constant of another type)
+    # is one statement: its calls and times are added up. Qualified names that differ (sales.orders,
+    # other.orders) keep them apart; pg_stat_statements records no search_path, so an unqualified name is
+    # taken under the default path.
     grouped = sorted(group_by_fingerprint(queries), key=lambda q: -(q.total_ms or 0.0))
     return grouped[:top]

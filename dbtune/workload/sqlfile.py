@@ -1,6 +1,8 @@
-"""SQL scripts: psql or pgbench files, and the annotated workload format.
+"""SQL scripts: psql, pgbench, qgen or plain SQL files, and the annotated workload format.
 
-How a script is read:
+How a script is read (the format given, or detected: :mod:`dbtune.workload.formats`; a qgen template is
+first rewritten as a psql script; plain SQL skips the psql rules of step 1; a pgbench script's
+meta-commands and ``BEGIN``/``END`` are kept as statements skipped with why):
 
 1. psql's own lexical rules (psqlscan.l) find what the server never sees: meta-commands (a backslash
    outside quotes and comments, to the end of the line: ``\\set``, ``\\timing``, ``\\i``, ``\\c`` …) are
@@ -32,11 +34,12 @@ from pglast.parser import ParseError
 
 from dbtune.escape import clip
 from dbtune.pgsql import check_nesting
+from dbtune.workload.formats import TRANSACTION_CONTROL, WorkloadFormat, detect_format, qgen_text
 from dbtune.workload.model import Query, Source, SourceError
-from dbtune.workload.statements import utility_statement
+from dbtune.workload.statements import SessionPaths, explainable_text, utility_statement
 
-# psql ends the query buffer and sends it on these meta-commands (psql's exec_command).
-_SENDING = re.compile(r"\\(g|gx|gset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
+# psql ends the query buffer and sends it on these meta-commands (psql's exec_command; pgbench's \aset too).
+_SENDING = re.compile(r"\\(g|gx|gset|aset|gexec|gdesc|watch|crosstabview)(?![A-Za-z])")
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
@@ -66,6 +69,7 @@ class _Lexed:
     annotations: list[_Annotation]
     semicolons: list[int]  # offsets of the ";" that end statements for psql
     quoted_markers: list[tuple[int, str, str]] = field(default_factory=list)  # (offset, marker, literal)
+    meta_commands: list[tuple[int, str]] = field(default_factory=list)  # (offset, text) of each one blanked
 
 
 # A psql variable reference written inside a string literal (qgen's `interval ':1' day`): psql leaves it
@@ -73,8 +77,12 @@ class _Lexed:
 _QUOTED_MARKER = re.compile(r"(?<![\w:]):(?:[A-Za-z_]\w*|\d+)")
 
 
-def _lex(text: str) -> _Lexed:
-    """psql's view of ``text``: blank meta-commands, find variable references and annotations."""
+def _lex(text: str, fmt: WorkloadFormat = WorkloadFormat.PSQL) -> _Lexed:
+    """psql's view of ``text``: blank meta-commands, find variable references and annotations. ``plain``
+    text has neither (a backslash and a colon are the server's); a pgbench meta-command goes on to the
+    next line after a backslash at the end of its line."""
+    interpolate = fmt is not WorkloadFormat.PLAIN
+    meta_commands: list[tuple[int, str]] = []
     out: list[str] | None = None  # a copy of the text, made only when a meta-command is blanked
     placeholders: list[_Placeholder] = []
     annotations: list[_Annotation] = []
@@ -125,17 +133,23 @@ def _lex(text: str) -> _Lexed:
             if tag is not None:
                 close = text.find(tag.group(0), tag.end())
                 end = n if close < 0 else close + len(tag.group(0))
-        elif token == "\\":
+        elif token == "\\" and interpolate:
             end = text.find("\n", i)
             end = n if end < 0 else end
+            while fmt is WorkloadFormat.PGBENCH and end < n and text[i:end].rstrip(" \t\r").endswith("\\"):
+                following = text.find("\n", end + 1)  # backslash-newline: the meta-command goes on
+                end = n if following < 0 else following
+            meta_commands.append((i, text[i:end]))
             if out is None:
                 out = list(text)
-            out[i:end] = " " * (end - i)
+            out[i:end] = [c if c == "\n" else " " for c in text[i:end]]
             if _SENDING.match(text, i):
                 out[i] = ";"
                 semicolons.append(i)
-        elif token == "::":
+        elif token == "::" or token == "\\":
             pass
+        elif token[0] == ":" and not interpolate:
+            end = i + 1
         elif token[0] == ":":
             if brackets == 0:
                 if token in (":'", ':"'):
@@ -161,7 +175,7 @@ def _lex(text: str) -> _Lexed:
             brackets = 0
         m = _SPECIAL.search(text, max(end, i + 1))
     return _Lexed("".join(out) if out is not None else text, placeholders, annotations, semicolons,
-                  quoted_markers)
+                  quoted_markers, meta_commands)
 
 
 def _string_end(text: str, start: int, escapes: bool) -> int:
@@ -265,7 +279,9 @@ class _Piece:
 
 @dataclass(frozen=True)
 class ScriptStatement:
-    """One statement of a script: its text, 1-based line, and its ``-- name:``/``-- params:``."""
+    """One statement of a script: its text, 1-based line, and its ``-- name:``/``-- params:``;
+    ``skipped`` says why it is read but neither planned nor run (a pgbench meta-command, whose ``text`` it
+    is, or pgbench's ``BEGIN``/``END``)."""
 
     text: str
     line: int
@@ -273,17 +289,55 @@ class ScriptStatement:
     name: str | None = None
     params_sql: str | None = None
     warnings: tuple[str, ...] = ()  # ``label:line: message``: read, but maybe not as its author meant
+    skipped: str | None = None
 
 
-def split_script(text: str, label: str) -> tuple[list[ScriptStatement], list[SourceError]]:
-    """The statements of a psql/pgbench script (see the module docstring) and those that do not parse.
+@dataclass(frozen=True)
+class Script:
+    """What :func:`read_script` found: the statements (skipped ones included, in line order), those that
+    do not parse, and the format the script was read as."""
+
+    statements: tuple[ScriptStatement, ...]
+    errors: tuple[SourceError, ...]
+    format: WorkloadFormat
+
+
+def split_script(text: str, label: str,
+                 fmt: WorkloadFormat | None = None) -> tuple[list[ScriptStatement], list[SourceError]]:
+    """:func:`read_script`'s statements and errors."""
+    script = read_script(text, label, fmt)
+    return list(script.statements), list(script.errors)
+
+
+def _pgbench_skip(meta: str) -> str:
+    command = meta.split(None, 1)[0].lstrip("\\").lower()
+    if command in ("set", "setshell"):
+        why = "it sets a pgbench variable; dbtune samples the values of the statements' $n from the data"
+    elif command in ("gset", "aset"):
+        why = "it stores a result in pgbench variables"
+    else:
+        why = "it runs in pgbench, not on the server"
+    return f"pgbench meta-command \\{command} skipped: {why}"
+
+
+def read_script(text: str, label: str, fmt: WorkloadFormat | None = None) -> Script:
+    """The statements of a psql, pgbench, qgen or plain script (see the module docstring and
+    :mod:`dbtune.workload.formats`; ``fmt`` ``None``: :func:`~dbtune.workload.formats.detect_format`) and
+    those that do not parse.
 
     ``label`` prefixes error locations (``label:line``). Errors carry the line of the error, the parser's
     message and the statement's name. A utility statement that does not parse (``DO $1``, as
     pg_stat_statements writes it) is kept, for its reader to skip as a utility statement; a psql variable
-    written inside a string literal is a warning on its statement.
+    written inside a string literal is a warning on its statement. In a pgbench script, each meta-command
+    and each transaction control statement (``BEGIN``, ``END`` …) is a statement with ``skipped`` set.
     """
-    lexed = _lex(text)
+    detected = fmt is None
+    fmt = detect_format(text) if fmt is None else fmt
+    if fmt is WorkloadFormat.QGEN:
+        text = qgen_text(text)  # same lines; markers as psql variables
+    lexed = _lex(text, fmt)
+    if detected and fmt is WorkloadFormat.PSQL and not lexed.meta_commands and not lexed.placeholders:
+        fmt = WorkloadFormat.PLAIN  # nothing for psql to read: the server's SQL as it is
     probe = _probe(lexed)
     lines = _Lines(text)
     errors: list[SourceError] = []
@@ -332,12 +386,24 @@ def split_script(text: str, label: str) -> tuple[list[ScriptStatement], list[Sou
             f"{label}:{lines.line(offset)}: {marker} inside the string literal {clip(literal, 60)} is not a psql "
             "variable (psql substitutes variables only outside quotes): the server gets the text as written"
             for offset, marker, literal in lexed.quoted_markers if piece.start <= offset < piece.stop)
-        fingerprint = (parser.fingerprint(piece.text) if piece.error is None else
-                       hashlib.sha1(" ".join(piece.text.split()).encode()).hexdigest()[:16])
-        found.append(ScriptStatement(piece.text, lines.line(piece.start), fingerprint, name, params.get(k),
-                                     warnings))
+        fingerprint = parser.fingerprint(piece.text) if piece.error is None else _text_hash(piece.text)
+        body = explainable_text(piece.text) if fmt is WorkloadFormat.QGEN else piece.text  # date $1: $1::date
+        utility = utility_statement(piece.text) if fmt is WorkloadFormat.PGBENCH else None
+        skipped = (f"{utility} skipped: pgbench's transaction control; dbtune plans and runs each statement on "
+                   "its own" if utility in TRANSACTION_CONTROL else None)
+        found.append(ScriptStatement(body, lines.line(piece.start), fingerprint, name, params.get(k),
+                                     warnings, skipped))
+    if fmt is WorkloadFormat.PGBENCH:
+        found += [ScriptStatement(meta.strip(), lines.line(offset), _text_hash(meta), skipped=_pgbench_skip(meta))
+                  for offset, meta in lexed.meta_commands]
+        found.sort(key=lambda s: s.line)
     errors.sort(key=lambda e: _sort_key(e.location))
-    return found, errors
+    return Script(tuple(found), tuple(errors), fmt)
+
+
+def _text_hash(text: str) -> str:
+    """A stand-in fingerprint for text pglast cannot fingerprint: its words, hashed."""
+    return hashlib.sha1(" ".join(text.split()).encode()).hexdigest()[:16]
 
 
 def _sort_key(location: str) -> tuple[str, int]:
@@ -362,9 +428,16 @@ def _check(body: str) -> tuple[str, int] | None:
     return None
 
 
-def parse_script(text: str, label: str) -> tuple[list[Query], list[SourceError]]:
-    """:func:`split_script` as :class:`Query` objects (source ``sql``, location ``label:line``)."""
-    statements, errors = split_script(text, label)
-    queries = [Query(text=s.text, source=Source.SQL, location=f"{label}:{s.line}", fingerprint=s.fingerprint,
-                     name=s.name, params_sql=s.params_sql, warnings=s.warnings) for s in statements]
-    return queries, errors
+def parse_script(text: str, label: str,
+                 fmt: WorkloadFormat | None = None) -> tuple[list[Query], list[SourceError], WorkloadFormat]:
+    """:func:`read_script` as :class:`Query` objects (source ``sql``, location ``label:line``), and the
+    format the script was read as."""
+    script = read_script(text, label, fmt)
+    paths = SessionPaths()  # the script is one session: its SET search_path statements apply to what follows
+    queries = []
+    for s in script.statements:
+        relations, search_path = paths.resolve(s.text) if s.skipped is None else ((), None)
+        queries.append(Query(text=s.text, source=Source.SQL, location=f"{label}:{s.line}", fingerprint=s.fingerprint,
+                             name=s.name, params_sql=s.params_sql, warnings=s.warnings, relations=relations,
+                             search_path=search_path, skipped=s.skipped))
+    return queries, list(script.errors), script.format

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pglast import ast, parser
+from pglast import ast, enums, parser
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
 from dbtune.pgsql import parse_sql
+from dbtune.sqlnames import qualified, quote_ident
 
 
 def statement_kind(sql: str) -> str:
@@ -108,8 +109,8 @@ def utility_statement(sql: str) -> str | None:
         tokens = [t for t in scan(sql) if t.name not in ("C_COMMENT", "SQL_COMMENT")]
     except ParseError:
         return None
-    if not tokens or tokens[0].name in _EXPLAINABLE_WORDS or tokens[0].name in ("IDENT", "PARAM"):
-        return None
+    if not tokens or tokens[0].name in _EXPLAINABLE_WORDS or tokens[0].kind == "NO_KEYWORD":
+        return None  # a name, a parameter, punctuation (a psql `:x` read as plain SQL): no utility word
     if tokens[0].name == "CREATE" and "AS" in {t.name for t in tokens[1:12]}:
         return None  # CREATE TABLE … AS / CREATE MATERIALIZED VIEW … AS: EXPLAIN takes them
     return sql[tokens[0].start:tokens[0].end + 1].upper()
@@ -162,3 +163,73 @@ def explainable_text(sql: str) -> str:
         return rewritten if parser.fingerprint(rewritten) == parser.fingerprint(sql) else sql
     except ParseError:
         return sql
+
+
+# --- the relations a statement names -------------------------------------------------------------------
+
+
+def set_search_path(stmt: ast.Node | None) -> tuple[bool, tuple[str, ...] | None]:
+    """Whether ``stmt`` sets the session's ``search_path`` (``SET [SESSION | LOCAL] search_path TO …``,
+    ``RESET search_path``, ``SET search_path TO DEFAULT``), and the path it sets (``None``: back to the
+    session's default, which only the server knows). See
+    https://www.postgresql.org/docs/current/sql-set.html and ddl-schemas.html#DDL-SCHEMAS-PATH."""
+    if not isinstance(stmt, ast.VariableSetStmt) or (stmt.name or "").lower() != "search_path":
+        return False, None
+    if stmt.kind != enums.VariableSetKind.VAR_SET_VALUE:
+        return True, None  # RESET, SET … TO DEFAULT
+    schemas: list[str] = []
+    for arg in stmt.args or ():
+        value = getattr(getattr(arg, "val", None), "sval", None)
+        if isinstance(value, str):
+            schemas += [s.strip() for s in value.split(",") if s.strip()]
+    return True, tuple(schemas)
+
+
+def named_relations(tree: tuple[ast.RawStmt, ...] | list[ast.RawStmt] | ast.Node,
+                    search_path: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The relations a parsed statement names (its own CTEs left out), sorted and distinct, each as it
+    resolves under the session's ``search_path`` without a catalog: ``schema.name`` (quoted as needed)
+    when written qualified, ``name`` when unqualified under the session's default path (``None``), and
+    ``name (search_path a, b)`` under a path the session set. Two statements with the same pglast
+    fingerprint (which ignores schemas) are the same statement only when these are equal too."""
+    ctes: set[str] = set()
+    found: set[str] = set()
+    written: list[ast.RangeVar] = []
+    for node in walk(tree):
+        if isinstance(node, ast.CommonTableExpr) and node.ctename:
+            ctes.add(node.ctename)
+        elif isinstance(node, ast.RangeVar) and node.relname:
+            written.append(node)
+    path = f" (search_path {', '.join(search_path)})" if search_path is not None else ""
+    for rv in written:
+        assert rv.relname is not None
+        if rv.schemaname:
+            found.add(qualified(rv.schemaname, rv.relname) if not rv.catalogname else
+                      f"{quote_ident(rv.catalogname)}.{qualified(rv.schemaname, rv.relname)}")
+        elif rv.relname not in ctes:
+            found.add(f"{quote_ident(rv.relname)}{path}")
+    return tuple(sorted(found))
+
+
+class SessionPaths:
+    """The ``search_path`` of each session of a source, followed statement by statement: a script is one
+    session; a log's sessions are its ``session_id`` (stderr: one, ``None``)."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str | None, tuple[str, ...] | None] = {}
+
+    def resolve(self, text: str, session: str | None = None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        """:func:`named_relations` of ``text`` under the session's path as it stands (``()`` for text
+        that does not parse), and that path (``None``: the session's default); a ``SET search_path`` in
+        ``text`` changes the path for what follows."""
+        path = self._paths.get(session)
+        try:
+            tree = parse_sql(text)
+        except ParseError:
+            return (), path
+        found = named_relations(tree, path)
+        for raw in tree:
+            sets, new_path = set_search_path(raw.stmt)
+            if sets:
+                self._paths[session] = new_path
+        return found, path

@@ -21,7 +21,8 @@ How a statement is read:
    ``created_at::date``) is reported with the statement's own text of it, rendered by pglast: sqlglot's
    rendering is never used as SQL (it rewrites some constructs, e.g. ``interval $1``).
 
-Results are cached per exact text, and per pglast fingerprint, except for statements whose usage depends
+Results are cached per exact text, and per pglast fingerprint and the relations named (the fingerprint
+ignores schemas: ``sales.orders`` and ``other.orders`` fingerprint alike), except for statements whose usage depends
 on their constants (a ``LIKE`` pattern, an expression, ``ORDER BY 1``): those are cached per fingerprint
 and the constants of the text (as the server's scanner reads them), so white space and comments still hit
 the cache.
@@ -53,7 +54,7 @@ from dbtune.catalog.model import Snapshot
 from dbtune.pgsql import check_nesting, parse_sql
 from dbtune.workload.model import ExpressionUse, QueryUsage, TableUsage, Usage
 from dbtune.workload.schema import SchemaRelation, WorkloadSchema
-from dbtune.workload.statements import fields, walk
+from dbtune.workload.statements import fields, named_relations, walk
 
 DIALECT = "postgres"
 DEFAULT_CACHE_SIZE = 10_000
@@ -323,7 +324,8 @@ class UsageAnalyzer:
                 self.hits += 1
                 return hit
         try:
-            fingerprint = parser.fingerprint(text)
+            # The fingerprint ignores schemas: sales.orders and other.orders are told apart by the names.
+            fingerprint = f"{parser.fingerprint(text)} {' '.join(named_relations(parse_sql(text)))}"
         except ParseError as exc:
             return QueryUsage(reason=f"does not parse: {exc.args[0]}")
         constants: tuple[str, ...] | None = None
