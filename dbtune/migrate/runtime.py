@@ -322,10 +322,11 @@ def same_index_definition(planned_sql: str, existing_def: str) -> bool:
         return False
 
 
-def _equivalent_index(conn: Any, table: str | None, sql: str) -> str | None:
+def _equivalent_index(conn: Any, table: str | None, sql: str, *, dry_run: bool = False) -> str | None:
     """A valid index of ``table`` that is ``sql``'s index in substance, whatever its name (method,
     uniqueness, key columns with order, operator class and collation, INCLUDE, predicate; compared by
-    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes), or ``None``."""
+    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes), or ``None``. When another
+    session holds ``table`` in ACCESS EXCLUSIVE: ``None`` in a dry run, else :class:`ApplyError` naming it."""
     from dbtune.checks.matching import index_signature
 
     if not table:
@@ -336,6 +337,14 @@ def _equivalent_index(conn: Any, table: str | None, sql: str) -> str | None:
         return None
     from sqlalchemy import text
 
+    # pg_get_indexdef waits behind an ACCESS EXCLUSIVE lock on the table, with no lock_timeout in a dry run:
+    # look first, without a lock, and say who holds it instead of hanging.
+    held = locks.conflicting_holders(_run_sql(conn), "ACCESS SHARE", [table])
+    if held:
+        if dry_run:
+            return None  # the dry run's warning names the holder
+        raise ApplyError(f"cannot compare {_shown(table)}'s indexes with the planned one: "
+                         f"{locks.describe_all(held)}; apply again once it is released")
     rows = conn.execute(text(
         "SELECT i.indexrelid::pg_catalog.regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid) "
         "FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass(:t) AND i.indisvalid "
@@ -445,7 +454,7 @@ def build_index(op: Any, index: str, sql: str) -> None:
     conn = op.get_bind()
     if opts.dry_run:
         state = _index_state(conn, index)
-        same = _equivalent_index(conn, table, sql) if state is None else None
+        same = _equivalent_index(conn, table, sql, dry_run=True) if state is None else None
         note = " (exists, INVALID: would be dropped and rebuilt)" if state and not state[0] else (
             " (exists: nothing to do)" if state else "")
         if same is not None:
