@@ -81,6 +81,8 @@ def apply_command(
     statement_timeout: Annotated[str, typer.Option("--statement-timeout",
                                                    help="Per step; 0 = none (index builds can be long).")] = "0",
     retries: Annotated[int, typer.Option("--retries", help="Retries when a lock is not granted.")] = 5,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another applier's migration lock (an "
+                                       "orphaned build included) instead of refusing the run.")] = False,
     target: Annotated[str, typer.Option("--target", help="Revision to upgrade to.")] = "head",
     downgrade_to: Annotated[str | None, typer.Option("--downgrade-to", help="Undo revisions down to this "
                                                      "revision (base: all).", show_default=False)] = None,
@@ -96,7 +98,7 @@ def apply_command(
     try:
         options = ApplyOptions(lock_timeout_ms=parse_timeout_ms(lock_timeout),
                                statement_timeout_ms=parse_timeout_ms(statement_timeout), retries=retries,
-                               dry_run=dry_run,
+                               dry_run=dry_run, wait=wait,
                                # A dry run's report is its output (stdout); a real run's is progress (stderr).
                                report=typer.echo if dry_run else lambda m: note(m, quiet))
     except ValueError as exc:

@@ -24,7 +24,8 @@ import psycopg
 from psycopg import conninfo, sql
 from psycopg.rows import Row
 
-from dbtune.errors import ConnectionFailed, ServerRefused, UsageError
+from dbtune.errors import ConnectionFailed, DbtuneError, ServerRefused, UsageError
+from dbtune.escape import one_line
 
 DEFAULT_CONNECT_TIMEOUT_S = 10
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
@@ -346,7 +347,8 @@ def read_only_snapshot(settings: ConnectionSettings) -> Iterator[psycopg.Connect
         except psycopg.Error as exc:
             # A catalog query the server cancelled (statement_timeout, lock_timeout) or refused.
             reason = _scrub(str(exc), settings.dsn, settings.password())
-            raise ServerRefused(f"{describe(settings)} refused a catalog query: {reason}") from None
+            held = _locked_relations(settings) if exc.sqlstate == "55P03" else ""
+            raise ServerRefused(f"{describe(settings)} refused a catalog query: {reason}{held}") from None
     finally:
         try:
             if not conn.closed:
@@ -355,3 +357,18 @@ def read_only_snapshot(settings: ConnectionSettings) -> Iterator[psycopg.Connect
             pass
         finally:
             conn.close()
+
+
+def _locked_relations(settings: ConnectionSettings) -> str:
+    """``: public.t is held in ACCESS EXCLUSIVE by pid 123 (…)`` for every relation of the database that
+    another session holds in ACCESS EXCLUSIVE (the only level that blocks a catalog read), read on a
+    second connection; empty when there is none or it cannot be read."""
+    from dbtune.db.locks import conflicting_holders
+
+    try:
+        with connect(settings, autocommit=True) as conn:
+            holders = conflicting_holders(lambda sql, params: conn.execute(sql, params).fetchall(),  # type: ignore[arg-type]
+                                          "ACCESS SHARE", None)
+    except (psycopg.Error, DbtuneError):
+        return ""
+    return "".join(f"; {one_line(h.relation or '?')} is held in {h.level} by {h.describe()}" for h in holders)

@@ -13,7 +13,7 @@ from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate.env import engine_for, recorded_heads
 from dbtune.migrate.plan import MigrationPlan, plan_migration
 from dbtune.migrate.report_input import findings_from_report
-from dbtune.migrate.runtime import ApplyOptions
+from dbtune.migrate.runtime import ApplyError, ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
 from dbtune.model import Finding
 
@@ -90,7 +90,7 @@ def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions |
     options = options or ApplyOptions()
     before = {s.revision for s in status(directory, settings, version_table=version_table) if s.applied}
     cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
-                         dbtune_version_table=version_table)
+                         dbtune_version_table=version_table, dbtune_wait=options.wait)
     _run(command.upgrade, cfg, target)
     after = status(directory, settings, version_table=version_table)
     return [s.revision for s in after if s.applied and s.revision not in before]
@@ -105,12 +105,16 @@ def downgrade(directory: Path, settings: ConnectionSettings, target: str,
     options = options or ApplyOptions()
     status(directory, settings, version_table=version_table)
     cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
-                         dbtune_version_table=version_table)
+                         dbtune_version_table=version_table, dbtune_wait=options.wait)
     _run(command.downgrade, cfg, target)
 
 
 def _run(fn: Any, cfg: Any, target: str) -> None:
+    import psycopg
     from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dbtune.escape import one_line
 
     try:
         fn(cfg, target)
@@ -118,3 +122,8 @@ def _run(fn: Any, cfg: Any, target: str) -> None:
         raise
     except CommandError as exc:
         raise UsageError(f"alembic: {exc}") from None
+    except (SQLAlchemyError, psycopg.Error) as exc:
+        # Outside any step (the version table, the migration lock): the session failed or the server went
+        # away (a fast or immediate shutdown).
+        orig = getattr(exc, "orig", None) or exc
+        raise ApplyError(f"the server ended the migration run: {one_line(' '.join(str(orig).split()))}") from None

@@ -13,10 +13,15 @@ See https://alembic.sqlalchemy.org/en/latest/api/runtime.html.
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import time
 from typing import Any
 
 from dbtune.db.connect import ConnectionSettings, connect, resolve
 from dbtune.errors import DbtuneError, ExitCode
+from dbtune.escape import one_line
 
 # pg_advisory_lock key: the bytes "dbtune" read as an integer.
 ADVISORY_LOCK_KEY = int.from_bytes(b"dbtune", "big")
@@ -84,14 +89,7 @@ def run_env(context: Any) -> None:
         return
     engine = engine_for(settings_of(config))
     with engine.connect() as connection:
-        got = connection.exec_driver_sql(f"SELECT pg_catalog.pg_try_advisory_lock({ADVISORY_LOCK_KEY})").scalar()
-        if not got:
-            holder = connection.exec_driver_sql(
-                "SELECT a.pid, a.application_name FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a "
-                f"ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objid = {ADVISORY_LOCK_KEY & 0xFFFFFFFF} "
-                "AND l.granted LIMIT 1").first()
-            who = f" (pid {holder[0]}, {holder[1]})" if holder else ""
-            raise ApplyInProgress(f"another migration run holds the dbtune migration lock{who}")
+        _take_migration_lock(connection, config)
         connection.commit()
         dry_run = bool(config.attributes.get("dbtune_dry_run"))
         try:
@@ -107,5 +105,80 @@ def run_env(context: Any) -> None:
                 pass
             connection.commit()
         finally:
-            connection.exec_driver_sql(f"SELECT pg_catalog.pg_advisory_unlock({ADVISORY_LOCK_KEY})")
-            connection.commit()
+            try:
+                connection.exec_driver_sql(f"SELECT pg_catalog.pg_advisory_unlock({ADVISORY_LOCK_KEY})")
+                connection.commit()
+            except Exception:  # noqa: BLE001 - the session is gone (a server restart), and its lock with it;
+                pass  # the error that ended the run is the one to report
+
+
+# The applier's application_name: which client process runs it, so that a refused run can tell whether
+# the holder's client is still alive (pg_stat_activity knows nothing of a Unix-socket client).
+_APPLIER = re.compile(r"^dbtune migrate apply: pid (\d+) on (.+)$")
+
+
+def applier_name() -> str:
+    """``dbtune migrate apply: pid 123 on host`` (cut to 63 bytes, PostgreSQL's NAMEDATALEN - 1)."""
+    return f"dbtune migrate apply: pid {os.getpid()} on {socket.gethostname()}"[:63]
+
+
+_HOLDER = f"""
+/* the session holding dbtune's migration lock: pid, application_name, state, wait event, current query */
+SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.query
+FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.objid = {ADVISORY_LOCK_KEY & 0xFFFFFFFF} AND l.granted
+LIMIT 1
+"""
+
+
+def _client_gone(application_name: str) -> str | None:
+    """``pid 123 on host``, when ``application_name`` names an applier on this host whose process is gone."""
+    found = _APPLIER.match(application_name or "")
+    if not found or not socket.gethostname().startswith(found.group(2)):  # another host (or cut short)
+        return None
+    pid = int(found.group(1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"pid {pid} on {found.group(2)}"
+    except PermissionError:
+        return None  # alive, another user's
+    return None
+
+
+def describe_holder(row: Any) -> str:
+    """The holder of the migration lock, for a person: its pid, whether its client is gone (an applier
+    killed with ``kill -9`` leaves the server backend running its statement, lock held, until the statement
+    ends), and what it is doing."""
+    pid, application_name, state, wait_type, wait_event, query = row
+    gone = _client_gone(str(application_name or ""))
+    doing = " ".join(str(query or "").split())[:160]
+    waiting = f", waiting on {wait_type}/{wait_event}" if wait_type else ""
+    if gone is not None and state == "active":
+        return one_line(f"server backend pid {pid}, whose client ({gone}) is gone, is still running: {doing} "
+                        f"(state {state}{waiting}); it releases the lock when that statement ends (re-run with "
+                        f"--wait, or end it with SELECT pg_cancel_backend({pid}))")
+    return one_line(f"pid {pid}, {application_name or 'no application_name'}, state {state}{waiting}"
+                    + (f": {doing}" if doing else ""))
+
+
+def _take_migration_lock(connection: Any, config: Any) -> None:
+    """Take the session advisory lock that keeps appliers apart, waiting for it when the run was started with
+    ``--wait`` (``attributes["dbtune_wait"]``). Raises :class:`ApplyInProgress` naming the holder."""
+    connection.exec_driver_sql("SELECT pg_catalog.set_config('application_name', %(n)s, false)",
+                               {"n": applier_name()})
+    wait = bool(config.attributes.get("dbtune_wait")) if config is not None else False
+    report = config.attributes.get("dbtune_apply").report if config is not None and hasattr(
+        config.attributes.get("dbtune_apply"), "report") else None
+    said = False
+    while not connection.exec_driver_sql(
+            f"SELECT pg_catalog.pg_try_advisory_lock({ADVISORY_LOCK_KEY})").scalar():
+        holder = connection.exec_driver_sql(_HOLDER).first()
+        who = describe_holder(holder) if holder else "a session that has just ended"
+        if not wait:
+            raise ApplyInProgress(f"another migration run holds the dbtune migration lock: {who}")
+        if not said and report is not None:
+            report(f"waiting for the dbtune migration lock, held by {who}")
+            said = True
+        connection.commit()
+        time.sleep(0.5)

@@ -34,7 +34,9 @@ from typing import Any
 
 from pglast import ast
 
+from dbtune.db import locks
 from dbtune.errors import DbtuneError, ExitCode
+from dbtune.escape import one_line
 from dbtune.pgsql import parse_one
 from dbtune.units import size_pretty
 
@@ -62,6 +64,7 @@ class ApplyOptions:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     dry_run: bool = False
+    wait: bool = False  # wait for another applier's migration lock instead of refusing the run
     report: Callable[[str], None] = field(default=_stderr)
 
 
@@ -99,66 +102,154 @@ def _one(conn: Any, sql: str, **params: Any) -> Any:
     return conn.execute(text(sql), params).first()
 
 
+_SIZE = """
+/* the size of a relation from relpages (no lock taken): its heap, TOAST and indexes, and those of every
+   partition below it (a partitioned table has no storage of its own) */
+WITH RECURSIVE tree(oid) AS (
+    SELECT pg_catalog.to_regclass(%(t)s)::oid
+    UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid
+), rels AS (
+    SELECT c.oid FROM pg_catalog.pg_class c JOIN tree ON tree.oid = c.oid
+    UNION SELECT c.reltoastrelid FROM pg_catalog.pg_class c JOIN tree ON tree.oid = c.oid WHERE c.reltoastrelid <> 0
+    UNION SELECT x.indexrelid FROM pg_catalog.pg_index x JOIN tree ON tree.oid = x.indrelid
+)
+SELECT sum(GREATEST(c.relpages, 0))::bigint * pg_catalog.current_setting('block_size')::bigint,
+       (SELECT count(*) - 1 FROM tree)
+FROM pg_catalog.pg_class c JOIN rels ON rels.oid = c.oid
+"""
+
+
 def _size(conn: Any, table: str | None) -> str:
+    """``, public.t is 16 kB`` (``pg_size_pretty``'s form): read from ``pg_class.relpages`` (as of the last VACUUM or
+    ANALYZE), which takes no lock, so a table held in ACCESS EXCLUSIVE does not stall the dry run; a
+    partitioned table counts its partitions."""
     if not table:
         return ""
-    row = _one(conn, "SELECT pg_catalog.pg_total_relation_size(pg_catalog.to_regclass(:t))", t=table)
-    return f", {table} is {size_pretty(row[0])}" if row and row[0] is not None else ""
+    row = conn.exec_driver_sql(_SIZE, {"t": table}).first()
+    if not row or row[0] is None:
+        return ""
+    below = f" with the {row[1]} relations below it" if row[1] else ""
+    return f", {_shown(table)} is {size_pretty(row[0])}{below}"
+
+
+def _shown(text: str) -> str:
+    return one_line(text)
 
 
 def _one_line(sql: str) -> str:
-    return " ".join(sql.split()).replace(" ,", ",")
+    return one_line(" ".join(sql.split()).replace(" ,", ","))
 
 
-def _lock_of(sql: str) -> str:
+def _lock_of(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The lock level a statement takes and the other tables it takes it on (the referenced table of a
+    foreign key, locked SHARE ROW EXCLUSIVE as the referencing one is)."""
     head = " ".join(sql.split()).upper()
     if "CONCURRENTLY" in head or "VALIDATE CONSTRAINT" in head or head.startswith("ANALYZE"):
-        return "SHARE UPDATE EXCLUSIVE"
+        return "SHARE UPDATE EXCLUSIVE", ()
     if head.startswith("CREATE") and " ON ONLY " in head:
-        return "SHARE"
+        return "SHARE", ()
     if head.startswith("ALTER INDEX") and "ATTACH PARTITION" in head:
-        return "SHARE UPDATE EXCLUSIVE"
+        return "SHARE UPDATE EXCLUSIVE", ()
     if head.startswith(("ALTER DATABASE", "ALTER ROLE")):
-        return "no table lock"
-    return "ACCESS EXCLUSIVE"
+        return "no table lock", ()
+    referenced = _foreign_key_target(sql)
+    if referenced is not None:
+        return "SHARE ROW EXCLUSIVE", (referenced,)
+    return "ACCESS EXCLUSIVE", ()
 
 
-def _holders(conn: Any, table: str | None) -> str:
-    """The other sessions holding locks on ``table`` right now, as ``pid 123 (idle in transaction): …``."""
-    if not table:
-        return ""
-    from sqlalchemy import text
+def _foreign_key_target(sql: str) -> str | None:
+    """The referenced table of ``ALTER TABLE … ADD [CONSTRAINT …] FOREIGN KEY … REFERENCES t``, else ``None``."""
+    try:
+        from pglast.enums import ConstrType
+        from pglast.stream import RawStream
 
-    rows = conn.execute(text(
-        "SELECT DISTINCT a.pid, a.state, left(a.query, 120) FROM pg_catalog.pg_locks l "
-        "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.relation = pg_catalog.to_regclass(:t) AND l.granted AND l.pid <> pg_catalog.pg_backend_pid()"),
-        {"t": table}).all()
-    return "; ".join(f"pid {pid} ({state}): {' '.join((query or '').split())}" for pid, state, query in rows)
+        stmt = parse_one(sql, ast.AlterTableStmt)
+    except Exception:  # noqa: BLE001 - not an ALTER TABLE
+        return None
+    for cmd in stmt.cmds or ():
+        constraint = getattr(cmd, "def_", None)
+        if isinstance(constraint, ast.Constraint) and constraint.contype == ConstrType.CONSTR_FOREIGN \
+                and constraint.pktable is not None:
+            return str(RawStream()(constraint.pktable))
+    return None
+
+
+def _run_sql(conn: Any) -> Any:
+    return lambda sql, params: conn.exec_driver_sql(sql, params).all()
+
+
+def _blockers(conn: Any, sql: str, table: str | None, since: Any) -> str:
+    """Who a step waits for: the sessions whose locks on its tables conflict with its lock level (``held
+    by``), and, for a concurrent build or drop, the transactions open since before ``since`` (a server
+    timestamp) that its concurrent phases wait for. Empty when there are none."""
+    level, others = _lock_of(sql)
+    tables = [t for t in (table, *others) if t]
+    parts = []
+    if tables and level in locks.CONFLICTS:
+        held = locks.conflicting_holders(_run_sql(conn), level, tables)
+        if held:
+            parts.append(f"held by {locks.describe_all(held)}")
+    if "CONCURRENTLY" in " ".join(sql.split()).upper():
+        older = locks.older_transactions(_run_sql(conn), since)
+        if older:
+            parts.append(f"waiting for transactions open since before the step: {locks.describe_all(older)}")
+    return "; ".join(parts)
+
+
+def _now(conn: Any) -> Any:
+    return conn.exec_driver_sql("SELECT pg_catalog.clock_timestamp()").scalar()
+
+
+def _connection_lost(conn: Any) -> bool:
+    try:
+        conn.exec_driver_sql("SELECT 1")
+        return False
+    except Exception:  # noqa: BLE001 - any failure of a trivial query: the session is gone
+        return True
 
 
 def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: Callable[[], None] | None = None,
              ) -> None:
-    """Run ``sql`` in autocommit mode under the timeouts, retrying when the lock is not granted."""
+    """Run ``before()`` then ``sql`` in autocommit mode under the timeouts, the two as one attempt, retrying
+    it when a lock (a table lock, or a concurrent phase's wait for an older transaction) is not granted
+    within ``lock_timeout``. Raises :class:`ApplyError` naming the step, the server's reason and, after the
+    last retry, the sessions it waited for."""
     conn = op.get_bind()
     conn.exec_driver_sql(f"SET lock_timeout = {int(opts.lock_timeout_ms)}")
     conn.exec_driver_sql(f"SET statement_timeout = {int(opts.statement_timeout_ms)}")
     delay = opts.backoff_s
     for attempt in range(opts.retries + 1):
-        if before is not None:
-            before()
+        since = None
         try:
+            since = _now(conn)
+            if before is not None:
+                before()
             _send(conn, sql)
             return
         except Exception as exc:
-            if _sqlstate(exc) != LOCK_NOT_AVAILABLE or attempt == opts.retries:
-                raise ApplyError(f"step failed: {' '.join(sql.split())[:160]}: {_reason(exc)}") from None
-            holders = _holders(conn, table)
+            step = _one_line(sql)[:160]
+            if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                if since is None or _connection_lost(conn):
+                    raise ApplyError(f"the server ended the session during step {step}: "
+                                     f"{one_line(_reason(exc))}") from None
+                raise ApplyError(f"step failed: {step}: {one_line(_reason(exc))}") from None
+            blockers = _blockers(conn, sql, table, since)
+            if attempt == opts.retries:
+                raise ApplyError(f"step failed after {opts.retries} retries: {step}: {one_line(_reason(exc))}"
+                                 + (f"; {blockers}" if blockers else "")) from None
             opts.report(f"    lock not granted within {opts.lock_timeout_ms} ms"
-                        + (f"; held by {holders}" if holders else "")
+                        + (f"; {blockers}" if blockers else "")
                         + f"; retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
             time.sleep(delay)
             delay = min(delay * 2, opts.max_backoff_s)
+
+
+def _dry_run_warning(conn: Any, sql: str, table: str | None, opts: ApplyOptions) -> None:
+    """Warn when sessions hold locks (or, for a concurrent step, open transactions) the step would wait for."""
+    blockers = _blockers(conn, sql, table, _now(conn))
+    if blockers:
+        opts.report(f"    warning: this step would wait (up to {opts.lock_timeout_ms} ms, then retry): {blockers}")
 
 
 def _autocommit_block(op: Any) -> Any:
@@ -204,7 +295,10 @@ def run_step(op: Any, sql: str, table: str | None = None) -> None:
         return
     opts = options(op)
     if opts.dry_run:
-        opts.report(f"  would run ({_lock_of(sql)} lock{_size(op.get_bind(), table)}): {_one_line(sql)}")
+        level, others = _lock_of(sql)
+        on = f" on {', '.join(_shown(t) for t in (table, *others) if t)}" if others else ""
+        opts.report(f"  would run ({level} lock{on}{_size(op.get_bind(), table)}): {_one_line(sql)}")
+        _dry_run_warning(op.get_bind(), sql, table, opts)
         return
     with _autocommit_block(op):
         _execute(op, sql, table, opts)
@@ -228,10 +322,11 @@ def same_index_definition(planned_sql: str, existing_def: str) -> bool:
         return False
 
 
-def _equivalent_index(conn: Any, table: str | None, sql: str) -> str | None:
+def _equivalent_index(conn: Any, table: str | None, sql: str, *, dry_run: bool = False) -> str | None:
     """A valid index of ``table`` that is ``sql``'s index in substance, whatever its name (method,
     uniqueness, key columns with order, operator class and collation, INCLUDE, predicate; compared by
-    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes), or ``None``."""
+    :func:`dbtune.checks.matching.index_signature`, as the audit matches indexes), or ``None``. When another
+    session holds ``table`` in ACCESS EXCLUSIVE: ``None`` in a dry run, else :class:`ApplyError` naming it."""
     from dbtune.checks.matching import index_signature
 
     if not table:
@@ -242,6 +337,14 @@ def _equivalent_index(conn: Any, table: str | None, sql: str) -> str | None:
         return None
     from sqlalchemy import text
 
+    # pg_get_indexdef waits behind an ACCESS EXCLUSIVE lock on the table, with no lock_timeout in a dry run:
+    # look first, without a lock, and say who holds it instead of hanging.
+    held = locks.conflicting_holders(_run_sql(conn), "ACCESS SHARE", [table])
+    if held:
+        if dry_run:
+            return None  # the dry run's warning names the holder
+        raise ApplyError(f"cannot compare {_shown(table)}'s indexes with the planned one: "
+                         f"{locks.describe_all(held)}; apply again once it is released")
     rows = conn.execute(text(
         "SELECT i.indexrelid::pg_catalog.regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid) "
         "FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass(:t) AND i.indisvalid "
@@ -280,11 +383,14 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
 
     conn = op.get_bind()
 
+    drop = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
+
     def drop_invalid_leftover() -> None:
+        # Part of each attempt of the step: its wait for old transactions is retried like the build's.
         state = _index_state(conn, index)
         if state is not None and not state[0]:
-            opts.report(f"    dropping INVALID index {index} left by an earlier build")
-            _send(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+            opts.report(f"    dropping INVALID index {_shown(index)} left by an earlier build")
+            _send(conn, drop)
 
     state = _index_state(conn, index)
     if state is not None and state[0]:
@@ -302,14 +408,30 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
     _refuse_duplicate_keys(conn, index, sql)
     try:
         _execute(op, sql, table, opts, before=drop_invalid_leftover)
-    except ApplyError:
-        leftover = _index_state(conn, index)
-        if leftover is not None and not leftover[0]:
-            _send(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {index}")
+    except ApplyError as failed:
+        _drop_leftover(op, index, drop, table, opts, failed)
         raise
     state = _index_state(conn, index)
     if state is None or not state[0]:
         raise ApplyError(f"{index} is not valid after its build (indisvalid = false)")
+
+
+def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: ApplyOptions,
+                   failed: ApplyError) -> None:
+    """After a failed build, drop the INVALID index it left, under the same retries; when even that is not
+    possible (the server is gone, the old transaction is still open), say so in ``failed``'s message: the
+    next run drops it first."""
+    conn = op.get_bind()
+    try:
+        leftover = _index_state(conn, index)
+        if leftover is None or leftover[0]:
+            return
+        opts.report(f"    dropping INVALID index {_shown(index)} left by the failed build")
+        _execute(op, drop, table, opts)
+    except Exception as exc:  # noqa: BLE001 - the build's own failure is the error to raise
+        reason = exc if isinstance(exc, ApplyError) else one_line(_reason(exc))
+        failed.args = (f"{failed.args[0]}; the INVALID index {_shown(index)} it left could not be dropped "
+                       f"({reason}): the next run drops it first",)
 
 
 def build_index(op: Any, index: str, sql: str) -> None:
@@ -332,15 +454,16 @@ def build_index(op: Any, index: str, sql: str) -> None:
     conn = op.get_bind()
     if opts.dry_run:
         state = _index_state(conn, index)
-        same = _equivalent_index(conn, table, sql) if state is None else None
+        same = _equivalent_index(conn, table, sql, dry_run=True) if state is None else None
         note = " (exists, INVALID: would be dropped and rebuilt)" if state and not state[0] else (
             " (exists: nothing to do)" if state else "")
         if same is not None:
             from dbtune.escape import printable
 
             note = f" (an identical index exists as {printable(same)}: nothing to do)"
-        opts.report(f"  would build {index}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
+        opts.report(f"  would build {_shown(index)}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
                     f"{_one_line(sql)}")
+        _dry_run_warning(conn, sql, table, opts)
         return
     with _autocommit_block(op):
         _build(op, opts, index, sql, table)
