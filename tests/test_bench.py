@@ -41,15 +41,15 @@ from dbtune.bench import (
     save_result,
 )
 from dbtune.bench.compare import plan_change
-from dbtune.bench.params import analyse
 from dbtune.bench.plan import plan_shape
 from dbtune.bench.result import CPU_BOUND, ROUND_TRIP
 from dbtune.bench.stats import decode, round_ratio
-from dbtune.bench.workload import statement_kind
 from dbtune.db.local_server import free_port
 from dbtune.errors import UsageError
 from dbtune.report.bench import render_comparison
 from dbtune.samples import guide_file
+from dbtune.workload.params import analyse
+from dbtune.workload.statements import statement_kind
 
 # --- running the CLI in this process: the ``cli`` fixture and ``assert_error`` (tests/cli_runner.py) ---
 

@@ -441,3 +441,17 @@ def test_audit_plans_a_workload_file(cli: CLI, plans_db: conftest.TestDatabase, 
     assert {"what": "plans: gone", "reason": 'EXPLAIN failed: relation "no_such_table" does not exist',
             "privilege": None} in report["skipped"]
     assert_error(cli("audit", "--dsn", plans_db.dsn, "--workload", str(tmp_path / "nope.sql")), 2, "nope.sql")
+
+
+def test_one_plan_node_labeller_serves_explain_and_bench() -> None:
+    """explain's tree and bench's plan shapes name nodes with the same labeller: the same node kinds
+    (a partial aggregate, a backward scan, a quoted index name), with or without schema and alias."""
+    from dbtune.bench.plan import node_label as bench_label
+    from dbtune.plans.model import node_label
+
+    scan = {"Node Type": "Index Scan", "Index Name": "Orders Idx", "Relation Name": "orders", "Schema": "sales",
+            "Alias": "o", "Scan Direction": "Backward"}
+    assert node_label(scan) == 'Index Scan Backward using "Orders Idx" on sales.orders o'
+    assert bench_label(scan) == 'Index Scan Backward using "Orders Idx" on orders'
+    partial = {"Node Type": "Aggregate", "Strategy": "Hashed", "Partial Mode": "Partial"}
+    assert node_label(partial) == bench_label(partial) == "Partial HashAggregate"

@@ -617,10 +617,10 @@ def test_pg_stat_statements_top_level_and_nested(db: conftest.TestDatabase) -> N
 
 def test_bench_uses_the_same_implementation() -> None:
     import dbtune.bench as bench
-    import dbtune.bench.workload as legacy
     import dbtune.workload as workload
+    from dbtune.workload import params
 
     assert bench.load_workload is workload.load_workload and bench.parse_workload is workload.parse_workload
     assert bench.WorkloadQuery is workload.WorkloadQuery
-    assert legacy.pg_stat_statements_workload is workload.pg_stat_statements_workload
-    assert legacy.statement_kind is workload.statement_kind
+    assert bench.pg_stat_statements_workload is workload.pg_stat_statements_workload
+    assert bench.sample_parameters is params.sample_parameters

@@ -15,7 +15,6 @@ works on each query's round statistics (:mod:`dbtune.bench.stats`, :mod:`dbtune.
 """
 
 from dbtune.bench.compare import Comparison, QueryComparison, ResultsDiffer, Verdict, compare
-from dbtune.bench.params import Parameters, ParameterUnresolved, sample_parameters
 from dbtune.bench.plan import PlanShape
 from dbtune.bench.result import (
     RESULT_VERSION,
@@ -31,13 +30,14 @@ from dbtune.bench.result import (
     save_result,
 )
 from dbtune.bench.runner import BenchOptions, run_bench
-from dbtune.bench.workload import (
-    WorkloadQuery,
+from dbtune.workload.load import (
     from_pg_stat_statements,
     load_workload,
     parse_workload,
     pg_stat_statements_workload,
 )
+from dbtune.workload.model import WorkloadQuery
+from dbtune.workload.params import Parameters, ParameterUnresolved, sample_parameters
 
 __all__ = [
     "RESULT_VERSION", "TIMING_SETTINGS", "BenchOptions", "BenchResult", "BenchServer", "Comparison",

@@ -17,9 +17,7 @@ from typing import Any
 import psycopg
 
 from dbtune.db.connect import MarkedRawCursor
-
-_AGGREGATE = {"Sorted": "GroupAggregate", "Hashed": "HashAggregate", "Mixed": "MixedAggregate"}
-_JOINS = {"Hash Join", "Merge Join", "Nested Loop"}
+from dbtune.plans.model import node_label as plans_node_label
 
 
 @dataclass(frozen=True)
@@ -43,23 +41,8 @@ class PlanShape:
 
 
 def node_label(node: dict[str, Any]) -> str:
-    """One plan node as EXPLAIN's text format names it: ``Parallel Seq Scan on orders``, ``Index Scan using
-    idx on orders``, ``Hash Left Join``, ``HashAggregate``, ``Insert on orders``."""
-    kind = str(node.get("Node Type", "?"))
-    if kind == "Aggregate":
-        kind = _AGGREGATE.get(str(node.get("Strategy")), "Aggregate")
-    elif kind in _JOINS and node.get("Join Type", "Inner") != "Inner":
-        join = str(node["Join Type"])
-        kind = f"{kind} {join} Join" if kind == "Nested Loop" else kind.replace(" Join", f" {join} Join")
-    elif kind == "ModifyTable":
-        kind = str(node.get("Operation", "Modify"))
-    if node.get("Parallel Aware"):
-        kind = f"Parallel {kind}"
-    if node.get("Index Name"):
-        kind += f" using {node['Index Name']}"
-    if node.get("Relation Name"):
-        kind += f" on {node['Relation Name']}"
-    return kind
+    """A plan node as a shape names it: :func:`dbtune.plans.model.node_label` with bare relation names."""
+    return plans_node_label(node, qualified_names=False)
 
 
 def _shape(node: dict[str, Any]) -> str:

@@ -34,7 +34,6 @@ import pglast
 import psycopg
 from pglast.parser import ParseError
 
-from dbtune.bench.params import NO_PARAMETERS, Parameters, ParameterUnresolved, cycle, sample_parameters
 from dbtune.bench.plan import PlanShape, explain
 from dbtune.bench.result import (
     CPU_BOUND,
@@ -52,6 +51,7 @@ from dbtune.bench.stats import encode, mean, median, new_histogram, percentile_m
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.workload import WorkloadQuery, statement_kind
+from dbtune.workload.params import NO_PARAMETERS, Parameters, ParameterUnresolved, cycle, sample_parameters
 
 DEFAULT_SAMPLE_CAP = 100_000
 DEFAULT_ROUNDS = 5

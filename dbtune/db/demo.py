@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psycopg
 
-from dbtune.bench.workload import WorkloadQuery, parse_workload
 from dbtune.db.local_server import LocalServer, embedded_bindir
 from dbtune.errors import DbtuneError, UsageError
 from dbtune.samples import guide_file
+from dbtune.workload.load import parse_workload
+from dbtune.workload.model import WorkloadQuery
 
 DEMO_DATABASE = "guide"
 APP_ROLE = "app"

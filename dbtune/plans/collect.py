@@ -9,7 +9,7 @@ How a query is planned (https://www.postgresql.org/docs/current/sql-explain.html
   ``NULL`` for every parameter (the generic plan does not depend on the values), then ``DEALLOCATE``;
 * with ``analyze``, ``EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)``: the query runs, with timing.
   Only SELECTs that neither lock rows nor modify data run, unless ``allow_writes``. A query with ``$n``
-  runs with one set of values sampled from the tables (:func:`dbtune.bench.params.sample_parameters`);
+  runs with one set of values sampled from the tables (:func:`dbtune.workload.params.sample_parameters`);
   when no values can be found, or the query would write and writes are not allowed, it is planned without
   ANALYZE instead and :attr:`ExplainedQuery.notes` says why.
 
@@ -34,14 +34,13 @@ import pglast
 import psycopg
 from pglast.parser import ParseError, scan
 
-from dbtune.bench.params import ParameterUnresolved, sample_parameters
-from dbtune.bench.workload import statement_kind
 from dbtune.db.connect import ConnectionSettings, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
 from dbtune.sqlnames import qualified, quote_ident
-from dbtune.workload.statements import EXPLAINABLE, explainable_text, utility_statement
+from dbtune.workload.params import ParameterUnresolved, sample_parameters
+from dbtune.workload.statements import EXPLAINABLE, explainable_text, statement_kind, utility_statement
 
 GENERIC_PLAN_VERSION = 160000
 # Settings recorded with every collection: the checks quote them in their advice.

@@ -325,10 +325,14 @@ class Plan:
         return {n.relation for n in self.nodes() if n.relation}
 
 
-def node_label(node: dict[str, Any]) -> str:
-    """One plan node as EXPLAIN's text format names it: ``Seq Scan on public.orders``, ``Index Scan using
-    orders_pkey on public.orders o``, ``Hash Left Join``, ``Partial HashAggregate``, ``Insert on public.t``,
-    ``Function Scan on pg_catalog.generate_series g``."""
+def node_label(node: dict[str, Any], *, qualified_names: bool = True) -> str:
+    """One plan node (a ``Plan`` object of ``EXPLAIN (FORMAT JSON)``) as EXPLAIN's text format names it:
+    ``Seq Scan on public.orders``, ``Index Scan using orders_pkey on public.orders o``, ``Hash Left Join``,
+    ``Partial HashAggregate``, ``Insert on public.t``, ``Function Scan on pg_catalog.generate_series g``.
+
+    ``qualified_names=False`` names relations bare and without their alias (``Seq Scan on orders``), as
+    ``dbtune bench`` shows plan shapes, which compare across databases whatever the aliases. Identifiers are
+    quoted as PostgreSQL would (https://www.postgresql.org/docs/current/using-explain.html)."""
     kind = str(node.get("Node Type", "?"))
     if kind == "Aggregate":
         kind = _AGGREGATE.get(str(node.get("Strategy")), "Aggregate")
@@ -353,19 +357,22 @@ def node_label(node: dict[str, Any]) -> str:
     target = None
     if node.get("Relation Name"):
         name = str(node["Relation Name"])
-        target = qualified(str(node["Schema"]), name) if node.get("Schema") else quote_ident(name)
-        if alias and alias != name:
-            target += f" {alias}"
+        if not qualified_names:
+            target = quote_ident(name)
+        else:
+            target = qualified(str(node["Schema"]), name) if node.get("Schema") else quote_ident(name)
+            if alias and alias != name:
+                target += f" {alias}"
     elif node.get("Function Name"):
         name = str(node["Function Name"])
-        target = qualified(str(node["Schema"]), name) if node.get("Schema") else name
-        if alias and alias != name:
+        target = qualified(str(node["Schema"]), name) if node.get("Schema") and qualified_names else name
+        if alias and alias != name and qualified_names:
             target += f" {alias}"
     elif node.get("CTE Name"):
         target = str(node["CTE Name"])
-        if alias and alias != target:
+        if alias and alias != target and qualified_names:
             target += f" {alias}"
-    elif alias and kind.endswith("Scan"):
+    elif alias and kind.endswith("Scan") and qualified_names:
         target = str(alias)
     if target:
         kind += f" on {target}"

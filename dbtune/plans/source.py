@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dbtune.bench.workload import from_pg_stat_statements
 from dbtune.db.connect import ConnectionSettings
 from dbtune.errors import UsageError
 from dbtune.plans.collect import PlanQuery, explain_session
 from dbtune.workload import load_queries
+from dbtune.workload.load import from_pg_stat_statements
 
 
 def workload_queries(settings: ConnectionSettings, *, path: Path | str | None = None,
