@@ -21,6 +21,8 @@ from pglast import ast
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
+from dbtune.sqlnames import quote_ident
+
 N = TypeVar("N", bound=ast.Node)
 
 # The deepest statement dbtune reads, in levels of nesting as :func:`nesting_depth` counts them. PostgreSQL
@@ -208,7 +210,5 @@ def constraint_text(node: ast.Node) -> str:
     text = render(node)
     name = getattr(node, "conname", None)
     if name:
-        from dbtune.sqlnames import quote_ident
-
         text = text.removeprefix(f"CONSTRAINT {quote_ident(name)} ")
     return text

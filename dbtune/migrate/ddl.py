@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from pglast import ast, enums, prettify, visitors
 from pglast.parser import ParseError, scan
-from pglast.stream import RawStream
 
 from dbtune.migrate.statements import TableName, display_name, table_name
+from dbtune.pgsql import render  # noqa: F401 - the printer the lint rules import from here
 
 LOCK_RANK = {
     "ACCESS SHARE": 1, "ROW SHARE": 2, "ROW EXCLUSIVE": 3, "SHARE UPDATE EXCLUSIVE": 4, "SHARE": 5,
@@ -35,11 +35,6 @@ _ALTER_TABLE_LOCKS = {
 }
 _LOCK_MODES = {1: "ACCESS SHARE", 2: "ROW SHARE", 3: "ROW EXCLUSIVE", 4: SUE, 5: "SHARE",
                6: "SHARE ROW EXCLUSIVE", 7: "EXCLUSIVE", 8: "ACCESS EXCLUSIVE"}
-
-
-def render(node: ast.Node) -> str:
-    """The SQL of a node, printed by pglast on one line."""
-    return str(RawStream()(node))
 
 
 def pretty(sql: str) -> str:

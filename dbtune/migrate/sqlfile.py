@@ -3,78 +3,23 @@
 The whole text is parsed once with pglast (PostgreSQL's own parser, so statements are split exactly as the
 server would, ``BEGIN ATOMIC`` bodies included). When any statement does not parse, the text is split
 again on the ``;`` tokens of PostgreSQL's scanner and each piece is parsed on its own, so one bad statement
-gives one error and the others are still linted. Lines of psql meta-commands (``\\set``, ``\\connect`` …)
-are blanked first: psql runs them, the server never sees them; a line of one that sends the query buffer
-(``\\g``, ``\\gx``, ``\\gset``, ``\\gexec``, ``\\watch``, ``\\crosstabview``) ends the statement
-before it, as a ``;`` would.
+gives one error and the others are still linted. psql meta-commands (``\\set``, ``\\connect`` …) are
+blanked first by the workload reader's psql lexer (:func:`dbtune.workload.sqlfile.blank_meta_commands`):
+psql runs them, the server never sees them; one that sends the query buffer (``\\g``, ``\\gset``,
+``\\gexec`` …) ends the statement before it, as a ``;`` would.
 """
 
 from __future__ import annotations
 
-import re
-
-from pglast import parse_sql
 from pglast.parser import ParseError, scan
 
 from dbtune.migrate.statements import RawStatement
+from dbtune.pgsql import parse_sql
+from dbtune.workload.sqlfile import blank_meta_commands
 
-_SENDS_BUFFER = re.compile(r"\\(g|gx|gset|gexec|watch|crosstabview)(\s|$)")
+__all__ = ["blank_meta_commands", "split_statements"]
+
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
-
-
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
-
-
-def blank_meta_commands(text: str) -> str:
-    """``text`` with every psql meta-command (a backslash outside quotes, identifiers, dollar-quoted
-    strings and comments, to the end of its line) replaced by spaces, or by ``;`` and spaces for one that
-    sends the query buffer (``\\g``, ``\\gexec`` …); offsets and lines unchanged.
-
-    A backslash inside ``"a<newline>\\b"`` or ``'…'`` is part of a name or a string, as psql's own lexer
-    reads it (https://www.postgresql.org/docs/current/app-psql.html#APP-PSQL-META-COMMANDS)."""
-    out = list(text)
-    i, n, depth = 0, len(text), 0
-    while i < n:
-        ch = text[i]
-        if ch == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif ch == "/" and text.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        elif ch in "'\"":
-            escapes = ch == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
-                                                                                   or text[i - 2] == "_"))
-            i += 1
-            while i < n:
-                if escapes and text[i] == "\\":
-                    i += 2
-                elif text[i] == ch:
-                    if text.startswith(ch * 2, i):
-                        i += 2
-                    else:
-                        break
-                else:
-                    i += 1
-            i += 1
-        elif ch == "$" and (m := _DOLLAR_TAG.match(text, i)) and not (i > 0 and (text[i - 1].isalnum()
-                                                                                  or text[i - 1] == "_")):
-            end = text.find(m.group(0), m.end())
-            i = n if end < 0 else end + len(m.group(0))
-        elif ch == "\\":
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            out[i:end] = (";" if _SENDS_BUFFER.match(text, i) else " ") + " " * (end - i - 1)
-            i = end
-        else:
-            i += 1
-    return "".join(out)
 
 
 def _line(text: str, offset: int) -> int:

@@ -178,6 +178,15 @@ def _lex(text: str, fmt: WorkloadFormat = WorkloadFormat.PSQL) -> _Lexed:
                   quoted_markers, meta_commands)
 
 
+def blank_meta_commands(text: str) -> str:
+    """``text`` as the server gets it from psql, offsets and lines unchanged: every meta-command (a backslash
+    outside quotes, identifiers, dollar quotes and comments, to the end of its line) blanked, and one that
+    sends the query buffer (``\\g``, ``\\gset``, ``\\gexec`` …) turned into a ``;`` that ends the statement
+    before it. A backslash inside ``"a<newline>\\b"`` or ``'…'`` is part of a name or a string, as psql's
+    own lexer reads it."""
+    return _lex(text).text
+
+
 def _string_end(text: str, start: int, escapes: bool) -> int:
     """The offset after the closing quote of a string literal whose body starts at ``start``."""
     n = len(text)
