@@ -220,3 +220,17 @@ ANALYZE ev;
     assert finding["message"].startswith("Seq Scan on public.ev: on 3 of its partitions (public.ev_2023, ")
     run = cli("explain", "--dsn", table_db.dsn, "--workload", str(workload))
     assert run.out.count("◀ PL001") == 3 and "1 finding: 0 error, 1 warning" in run.out, run.out
+
+
+def test_migrate_lint_reports_a_statement_nested_too_deep(cli: CLI, tmp_path: Path) -> None:
+    """``migrate lint`` reads SQL and revision files with the same guarded parser: a 30,000-deep statement is
+    one syntax finding naming the depth, not a segmentation fault (run as a process to tell)."""
+    deep = "SELECT " + " + ".join(["1"] * 30_000)
+    sql = write(tmp_path / "m.sql", f"SET lock_timeout = '2s';\n{deep};\n")
+    revision = write(tmp_path / "r.py", "from alembic import op\n\n\ndef upgrade():\n"
+                                        f"    op.execute({deep!r})\n")
+    for path in (sql, revision):
+        run = cli("migrate", "lint", str(path), "--format", "json", process=True)
+        assert run.code == 1 and "Traceback" not in run.err, run
+        messages = [f["message"] for f in json.loads(run.out)["findings"]]
+        assert any("nested too deep" in m for m in messages), messages

@@ -27,11 +27,11 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from pglast import parse_sql
 from pglast.parser import ParseError
 
 from dbtune.migrate.sqlfile import split_statements
 from dbtune.migrate.statements import RawStatement
+from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import quote_ident, quote_literal
 
 SECTIONS = ("upgrade", "downgrade")

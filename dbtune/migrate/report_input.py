@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pglast import ast, enums, parse_sql
+from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import IndentedStream, RawStream
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -39,6 +39,7 @@ from dbtune.errors import UsageError
 from dbtune.escape import printable
 from dbtune.migrate.ddl import object_names
 from dbtune.model import Change, ChangeKind, Finding, Lock, Severity
+from dbtune.pgsql import StatementTooDeep, parse_sql
 from dbtune.report.model import REPORT_VERSION
 from dbtune.sqlnames import qualified
 
@@ -206,6 +207,8 @@ def _statement(key: str, sql: str) -> ast.Node:
         raise _Refused(key, f"statement longer than {MAX_STATEMENT_BYTES} bytes")
     try:
         statements = parse_sql(sql)
+    except StatementTooDeep:
+        raise _Refused(key, "statement nested too deeply") from None
     except ParseError as exc:
         raise _Refused(key, f"not valid SQL: {exc}") from None
     except RecursionError:
