@@ -129,11 +129,7 @@ def _size(conn: Any, table: str | None) -> str:
     if not row or row[0] is None:
         return ""
     below = f" with the {row[1]} relations below it" if row[1] else ""
-    return f", {_shown(table)} is {size_pretty(row[0])}{below}"
-
-
-def _shown(text: str) -> str:
-    return one_line(text)
+    return f", {one_line(table)} is {size_pretty(row[0])}{below}"
 
 
 def _one_line(sql: str) -> str:
@@ -296,7 +292,7 @@ def run_step(op: Any, sql: str, table: str | None = None) -> None:
     opts = options(op)
     if opts.dry_run:
         level, others = _lock_of(sql)
-        on = f" on {', '.join(_shown(t) for t in (table, *others) if t)}" if others else ""
+        on = f" on {', '.join(one_line(t) for t in (table, *others) if t)}" if others else ""
         opts.report(f"  would run ({level} lock{on}{_size(op.get_bind(), table)}): {_one_line(sql)}")
         _dry_run_warning(op.get_bind(), sql, table, opts)
         return
@@ -343,7 +339,7 @@ def _equivalent_index(conn: Any, table: str | None, sql: str, *, dry_run: bool =
     if held:
         if dry_run:
             return None  # the dry run's warning names the holder
-        raise ApplyError(f"cannot compare {_shown(table)}'s indexes with the planned one: "
+        raise ApplyError(f"cannot compare {one_line(table)}'s indexes with the planned one: "
                          f"{locks.describe_all(held)}; apply again once it is released")
     rows = conn.execute(text(
         "SELECT i.indexrelid::pg_catalog.regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid) "
@@ -389,7 +385,7 @@ def _build(op: Any, opts: ApplyOptions, index: str, sql: str, table: str | None)
         # Part of each attempt of the step: its wait for old transactions is retried like the build's.
         state = _index_state(conn, index)
         if state is not None and not state[0]:
-            opts.report(f"    dropping INVALID index {_shown(index)} left by an earlier build")
+            opts.report(f"    dropping INVALID index {one_line(index)} left by an earlier build")
             _send(conn, drop)
 
     state = _index_state(conn, index)
@@ -426,11 +422,11 @@ def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: Appl
         leftover = _index_state(conn, index)
         if leftover is None or leftover[0]:
             return
-        opts.report(f"    dropping INVALID index {_shown(index)} left by the failed build")
+        opts.report(f"    dropping INVALID index {one_line(index)} left by the failed build")
         _execute(op, drop, table, opts)
     except Exception as exc:  # noqa: BLE001 - the build's own failure is the error to raise
         reason = exc if isinstance(exc, ApplyError) else one_line(_reason(exc))
-        failed.args = (f"{failed.args[0]}; the INVALID index {_shown(index)} it left could not be dropped "
+        failed.args = (f"{failed.args[0]}; the INVALID index {one_line(index)} it left could not be dropped "
                        f"({reason}): the next run drops it first",)
 
 
@@ -461,7 +457,7 @@ def build_index(op: Any, index: str, sql: str) -> None:
             from dbtune.escape import printable
 
             note = f" (an identical index exists as {printable(same)}: nothing to do)"
-        opts.report(f"  would build {_shown(index)}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
+        opts.report(f"  would build {one_line(index)}{note} (SHARE UPDATE EXCLUSIVE lock{_size(conn, table)}): "
                     f"{_one_line(sql)}")
         _dry_run_warning(conn, sql, table, opts)
         return
