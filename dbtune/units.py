@@ -37,23 +37,3 @@ def size_pretty(size_bytes: int) -> str:
 def kb_pretty(size_kb: int) -> str:
     """A size EXPLAIN reports in kB (``Sort Space Used``, ``Peak Memory Usage``) as :func:`size_pretty`."""
     return size_pretty(int(size_kb) * 1024)
-
-
-# PostgreSQL's memory units (https://www.postgresql.org/docs/current/config-setting.html#CONFIG-SETTING-NAMES-VALUES):
-# multiples of 1024, case-sensitive as the server reads them.
-_SIZE_UNITS = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """A size written as PostgreSQL writes memory settings (``200MB``, ``1.5GB``, ``512kB``, ``8192`` or
-    ``8192B`` bytes) in bytes. Raises :class:`ValueError` with the accepted units when it is not one."""
-    value = text.strip()
-    unit = next((u for u in sorted(_SIZE_UNITS, key=len, reverse=True) if value.endswith(u)), "")
-    number = value[: len(value) - len(unit)].strip() if unit else value
-    try:
-        amount = float(number)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a size: a number with B, kB, MB, GB or TB (e.g. 200MB)") from None
-    if amount < 0 or amount != amount or amount == float("inf"):
-        raise ValueError(f"{text!r} is not a size: it must be a finite number of bytes, 0 or more")
-    return int(amount * _SIZE_UNITS[unit or "B"])

@@ -60,7 +60,6 @@ from dbtune.model import Finding
 from dbtune.pgsql import parse_sql
 from dbtune.plans.collect import PlanQuery, collect_plans, explain_session
 from dbtune.sqlnames import quote_ident
-from dbtune.units import parse_size
 from dbtune.workload.model import Query, QueryUsage, WorkloadQuery
 from dbtune.workload.pgss import pg_stat_statements_queries
 from dbtune.workload.schema import SchemaRelation, WorkloadSchema, read_views
@@ -74,7 +73,7 @@ NO_PLANNER = "ranked by pg_stats selectivity; planner costs not available"
 @dataclass(frozen=True)
 class AdviseOptions:
     """How to advise: ``budget`` for the new indexes (a float up to 1: that fraction of the database's
-    size, ``pg_database_size``; an int: bytes; :func:`parse_budget` reads ``"200MB"`` or ``"0.25"``),
+    size, ``pg_database_size``; an int: bytes),
     ``max_indexes`` (None: no limit), ``trial_builds`` (build candidates for real where hypopg is
     missing; a non-production target only), ``validate`` (prove the choice on the server; a
     non-production target only), ``yes`` (the user confirmed the target is not production), ``top`` (the
@@ -86,21 +85,6 @@ class AdviseOptions:
     validate: bool = False
     top: int = 50
     yes: bool = False
-
-
-def parse_budget(text: str) -> float | int:
-    """``--budget``: a fraction of the database's size (``0.5``, at most 1) or a size (``200MB``, bytes
-    when it has no unit and is more than 1). Raises :class:`UsageError` naming ``--budget``."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is not None and 0 <= value <= 1:
-        return value
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise UsageError(f"--budget: {exc}; or a fraction of the database's size, 0 to 1") from None
 
 
 def budget_bytes(budget: float | int, database_bytes: int) -> int:
@@ -223,13 +207,11 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         problems=problems, queries=len(workload.queries), candidates=len(candidate_set.all), whatif_calls=calls,
         duration_ms=(time.perf_counter() - started) * 1000)
     if options.validate and advice.recommendations:
-        from dbtune.advisor.validate import validate
-        from dbtune.bench.runner import BenchOptions
+        from dbtune.advisor.validate import validated_advice
 
         bench = [WorkloadQuery(q.name, q.sql, workload.sources[q.key].params_sql) for q in workload.queries]
-        kept, dropped = validate(settings, advice, bench, BenchOptions(), progress=progress)
-        advice = replace(advice, recommendations=kept, rejected=(*advice.rejected, *dropped), validated=True,
-                         duration_ms=(time.perf_counter() - started) * 1000)
+        advice = validated_advice(settings, advice, bench, progress=progress)
+        advice = replace(advice, duration_ms=(time.perf_counter() - started) * 1000)
     return advice
 
 
