@@ -15,9 +15,9 @@ from dbtune.advisor.model import (
     Measured,
     Origin,
     QueryCost,
+    QueryProblem,
     Recommendation,
     Rejected,
-    QueryProblem,
 )
 from dbtune.catalog.model import Relation, Snapshot
 from dbtune.migrate.changes import create_index
@@ -58,13 +58,13 @@ def sample_advice(schema: str = "public", table: str = "orders", column: str = "
     measured = (Measured("q1", query_name, before_ms=14.2, after_ms=0.085, ratio=0.006, verdict="faster"),
                 Measured("q2", "q2", before_ms=12.9, after_ms=0.07, ratio=0.0054, verdict="faster"))
     return Advice(
-        target=f"postgresql://app@db.example/shop", server_version="15.8", engine=EngineKind.HYPOPG,
+        target="postgresql://app@db.example/shop", server_version="15.8", engine=EngineKind.HYPOPG,
         engine_note="planner costs with hypothetical indexes (hypopg 1.3.1); GIN suggestions ranked by pg_stats",
         budget_bytes=50_000_000, max_indexes=None, database_bytes=100_000_000,
         recommendations=(
             recommendation(wide, (served, other), real_bytes=2_318_336, measured=measured),
-            recommendation(gin, (), estimated_bytes=1_048_576, benefit=0.0, write_cost=35.0, engine=EngineKind.STATISTICS,
-                           not_costed="hypopg cannot cost a GIN index"),
+            recommendation(gin, (), estimated_bytes=1_048_576, benefit=0.0, write_cost=35.0,
+                           engine=EngineKind.STATISTICS, not_costed="hypopg cannot cost a GIN index"),
         ),
         rejected=(
             Rejected(narrow, "selection", f"served by {wide.describe()}", benefit=40_100.0, write_cost=95.5,
