@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from dbtune.advisor.model import (
     ADVICE_VERSION,
@@ -41,9 +41,8 @@ from dbtune.migrate.report_input import (
     ChangeIn,
     ChangeRefused,
     _In,
-    check_written_by_this_version,
     rebuild_change,
-    schema_error,
+    validated,
 )
 from dbtune.model import ChangeKind, Finding
 
@@ -162,11 +161,8 @@ def findings_from_advice(path: Path) -> list[Finding]:
 
 def advice_findings(path: Path, data: dict[str, Any]) -> list[Finding]:
     """:func:`findings_from_advice` on the JSON ``data`` already read from ``path``."""
-    check_written_by_this_version(path, data, "advice_version", ADVICE_VERSION, "advise again")
-    try:
-        advice = AdviceIn.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(f"--from {path}: {schema_error(exc, data, 'recommendations', _label)}") from None
+    advice = validated(path, data, AdviceIn, version_key="advice_version", version=ADVICE_VERSION,
+                       again="advise again", items="recommendations", label=_label)
     findings = []
     for n, rec in enumerate(advice.recommendations):
         recommendation = _recommendation(rec)

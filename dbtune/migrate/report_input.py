@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pglast import ast, enums
 from pglast.parser import ParseError
@@ -47,6 +47,7 @@ from dbtune.sqlnames import qualified
 # chain of operators tens of thousands deep crashes the parser (a segmentation fault, not an exception).
 MAX_STATEMENT_BYTES = 16_384
 MAX_IDENTIFIER_BYTES = 63
+M = TypeVar("M", bound=BaseModel)
 
 # --- the schema ---------------------------------------------------------------------------------------
 
@@ -150,22 +151,25 @@ def read_json(path: Path) -> Any:
         raise UsageError(f"--from {path}: not a JSON report: {exc}") from None
 
 
-def check_written_by_this_version(path: Path, data: dict[str, Any], key: str, expected: int, again: str) -> None:
-    """Raises :class:`UsageError` unless ``data[key]`` is ``expected`` and ``data["dbtune_version"]`` is this
-    dbtune's: another version's SQL may differ from what this one generates (``again``: the command that
-    writes the file anew)."""
-    if data[key] != expected or data.get("dbtune_version") != __version__:
-        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')!s:.40} ({key} "
-                         f"{data[key]!s:.40}); this is dbtune {__version__} ({key} {expected}): {again} with "
-                         "this version")
+def validated(path: Path, data: dict[str, Any], model: type[M], *, version_key: str, version: int, again: str,
+              items: str, label: Callable[[int, dict[str, Any]], str]) -> M:
+    """``data`` validated against ``model``, once ``data[version_key]`` is ``version`` and
+    ``data["dbtune_version"]`` is this dbtune's (another version's SQL may differ from what this one
+    generates; ``again`` is the command that writes the file anew). Raises :class:`UsageError` naming the
+    file, the entry of ``data[items]`` (``label``) and the key at fault."""
+    if data[version_key] != version or data.get("dbtune_version") != __version__:
+        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')!s:.40} ({version_key} "
+                         f"{data[version_key]!s:.40}); this is dbtune {__version__} ({version_key} {version}): "
+                         f"{again} with this version")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"--from {path}: {schema_error(exc, data, items, label)}") from None
 
 
 def _report_findings(path: Path, data: dict[str, Any]) -> list[Finding]:
-    check_written_by_this_version(path, data, "report_version", REPORT_VERSION, "audit again")
-    try:
-        report = ReportIn.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(f"--from {path}: {schema_error(exc, data, 'findings', _finding_label)}") from None
+    report = validated(path, data, ReportIn, version_key="report_version", version=REPORT_VERSION,
+                       again="audit again", items="findings", label=_finding_label)
     findings = []
     for n, finding in enumerate(report.findings):
         changes = []
