@@ -315,23 +315,29 @@ def configuration_rows(name: str, db: TpchDatabase, conn: psycopg.Connection, qu
             rows.append(dataclasses.replace(row, error=f"{type(exc).__name__}: {one_line(str(exc))}"))
             drop_secondary_indexes(conn)
             continue
-        left = drop_secondary_indexes(conn)  # whatever validation left built is rebuilt below, as chosen
-        if left:
-            progress(f"{label}: {len(left)} indexes the advisor left built, dropped before building its choice")
-        chosen = [r.candidate.create_sql(r.candidate.index_name()) for r in advice.recommendations]
-        progress(f"{label}: {len(chosen)} indexes, {advice.whatif_calls} what-if calls, {wall_s:.1f} s; "
+        wanted = {r.candidate.index_name(): r.candidate.create_sql(r.candidate.index_name())
+                  for r in advice.recommendations}
+        present = {str(r[1]) for r in secondary_indexes(conn)}
+        prebuilt = bool(present) and present == set(wanted)  # validation keeps what it proved, built
+        if present and not prebuilt:
+            progress(f"{label}: dropping {len(present)} indexes the advisor left built that are not its choice")
+            drop_secondary_indexes(conn)
+        progress(f"{label}: {len(wanted)} indexes, {advice.whatif_calls} what-if calls, {wall_s:.1f} s; "
                  f"{len(advice.rejected)} rejected, {len(advice.problems)} queries it could not use")
         row = dataclasses.replace(row, whatif_calls=advice.whatif_calls, advisor_s=wall_s, advice=advice.to_json())
-        rows.append(_measured(row, chosen, db, conn, queries, args))
+        rows.append(_measured(row, list(wanted.values()), db, conn, queries, args, prebuilt=prebuilt))
     return rows
 
 
 def _measured(row: Row, statements: Sequence[str], db: TpchDatabase, conn: psycopg.Connection,
-              queries: Sequence[tuple[int, str]], args: argparse.Namespace) -> Row:
-    progress(f"{row.label}: building {len(statements)} indexes")
-    whatif = whatif_costs(conn, statements, queries)
+              queries: Sequence[tuple[int, str]], args: argparse.Namespace, *, prebuilt: bool = False) -> Row:
+    """Cost ``statements`` as hypothetical indexes, build them (``prebuilt``: they are already, so there is
+    no what-if cost), cost and measure the queries, drop every secondary index."""
+    whatif = {} if prebuilt else whatif_costs(conn, statements, queries)
+    progress(f"{row.label}: " + ("using the indexes validation kept" if prebuilt
+                                 else f"building {len(statements)} indexes"))
     try:
-        indexes = build(conn, statements, progress)
+        indexes = build(conn, () if prebuilt else statements, progress)
         cost = planner_costs(conn, queries)
         times = measure(db.dsn, queries, args.passes, args.timeout, progress)
     finally:
@@ -476,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.OperationalError as exc:
         print(f"error: the TPC-H server: {one_line(str(exc))}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print("error: interrupted (the server is stopped; its data directory is kept)", file=sys.stderr)
+        return 130
     print(f"TPC-H sf {args.sf:g}, PostgreSQL {doc['server_version']}, heap {doc['heap_bytes'] / MB:.0f} MB, "
           f"median of {args.passes} passes, statement_timeout {args.timeout} s\n")
     print(summary_table(doc))
