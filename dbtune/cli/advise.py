@@ -113,7 +113,9 @@ def advise_command(
 
         refuse_production(settings, yes=yes, what="--validate" if validate else "--trial-builds")
     options = AdviseOptions(budget=options_budget, max_indexes=max_indexes, trial_builds=trial_builds,
-                            validate=validate, **({"top": top} if top is not None else {}))
+                            validate=validate, yes=yes)
+    if top is not None:
+        options = replace(options, top=top)
     advice = advise(settings, cfg, queries, options, progress=lambda message: note(message, quiet))
     if unread:
         advice = replace(advice, problems=(*unread, *advice.problems))
