@@ -29,7 +29,8 @@ CREATE TABLE children (id bigint PRIMARY KEY, parent_id bigint NOT NULL, created
 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, payload jsonb NOT NULL, tags text[] NOT NULL,
                     bio text NOT NULL);
 CREATE TABLE tickets (id bigint PRIMARY KEY, status text NOT NULL, assignee int NOT NULL,
-                      opened_at timestamptz NOT NULL);
+                      opened_at timestamptz NOT NULL, due timestamp NOT NULL, flagged boolean NOT NULL,
+                      closed_at timestamptz);
 CREATE TABLE events (id bigint NOT NULL, at timestamptz NOT NULL, kind text NOT NULL) PARTITION BY RANGE (at);
 CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
@@ -46,7 +47,10 @@ INSERT INTO children SELECT g, 1 + g % 200, timestamptz '2026-01-01' + g * inter
 INSERT INTO users SELECT g, 'U' || g || '@example.com', jsonb_build_object('type', 't' || g % 7, 'n', g),
                          ARRAY['x' || g % 11], 'bio ' || g FROM generate_series(1, 2000) g;
 INSERT INTO tickets SELECT g, CASE WHEN g % 100 = 0 THEN 'pending' WHEN g % 3 = 0 THEN 'closed' ELSE 'open' END,
-                           g % 50, timestamptz '2026-01-01' + g * interval '1 minute' FROM generate_series(1, 5000) g;
+                           g % 50, timestamptz '2026-01-01' + g * interval '1 minute',
+                           timestamp '2026-02-01' + g * interval '1 hour', g % 100 = 1,
+                           CASE WHEN g % 50 <> 0 THEN timestamptz '2026-03-01' END
+    FROM generate_series(1, 5000) g;
 INSERT INTO events SELECT g, timestamptz '2025-06-01' + g * interval '1 hour', 'k' || g % 40
     FROM generate_series(1, 8000) g;
 INSERT INTO "Sales"."Order Items" SELECT g % 300, 'S' || g % 97, g % 5 FROM generate_series(1, 3000) g;
@@ -167,6 +171,19 @@ def test_expression_keys_as_the_query_writes_them(catalog: Catalog) -> None:
     catalog.accepts(cs.all)
 
 
+def test_expression_that_is_not_immutable_is_skipped_with_the_reason(catalog: Catalog) -> None:
+    cs = catalog.candidates({"zoned": "SELECT id FROM children WHERE date_trunc('day', created_at) = $1",
+                             "plain": "SELECT id FROM tickets WHERE date_trunc('day', due) = $1",
+                             "prefix": "SELECT id FROM users WHERE email LIKE 'U1%'"})
+    assert cs.by_query["zoned"] == ()
+    reason = dict(cs.skipped)["public.children (date_trunc('day', created_at))"]
+    assert reason.startswith("not IMMUTABLE") and "TimeZone" in reason
+    plain = [c.keys for c in cs.by_query["plain"] if not c.include]
+    assert plain == [(KeyPart("date_trunc('day', due)", expression=True),)]
+    assert [c.columns for c in cs.by_query["prefix"] if not c.include] == [("email text_pattern_ops",)]
+    catalog.accepts(cs.all)
+
+
 def test_partial_index_for_a_rare_constant(catalog: Catalog) -> None:
     cs = catalog.candidates({"pending": "SELECT id, opened_at FROM tickets WHERE status = 'pending' "
                                         "ORDER BY opened_at",
@@ -178,6 +195,17 @@ def test_partial_index_for_a_rare_constant(catalog: Catalog) -> None:
     # The common value gets no partial index, only the full keys.
     assert not [c for c in cs.by_query["open"] if c.predicate]
     assert ("status", "opened_at") in {keys(c) for c in cs.by_query["open"]}
+    catalog.accepts(cs.all)
+
+
+def test_partial_index_for_a_rare_boolean_and_a_rare_null(catalog: Catalog) -> None:
+    cs = catalog.candidates({"flagged": "SELECT id FROM tickets WHERE flagged AND assignee = $1",
+                             "unclosed": "SELECT id FROM tickets WHERE closed_at IS NULL ORDER BY opened_at DESC",
+                             "closed": "SELECT id FROM tickets WHERE closed_at IS NOT NULL ORDER BY opened_at"})
+    assert [(keys(c), c.predicate) for c in cs.by_query["flagged"] if c.predicate] == [(("assignee",), "flagged")]
+    assert [(keys(c), c.predicate) for c in cs.by_query["unclosed"] if c.predicate] == [
+        (("opened_at DESC",), "closed_at IS NULL")]
+    assert not [c for c in cs.by_query["closed"] if c.predicate]
     catalog.accepts(cs.all)
 
 
@@ -237,7 +265,10 @@ def test_non_public_schema_and_mixed_case_names(catalog: Catalog) -> None:
     ddl = {c.create_sql() for c in cs.all}
     assert 'CREATE INDEX ON "Sales"."Order Items" ("OrderId", "Qty" DESC)' in ddl, ddl
     assert 'CREATE INDEX ON "Sales"."Order Items" ("OrderId", "Qty" DESC) INCLUDE ("SKU")' in ddl, ddl
-    catalog.accepts(cs.all)
+    nulls = catalog.candidates({"items": 'SELECT 1 FROM "Sales"."Order Items" WHERE "SKU" = $1 '
+                                         'ORDER BY "Qty" DESC NULLS LAST, "OrderId"'})
+    assert ("\"SKU\"", '"Qty" DESC NULLS LAST', '"OrderId"') in {keys(c) for c in nulls.all}
+    catalog.accepts(cs.all + nulls.all)
 
 
 def test_no_duplicates_across_queries(catalog: Catalog) -> None:
@@ -263,6 +294,8 @@ def test_existing_valid_index_suppresses_an_invalid_one_does_not(db: conftest.Te
                              "d": "SELECT b FROM t WHERE d = $1"})
     found = {keys(c) for c in cs.by_query["ab"]}
     assert ("a",) not in found and ("a", "b DESC") not in found, found
+    # (a) INCLUDE (b) is served by (a DESC, b) too: b is among its columns.
+    assert catalog.candidates({"a": "SELECT b FROM t WHERE a = $1"}).by_query["a"] == ()
     assert ("c",) in {keys(c) for c in cs.by_query["c"]}
     assert ("d",) in {keys(c) for c in cs.by_query["d"]}
 

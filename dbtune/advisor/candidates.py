@@ -242,6 +242,17 @@ class _TableCandidates:
     def _btree_column(self, column: str) -> bool:
         return column in self.types and not self.types[column].startswith(_NO_BTREE)
 
+    def _expression_ok(self, text: str) -> bool:
+        """Whether an expression can be an index key; one that is not IMMUTABLE for a known reason is
+        listed in ``skipped`` with it."""
+        if not _indexable_expression(text):
+            return False
+        why = _not_immutable(text, self.types)
+        if why is not None:
+            self.gen.skipped.append((f"{self.rel.qualified_name} ({one_line(text)})", why))
+            return False
+        return True
+
     def _selectivity(self, column: str) -> float:
         s = self.gen.stats.selectivity_eq(self.rel.schema, self.rel.name, column)
         return s if s is not None else DEFAULT_EQ_SEL
@@ -255,7 +266,7 @@ class _TableCandidates:
                 found.append((self._selectivity(column), n, _Key((KeyPart(column),), (_say(used, column),))))
         for n, e in enumerate(self.usage.expressions, start=len(found)):
             used = e.kinds & _EQUALITY
-            if used and _indexable_expression(e.text):
+            if used and self._expression_ok(e.text):
                 found.append((DEFAULT_EQ_SEL, n, _Key((KeyPart(e.text, expression=True),), (_say(used, e.text),))))
         found.sort(key=lambda x: (x[0], x[1]))
         return [k for _, _, k in found]
@@ -268,33 +279,46 @@ class _TableCandidates:
         for column, kinds in self.usage.columns.items():
             if kinds & _RANGE and column not in fixed and self._btree_column(column):
                 tails.append(_Key((KeyPart(column),), (f"range on {column}",)))
+            if Usage.LIKE_PREFIX in kinds and column not in fixed and self.types.get(column, "").startswith(_TEXT):
+                tails.append(_Key((KeyPart(column, opclass=self._pattern_opclass(column)),),
+                                  (f"LIKE 'prefix%' on {column}",)))
         for e in self.usage.expressions:
-            if e.kinds & _RANGE and e.text not in fixed and _indexable_expression(e.text):
+            if e.kinds & _RANGE and e.text not in fixed and self._expression_ok(e.text):
                 tails.append(_Key((KeyPart(e.text, expression=True),), (f"range on {e.text}",)))
         for clause in self.usage.sort_clauses():
             keys = [k for k in clause if k.text not in fixed]
             parts = [_sort_part(k) for k in keys if (self._btree_column(k.text) if not k.expression
-                                                     else _indexable_expression(k.text))]
+                                                     else self._expression_ok(k.text))]
             if parts and len(parts) == len(keys):
                 tails.append(_Key(tuple(parts), (f"ORDER BY {', '.join(_sort_text(k) for k in keys)}",)))
         return tails
 
     def _keys(self, equality: list[_Key], tails: list[_Key]) -> list[_Key]:
-        """Single columns, every prefix of the equality columns, and each prefix extended by each tail
-        (the longest prefix first); a tail alone too."""
+        """Single columns, every prefix of the equality columns, and the equality columns (all of them,
+        and the most selective alone) extended by each tail step by step (a sort tail one key at a time);
+        each tail alone too."""
         keys: list[_Key] = list(equality)
         lead = equality[:MAX_EQUALITY_KEYS]
         for n in range(2, len(lead) + 1):
             keys.append(_join(lead[:n]))
         for tail in tails:
-            keys.append(tail)
-            if len(tail.parts) > 1:
-                keys.append(_Key(tail.parts[:1], tail.said))
-            if lead:
-                keys.append(_join([*lead, tail]))
+            steps = [_Key(tail.parts[:n], tail.said) for n in range(1, len(tail.parts) + 1)]
+            keys += steps
+            for step in steps if lead else ():
+                keys.append(_join([*lead, step]))
                 if len(lead) > 1:
-                    keys.append(_join([lead[0], tail]))
+                    keys.append(_join([lead[0], step]))
         return [k for k in keys if len(k.parts) <= MAX_KEY_COLUMNS]
+
+    def _pattern_opclass(self, column: str) -> str | None:
+        """The btree operator class that serves ``LIKE 'prefix%'`` on a text column: the default one under
+        the C collation, ``text_pattern_ops``/``varchar_pattern_ops`` under any other
+        (https://www.postgresql.org/docs/current/indexes-opclass.html)."""
+        col = self.rel.column_by_name(column)
+        if col is not None and col.collation in ("C", "POSIX"):
+            return None
+        return "varchar_pattern_ops" if self.types.get(column, "").startswith(("character varying", "varchar")) \
+            else "text_pattern_ops"
 
     def _candidate(self, key: _Key, *, include: tuple[str, ...] = (), predicate: ConstantPredicate | None = None,
                    method: str = "btree", extra: str = "") -> Candidate:
@@ -368,6 +392,8 @@ class _TableCandidates:
         if stat.distinct > PARTIAL_MAX_DISTINCT or stat.distinct <= 0:
             return None
         values = ("true",) if predicate.op is PredicateOp.TRUE else predicate.values
+        if self.types.get(predicate.column) == "boolean":  # pg_stats prints booleans as t and f
+            values = tuple({"true": "t", "false": "f"}.get(v, v) for v in values)
         total = 0.0
         for value in values:
             s = stat.selectivity_eq(value)
@@ -394,7 +420,7 @@ class _TableCandidates:
             if Usage.PATTERN in kinds and col_type.startswith(_TEXT):
                 self._trigram(KeyPart(column, opclass="gin_trgm_ops"), column, pg_trgm)
         for e in self.usage.expressions:
-            if Usage.PATTERN in e.kinds and _indexable_expression(e.text):
+            if Usage.PATTERN in e.kinds and self._expression_ok(e.text):
                 self._trigram(KeyPart(e.text, expression=True, opclass="gin_trgm_ops"), e.text, pg_trgm)
 
     def _trigram(self, part: KeyPart, text: str, pg_trgm: bool) -> None:
@@ -420,6 +446,44 @@ def _sort_part(key: SortKey) -> KeyPart:
 
 def _sort_text(key: SortKey) -> str:
     return _sort_part(key).sql()
+
+
+_TIMESTAMPTZ = "timestamp with time zone"
+# Functions that are only STABLE on a timestamp with time zone (the TimeZone setting decides the result).
+_ZONED_FUNCTIONS = frozenset({"date_trunc", "date_part", "extract", "to_char", "age"})
+_ZONED_CASTS = frozenset({"date", "timestamp", "time", "text", "varchar", "timetz"})
+
+
+def _not_immutable(text: str, types: dict[str, str]) -> str | None:
+    """Why an expression over a ``timestamp with time zone`` column is not IMMUTABLE (``CREATE INDEX``
+    refuses it: "functions in index expression must be marked IMMUTABLE"), or None when no such reason
+    is known."""
+    try:
+        tree = parse_sql(f"SELECT {text}")
+    except ParseError:
+        return None
+
+    def zoned(args: object) -> str | None:
+        for arg in args if isinstance(args, tuple | list) else (args,):
+            if isinstance(arg, ast.ColumnRef) and arg.fields:
+                name = getattr(arg.fields[-1], "sval", "")
+                if types.get(name) == _TIMESTAMPTZ:
+                    return str(name)
+        return None
+
+    for node in walk(tree):
+        column = None
+        if isinstance(node, ast.FuncCall) and node.funcname and len(node.args or ()) == 2:
+            if getattr(node.funcname[-1], "sval", "") in _ZONED_FUNCTIONS:
+                column = zoned(node.args)
+        elif isinstance(node, ast.TypeCast) and node.typeName is not None and node.typeName.names:
+            if getattr(node.typeName.names[-1], "sval", "") in _ZONED_CASTS:
+                column = zoned(node.arg)
+        if column is not None:
+            return (f"not IMMUTABLE: on {column}, a timestamp with time zone, its result depends on the "
+                    f"TimeZone setting, so no index can be built on it (one on ({column} AT TIME ZONE 'UTC') "
+                    "can, for queries written that way)")
+    return None
 
 
 def _indexable_expression(text: str) -> bool:
