@@ -36,7 +36,7 @@ https://www.postgresql.org/docs/current/pgtrgm.html.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pglast import ast
@@ -108,9 +108,11 @@ def generate_candidates(queries: Sequence[tuple[AdvisorQuery, QueryUsage]], snap
     ``stats`` the column statistics (:func:`~dbtune.advisor.stats.read_column_stats`; an empty one gives
     PostgreSQL's default selectivities and no partial indexes). A candidate proposed by several queries is
     the same object in each (its ``reason`` is the first query's). Never raises for a query: one whose usage
-    has a ``reason`` gets no candidates.
+    has a ``reason`` gets no candidates. Sends nothing to the server.
+    https://www.postgresql.org/docs/current/indexes.html
     """
     generator = _Generator(snapshot, stats)
+    generator.count_containment(usage for _, usage in queries)
     by_query: dict[str, tuple[Candidate, ...]] = {}
     for query, usage in queries:
         found = generator.query(query, usage)
@@ -134,11 +136,23 @@ class _Generator:
     _seen: dict[Candidate, Candidate] = field(default_factory=dict)
     _by_name: dict[str, Relation] = field(default_factory=dict)
     _search_path: tuple[str, ...] = ("public",)
+    # (table as usage names it, column) -> every containment operator the workload uses on it
+    containment: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_name = {r.qualified_name: r for r in self.snapshot.relations.values()}
         self._search_path = parse_search_path(self.snapshot.setting("search_path") or "public",
                                               self.snapshot.server.current_user)
+
+    def count_containment(self, usages: Iterable[QueryUsage]) -> None:
+        """The containment operators of the whole workload per column: a jsonb GIN is ``jsonb_path_ops``
+        only when every use of the column is ``@>``."""
+        for usage in usages:
+            for t in usage.tables:
+                rel = self._by_name.get(t.table)
+                table = self._root(rel).qualified_name if rel is not None else t.table
+                for column, ops in t.containment.items():
+                    self.containment.setdefault((table, column), set()).update(ops)
 
     # -- one query --
 
@@ -193,7 +207,8 @@ def provides(index: Index, candidate: Candidate) -> bool:
     each explicit operator class is the index's (an index with the type's default ``jsonb_ops`` provides a
     ``jsonb_path_ops`` candidate; one with a special class such as ``text_pattern_ops`` does not provide a
     default one), and the candidate's INCLUDE columns are among the index's columns. An INVALID index
-    (a failed ``CREATE INDEX CONCURRENTLY``) provides nothing."""
+    (a failed ``CREATE INDEX CONCURRENTLY``) provides nothing.
+    https://www.postgresql.org/docs/current/indexes-ordering.html"""
     if not index.is_valid or index.method != candidate.method:
         return False
     if not same_predicate(candidate.predicate, index.predicate):
@@ -254,6 +269,14 @@ class _TableCandidates:
         return True
 
     def _selectivity(self, column: str) -> float:
+        """The fraction of rows an equality on ``column`` selects: for the query's own constants when it
+        compares the column with some (``status = 'pending'``), else for a value not known in advance."""
+        values = [v for p in self.usage.constants if p.column == column
+                  and p.op in (PredicateOp.EQUAL, PredicateOp.IN) for v in p.values]
+        if values:
+            known = [self.gen.stats.selectivity_eq(self.rel.schema, self.rel.name, column, v) for v in values]
+            if all(k is not None for k in known):
+                return sum(k for k in known if k is not None)
         s = self.gen.stats.selectivity_eq(self.rel.schema, self.rel.name, column)
         return s if s is not None else DEFAULT_EQ_SEL
 
@@ -411,8 +434,11 @@ class _TableCandidates:
             if Usage.CONTAINMENT in kinds:
                 ops = self.usage.containment.get(column, frozenset())
                 if col_type == "jsonb" and ops & {"@>", "?", "?|", "?&"}:
-                    opclass = "jsonb_path_ops" if ops == {"@>"} else None
+                    everywhere = self.gen.containment.get((self.rel.qualified_name, column), set(ops))
+                    opclass = "jsonb_path_ops" if everywhere == {"@>"} else None
                     said = f"jsonb containment ({', '.join(sorted(ops))}) on {column}"
+                    if opclass is None and ops == {"@>"}:
+                        said += f" (jsonb_ops: other queries use {', '.join(sorted(everywhere - {'@>'}))})"
                     self._add(_Key((KeyPart(column, opclass=opclass),), (said,)), method="gin")
                 elif col_type.endswith("[]") and ops & {"@>", "<@", "&&"}:
                     said = f"array containment ({', '.join(sorted(ops))}) on {column}"
