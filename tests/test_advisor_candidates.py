@@ -36,6 +36,7 @@ CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO (
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE SCHEMA "Sales";
 CREATE TABLE "Sales"."Order Items" ("OrderId" bigint NOT NULL, "SKU" text NOT NULL, "Qty" int NOT NULL);
+CREATE TABLE "Sales"."Odd" ("ki""nd" text NOT NULL, n int NOT NULL);
 CREATE VIEW open_tickets AS SELECT id, assignee, opened_at FROM tickets WHERE status = 'open';
 CREATE EXTENSION file_fdw;
 CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
@@ -54,6 +55,8 @@ INSERT INTO tickets SELECT g, CASE WHEN g % 100 = 0 THEN 'pending' WHEN g % 3 = 
 INSERT INTO events SELECT g, timestamptz '2025-06-01' + g * interval '1 hour', 'k' || g % 40
     FROM generate_series(1, 8000) g;
 INSERT INTO "Sales"."Order Items" SELECT g % 300, 'S' || g % 97, g % 5 FROM generate_series(1, 3000) g;
+INSERT INTO "Sales"."Odd" SELECT CASE WHEN g % 40 = 0 THEN E'it''s \\\\ rare' ELSE 'common' END, g
+    FROM generate_series(1, 2000) g;
 ANALYZE;
 """
 
@@ -115,7 +118,7 @@ def test_read_column_stats_selectivities(catalog: Catalog) -> None:
     assert stats.frequency("public", "tickets", "status", "pending") == pytest.approx(0.01, abs=0.002)
     assert stats.selectivity_eq("public", "tickets", "status", "closed") == pytest.approx(1 / 3, abs=0.01)
     # A value not among the most common ones shares what they leave: none is left here.
-    assert stats.selectivity_eq("public", "tickets", "status", "nope") == 0.0
+    assert stats.selectivity_eq("public", "tickets", "status", "nope") == pytest.approx(0.0, abs=1e-6)
     # id is unique: n_distinct is -1 (a fraction of reltuples), an equality selects one row in 5,000.
     assert stats.stat("public", "tickets", "id") is not None
     assert stats.stat("public", "tickets", "id").n_distinct == -1  # type: ignore[union-attr]
@@ -282,6 +285,16 @@ def test_non_public_schema_and_mixed_case_names(catalog: Catalog) -> None:
                                          'ORDER BY "Qty" DESC NULLS LAST, "OrderId"'})
     assert ("\"SKU\"", '"Qty" DESC NULLS LAST', '"OrderId"') in {keys(c) for c in nulls.all}
     catalog.accepts(cs.all + nulls.all)
+
+
+def test_partial_index_on_odd_names_and_values_is_exact(catalog: Catalog) -> None:
+    """A quote in the column's name, a quote and a backslash in the constant: the partial index's WHERE is
+    built from quote_ident/quote_literal, and the server accepts it."""
+    cs = catalog.candidates({"odd": 'SELECT n FROM "Sales"."Odd" WHERE "ki""nd" = E\'it\'\'s \\\\ rare\' ORDER BY n'})
+    assert [c.reason for c in cs.all if c.predicate][0].endswith("selects 2.5% of rows (pg_stats)")
+    partial = [c.create_sql() for c in cs.all if c.predicate]
+    assert partial == ['CREATE INDEX ON "Sales"."Odd" (n) WHERE "ki""nd" = E\'it\'\'s \\\\ rare\''], partial
+    catalog.accepts(cs.all)
 
 
 def test_no_duplicates_across_queries(catalog: Catalog) -> None:

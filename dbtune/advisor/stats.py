@@ -75,12 +75,17 @@ class ColumnStat:
             known = self.frequency(value)
             if known is not None:
                 return known
-            rest = self.distinct - len(self.most_common_vals)
-            if rest <= 0:
-                # Every value is a most common one and this is not among them (or there are no others).
-                return 0.0 if self.most_common_vals else None
+            if self.distinct <= 0 and not self.most_common_vals:
+                return None
+            # As var_eq_const: what the most common values and NULLs leave, shared by the other distinct
+            # values, and never more than the least common of the most common values.
             share = 1.0 - self.null_frac - sum(self.most_common_freqs)
-            return _clamp(share / rest)
+            rest = self.distinct - len(self.most_common_vals)
+            if rest > 1:
+                share /= rest
+            if self.most_common_freqs:
+                share = min(share, min(self.most_common_freqs))
+            return _clamp(share)
         if self.distinct <= 0:
             return None
         return _clamp((1.0 - self.null_frac) / self.distinct)
