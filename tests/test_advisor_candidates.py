@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import conftest
 import psycopg
@@ -353,6 +354,36 @@ def test_guide_workload_gets_a_candidate_for_every_query(pg: LocalServer) -> Non
         # The claim's 'queued' jobs are rare: a partial index keyed by the sort.
         claim = [c for c in cs.by_query["job-queue-claim"] if c.predicate]
         assert [(keys(c), c.predicate) for c in claim] == [(("priority DESC", "created_at"), "state = 'queued'")]
+        catalog.accepts(cs.all)
+    finally:
+        conftest.drop_database(database)
+
+
+# --- benchmark workloads: every candidate is DDL the server accepts ----------------------------------------
+
+
+def test_every_job_and_tpch_candidate_is_accepted(pg18: LocalServer, tmp_path: Path) -> None:
+    """The JOB and TPC-H queries (empty tables: no pg_stats, PostgreSQL's default selectivities) yield
+    candidates for every query, each one a CREATE INDEX the server runs."""
+    from test_workload import DATA, JOB_QUERIES, tpch_queries
+
+    database = conftest.new_database(pg18, "candbench")
+    try:
+        database.execute((DATA / "job" / "schema.sql").read_text())
+        q15_view = next(q.text for q in tpch_queries(15, tmp_path).queries if q.text.lower().startswith("create view"))
+        database.execute(f"CREATE SCHEMA tpch; SET search_path = tpch; "
+                         f"{(DATA / 'tpch' / 'tpch-create.sql').read_text()}; {q15_view}")
+        database.execute(f"ALTER DATABASE {database.name} SET search_path = public, tpch")
+        catalog = catalog_of(database)
+        queries = {p.stem: p.read_text() for p in JOB_QUERIES}
+        for n in range(1, 23):
+            loaded = [q.text for q in tpch_queries(n, tmp_path).queries
+                      if not q.text.lower().startswith(("create view", "drop view"))]
+            queries.update({f"q{n}.{k}": text for k, text in enumerate(loaded)})
+        cs = catalog.candidates(queries)
+        empty = sorted(name for name, found in cs.by_query.items() if not found)
+        assert empty == [], empty
+        assert all(c.reason and "\n" not in c.reason for c in cs.all)
         catalog.accepts(cs.all)
     finally:
         conftest.drop_database(database)

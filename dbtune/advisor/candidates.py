@@ -2,12 +2,14 @@
 
 For every table a query reads (:class:`~dbtune.workload.model.TableUsage`):
 
-- **btree keys**: the equality, ``IN`` and join columns (and expressions) first, most selective first by
-  ``pg_stats`` (:mod:`dbtune.advisor.stats`), then one range column or the table's keys of one ORDER BY
-  (in the query's directions: a latest-row-per-parent LATERAL query gets ``(parent_id, created_at
-  DESC)``). Every prefix of the equality columns is a candidate, and so is each extension of it: a key and
-  its widening are both proposed, and selection decides which pays for its bytes (Extend's step-by-step
-  widening). Each equality, range and sort column alone is a candidate too;
+- **btree keys**: the equality and ``IN`` columns (and expressions) first, most selective first by
+  ``pg_stats`` (:mod:`dbtune.advisor.stats`; for the query's own constants where it has them), then at
+  most one join column (columns joined to different relations are not bound in the same scan), then one
+  range column or the table's keys of one ORDER BY (in the query's directions: a latest-row-per-parent
+  LATERAL query gets ``(parent_id, created_at DESC)``). Every prefix of the equality columns is a
+  candidate, and so is each extension of it, one key at a time: a key and its widening are both proposed,
+  and selection decides which pays for its bytes (Extend's step-by-step widening). Each equality, join,
+  range and sort column alone is a candidate too; ``LIKE 'prefix%'`` gets a ``text_pattern_ops`` key;
 - **INCLUDE**: the widest key of a query with the query's other referenced columns of the table as
   ``INCLUDE``, when they are few and narrow (an index-only scan);
 - **partial**: a constant predicate (``status = 'pending'``, ``processed_at IS NULL``) that selects at
@@ -61,6 +63,8 @@ PARTIAL_MAX_DISTINCT = 1000
 DEFAULT_EQ_SEL = 0.005
 # Equality columns in one key at most, and key columns at most.
 MAX_EQUALITY_KEYS = 3
+# Join columns that lead a wider key (after the filters), the most selective first.
+MAX_JOIN_LEADS = 2
 MAX_KEY_COLUMNS = 4
 # INCLUDE columns: at most this many, of at most this many bytes in all (avg_width, or the type's size).
 MAX_INCLUDE_COLUMNS = 3
@@ -242,9 +246,8 @@ class _TableCandidates:
         self.out: list[Candidate] = []
 
     def all(self) -> list[Candidate]:
-        equality = self._equality()
-        tails = self._tails(equality)
-        keys = self._keys(equality, tails)
+        filters, joins = self._equality()
+        keys = self._keys(filters, joins, self._tails(filters + joins))
         for key in keys:
             self._add(key)
         self._include(keys)
@@ -280,19 +283,22 @@ class _TableCandidates:
         s = self.gen.stats.selectivity_eq(self.rel.schema, self.rel.name, column)
         return s if s is not None else DEFAULT_EQ_SEL
 
-    def _equality(self) -> list[_Key]:
-        """The equality/IN/join columns and expressions, most selective first, each as a one-part key."""
-        found: list[tuple[float, int, _Key]] = []
+    def _equality(self) -> tuple[list[_Key], list[_Key]]:
+        """The equality and IN columns and expressions (filters), and the columns used only in joins,
+        each most selective first, each as a one-part key."""
+        found: list[tuple[float, int, bool, _Key]] = []
         for n, (column, kinds) in enumerate(self.usage.columns.items()):
             used = kinds & _EQUALITY
             if used and self._btree_column(column):
-                found.append((self._selectivity(column), n, _Key((KeyPart(column),), (_say(used, column),))))
+                key = _Key((KeyPart(column),), (_say(used, column),))
+                found.append((self._selectivity(column), n, used == {Usage.JOIN}, key))
         for n, e in enumerate(self.usage.expressions, start=len(found)):
             used = e.kinds & _EQUALITY
             if used and self._expression_ok(e.text):
-                found.append((DEFAULT_EQ_SEL, n, _Key((KeyPart(e.text, expression=True),), (_say(used, e.text),))))
+                key = _Key((KeyPart(e.text, expression=True),), (_say(used, e.text),))
+                found.append((DEFAULT_EQ_SEL, n, used == {Usage.JOIN}, key))
         found.sort(key=lambda x: (x[0], x[1]))
-        return [k for _, _, k in found]
+        return [k for _, _, join, k in found if not join], [k for _, _, join, k in found if join]
 
     def _tails(self, equality: list[_Key]) -> list[_Key]:
         """What may follow the equality columns: one range column (or expression), or the table's keys of
@@ -316,21 +322,22 @@ class _TableCandidates:
                 tails.append(_Key(tuple(parts), (f"ORDER BY {', '.join(_sort_text(k) for k in keys)}",)))
         return tails
 
-    def _keys(self, equality: list[_Key], tails: list[_Key]) -> list[_Key]:
-        """Single columns, every prefix of the equality columns, and the equality columns (all of them,
-        and the most selective alone) extended by each tail step by step (a sort tail one key at a time);
-        each tail alone too."""
-        keys: list[_Key] = list(equality)
-        lead = equality[:MAX_EQUALITY_KEYS]
-        for n in range(2, len(lead) + 1):
-            keys.append(_join(lead[:n]))
+    def _keys(self, filters: list[_Key], joins: list[_Key], tails: list[_Key]) -> list[_Key]:
+        """Each column alone; every prefix of the filter columns; the filters followed by one join column
+        (columns joined to different relations are not bound at once, so never two); each of those leads,
+        and the most selective filter alone, extended by each tail step by step (a sort tail one key at a
+        time); each tail alone too."""
+        lead = filters[:MAX_EQUALITY_KEYS]
+        keys: list[_Key] = [*filters, *joins]
+        keys += [_join(lead[:n]) for n in range(2, len(lead) + 1)]
+        leads = ([lead] if lead else []) + [[*lead, j] for j in joins[:MAX_JOIN_LEADS]]
+        keys += [_join(x) for x in leads if len(x) > 1]
+        if len(lead) > 1:
+            leads.append(lead[:1])
         for tail in tails:
             steps = [_Key(tail.parts[:n], tail.said) for n in range(1, len(tail.parts) + 1)]
             keys += steps
-            for step in steps if lead else ():
-                keys.append(_join([*lead, step]))
-                if len(lead) > 1:
-                    keys.append(_join([lead[0], step]))
+            keys += [_join([*x, step]) for x in leads for step in steps]
         return [k for k in keys if len(k.parts) <= MAX_KEY_COLUMNS]
 
     def _pattern_opclass(self, column: str) -> str | None:
@@ -396,8 +403,8 @@ class _TableCandidates:
                                                    if c != predicate.column},
                                 self.usage.expressions, self.usage.sort_keys)
             sub = _TableCandidates(self.gen, self.rel, others, self.where)
-            equality = sub._equality()
-            keys = sub._keys(equality, sub._tails(equality))
+            filters, joins = sub._equality()
+            keys = sub._keys(filters, joins, sub._tails(filters + joins))
             if not keys:
                 keys = [_Key((KeyPart(predicate.column),), (f"the rows of {predicate.sql}",))]
             widest = max(len(k.parts) for k in keys)
