@@ -25,6 +25,7 @@ from test_hostile_names import WHY_SQL
 
 from dbtune.advisor.costing import CostCache, whatif_session
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, Engine, EngineKind, KeyPart
+from dbtune.advisor.ranking import StatisticsEngine
 from dbtune.advisor.trial import TrialBuildEngine
 from dbtune.advisor.whatif import HypoPGEngine, hypopg_available
 from dbtune.catalog.model import Snapshot
@@ -32,7 +33,7 @@ from dbtune.catalog.snapshot import take
 from dbtune.db.connect import read_only_snapshot, resolve
 from dbtune.db.local_server import LocalServer
 from dbtune.plans.collect import PlanQuery, collect_plans
-from dbtune.sqlnames import qualified, quote_ident
+from dbtune.sqlnames import qualified
 
 HOSTILE_TABLE = WHY_SQL  # "y\nDROP TABLE public.victim; --"
 HOSTILE_COLUMN = "Col\"'; --"
@@ -94,6 +95,29 @@ BAD = query("bad", "SELECT * FROM orders WHERE no_such_column = 1", ORDERS)
 GIN_QUERY = query("gin", """SELECT id FROM docs WHERE body @> '{"k": 5}'""", "public.docs")
 
 
+class PgStats:
+    """A stand-in for :class:`dbtune.advisor.stats.ColumnStats` until it lands: ``pg_stats``' equality
+    selectivity ((1 - null_frac) / distinct values, no most common values) and ``avg_width``."""
+
+    def __init__(self, db: conftest.TestDatabase) -> None:
+        rows = db.query("SELECT s.schemaname, s.tablename, s.attname, s.null_frac, s.n_distinct, s.avg_width, "
+                        "c.reltuples FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname "
+                        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename")
+        self.rows = {(str(r[0]), str(r[1]), str(r[2])): r[3:] for r in rows}
+
+    def selectivity_eq(self, schema: str, table: str, column: str, value: str | None = None) -> float | None:
+        found = self.rows.get((schema, table, column))
+        if found is None:
+            return None
+        null_frac, n_distinct, _, reltuples = (float(x) for x in found)  # type: ignore[arg-type]
+        distinct = n_distinct if n_distinct > 0 else -n_distinct * reltuples
+        return (1 - null_frac) / max(distinct, 1.0)
+
+    def width(self, schema: str, table: str, column: str) -> int | None:
+        found = self.rows.get((schema, table, column))
+        return int(found[2]) if found else None  # type: ignore[call-overload]
+
+
 @dataclass
 class Target:
     """One test database on one server, its catalog snapshot, and whether hypopg is installed in it."""
@@ -105,8 +129,8 @@ class Target:
     def session(self, *, trial_builds: bool = False) -> psycopg.Connection:
         return whatif_session(resolve(self.db.dsn), trial_builds=trial_builds)
 
-    def engines(self) -> Iterator[tuple[Engine, psycopg.Connection]]:
-        """hypopg where it is installed, and trial builds everywhere: each with its own session."""
+    def read_only_engines(self) -> Iterator[tuple[Engine, psycopg.Connection]]:
+        """hypopg where it is installed, and pg_stats everywhere: each with its own session."""
         if self.hypopg:
             conn = self.session()
             engine = HypoPGEngine(conn, self.snapshot)
@@ -115,6 +139,15 @@ class Target:
             finally:
                 engine.close()
                 conn.close()
+        conn = self.session()
+        try:
+            yield StatisticsEngine(conn, self.snapshot, PgStats(self.db)), conn
+        finally:
+            conn.close()
+
+    def engines(self) -> Iterator[tuple[Engine, psycopg.Connection]]:
+        """The read-only engines, then trial builds (everywhere)."""
+        yield from self.read_only_engines()
         conn = self.session(trial_builds=True)
         try:
             yield TrialBuildEngine(conn, self.snapshot), conn
@@ -155,7 +188,16 @@ def test_a_useful_candidate_lowers_the_cost_and_the_plan_uses_it(target: Target)
             assert after.used == {useful}, (engine.kind, q.name)
             assert before.used == frozenset()
             assert engine.size(useful) > 0
-    assert kinds == ([EngineKind.HYPOPG] if target.hypopg else []) + [EngineKind.TRIAL_BUILD]
+    assert kinds == ([EngineKind.HYPOPG] if target.hypopg else []) + [EngineKind.STATISTICS, EngineKind.TRIAL_BUILD]
+
+
+def test_an_index_on_a_column_most_rows_share_is_not_used(target: Target) -> None:
+    """``status = 'done'`` holds for 99 % of the rows (half of them by pg_stats' distinct values alone): no
+    engine lowers the cost with an index on it, or says the plan would use it."""
+    q = query("done", "SELECT * FROM orders WHERE status = 'done'", ORDERS)
+    for engine, _ in target.engines():
+        before, after = engine.cost(q, frozenset()), engine.cost(q, frozenset({BY_STATUS}))
+        assert after == Costing(before.cost), engine.kind
 
 
 def test_a_parameter_query_is_costed_by_its_generic_plan(target: Target) -> None:
@@ -189,13 +231,15 @@ def test_a_refused_query_or_candidate_is_an_error_and_the_session_goes_on(target
         assert ok.error is None and ok.used == {BY_CUSTOMER}
 
 
-def test_gin_is_refused_by_hypopg_and_costed_by_a_trial_build(target: Target) -> None:
+def test_gin_is_refused_by_hypopg_and_pg_stats_and_costed_by_a_trial_build(target: Target) -> None:
     for engine, _ in target.engines():
-        if engine.kind is EngineKind.HYPOPG:
+        if engine.kind is not EngineKind.TRIAL_BUILD:
             why = engine.cannot_cost(BODY_GIN)
             assert why is not None and "gin" in why
             assert engine.cannot_cost(BY_CUSTOMER) is None
             assert engine.cost(GIN_QUERY, frozenset({BODY_GIN})).error == f"{BODY_GIN.describe()}: {why}"
+            if isinstance(engine, StatisticsEngine):  # the report says what it could not cost
+                assert f"not costed: {BODY_GIN.describe()} ({why})" in engine.note
             continue
         assert engine.cannot_cost(BODY_GIN) is None
         before, after = engine.cost(GIN_QUERY, frozenset()), engine.cost(GIN_QUERY, frozenset({BODY_GIN}))
@@ -263,7 +307,7 @@ def test_5000_evaluations_through_the_cache_leave_nothing_behind(target: Target)
         if engine.kind is EngineKind.HYPOPG:
             assert conn.execute("SELECT count(*) FROM hypopg_list_indexes").fetchone() == (0,)
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == (
-            ("on",) if engine.kind is EngineKind.HYPOPG else ("off",))
+            ("off",) if engine.kind is EngineKind.TRIAL_BUILD else ("on",))
     assert target.db.query("SELECT count(*) FROM pg_class") == relations_before
     assert target.db.query("SELECT count(*) FROM pg_class WHERE relname LIKE 'dbtune_trial%'") == [(0,)]
 
@@ -294,32 +338,30 @@ WRITE_COUNTERS = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0), "
 TRANSACTION_CONTROL = ("BEGIN", "ROLLBACK", "SAVEPOINT", "RELEASE")  # psycopg's, around each EXPLAIN
 
 
-def test_the_hypopg_session_sends_only_reads(target: Target) -> None:
-    """Every statement the hypopg engine sent, as pg_stat_statements recorded them, is marked and is a
-    SELECT, an EXPLAIN, or (the generic plan on 15) PREPARE/DEALLOCATE; nothing was inserted, updated or
-    created; the session is read-only."""
-    if not target.hypopg:  # PostgreSQL 18 has no hypopg: its engines are the trial build and pg_stats
-        assert not hypopg_available(target.session())
-        return
+def test_the_read_only_engines_send_only_reads(target: Target) -> None:
+    """Every statement the hypopg engine (on 15) and the pg_stats engine sent, as pg_stat_statements
+    recorded them, is marked and is a SELECT, an EXPLAIN, or (the generic plan on 15) PREPARE/DEALLOCATE;
+    nothing was inserted, updated or created; the session is read-only."""
     target.db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    target.db.execute("SELECT pg_stat_force_next_flush()")
-    before = target.db.query(WRITE_COUNTERS)
-    target.db.execute("SELECT pg_stat_statements_reset()")
-    conn = target.session()
-    engine = HypoPGEngine(conn, target.snapshot)
-    cache = CostCache(engine)
-    for q, useful, useless in SERVED:
-        cache.cost(q, [useful, useless])
-        cache.size(useful)
-    cache.cost(BAD, [BY_CUSTOMER])
-    engine.close()
-    conn.close()
-    sent = [str(s) for (s,) in target.db.query(
-        "SELECT query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-        "WHERE d.datname = current_database() AND query NOT LIKE '%pg_stat_statements%'")]
-    heads = {re.sub(r"^(\s*--[^\n]*\n)*\s*", "", s).split()[0].upper() for s in sent}  # leading comments
-    assert all("/* dbtune */" in s for s in sent if not s.upper().startswith(TRANSACTION_CONTROL)), sent
-    assert {"SELECT", "EXPLAIN"} <= heads <= {"SELECT", "EXPLAIN", "PREPARE", "DEALLOCATE", *TRANSACTION_CONTROL}, sent
-    target.db.execute("SELECT pg_stat_force_next_flush()")
-    assert target.db.query(WRITE_COUNTERS) == before
-    assert quote_ident(HOSTILE_TABLE) in BY_HOSTILE.create_sql()
+    kinds = []
+    for engine, conn in target.read_only_engines():
+        kinds.append(engine.kind)
+        target.db.execute("SELECT pg_stat_force_next_flush()")
+        before = target.db.query(WRITE_COUNTERS)
+        target.db.execute("SELECT pg_stat_statements_reset()")
+        cache = CostCache(engine)
+        for q, useful, useless in SERVED:
+            cache.cost(q, [useful, useless])
+            cache.size(useful)
+        cache.cost(BAD, [BY_CUSTOMER])
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        sent = [str(s) for (s,) in target.db.query(
+            "SELECT query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE d.datname = current_database() AND query NOT LIKE '%pg_stat_statements%'")]
+        heads = {re.sub(r"^(\s*--[^\n]*\n)*\s*", "", s).split()[0].upper() for s in sent}  # leading comments
+        assert all("/* dbtune */" in s for s in sent if not s.upper().startswith(TRANSACTION_CONTROL)), sent
+        allowed = {"SELECT", "SHOW", "EXPLAIN", "PREPARE", "DEALLOCATE", *TRANSACTION_CONTROL}
+        assert "EXPLAIN" in heads and heads <= allowed, sent
+        target.db.execute("SELECT pg_stat_force_next_flush()")
+        assert target.db.query(WRITE_COUNTERS) == before
+    assert kinds == ([EngineKind.HYPOPG] if target.hypopg else []) + [EngineKind.STATISTICS]
