@@ -35,7 +35,7 @@ from typing import Protocol
 
 import psycopg
 
-from dbtune.advisor.costing import explain_query, set_read_only, statement_text
+from dbtune.advisor.costing import explain_query, leaf_partitions, root_table, set_read_only, statement_text
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, EngineKind
 from dbtune.advisor.whatif import foreign_table_reason
 from dbtune.catalog.model import Relation, Snapshot
@@ -152,9 +152,7 @@ class StatisticsEngine:
     def _root_table(self, relation: str | None) -> Relation | None:
         """The table a scanned relation belongs to: itself, or the partitioned table at its tree's root."""
         rel = self._by_name.get(relation or "")
-        while rel is not None and rel.is_partition and rel.parent_oid in self._snapshot.relations:
-            rel = self._snapshot.relations[rel.parent_oid]
-        return rel
+        return root_table(self._snapshot, rel) if rel is not None else None
 
     def estimate(self, candidate: Candidate, scanned: Relation, usage: TableUsage | None) -> ScanEstimate | None:
         """The index scan of ``scanned`` (the candidate's table, or one of its partitions) through
@@ -257,23 +255,13 @@ class StatisticsEngine:
         width = None if expression else self._stats.width(candidate.schema, candidate.table, column)
         return width if width is not None else _DEFAULT_WIDTH
 
-    def _reltuples(self, candidate: Candidate) -> float:
-        """The table's rows: for a partitioned table, its leaves' ``reltuples`` added up."""
-        tables = [r for r in self._snapshot.relations.values()
-                  if (r.schema, r.name) == (candidate.schema, candidate.table)]
-        if not tables:
-            return 0.0
-        if not tables[0].is_partitioned:
-            return max(tables[0].reltuples, 0.0)
-        leaves = [r for r in self._snapshot.relations.values()
-                  if not r.is_partitioned and (root := self._root_table(r.qualified_name)) is not None
-                  and root.oid == tables[0].oid and r.oid != root.oid]
-        return sum(max(r.reltuples, 0.0) for r in leaves)
-
     def size(self, candidate: Candidate) -> int:
-        """The candidate's estimated size in bytes: a btree over the table's rows (for a partitioned table,
-        all its leaves) with the ``avg_width`` of its columns (:data:`_DEFAULT_WIDTH` without pg_stats)."""
-        return self._index_bytes(candidate, self._reltuples(candidate))
+        """The candidate's estimated size in bytes: a btree over the table's ``reltuples`` rows with the
+        ``avg_width`` of its columns (:data:`_DEFAULT_WIDTH` without pg_stats); for a partitioned table, one
+        such btree per leaf partition (with the parent's widths), added up."""
+        leaves = leaf_partitions(self._snapshot, candidate.schema, candidate.table)
+        table = self._by_name.get(candidate.qualified_table)
+        return sum(self._index_bytes(candidate, max(r.reltuples, 0.0)) for r in leaves or ([table] if table else []))
 
     def close(self) -> None:
         """Nothing to do: nothing was created."""
