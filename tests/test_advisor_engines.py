@@ -325,6 +325,30 @@ def test_5000_evaluations_through_the_cache_leave_nothing_behind(target: Target)
     assert target.db.query("SELECT count(*) FROM pg_class WHERE relname LIKE 'dbtune_trial%'") == [(0,)]
 
 
+def test_a_trial_build_serves_consecutive_requests_of_one_set(target: Target) -> None:
+    """The selection asks query after query for one candidate set: it is built once, the answers are those of
+    a build of its own, and asking for another set (or closing) rolls it back."""
+    conn = target.session(trial_builds=True)
+    try:
+        engine, fresh = TrialBuildEngine(conn, target.snapshot), TrialBuildEngine(conn, target.snapshot)
+        pool = frozenset({BY_CUSTOMER, BY_CREATED})
+        answers = [engine.cost(q, pool) for q in ORDER_QUERIES]
+        assert engine.builds == 1 and conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert engine.size(BY_CUSTOMER) > 0 and engine.builds == 1  # its size came with the build
+        assert engine.size(BY_STATUS) > 0 and engine.builds == 2  # built in a savepoint of the open build
+        assert engine.cost(ORDER_QUERIES[0], pool) == answers[0] and engine.builds == 2
+        assert engine.cost(ORDER_QUERIES[0], frozenset()) == Costing(engine.cost(ORDER_QUERIES[0], frozenset()).cost)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # the build is rolled back
+        engine.close()
+        assert [fresh.cost(q, pool) for q in ORDER_QUERIES] == answers
+        assert answers[0].used == {BY_CUSTOMER} and answers[3].used == {BY_CREATED}
+        fresh.close()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        conn.close()
+    assert target.db.query("SELECT count(*) FROM pg_class WHERE relname LIKE 'dbtune_trial%'") == [(0,)]
+
+
 def test_cache_sizes_are_cached_and_never_smaller_than_a_prefix(target: Target) -> None:
     for engine, _ in target.engines():
         cache = CostCache(engine)
