@@ -43,6 +43,7 @@ CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status tex
 INSERT INTO orders SELECT g, g % 500, CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'done' END,
                           timestamptz '2026-01-01' + g * interval '1 minute', 'n'
 FROM generate_series(1, 20000) g;
+CREATE VIEW pending_orders AS SELECT id, customer_id, created_at FROM orders WHERE status = 'pending';
 CREATE SCHEMA "Sales Dept";
 CREATE TABLE "Sales Dept"."Order Items" ("OrderId" bigint NOT NULL, "Sku" text, qty int);
 INSERT INTO "Sales Dept"."Order Items" SELECT g % 2000, 's' || g, g % 7 FROM generate_series(1, 20000) g;
@@ -93,6 +94,7 @@ SERVED = [
         sql.Identifier(HOSTILE_TABLE), sql.Identifier(HOSTILE_COLUMN)).as_string(), HOSTILE_QUALIFIED),
      BY_HOSTILE, BY_NOTE),
     (query("partitioned", "SELECT * FROM events WHERE kind = $1", "public.events"), BY_KIND, BY_NOTE),
+    (query("view", "SELECT id FROM pending_orders WHERE customer_id = 7", ORDERS), BY_CUSTOMER, BY_NOTE),
 ]
 BAD = query("bad", "SELECT * FROM orders WHERE no_such_column = 1", ORDERS)
 GIN_QUERY = query("gin", """SELECT id FROM docs WHERE body @> '{"k": 5}'""", "public.docs")
@@ -177,7 +179,7 @@ def target(pg: LocalServer) -> Iterator[Target]:
 
 def test_a_useful_candidate_lowers_the_cost_and_the_plan_uses_it(target: Target) -> None:
     """For each query (a ``$n`` query, a mixed-case schema and table, a hostile table and column name, a
-    partitioned parent): with the candidate that serves it the cost drops and the plan scans that one, not
+    partitioned parent, a view): with the candidate that serves it the cost drops and the plan scans that one, not
     the useless one beside it."""
     kinds = []
     for engine, _ in target.engines():

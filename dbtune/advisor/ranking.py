@@ -42,7 +42,8 @@ from dbtune.catalog.model import Relation, Snapshot
 from dbtune.plans.collect import server_message
 from dbtune.plans.model import Plan, PlanNode
 from dbtune.workload.model import TableUsage, Usage
-from dbtune.workload.usage import column_usage
+from dbtune.workload.schema import WorkloadSchema, read_views
+from dbtune.workload.usage import UsageAnalyzer
 
 DEFAULT_INEQ_SEL = 1 / 3  # selfuncs.h: an inequality with an unknown value
 DEFAULT_EQ_SEL = 0.005  # selfuncs.h: an equality on a column without statistics
@@ -96,6 +97,14 @@ class StatisticsEngine:
         self._refused: dict[Candidate, str] = {}
         self._by_name = {r.qualified_name: r for r in snapshot.relations.values()}
         self._constants = {name: self._setting(name, default) for name, default in COST_CONSTANTS.items()}
+        self._analyzer: UsageAnalyzer | None = None
+
+    def _usage_analyzer(self) -> UsageAnalyzer:
+        """Column usage with the snapshot's tables and the database's views (read once, when first needed),
+        so a query on a view is costed on its base tables."""
+        if self._analyzer is None:
+            self._analyzer = UsageAnalyzer(WorkloadSchema.from_snapshot(self._snapshot, read_views(self._conn)))
+        return self._analyzer
 
     def _setting(self, name: str, default: float) -> float:
         try:
@@ -205,7 +214,7 @@ class StatisticsEngine:
             return Costing(None, error=plan)
         if not indexes:
             return Costing(plan.total_cost)
-        usage = column_usage(statement_text(query), self._snapshot)
+        usage = self._usage_analyzer().usage(statement_text(query))
         savings, ratios, used = 0.0, [], set()
         for node in plan.nodes():
             best = self._best_for_scan(node, indexes, usage.table)
