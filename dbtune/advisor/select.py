@@ -23,8 +23,8 @@ The steps:
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
    ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen on a table
    one of its queries reads.
-3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one on the same
-   table when the net total rises and the set still fits.
+3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one when the
+   net total rises and the set still fits.
 4. **Pruning.** A chosen index whose removal lowers the net total by less than
    :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
    and the narrower one is rejected "served by <wider>".
@@ -123,8 +123,8 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
     chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
     for old, new in swapped_out.items():
         if old not in chosen:
-            rejected[old] = _reject(old, cache, write_cost, f"over budget: {new.describe()} saves more within it",
-                                    state.alone[old])
+            rejected[old] = _reject(old, cache, write_cost, f"replaced by {new.describe()}, which saves more "
+                                    "within the budget and --max-indexes", state.alone[old])
     chosen, marginal = _prune(state, cache, chosen, write_cost, rejected)
     for cand, reason in passed_over.items():
         if cand not in chosen:
@@ -301,8 +301,8 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
           budget_bytes: int, write_cost: Callable[[Candidate], float]
           ) -> tuple[list[Candidate], dict[Candidate, Candidate]]:
     """One pass of swaps: each candidate passed over for the budget or ``max_indexes`` (best alone
-    first) replaces the chosen index on its table whose replacement raises the net total most, when the
-    set still fits the budget. Returns the new set and what replaced each index swapped out."""
+    first) replaces the chosen index whose replacement raises the net total most, when the set still fits
+    the budget (an index whose value alone does not exceed what the chosen one adds is not tried). Returns the new set and what replaced each index swapped out."""
     chosen = list(chosen)
     swapped_out: dict[Candidate, Candidate] = {}
     for cand in sorted(passed_over, key=lambda c: -(state.alone[c] - write_cost(c))):
@@ -311,8 +311,6 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
         best: tuple[float, Candidate] | None = None
         used = sum(cache.size(c) for c in chosen)
         for old in chosen:
-            if old.qualified_table != cand.qualified_table:
-                continue
             if used - cache.size(old) + cache.size(cand) > budget_bytes:
                 continue
             if state.alone[cand] - write_cost(cand) <= _marginal(state, cache, [c for c in chosen if c != old], old) \
