@@ -33,7 +33,7 @@ from pglast import ast
 from pglast.parser import ParseError
 
 from dbtune.advisor.candidates import generate_candidates
-from dbtune.advisor.costing import CostCache
+from dbtune.advisor.costing import CostCache, whatif_session
 from dbtune.advisor.judge import judge_findings
 from dbtune.advisor.model import (
     Advice,
@@ -53,7 +53,7 @@ from dbtune.advisor.writes import TableWrites, WriteCosts, modified_rows, read_t
 from dbtune.catalog.model import Snapshot
 from dbtune.catalog.snapshot import take
 from dbtune.config.model import Config
-from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
+from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.migrate.changes import create_index
 from dbtune.model import Finding
@@ -265,13 +265,7 @@ def _engines(settings: ConnectionSettings, conn: psycopg.Connection, snapshot: S
     if options.trial_builds:
         from dbtune.advisor.trial import TrialBuildEngine
 
-        builder = connect(settings, autocommit=True)
-        try:
-            builder.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)",
-                            (str(int(settings.statement_timeout_ms)),))
-        except psycopg.Error as exc:
-            builder.close()
-            raise ServerRefused(f"{describe(settings)} refused the trial-build session: {exc}") from None
+        builder = whatif_session(settings, trial_builds=True)
         return _Closing(TrialBuildEngine(builder, snapshot), builder), StatisticsEngine(conn, snapshot, stats)
     return StatisticsEngine(conn, snapshot, stats), None
 

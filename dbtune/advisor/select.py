@@ -302,7 +302,8 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
           ) -> tuple[list[Candidate], dict[Candidate, Candidate]]:
     """One pass of swaps: each candidate passed over for the budget or ``max_indexes`` (best alone
     first) replaces the chosen index whose replacement raises the net total most, when the set still fits
-    the budget (an index whose value alone does not exceed what the chosen one adds is not tried). Returns the new set and what replaced each index swapped out."""
+    the budget (an index whose value alone does not exceed what the chosen one adds is not tried).
+    Returns the new set and what replaced each index swapped out."""
     chosen = list(chosen)
     swapped_out: dict[Candidate, Candidate] = {}
     for cand in sorted(passed_over, key=lambda c: -(state.alone[c] - write_cost(c))):
