@@ -62,8 +62,11 @@ class EngineLike(Protocol):
 class Costs(Protocol):
     """What selection needs of a :class:`~dbtune.advisor.costing.CostCache`."""
 
-    engine: EngineLike
-    calls: int
+    @property
+    def engine(self) -> EngineLike: ...
+
+    @property
+    def calls(self) -> int: ...
 
     def cost(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing: ...
 

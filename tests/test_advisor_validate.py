@@ -1,0 +1,145 @@
+"""Validation on the real server (issue 7, item 5): the recommended indexes are built, the queries they serve
+benchmarked before and after, and only what measurably helps is kept; the rest is dropped with its reason,
+and nothing it built is left in pg_class."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TestDatabase
+
+from dbtune.advisor.model import Candidate, EngineKind, KeyPart, QueryCost, Recommendation
+from dbtune.advisor.validate import refuse_production, validate
+from dbtune.bench import BenchOptions, WorkloadQuery
+from dbtune.catalog.snapshot import take
+from dbtune.db.connect import read_only_snapshot, resolve
+from dbtune.errors import UsageError
+from dbtune.migrate.changes import create_index
+
+BENCH = BenchOptions(iterations=6, rounds=3, warmup=1, param_samples=10)
+
+
+def _recommendation(db: TestDatabase, candidate: Candidate, name: str, sql: str, *,
+                    with_changes: bool = True) -> Recommendation:
+    """A recommendation as the advisor hands it over: the candidate, the query it serves, and (unless
+    ``with_changes`` is false: then validation derives them) the migration's changes that build it."""
+    changes = ()
+    if with_changes:
+        with read_only_snapshot(resolve(db.dsn)) as conn:
+            snapshot = take(conn)
+        table = next(r for r in snapshot.relations.values() if r.name == candidate.table)
+        changes = create_index(snapshot, table, candidate.index_name(), candidate.columns)
+    return Recommendation(candidate, (QueryCost(name, name, sql, 1.0, 100.0, 1.0),), estimated_bytes=8192,
+                          benefit=99.0, write_cost=0.0, engine=EngineKind.HYPOPG, changes=changes)
+
+
+def _indexes(db: TestDatabase, table: str) -> set[str]:
+    rows = db.query(f"SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = '{table}'::regclass")
+    return {str(r[0]) for r in rows}
+
+
+def test_refused_without_yes_and_on_a_read_only_database(db18: TestDatabase) -> None:
+    settings = resolve(db18.dsn)
+    with pytest.raises(UsageError, match=r"^--validate builds indexes on the target: pass --yes on a "
+                                         r"non-production server$"):
+        refuse_production(settings, yes=False, what="--validate")
+    refuse_production(settings, yes=True, what="--validate")  # a writable server with --yes: allowed
+    db18.execute(f"ALTER DATABASE {db18.name} SET default_transaction_read_only = on")
+    with pytest.raises(UsageError, match="looks like production \\(default_transaction_read_only is on\\)"):
+        refuse_production(settings, yes=True, what="--validate")
+    with pytest.raises(UsageError, match="looks like production"):
+        validate(settings, [_recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "q", "SELECT 1",
+                                            with_changes=False)], [], BENCH)
+
+
+LOOKUPS = """
+CREATE TABLE t (id int PRIMARY KEY, k int NOT NULL, flag boolean NOT NULL, pad text NOT NULL);
+INSERT INTO t SELECT g, (g * 7919) % 60000, g % 2 = 0, repeat('x', 40) FROM generate_series(1, 60000) g;
+CREATE INDEX t_id_copy ON t (id);
+ANALYZE t;
+"""
+
+
+def test_what_helps_is_kept_with_figures_and_what_changes_nothing_is_dropped(db: TestDatabase) -> None:
+    """An index on the looked-up column is kept with its measured speed-up and real size; a copy of an
+    existing index (the A/A case) and an index no plan takes (a 50 % boolean) report nothing faster and
+    are dropped, with nothing of them left."""
+    db.execute(LOOKUPS)
+    by_k = "SELECT pad FROM t WHERE k = $1"
+    by_id = "SELECT pad FROM t WHERE id = $1"
+    by_flag = "SELECT count(*) FROM t WHERE flag"
+    helps = _recommendation(db, Candidate("public", "t", (KeyPart("k"),)), "by-k", by_k, with_changes=False)
+    copy = _recommendation(db, Candidate("public", "t", (KeyPart("id"),)), "by-id", by_id)
+    unused = _recommendation(db, Candidate("public", "t", (KeyPart("flag"),)), "by-flag", by_flag)
+    workload = [WorkloadQuery("by-k", by_k), WorkloadQuery("by-id", by_id), WorkloadQuery("by-flag", by_flag)]
+    kept, rejected = validate(resolve(db.dsn), [helps, copy, unused], workload, BENCH)
+    assert [r.candidate for r in kept] == [helps.candidate]
+    (measured,) = kept[0].measured
+    assert (measured.name, measured.verdict) == ("by-k", "faster")
+    assert measured.after_ms < measured.before_ms and measured.ratio < 1
+    assert kept[0].real_bytes is not None and kept[0].real_bytes > 8192
+    assert [(r.candidate, r.stage) for r in rejected] == [(copy.candidate, "validation"),
+                                                          (unused.candidate, "validation")]
+    assert "an identical index already exists" in rejected[0].reason
+    assert rejected[1].reason.startswith("no plan of the queries it serves uses it"), rejected[1].reason
+    assert all(m.verdict != "faster" for r in rejected for m in r.measured)
+    assert _indexes(db, "t") == {"t_pkey", "t_id_copy", "t_k_idx"}
+
+
+def test_an_index_that_makes_its_query_slower_is_dropped(db: TestDatabase) -> None:
+    """With sequential and bitmap scans disabled for the database (and JIT, which the disabled scan's cost
+    would trigger), the planner takes an index for a range that 90 % of the rows match, and fetches them in
+    key order, which is random in the heap: slower than the sequential scan. The index is dropped, the
+    reason names the query that got slower, and the index is gone from pg_class."""
+    db.execute("""
+        CREATE TABLE t (id int NOT NULL, k int NOT NULL, pad text NOT NULL);
+        INSERT INTO t SELECT g, (g * 7919) % 60000, repeat('x', 300) FROM generate_series(1, 60000) g;
+        ANALYZE t;
+    """)
+    for setting in ("enable_seqscan", "enable_bitmapscan", "jit"):
+        db.execute(f"ALTER DATABASE {db.name} SET {setting} = off")
+    sql = "SELECT count(pad) FROM t WHERE k >= 6000"
+    bad = _recommendation(db, Candidate("public", "t", (KeyPart("k"),)), "most-rows", sql)
+    kept, rejected = validate(resolve(db.dsn), [bad], [WorkloadQuery("most-rows", sql)],
+                              BenchOptions(iterations=10, rounds=5, warmup=1))
+    assert kept == ()
+    (r,) = rejected
+    assert r.stage == "validation" and r.reason.startswith("made most-rows slower"), r.reason
+    assert [m.verdict for m in r.measured] == ["slower"]
+    assert _indexes(db, "t") == set()
+
+
+def test_a_query_that_timed_out_before_and_finishes_after_counts_as_faster(db18: TestDatabase) -> None:
+    """Each execution runs under statement_timeout: a sequential scan that evaluates a 1 ms function for
+    each of 1,000 rows times out (300 ms) every time; with the expression index it finishes, and the index
+    is kept. keep=False drops it at the end all the same."""
+    db18.execute("""
+        CREATE FUNCTION slow(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+            $$ BEGIN PERFORM pg_sleep(0.001); RETURN x; END $$;
+        CREATE TABLE t (id int PRIMARY KEY, k int NOT NULL);
+        INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;
+        ANALYZE t;
+    """)
+    sql = "SELECT id FROM t WHERE slow(k) = 42"
+    rec = _recommendation(db18, Candidate("public", "t", (KeyPart("slow(k)", expression=True),)), "slow", sql)
+    kept, rejected = validate(resolve(db18.dsn), [rec], [WorkloadQuery("slow", sql)], BENCH,
+                              timeout_ms=300, keep=False)
+    assert rejected == ()
+    (measured,) = kept[0].measured
+    assert measured.verdict == "faster" and measured.reason.startswith("timed out before"), measured
+    assert measured.before_ms == 300
+    assert _indexes(db18, "t") == {"t_pkey"}
+
+
+def test_a_failed_build_leaves_nothing(db18: TestDatabase) -> None:
+    """A unique index over duplicate keys cannot be built: it is rejected with the server's reason and no
+    INVALID index is left behind."""
+    db18.execute("CREATE TABLE t (id int PRIMARY KEY, k int); INSERT INTO t SELECT g, g % 3 FROM "
+                 "generate_series(1, 100) g; ANALYZE t;")
+    sql = "SELECT id FROM t WHERE k = $1"
+    candidate = Candidate("public", "t", (KeyPart("k"),), unique=True)
+    rec = _recommendation(db18, candidate, "by-k", sql, with_changes=False)
+    kept, rejected = validate(resolve(db18.dsn), [rec], [WorkloadQuery("by-k", sql)], BENCH)
+    assert kept == ()
+    (r,) = rejected
+    assert r.reason.startswith("its build failed, nothing of it is left:") and "duplicate keys" in r.reason, r.reason
+    assert _indexes(db18, "t") == {"t_pkey"}
