@@ -168,3 +168,15 @@ def test_a_candidate_the_engine_cannot_cost_is_ranked_by_pg_stats_and_says_so() 
     too_big = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=1000, max_indexes=None, write_cost=no_writes,
                              ranker=stats)
     assert too_big.recommendations == () and "over budget" in too_big.rejected[0].reason
+
+
+def test_one_wider_index_replaces_two_narrower_ones_greedy_took() -> None:
+    """Greedy takes (b) and (a), the best per byte; (a, b) serves both their queries for one write cost."""
+    costs = TableCosts({"q1": 437, "q2": 487},
+                       {("q1", A): 168, ("q1", AB): 170, ("q2", A): 300, ("q2", B): 14, ("q2", AB): 12},
+                       {A: 155_000, B: 155_000, AB: 467_000})
+    sel = select_indexes([Q1, Q2], {"q1": (A, AB), "q2": (A, B, AB)}, costs, budget_bytes=10**7, max_indexes=None,
+                         write_cost=lambda c: 10.0)
+    assert [r.candidate for r in sel.recommendations] == [AB]
+    assert {(r.candidate, r.reason) for r in sel.rejected} == {(A, f"served by {AB.describe()}"),
+                                                              (B, f"served by {AB.describe()}")}
