@@ -344,11 +344,11 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
 
 def _merge(state: _State, cache: Costs, chosen: list[Candidate], others: Sequence[Candidate], budget_bytes: int,
            write_cost: Callable[[Candidate], float]) -> list[Candidate]:
-    """One wider index instead of several chosen ones it serves: each unchosen candidate (best alone
-    first) replaces the chosen indexes on its table whose queries it helps too, when there are two or more
-    of them, the net total does not fall, and the set fits the budget."""
+    """One wider index instead of several chosen ones it serves: each unchosen candidate (best net value
+    alone per byte first) replaces the chosen indexes on its table whose queries it helps too, when there
+    are two or more of them, the net total does not fall, and the set fits the budget."""
     chosen = list(chosen)
-    for cand in sorted(others, key=lambda c: -state.alone[c]):
+    for cand in sorted(others, key=lambda c: -(state.alone[c] - write_cost(c)) / max(cache.size(c), 1)):
         if cand in chosen:
             continue
         helps = set(state.helps[cand])
