@@ -5,20 +5,27 @@ of its queries are checked too (:func:`dbtune.plans.audit_plans`): planned, neve
 session of their own after the snapshot's transaction. Every unique index a finding proposes to build is
 checked for duplicate keys (:mod:`dbtune.catalog.duplicate_keys`), so that ``migrate generate`` can leave
 out a build known to fail.
+
+On the same workload the index advisor runs read-only (no trial builds, no validation; hypothetical
+indexes live in the backend's memory only) and its top ``audit.recommendations`` choices become
+``index-recommended`` findings (:mod:`dbtune.checks.advice`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dbtune.catalog.duplicate_keys import probe_duplicate_keys
+from dbtune.catalog.model import Skip
 from dbtune.catalog.snapshot import take
-from dbtune.checks import Catalogue, load_catalogue, run_checks
+from dbtune.checks import AuditResult, Catalogue, load_catalogue, run_checks
+from dbtune.checks.advice import CHECK_NAME, advice_checks_selected, run_advice_checks
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, describe, read_only_snapshot
-from dbtune.errors import ConfigError
+from dbtune.errors import ConfigError, DbtuneError
+from dbtune.model import Finding
 from dbtune.plans import audit_plans, workload_queries
 from dbtune.report.model import Report
 
@@ -50,12 +57,55 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         if config_path is None:
             raise
         raise ConfigError(f"{config_path}: {exc}") from None
-    findings, unprobed = probe_duplicate_keys(settings, (*result.findings, *plans.findings))
+    advised = audit_advice(settings, config, catalogue, workload=workload, workload_format=workload_format,
+                           pg_stat_statements="pg_stat_statements" in snapshot.server.extensions,
+                           findings=(*result.findings, *plans.findings), select=select, ignore=ignore)
+    findings, unprobed = probe_duplicate_keys(settings, (*result.findings, *plans.findings, *advised.findings))
     return Report(
         target=describe(settings), server=snapshot.server, findings=findings,
-        skipped=(*result.skipped, *plans.skipped, *unprobed), config_path=str(config_path) if config_path else None,
+        skipped=(*result.skipped, *plans.skipped, *advised.skipped, *unprobed),
+        config_path=str(config_path) if config_path else None,
         profile=config.profile.name if config.profile else None,
         targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
         index_names=tuple(ix.qualified_name for ix in snapshot.indexes if ix.is_valid),
     )
+
+
+def audit_advice(settings: ConnectionSettings, config: Config, catalogue: Catalogue, *, workload: Path | None,
+                 workload_format: str | None, pg_stat_statements: bool, findings: Sequence[Finding] = (),
+                 select: Iterable[str] = (), ignore: Iterable[str] = ()) -> AuditResult:
+    """The audit's ``index-recommended`` findings: :func:`dbtune.advisor.api.advise` run read-only (no trial
+    builds, no validation) on the audit's own workload, the ``workload`` file or, when
+    ``pg_stat_statements`` is created in the database, its top ``config.audit.plan_queries`` statements;
+    ``findings`` are the audit's own proposals, which the advisor judges.
+
+    Nothing runs when no advice check is selected, ``audit.recommendations`` is 0, or there is no workload.
+    An advisor that fails (the server refuses what it asks) is recorded as skipped; the audit goes on.
+    """
+    result = AuditResult()
+    if config.audit.recommendations == 0 or not advice_checks_selected(catalogue, config, select, ignore):
+        return result
+    from dbtune.workload import load_queries
+
+    if workload is not None and str(workload) == "-":
+        result.skipped.append(Skip(CHECK_NAME, "standard input was read once, for the plans; give the advisor "
+                                               "the workload as --workload FILE"))
+        return result
+    if workload is not None:
+        queries = [q for q in load_queries(workload, workload_format=workload_format).queries if q.skipped is None]
+    elif pg_stat_statements and config.audit.plan_queries > 0:
+        queries = None  # the advisor reads the top statements itself, weighted by calls
+    else:
+        return result
+    from dbtune.advisor.api import AdviseOptions, advise
+
+    try:
+        advice = advise(settings, config, queries, AdviseOptions(top=max(1, config.audit.plan_queries)),
+                        findings=findings)
+    except DbtuneError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        result.skipped.append(Skip(CHECK_NAME, f"the index advisor could not run: {exc}"))
+        return result
+    return run_advice_checks(catalogue, advice, config, select=select, ignore=ignore)

@@ -8,6 +8,8 @@ what ``SELECT pg_size_pretty(n)`` prints for the same ``n``.
 
 from __future__ import annotations
 
+import re
+
 # (unit, limit in this unit's own steps, rounded half-up, bits of the unit)
 _UNITS = (("bytes", 10 * 1024, False, 0), ("kB", 20 * 1024 - 1, True, 10), ("MB", 20 * 1024 - 1, True, 20),
           ("GB", 20 * 1024 - 1, True, 30), ("TB", 20 * 1024 - 1, True, 40), ("PB", 20 * 1024 - 1, True, 50))
@@ -37,3 +39,20 @@ def size_pretty(size_bytes: int) -> str:
 def kb_pretty(size_kb: int) -> str:
     """A size EXPLAIN reports in kB (``Sort Space Used``, ``Peak Memory Usage``) as :func:`size_pretty`."""
     return size_pretty(int(size_kb) * 1024)
+
+
+# PostgreSQL's memory units (postgresql.conf: https://www.postgresql.org/docs/current/config-setting.html),
+# multiples of 1024, and ``B`` for bytes; case-insensitive here, as people type ``200mb``.
+_SIZE_UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*")
+
+
+def parse_size(text: str) -> int:
+    """``200MB``, ``1.5GB``, ``8192B``, ``64kB`` as bytes (units as in postgresql.conf, 1024-based,
+    case-insensitive). Raises ValueError, saying what is accepted, for anything else (a bare number, a
+    negative size, an unknown unit)."""
+    m = _SIZE.fullmatch(text)
+    unit = _SIZE_UNITS.get(m.group(2).lower()) if m else None
+    if m is None or unit is None:
+        raise ValueError(f"{text!r} is not a size: give a number and one of B, kB, MB, GB, TB (such as 200MB)")
+    return int(float(m.group(1)) * unit)

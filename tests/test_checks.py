@@ -85,10 +85,11 @@ class Case:
 
     def _problems(self) -> list[dict[str, Any]]:
         """The expected findings that report a problem: those not at ``info`` (a finding without a
-        stated severity has the check's own, and only ``isolation-level`` reports information)."""
+        stated severity has the check's own); for a check whose own severity is ``info``
+        (``index-recommended``: a recommendation is information), every finding at it."""
         check = CATALOGUE.get(self.check_id)
         default = check.meta.severity.value if check else "warning"
-        return [e for e in self.expect if e.get("severity", default) != "info"]
+        return [e for e in self.expect if e.get("severity", default) != "info" or default == "info"]
 
     @property
     def positive(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from dbtune import __version__
 from dbtune.model import Change
 from dbtune.sqlnames import qualified, quote_ident
 
@@ -284,8 +285,10 @@ class Advice:
     duration_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (``advice_version`` 1), read back by ``migrate generate --from`` as untrusted input."""
-        return {"advice_version": ADVICE_VERSION, "target": self.target, "server_version": self.server_version,
+        """The JSON form (``advice_version`` 1, and the ``dbtune_version`` that wrote it), read back by
+        ``migrate generate --from`` as untrusted input."""
+        return {"advice_version": ADVICE_VERSION, "dbtune_version": __version__, "target": self.target,
+                "server_version": self.server_version,
                 "engine": self.engine.value, "engine_note": self.engine_note, "budget_bytes": self.budget_bytes,
                 "max_indexes": self.max_indexes, "database_bytes": self.database_bytes,
                 "queries": self.queries, "candidates": self.candidates, "whatif_calls": self.whatif_calls,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,8 @@ class AuditResult:
 FILE_AREAS = frozenset({"migrations"})
 # Checks of these areas read EXPLAIN plans, not the snapshot: :func:`dbtune.plans.run_plan_checks` runs them.
 PLAN_AREAS = frozenset({"plans"})
+# Checks that read the advisor's advice, not the snapshot: :func:`dbtune.checks.advice.run_advice_checks` runs them.
+ADVICE_CHECKS = frozenset({"index-recommended"})
 
 
 def no_check_message(name: str, catalogue: Catalogue) -> str:
@@ -129,9 +131,15 @@ def _option_problems(check: Check, name: str, user: Mapping[str, Any]) -> list[s
     return problems
 
 
+def _snapshot_check(check: Check) -> bool:
+    return check.meta.area not in FILE_AREAS | PLAN_AREAS and check.meta.name not in ADVICE_CHECKS
+
+
 def _selected(catalogue: Catalogue, config: Config, select: Iterable[str] = (),
-              ignore: Iterable[str] = ()) -> list[Check]:
-    chosen = [c for c in catalogue if c.meta.area not in FILE_AREAS | PLAN_AREAS]
+              ignore: Iterable[str] = (), keep: Callable[[Check], bool] = _snapshot_check) -> list[Check]:
+    """The checks ``keep`` admits (by default the snapshot's) that the config's and the caller's
+    select/ignore lists keep. Raises :class:`ConfigError` for a name that is no check."""
+    chosen = [c for c in catalogue if keep(c)]
     wanted = [*config.audit.select, *select]
     unwanted = [*config.audit.ignore, *ignore]
     problems = check_config_problems(catalogue, {key: None for key in config.checks}, config.audit.select,

@@ -19,6 +19,7 @@ from dbtune.cli import bench as bench_cli
 from dbtune.cli import checks as checks_cli
 from dbtune.cli import migrate as migrate_cli
 from dbtune.cli import migrate_ops
+from dbtune.cli.advise import advise_command
 from dbtune.cli.audit import audit_command
 from dbtune.cli.common import echo, error_line
 from dbtune.cli.demo import demo_command
@@ -40,6 +41,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("audit")(audit_command)
+app.command("advise")(advise_command)
 app.command("demo")(demo_command)
 app.command("explain")(explain_command)
 app.command("tune")(tune_command)

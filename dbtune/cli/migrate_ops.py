@@ -27,7 +27,8 @@ def generate_command(
     dsn: DsnOption = None,
     config: ConfigOption = None,
     from_report: Annotated[Path | None, typer.Option(
-        "--from", help="Use the findings of a JSON report (dbtune audit --format json) instead of auditing.",
+        "--from", help="Use the findings of a JSON report (dbtune audit --format json), or the recommendations "
+        "of a JSON advice file (dbtune advise --format json), instead of auditing.",
         show_default=False)] = None,
     directory: DirOption = Path("migrations"),
     format: Annotated[str, typer.Option(
@@ -41,13 +42,13 @@ def generate_command(
 ) -> None:
     """Turn findings into migrations: an Alembic revision in --dir, or plain SQL files for psql with --format sql."""
     from dbtune.audit import audit
-    from dbtune.migrate.api import findings_from_report, generate
+    from dbtune.migrate.api import findings_from_file, generate
 
     if format not in ("alembic", "sql"):
         raise UsageError(f"--format {format!r}: use alembic or sql")
     existing: set[str] | None = None
     if from_report is not None:
-        findings = findings_from_report(from_report)
+        findings = findings_from_file(from_report)
     else:
         cfg, cfg_path, settings = _settings(dsn, config)
         report = audit(settings, cfg, config_path=cfg_path)

@@ -75,13 +75,16 @@ class DatabaseConfig(_Strict):
 class AuditConfig(_Strict):
     """``[audit]``. ``plan_queries``: how many of the top pg_stat_statements statements (by total execution
     time, on user tables) the audit plans, without running them, for the plan checks; 0 turns plans off.
-    A ``--workload FILE`` given to the audit is planned instead, whole."""
+    A ``--workload FILE`` given to the audit is planned instead, whole. ``recommendations``: how many of
+    the index advisor's top recommendations, costed on that same workload (read-only: no trial builds, no
+    validation), the audit shows as ``index-recommended`` findings; 0 turns the advisor off."""
 
     fail_on: FailOn = "error"
     select: list[str] = []
     ignore: list[str] = []
     checks_paths: list[str] = []
     plan_queries: int = Field(default=20, ge=0)
+    recommendations: int = Field(default=5, ge=0)
 
 
 class MigrateConfig(_Strict):

@@ -10,14 +10,16 @@ from dbtune import __version__
 from dbtune.config.model import MigrateConfig
 from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import DbtuneError, UsageError
+from dbtune.migrate.advice_input import findings_from_advice
 from dbtune.migrate.env import engine_for, recorded_heads
 from dbtune.migrate.plan import MigrationPlan, plan_migration
-from dbtune.migrate.report_input import findings_from_report
+from dbtune.migrate.report_input import findings_from_file, findings_from_report
 from dbtune.migrate.runtime import ApplyError, ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
 from dbtune.model import Finding
 
-__all__ = ["DEFAULT_VERSION_TABLE", "apply", "downgrade", "findings_from_report", "generate", "plan_migration",
+__all__ = ["DEFAULT_VERSION_TABLE", "apply", "downgrade", "findings_from_advice", "findings_from_file",
+           "findings_from_report", "generate", "plan_migration",
            "status"]
 
 DEFAULT_VERSION_TABLE = MigrateConfig().version_table

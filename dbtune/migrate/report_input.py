@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pglast import ast, enums
 from pglast.parser import ParseError
@@ -47,6 +47,7 @@ from dbtune.sqlnames import qualified
 # chain of operators tens of thousands deep crashes the parser (a segmentation fault, not an exception).
 MAX_STATEMENT_BYTES = 16_384
 MAX_IDENTIFIER_BYTES = 63
+M = TypeVar("M", bound=BaseModel)
 
 # --- the schema ---------------------------------------------------------------------------------------
 
@@ -113,24 +114,62 @@ def findings_from_report(path: Path) -> list[Finding]:
     differ from what this version generates), not valid against the report schema, or when a change's SQL
     is not the one statement its kind says or names other objects than its fields do.
     """
+    data = read_json(path)
+    if not isinstance(data, dict) or "report_version" not in data or "findings" not in data:
+        raise UsageError(f"--from {path}: not a dbtune audit report")
+    return _report_findings(path, data)
+
+
+def findings_from_file(path: Path) -> list[Finding]:
+    """The findings of a JSON audit report (``report_version``, :func:`findings_from_report`) or of a JSON
+    advice file (``advice_version``, written by ``dbtune advise --format json``: one ``index-recommended``
+    finding per recommendation, :func:`dbtune.migrate.advice_input.advice_findings`), told apart by
+    that key. Raises :class:`UsageError` as those do, and for a file that is neither."""
+    data = read_json(path)
+    if isinstance(data, dict) and "advice_version" in data and "report_version" not in data:
+        from dbtune.migrate.advice_input import advice_findings
+
+        return advice_findings(path, data)
+    if isinstance(data, dict) and "report_version" in data and "advice_version" not in data:
+        if "findings" not in data:
+            raise UsageError(f"--from {path}: not a dbtune audit report: it has no findings")
+        return _report_findings(path, data)
+    raise UsageError(f"--from {path}: not a dbtune audit report or advice file (it must have exactly one of "
+                     "report_version and advice_version: dbtune audit --format json, dbtune advise --format json)")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value of ``path``. Raises :class:`UsageError` naming ``--from`` and the file when it is
+    missing, unreadable, not UTF-8, not JSON, or nested too deeply to read."""
     try:
-        data = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except FileNotFoundError:
         raise UsageError(f"--from {path}: file not found") from None
     except RecursionError:
         raise UsageError(f"--from {path}: not a JSON report: nested too deeply") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"--from {path}: not a JSON report: {exc}") from None
-    if not isinstance(data, dict) or "report_version" not in data or "findings" not in data:
-        raise UsageError(f"--from {path}: not a dbtune audit report")
-    if data["report_version"] != REPORT_VERSION or data.get("dbtune_version") != __version__:
-        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')!s:.40} (report_version "
-                         f"{data['report_version']!s:.40}); this is dbtune {__version__} (report_version "
-                         f"{REPORT_VERSION}): audit again with this version")
+
+
+def validated(path: Path, data: dict[str, Any], model: type[M], *, version_key: str, version: int, again: str,
+              items: str, label: Callable[[int, dict[str, Any]], str]) -> M:
+    """``data`` validated against ``model``, once ``data[version_key]`` is ``version`` and
+    ``data["dbtune_version"]`` is this dbtune's (another version's SQL may differ from what this one
+    generates; ``again`` is the command that writes the file anew). Raises :class:`UsageError` naming the
+    file, the entry of ``data[items]`` (``label``) and the key at fault."""
+    if data[version_key] != version or data.get("dbtune_version") != __version__:
+        raise UsageError(f"--from {path}: written by dbtune {data.get('dbtune_version')!s:.40} ({version_key} "
+                         f"{data[version_key]!s:.40}); this is dbtune {__version__} ({version_key} {version}): "
+                         f"{again} with this version")
     try:
-        report = ReportIn.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise UsageError(f"--from {path}: {_schema_error(exc, data)}") from None
+        raise UsageError(f"--from {path}: {schema_error(exc, data, items, label)}") from None
+
+
+def _report_findings(path: Path, data: dict[str, Any]) -> list[Finding]:
+    report = validated(path, data, ReportIn, version_key="report_version", version=REPORT_VERSION,
+                       again="audit again", items="findings", label=_finding_label)
     findings = []
     for n, finding in enumerate(report.findings):
         changes = []
@@ -138,8 +177,8 @@ def findings_from_report(path: Path) -> list[Finding]:
             if change.kind in (ChangeKind.SERVER, ChangeKind.OTHER):
                 continue
             try:
-                changes.append(_rebuild(change))
-            except _Refused as exc:
+                changes.append(rebuild_change(change))
+            except ChangeRefused as exc:
                 raise UsageError(f"--from {path}: {_label(n, finding.check_name, finding.object)}: "
                                  f"fix.changes[{m}].{exc.key}: {exc}") from None
         findings.append(Finding(check_id=finding.check_id, check_name=finding.check_name,
@@ -153,15 +192,20 @@ def _label(n: int, check_name: object, obj: object) -> str:
     return f"finding {n + 1} ({printable(name)[:80]} {printable(obj)[:120] if isinstance(obj, str) else '?'})"
 
 
-def _schema_error(exc: ValidationError, data: dict[str, Any]) -> str:
-    """The first schema violation: the finding it is in, the key's path and what was expected."""
+def _finding_label(n: int, raw: dict[str, Any]) -> str:
+    return _label(n, raw.get("check_name"), raw.get("object"))
+
+
+def schema_error(exc: ValidationError, data: dict[str, Any], items: str,
+                 label: Callable[[int, dict[str, Any]], str]) -> str:
+    """The first schema violation: the entry of ``data[items]`` it is in (``label(n, entry)``), the key's
+    path and what was expected."""
     err = exc.errors()[0]
     loc = list(err["loc"])
     parts = []
-    if len(loc) >= 2 and loc[0] == "findings" and isinstance(loc[1], int):
-        raw = data["findings"][loc[1]]
-        raw = raw if isinstance(raw, dict) else {}
-        parts.append(_label(loc[1], raw.get("check_name"), raw.get("object")))
+    if len(loc) >= 2 and loc[0] == items and isinstance(loc[1], int):
+        raw = data[items][loc[1]]
+        parts.append(label(loc[1], raw if isinstance(raw, dict) else {}))
         loc = loc[2:]
     key = key_path(loc)
     more = len(exc.errors()) - 1
@@ -174,8 +218,9 @@ def _schema_error(exc: ValidationError, data: dict[str, Any]) -> str:
 # --- rebuilding each change ---------------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    """A change's SQL or names are not what dbtune generates; ``key`` is the field at fault."""
+class ChangeRefused(Exception):
+    """A change's SQL or names are not what dbtune generates; ``key`` is the field at fault (raised by
+    :func:`rebuild_change`)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
@@ -186,38 +231,39 @@ def _name_parts(key: str, value: str | None) -> tuple[str, str]:
     """``schema.name`` as written by :func:`dbtune.sqlnames.qualified` (each part quoted only where
     PostgreSQL's ``quote_ident`` would) → its two identifiers."""
     if value is None:
-        raise _Refused(key, "missing: a schema-qualified name is required for this kind of change")
+        raise ChangeRefused(key, "missing: a schema-qualified name is required for this kind of change")
     ident = r'(?:"((?:[^"\x00]|"")+)"|([a-z_][a-z0-9_$]*))'
     m = re.fullmatch(ident + r"\." + ident, value)
     if m is None:
-        raise _Refused(key, f"{printable(value)[:200]!r} is not a schema-qualified identifier")
+        raise ChangeRefused(key, f"{printable(value)[:200]!r} is not a schema-qualified identifier")
     schema = m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2)
     name = m.group(3).replace('""', '"') if m.group(3) is not None else m.group(4)
     if qualified(schema, name) != value:
-        raise _Refused(key, f"{printable(value)[:200]!r} is not quoted as PostgreSQL's quote_ident() quotes it")
+        raise ChangeRefused(key, f"{printable(value)[:200]!r} is not quoted as PostgreSQL's quote_ident() quotes it")
     for part in (schema, name):
         if len(part.encode()) > MAX_IDENTIFIER_BYTES:
-            raise _Refused(key, f"identifier {printable(part)[:80]!r}… is longer than {MAX_IDENTIFIER_BYTES} bytes")
+            raise ChangeRefused(key, f"identifier {printable(part)[:80]!r}… is longer than "
+                                     f"{MAX_IDENTIFIER_BYTES} bytes")
     return schema, name
 
 
 def _statement(key: str, sql: str) -> ast.Node:
     """The one statement of ``sql``."""
     if len(sql.encode()) > MAX_STATEMENT_BYTES:
-        raise _Refused(key, f"statement longer than {MAX_STATEMENT_BYTES} bytes")
+        raise ChangeRefused(key, f"statement longer than {MAX_STATEMENT_BYTES} bytes")
     try:
         statements = parse_sql(sql)
     except StatementTooDeep:
-        raise _Refused(key, "statement nested too deeply") from None
+        raise ChangeRefused(key, "statement nested too deeply") from None
     except ParseError as exc:
-        raise _Refused(key, f"not valid SQL: {exc}") from None
+        raise ChangeRefused(key, f"not valid SQL: {exc}") from None
     except RecursionError:
-        raise _Refused(key, "statement nested too deeply") from None
+        raise ChangeRefused(key, "statement nested too deeply") from None
     if len(statements) != 1:
-        raise _Refused(key, f"{len(statements)} statements where one is expected")
+        raise ChangeRefused(key, f"{len(statements)} statements where one is expected")
     node = statements[0].stmt
     if node is None:
-        raise _Refused(key, "an empty statement")
+        raise ChangeRefused(key, "an empty statement")
     return node
 
 
@@ -226,7 +272,7 @@ def _printed(key: str, node: ast.Node) -> str:
     try:
         return str(IndentedStream(semicolon_after_last_statement=True)(node))
     except RecursionError:
-        raise _Refused(key, "statement nested too deeply") from None
+        raise ChangeRefused(key, "statement nested too deeply") from None
 
 
 def _what(node: ast.Node) -> str:
@@ -248,19 +294,19 @@ def _index_stmt(key: str, node: ast.Node, change: ChangeIn, *, concurrent: bool 
     """``CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON schema.table …`` naming ``change.index`` on
     ``change.table`` (when the change names its table)."""
     if not isinstance(node, ast.IndexStmt):
-        raise _Refused(key, f"expected one CREATE INDEX statement for kind {change.kind.value}, got {_what(node)}")
+        raise ChangeRefused(key, f"expected one CREATE INDEX statement for kind {change.kind.value}, got {_what(node)}")
     if concurrent is not None and bool(node.concurrent) != concurrent:
-        raise _Refused(key, "expected CREATE INDEX CONCURRENTLY" if concurrent else
+        raise ChangeRefused(key, "expected CREATE INDEX CONCURRENTLY" if concurrent else
                        "expected CREATE INDEX ON ONLY a partitioned table, without CONCURRENTLY")
     _, name = _name_parts("index", change.index)
     table = _relation(node.relation)
     if table is None:
-        raise _Refused(key, "the table of CREATE INDEX must be schema-qualified")
+        raise ChangeRefused(key, "the table of CREATE INDEX must be schema-qualified")
     if change.table is not None and table != _checked_table(change.table):
-        raise _Refused(key, f"CREATE INDEX is on {printable(table)}, but the change's table is "
+        raise ChangeRefused(key, f"CREATE INDEX is on {printable(table)}, but the change's table is "
                             f"{printable(change.table)}")
     if node.idxname != name or qualified(_name_parts("table", table)[0], name) != change.index:
-        raise _Refused(key, f"CREATE INDEX names {printable(str(node.idxname))}, but the change's index is "
+        raise ChangeRefused(key, f"CREATE INDEX names {printable(str(node.idxname))}, but the change's index is "
                             f"{printable(str(change.index))}")
     return node
 
@@ -275,16 +321,16 @@ def _checked_table(value: str | None) -> str:
 def _drop_index(key: str, node: ast.Node, change: ChangeIn, *, concurrent: bool) -> ast.DropStmt:
     """``DROP INDEX [CONCURRENTLY] [IF EXISTS] schema.index`` of ``change.index``, without CASCADE."""
     if not (isinstance(node, ast.DropStmt) and node.removeType == enums.ObjectType.OBJECT_INDEX):
-        raise _Refused(key, f"expected one DROP INDEX statement for kind {change.kind.value}, got {_what(node)}")
+        raise ChangeRefused(key, f"expected one DROP INDEX statement for kind {change.kind.value}, got {_what(node)}")
     if bool(node.concurrent) != concurrent:
-        raise _Refused(key, "expected DROP INDEX CONCURRENTLY" if concurrent else "expected DROP INDEX without "
+        raise ChangeRefused(key, "expected DROP INDEX CONCURRENTLY" if concurrent else "expected DROP INDEX without "
                             "CONCURRENTLY (the index of a partitioned table)")
     if node.behavior != enums.DropBehavior.DROP_RESTRICT:
-        raise _Refused(key, "DROP INDEX … CASCADE would drop what depends on the index")
+        raise ChangeRefused(key, "DROP INDEX … CASCADE would drop what depends on the index")
     _name_parts("index", change.index)
     names = object_names(node)
     if len(names) != 1 or names[0][0] is None or qualified(names[0][0], names[0][1]) != change.index:
-        raise _Refused(key, f"DROP INDEX must drop exactly the change's index {printable(str(change.index))}")
+        raise ChangeRefused(key, f"DROP INDEX must drop exactly the change's index {printable(str(change.index))}")
     return node
 
 
@@ -301,13 +347,13 @@ def _alter_table(key: str, node: ast.Node, change: ChangeIn, subtype: enums.Alte
     word = "ALTER INDEX" if objtype == enums.ObjectType.OBJECT_INDEX else "ALTER TABLE"
     if not (isinstance(node, ast.AlterTableStmt) and node.objtype == objtype and node.cmds
             and len(node.cmds) == 1 and node.cmds[0].subtype == subtype):
-        raise _Refused(key, f"expected one {word} … {_SUBCOMMANDS[subtype]} statement for kind "
+        raise ChangeRefused(key, f"expected one {word} … {_SUBCOMMANDS[subtype]} statement for kind "
                             f"{change.kind.value}, got {_what(node)}")
     relation = _relation(node.relation)
     if relation is None:
-        raise _Refused(key, f"the relation of {word} must be schema-qualified")
+        raise ChangeRefused(key, f"the relation of {word} must be schema-qualified")
     if objtype == enums.ObjectType.OBJECT_TABLE and relation != _checked_table(change.table):
-        raise _Refused(key, f"{word} is on {printable(relation)}, but the change's table is "
+        raise ChangeRefused(key, f"{word} is on {printable(relation)}, but the change's table is "
                             f"{printable(str(change.table))}")
     cmd: ast.AlterTableCmd = node.cmds[0]
     return cmd
@@ -315,7 +361,7 @@ def _alter_table(key: str, node: ast.Node, change: ChangeIn, subtype: enums.Alte
 
 def _no_down(change: ChangeIn) -> None:
     if change.down is not None:
-        raise _Refused("down", f"a change of kind {change.kind.value} has no down step")
+        raise ChangeRefused("down", f"a change of kind {change.kind.value} has no down step")
 
 
 def _down(change: ChangeIn, check: Callable[[str, ast.Node], object]) -> str | None:
@@ -326,9 +372,10 @@ def _down(change: ChangeIn, check: Callable[[str, ast.Node], object]) -> str | N
     return _printed("down", node)
 
 
-def _rebuild(change: ChangeIn) -> Change:
+def rebuild_change(change: ChangeIn) -> Change:
     """The change that ``change`` describes, its SQL printed again from the parse tree of the statement it
-    was checked to be. Raises ``_Refused`` (internal) naming the key at fault."""
+    was checked to be (see the module's docstring). Raises :class:`ChangeRefused` naming the key at fault;
+    ``server`` and ``other`` changes are the caller's to leave out."""
     kind = change.kind
     up = _statement("up", change.up)
     if change.table is not None:
@@ -338,7 +385,7 @@ def _rebuild(change: ChangeIn) -> Change:
         stmt = _index_stmt("up", up, change, concurrent=None)
         concurrent = bool(stmt.concurrent)
         if not concurrent and stmt.relation is not None and stmt.relation.inh:
-            raise _Refused("up", "CREATE INDEX without CONCURRENTLY blocks writes: dbtune builds an index "
+            raise ChangeRefused("up", "CREATE INDEX without CONCURRENTLY blocks writes: dbtune builds an index "
                                  "concurrently, or ON ONLY a partitioned table")
         down = _down(change, lambda key, node: _drop_index(key, node, change, concurrent=concurrent))
         lock, transactional = (Lock.SHARE_UPDATE_EXCLUSIVE, False) if concurrent else (Lock.SHARE, True)
@@ -357,7 +404,7 @@ def _rebuild(change: ChangeIn) -> Change:
         cmd = _alter_table("up", up, change, enums.AlterTableType.AT_AttachPartition, enums.ObjectType.OBJECT_INDEX)
         _name_parts("index", change.index)
         if not isinstance(cmd.def_, ast.PartitionCmd) or _relation(cmd.def_.name) != change.index:
-            raise _Refused("up", f"ATTACH PARTITION must attach the change's index {printable(str(change.index))}")
+            raise ChangeRefused("up", f"ATTACH PARTITION must attach the change's index {printable(str(change.index))}")
         _no_down(change)
         lock, transactional = Lock.SHARE_UPDATE_EXCLUSIVE, True
     elif kind == ChangeKind.ADD_CONSTRAINT:
@@ -365,15 +412,15 @@ def _rebuild(change: ChangeIn) -> Change:
         constraint = cmd.def_
         if not isinstance(constraint, ast.Constraint) or constraint.contype not in (
                 enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK):
-            raise _Refused("up", "ADD CONSTRAINT must add a foreign key or a check constraint")
+            raise ChangeRefused("up", "ADD CONSTRAINT must add a foreign key or a check constraint")
         if change.constraint is None or constraint.conname != change.constraint:
-            raise _Refused("up", f"ADD CONSTRAINT names {printable(str(constraint.conname))}, but the change's "
+            raise ChangeRefused("up", f"ADD CONSTRAINT names {printable(str(constraint.conname))}, but the change's "
                                  f"constraint is {printable(str(change.constraint))}")
 
         def drop_constraint(key: str, node: ast.Node) -> None:
             drop = _alter_table(key, node, change, enums.AlterTableType.AT_DropConstraint)
             if drop.name != change.constraint or drop.behavior != enums.DropBehavior.DROP_RESTRICT:
-                raise _Refused(key, f"DROP CONSTRAINT must drop exactly {printable(str(change.constraint))}, "
+                raise ChangeRefused(key, f"DROP CONSTRAINT must drop exactly {printable(str(change.constraint))}, "
                                     "without CASCADE")
 
         down = _down(change, drop_constraint)
@@ -382,7 +429,7 @@ def _rebuild(change: ChangeIn) -> Change:
     elif kind == ChangeKind.VALIDATE_CONSTRAINT:
         cmd = _alter_table("up", up, change, enums.AlterTableType.AT_ValidateConstraint)
         if change.constraint is not None and cmd.name != change.constraint:
-            raise _Refused("up", f"VALIDATE CONSTRAINT names {printable(str(cmd.name))}, but the change's "
+            raise ChangeRefused("up", f"VALIDATE CONSTRAINT names {printable(str(cmd.name))}, but the change's "
                                  f"constraint is {printable(change.constraint)}")
         _no_down(change)
         lock, transactional = Lock.SHARE_UPDATE_EXCLUSIVE, True
@@ -391,7 +438,7 @@ def _rebuild(change: ChangeIn) -> Change:
         down = _down(change, lambda key, node: _same_target(key, node, up))
         lock, transactional = Lock.NONE, True
     else:  # pragma: no cover - the caller leaves server and other changes out
-        raise _Refused("kind", f"changes of kind {kind.value} are not read from a report")
+        raise ChangeRefused("kind", f"changes of kind {kind.value} are not read from a report")
     return Change(up=_printed("up", up), down=down, transactional=transactional, lock=lock,
                   relation_bytes=change.relation_bytes, kind=kind, table=change.table, index=change.index,
                   constraint=change.constraint)
@@ -400,11 +447,11 @@ def _rebuild(change: ChangeIn) -> Change:
 def _set_parameter(key: str, node: ast.Node, *, reset: bool) -> ast.VariableSetStmt:
     """``ALTER DATABASE|ROLE … SET name = value`` (``reset``: ``RESET name``)."""
     if not isinstance(node, ast.AlterDatabaseSetStmt | ast.AlterRoleSetStmt):
-        raise _Refused(key, f"expected one ALTER DATABASE|ROLE … SET statement, got {_what(node)}")
+        raise ChangeRefused(key, f"expected one ALTER DATABASE|ROLE … SET statement, got {_what(node)}")
     wanted = enums.VariableSetKind.VAR_RESET if reset else enums.VariableSetKind.VAR_SET_VALUE
     setstmt = node.setstmt
     if setstmt is None or setstmt.kind != wanted:
-        raise _Refused(key, f"expected {'RESET' if reset else 'SET … = value'}")
+        raise ChangeRefused(key, f"expected {'RESET' if reset else 'SET … = value'}")
     return setstmt
 
 
@@ -415,4 +462,4 @@ def _same_target(key: str, node: Any, up: Any) -> None:
         else (node.role.roletype, node.role.rolename) == (up.role.roletype, up.role.rolename)
         and node.database == up.database)
     if not same:
-        raise _Refused(key, "the down step must RESET the same setting for the same database or role")
+        raise ChangeRefused(key, "the down step must RESET the same setting for the same database or role")

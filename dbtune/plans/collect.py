@@ -199,7 +199,9 @@ def parameter_count(sql: str) -> int:
         return max((int(n) for n in _PARAM.findall(_STRINGS.sub("", sql))), default=0)
 
 
-def _message(exc: psycopg.Error) -> tuple[str, str | None]:
+def server_message(exc: psycopg.Error) -> tuple[str, str | None]:
+    """The server's primary message for ``exc`` on one line (psycopg's text when there is none), and its
+    SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html)."""
     primary = exc.diag.message_primary if exc.diag else None
     return " ".join((primary or str(exc)).split()), exc.sqlstate
 
@@ -217,13 +219,13 @@ def explain_session(settings: ConnectionSettings, options: ExplainOptions | None
             conn.execute(_SET, ("default_transaction_read_only", "on", False))
     except psycopg.Error as exc:
         conn.close()
-        raise ServerRefused(f"{describe(settings)} refused the EXPLAIN session: {_message(exc)[0]}") from None
+        raise ServerRefused(f"{describe(settings)} refused the EXPLAIN session: {server_message(exc)[0]}") from None
     for name, value in options.session_settings.items():
         try:
             conn.execute(_SET, (name, str(value), False))
         except psycopg.Error as exc:
             conn.close()
-            raise UsageError(f"session setting {name} = {value!r}: {_message(exc)[0]}") from None
+            raise UsageError(f"session setting {name} = {value!r}: {server_message(exc)[0]}") from None
     return conn
 
 
@@ -254,7 +256,7 @@ def _analyze_values(conn: psycopg.Connection, query: PlanQuery, n_params: int, o
         notes.append(f"not run with ANALYZE: no values for its parameters: {exc}")
         return False, ()
     except psycopg.Error as exc:
-        notes.append(f"not run with ANALYZE: sampling values for its parameters failed: {_message(exc)[0]}")
+        notes.append(f"not run with ANALYZE: sampling values for its parameters failed: {server_message(exc)[0]}")
         return False, ()
     if len(params.sets[0]) != n_params:
         notes.append(f"not run with ANALYZE: found values for {len(params.sets[0])} of its {n_params} parameters")
@@ -278,10 +280,10 @@ def _relation_rows(conn: psycopg.Connection, plan: Plan) -> tuple[dict[str, floa
 
 
 def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tuple[str, ...] | None,
-                 prepared: str, version_num: int) -> Any:
+                 prepared: str, version_num: int, prepared_done: list[str]) -> Any:
     """The JSON of EXPLAIN for ``sql``: with ANALYZE when ``values`` is given (``()``: no parameters), else
     its plan, generic when it has parameters. Runs inside the caller's transaction; lets psycopg.Error
-    through."""
+    through. ``prepared_done`` gets ``prepared`` once the statement is prepared (to be deallocated)."""
     cur = MarkedRawCursor(conn)
     if values is not None:
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) {sql}"
@@ -292,10 +294,50 @@ def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tupl
         return cur.execute(f"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) {sql}").fetchall()[0][0]  # type: ignore[arg-type]
     # Before 16: the generic plan of a prepared statement, whatever the (NULL) values.
     cur.execute(f"PREPARE {prepared} AS {sql}")  # type: ignore[arg-type]
+    prepared_done.append(prepared)
     count = conn.execute(_PREPARED_PARAMETERS, (prepared,)).fetchone()
     nulls = ", ".join(["NULL"] * int(count[0] if count else n_params))
     conn.execute(_SET, ("plan_cache_mode", "force_generic_plan", True))
     return cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {prepared}({nulls})").fetchall()[0][0]  # type: ignore[arg-type]
+
+
+def plan_statement(conn: psycopg.Connection, sql: str, version_num: int, *, values: tuple[str, ...] | None = None,
+                   prepared: str = "dbtune_plan", search_path: tuple[str, ...] | None = None) -> Plan:
+    """The plan of one statement, in a transaction of its own that is always rolled back (a savepoint when
+    ``conn`` is inside a transaction already, so the caller's transaction goes on after a failure).
+
+    ``sql`` may hold ``$n`` parameters: it then gets its generic plan (see the module docstring: ``EXPLAIN
+    (GENERIC_PLAN)`` on 16+, ``PREPARE`` + ``plan_cache_mode = force_generic_plan`` + ``EXPLAIN EXECUTE``
+    with NULLs before, ``version_num`` being ``server_version_num``; the prepared statement ``prepared`` is
+    deallocated afterwards). With ``values`` (``()``: no parameters) it runs under ``EXPLAIN (ANALYZE,
+    BUFFERS)``. ``search_path`` is set for this transaction alone. Lets :class:`psycopg.Error` through (the
+    server's refusal); raises ValueError when EXPLAIN's output holds no plan.
+    See https://www.postgresql.org/docs/current/sql-explain.html.
+    """
+    prepared_done: list[str] = []
+    try:
+        with conn.transaction(force_rollback=True):
+            if search_path is not None:  # the session's own path, for this transaction only
+                conn.execute(_SET, ("search_path", ", ".join(quote_ident(s) for s in search_path), True))
+            return Plan.from_json(_run_explain(conn, sql, parameter_count(sql), values, prepared, version_num,
+                                               prepared_done))
+    finally:
+        for name in prepared_done:  # PREPARE is not undone by a rollback
+            _deallocate(conn, name)
+
+
+def _deallocate(conn: psycopg.Connection, name: str) -> None:
+    """``DEALLOCATE name``, when psycopg has not removed it already: after a rollback psycopg sends its own
+    ``DEALLOCATE ALL`` when it had prepared statements of its own. Inside the caller's transaction it runs
+    in a savepoint, so that transaction goes on either way."""
+    try:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(f"DEALLOCATE {name}")  # type: ignore[arg-type]
+        else:
+            with conn.transaction():
+                conn.execute(f"DEALLOCATE {name}")  # type: ignore[arg-type]
+    except psycopg.Error:
+        pass
 
 
 def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server: PlanServer,
@@ -322,23 +364,12 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
     analyze, values = _analyze_values(conn, query, n_params, options, notes) if options.analyze else (False, ())
     result = ExplainedQuery(query, fingerprint(sql), server, kind="analyzed" if analyze else
                             "generic" if n_params else "plain", notes=tuple(notes))
-    prepared = f"dbtune_plan_{number}"
     try:
-        with conn.transaction(force_rollback=True):
-            if query.search_path is not None:  # the session's own path, for this transaction only
-                conn.execute(_SET, ("search_path", ", ".join(quote_ident(s) for s in query.search_path),
-                                    True))
-            plan = Plan.from_json(_run_explain(conn, sql, n_params, values if analyze else None, prepared,
-                                               server.version_num))
+        plan = plan_statement(conn, sql, server.version_num, values=values if analyze else None,
+                              prepared=f"dbtune_plan_{number}", search_path=query.search_path)
     except psycopg.Error as exc:
-        message, sqlstate = _message(exc)
+        message, sqlstate = server_message(exc)
         return replace(result, error=message, sqlstate=sqlstate)
-    finally:
-        if n_params and not analyze and server.version_num < GENERIC_PLAN_VERSION:
-            try:
-                conn.execute(f"DEALLOCATE {prepared}")  # type: ignore[arg-type]
-            except psycopg.Error:
-                pass  # PREPARE itself failed
     relation_rows, partition_roots = _relation_rows(conn, plan)
     return replace(result, plan=plan, parameters=tuple(values), relation_rows=relation_rows,
                    partition_roots=partition_roots)

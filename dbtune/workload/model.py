@@ -30,7 +30,9 @@ class Query:
     input), ``pgss:<queryid>`` for pg_stat_statements. ``fingerprint`` is pglast's (libpg_query's)
     fingerprint, equal for statements that differ only in constants and whitespace.
 
-    ``name`` and ``params_sql`` come from ``-- name:`` / ``-- params:`` comments; ``params`` are the bind
+    ``name``, ``params_sql`` and ``weight`` come from ``-- name:`` / ``-- params:`` / ``-- weight:``
+    comments (``weight``: how often the statement runs relative to the others, ``None`` when the file
+    does not say; the advisor then weighs it by ``calls``, else 1); ``params`` are the bind
     values a server log showed for ``$1``, ``$2`` … (text as logged; ``None`` for NULL). ``calls``,
     ``total_ms`` (ms) and ``rows`` are known for pg_stat_statements and logs (one call per logged
     execution). ``occurrences`` counts the records merged into this one by :func:`group_by_fingerprint`.
@@ -51,6 +53,7 @@ class Query:
     name: str | None = None
     params_sql: str | None = None
     params: tuple[str | None, ...] | None = None
+    weight: float | None = None
     calls: int | None = None
     total_ms: float | None = None
     rows: int | None = None

@@ -16,7 +16,10 @@ meta-commands and ``BEGIN``/``END`` are kept as statements skipped with why):
    splits instead, and each statement is parsed on its own: the bad ones are reported with their line
    and the parser's message, the others are kept.
 3. ``-- name: <name>`` names the next statement; ``-- params: <SQL>`` after a statement gives the query
-   that returns sample values for its ``$1``, ``$2`` … (a bare ``-- params: SELECT``: none).
+   that returns sample values for its ``$1``, ``$2`` … (a bare ``-- params: SELECT``: none);
+   ``-- weight: <number>`` before a statement gives its weight in the workload (how many times it runs
+   for each run of a statement of weight 1; the advisor weighs each query's cost saved by it). A weight
+   that is not a positive number makes the statement an error.
 
 See https://www.postgresql.org/docs/current/app-psql.html (Meta-Commands, SQL Interpolation) and
 https://www.postgresql.org/docs/current/pgbench.html (Custom Scripts).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -43,7 +47,7 @@ _SENDING = re.compile(r"\\(g|gx|gset|aset|gexec|gdesc|watch|crosstabview)(?![A-Z
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_\u0080-\U0010ffff]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
-_ANNOTATION = re.compile(r"--\s*(name|params):\s*(.*?)\s*$")
+_ANNOTATION = re.compile(r"--\s*(name|params|weight):\s*(.*?)\s*$")
 # What the lexer stops at; everything else is skipped by the regex engine.
 _SPECIAL = re.compile(r"--|/\*|::|:['\"]|:[A-Za-z0-9_\u0080-\U0010ffff]+|['\"$\\\[\]();]")
 
@@ -288,7 +292,7 @@ class _Piece:
 
 @dataclass(frozen=True)
 class ScriptStatement:
-    """One statement of a script: its text, 1-based line, and its ``-- name:``/``-- params:``;
+    """One statement of a script: its text, 1-based line, and its ``-- name:``/``-- params:``/``-- weight:``;
     ``skipped`` says why it is read but neither planned nor run (a pgbench meta-command, whose ``text`` it
     is, or pgbench's ``BEGIN``/``END``)."""
 
@@ -299,6 +303,7 @@ class ScriptStatement:
     params_sql: str | None = None
     warnings: tuple[str, ...] = ()  # ``label:line: message``: read, but maybe not as its author meant
     skipped: str | None = None
+    weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -374,11 +379,14 @@ def read_script(text: str, label: str, fmt: WorkloadFormat | None = None) -> Scr
         i += 1
     names: dict[int, str] = {}
     params: dict[int, str | None] = {}
+    weights: dict[int, str] = {}
     starts = [p.start for p in pieces]
     for note in lexed.annotations:
         k = bisect.bisect_right(starts, note.offset)  # the pieces that start before the comment
         if note.key == "name" and k < len(pieces):
             names[k] = note.value
+        elif note.key == "weight" and k < len(pieces):
+            weights[k] = note.value
         elif note.key == "params" and k > 0 and pieces[k - 1].stop <= note.offset:
             value = note.value.rstrip(";").strip()
             params[k - 1] = None if value.upper() in ("", "SELECT") else value
@@ -391,6 +399,11 @@ def read_script(text: str, label: str, fmt: WorkloadFormat | None = None) -> Scr
             line = lines.line(piece.start) + piece.text[:offset].count("\n")
             errors.append(SourceError(f"{label}:{line}", message, name))
             continue
+        weight = _weight(weights[k]) if k in weights else None
+        if weight is not None and weight <= 0:
+            errors.append(SourceError(f"{label}:{lines.line(piece.start)}",
+                                      f"-- weight: must be a positive number, got {clip(weights[k], 40)!r}", name))
+            continue
         warnings = tuple(
             f"{label}:{lines.line(offset)}: {marker} inside the string literal {clip(literal, 60)} is not a psql "
             "variable (psql substitutes variables only outside quotes): the server gets the text as written"
@@ -401,13 +414,22 @@ def read_script(text: str, label: str, fmt: WorkloadFormat | None = None) -> Scr
         skipped = (f"{utility} skipped: pgbench's transaction control; dbtune plans and runs each statement on "
                    "its own" if utility in TRANSACTION_CONTROL else None)
         found.append(ScriptStatement(body, lines.line(piece.start), fingerprint, name, params.get(k),
-                                     warnings, skipped))
+                                     warnings, skipped, weight))
     if fmt is WorkloadFormat.PGBENCH:
         found += [ScriptStatement(meta.strip(), lines.line(offset), _text_hash(meta), skipped=_pgbench_skip(meta))
                   for offset, meta in lexed.meta_commands]
         found.sort(key=lambda s: s.line)
     errors.sort(key=lambda e: _sort_key(e.location))
     return Script(tuple(found), tuple(errors), fmt)
+
+
+def _weight(text: str) -> float:
+    """A ``-- weight:`` value as a number; ``-1`` (refused) when it is not a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return -1.0
+    return value if math.isfinite(value) else -1.0
 
 
 def _text_hash(text: str) -> str:
@@ -447,6 +469,7 @@ def parse_script(text: str, label: str,
     for s in script.statements:
         relations, search_path = paths.resolve(s.text) if s.skipped is None else ((), None)
         queries.append(Query(text=s.text, source=Source.SQL, location=f"{label}:{s.line}", fingerprint=s.fingerprint,
-                             name=s.name, params_sql=s.params_sql, warnings=s.warnings, relations=relations,
+                             name=s.name, params_sql=s.params_sql, weight=s.weight, warnings=s.warnings,
+                             relations=relations,
                              search_path=search_path, skipped=s.skipped))
     return queries, list(script.errors), script.format

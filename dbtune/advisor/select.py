@@ -1,0 +1,400 @@
+"""Selection: which candidate indexes a whole workload should get, under a storage budget.
+
+The model, in planner cost units (the ``total_cost`` of each query's plan,
+https://www.postgresql.org/docs/current/using-explain.html) weighted by each query's weight (its calls,
+or the workload file's ``-- weight:``):
+
+* ``c_q(S)``: the cost of query ``q`` with the set ``S`` of candidates present (``CostCache.cost``, which
+  looks only at the candidates on ``q``'s own tables and caches);
+* ``benefit(S) = Σ_q w_q × (c_q(∅) − c_q(S))``;
+* ``W(i)``: the write cost of index ``i`` (:mod:`dbtune.advisor.writes`), what the rows modified in its
+  table pay to keep it up to date, in the same units;
+* ``net(S) = benefit(S) − Σ_{i∈S} W(i)``; a candidate's net value is its marginal benefit minus ``W(i)``.
+
+The steps:
+
+1. **Alone.** Each candidate is costed on its own against the queries that could use it (those that
+   propose it, and those that propose another candidate with the same leading key column on its table).
+   One that makes no query cheaper is rejected ("no query gets cheaper") and never costed again; the
+   queries it makes cheaper alone are the only ones re-costed for it later (a candidate that does not help
+   a query alone is not asked about that query again), which keeps the what-if calls to a few per
+   candidate.
+2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
+   byte (``CostCache.size``) that fits the budget, until none has a positive net value or
+   ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen on a table
+   one of its queries reads.
+3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one on the same
+   table when the net total rises and the set still fits.
+4. **Pruning.** A chosen index whose removal lowers the net total by less than
+   :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
+   and the narrower one is rejected "served by <wider>".
+
+Candidates the engine cannot cost (``Engine.cannot_cost``: a GIN suggestion under hypopg) are not
+dropped: with a ``ranker`` (a cost cache over the pg_stats :class:`~dbtune.advisor.ranking.StatisticsEngine`)
+each is recommended, marked "not costed", when that ranking finds it worth its write cost and it fits
+what the budget and ``max_indexes`` leave; otherwise it is rejected with the reason.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, EngineKind, QueryCost, Recommendation, Rejected
+from dbtune.units import size_pretty
+
+# A chosen index whose removal costs the workload less than this fraction of what the index saves alone is
+# served by the other chosen indexes (a wider one on the same leading columns, mostly).
+PRUNE_TOLERANCE = 0.05
+# Savings below this (planner cost units, weighted) are noise: a plan that did not change.
+EPSILON = 1e-6
+STAGE = "selection"
+
+
+class EngineLike(Protocol):
+    kind: EngineKind
+
+    def cannot_cost(self, candidate: Candidate) -> str | None: ...
+
+
+class Costs(Protocol):
+    """What selection needs of a :class:`~dbtune.advisor.costing.CostCache`."""
+
+    @property
+    def engine(self) -> EngineLike: ...
+
+    @property
+    def calls(self) -> int: ...
+
+    def cost(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing: ...
+
+    def size(self, candidate: Candidate) -> int: ...
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select_indexes` chose: ``recommendations`` in the order chosen (without their
+    ``changes``: the API builds those), every other candidate as a :class:`Rejected` of stage
+    ``selection`` with its figures, and the queries whose base cost the engine could not get (name, the
+    server's message): they took no part."""
+
+    recommendations: tuple[Recommendation, ...]
+    rejected: tuple[Rejected, ...] = ()
+    failed: tuple[tuple[AdvisorQuery, str], ...] = ()
+
+
+@dataclass
+class _State:
+    """The run's working figures: base cost per query key, each candidate's benefit alone and the
+    queries it helps alone."""
+
+    queries: dict[str, AdvisorQuery]
+    base: dict[str, float]
+    alone: dict[Candidate, float] = field(default_factory=dict)
+    helps: dict[Candidate, tuple[str, ...]] = field(default_factory=dict)
+
+
+def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Sequence[Candidate]], cache: Costs, *,
+                   budget_bytes: int, max_indexes: int | None, write_cost: Callable[[Candidate], float],
+                   ranker: Costs | None = None) -> Selection:
+    """Choose indexes for ``queries`` among the candidates ``by_query`` proposes (``AdvisorQuery.key`` →
+    candidates), under ``budget_bytes`` (bytes of new indexes, estimated by ``cache.size``) and
+    ``max_indexes`` (None: no limit), counting ``write_cost(candidate)`` (planner cost units, weighted
+    like the benefit) against each index. See the module docstring for the method; ``ranker`` ranks the
+    candidates ``cache.engine`` cannot cost. Sends only what-if requests through ``cache`` (and
+    ``ranker``); lets their errors through. Queries whose base cost fails are left out, in
+    :attr:`Selection.failed`.
+    """
+    state, failed = _base(queries, cache)
+    rejected: dict[Candidate, Rejected] = {}
+    costable: list[Candidate] = []
+    uncostable: list[tuple[Candidate, str]] = []
+    for cand in _distinct(by_query.get(q.key, ()) for q in queries if q.key in state.base):
+        why = cache.engine.cannot_cost(cand)
+        if why is None:
+            costable.append(cand)
+        else:
+            uncostable.append((cand, why))
+    for cand in costable:
+        _cost_alone(state, by_query, cache, cand)
+        if state.alone[cand] <= EPSILON:
+            rejected[cand] = _reject(cand, cache, write_cost, "no query gets cheaper", 0.0)
+    live = [c for c in costable if c not in rejected]
+    chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, rejected)
+    chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
+    for old, new in swapped_out.items():
+        if old not in chosen:
+            rejected[old] = _reject(old, cache, write_cost, f"over budget: {new.describe()} saves more within it",
+                                    state.alone[old])
+    chosen, marginal = _prune(state, cache, chosen, write_cost, rejected)
+    for cand, reason in passed_over.items():
+        if cand not in chosen:
+            rejected[cand] = _reject(cand, cache, write_cost, reason, state.alone[cand])
+    for cand in chosen:
+        rejected.pop(cand, None)
+    recommendations = [_recommend(state, cache, chosen, cand, marginal[cand], write_cost) for cand in chosen]
+    used_bytes = sum(cache.size(c) for c in chosen)
+    for cand, why in uncostable:
+        verdict = _not_costed(cand, why, queries, by_query, state, ranker, write_cost, cache,
+                              budget_bytes - used_bytes, max_indexes, len(recommendations))
+        if isinstance(verdict, Recommendation):
+            recommendations.append(verdict)
+            used_bytes += verdict.estimated_bytes
+        else:
+            rejected[cand] = verdict
+    order = {c: i for i, c in enumerate(_distinct(by_query.get(q.key, ()) for q in queries))}
+    return Selection(tuple(recommendations), tuple(sorted(rejected.values(), key=lambda r: order[r.candidate])),
+                     tuple(failed))
+
+
+# --- the figures -------------------------------------------------------------------------------------------
+
+
+def _distinct(groups: Iterable[Sequence[Candidate]]) -> list[Candidate]:
+    seen: dict[Candidate, None] = {}
+    for group in groups:
+        for cand in group:
+            seen.setdefault(cand, None)
+    return list(seen)
+
+
+def _base(queries: Sequence[AdvisorQuery], cache: Costs) -> tuple[_State, list[tuple[AdvisorQuery, str]]]:
+    base: dict[str, float] = {}
+    failed: list[tuple[AdvisorQuery, str]] = []
+    for q in queries:
+        costing = cache.cost(q, ())
+        if costing.cost is None:
+            failed.append((q, costing.error or "the engine could not cost it"))
+        else:
+            base[q.key] = costing.cost
+    return _State({q.key: q for q in queries}, base), failed
+
+
+def _leading(cand: Candidate) -> str:
+    return cand.keys[0].sql() if cand.keys else ""
+
+
+def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cache: Costs, cand: Candidate) -> None:
+    """``cand``'s weighted saving alone, over the queries that propose it or a candidate with its leading
+    key column on its table."""
+    total, helps = 0.0, []
+    for key in state.base:
+        proposed = by_query.get(key, ())
+        if cand not in proposed and not any(p.qualified_table == cand.qualified_table
+                                            and _leading(p) == _leading(cand) for p in proposed):
+            continue
+        query = state.queries[key]
+        saving = _saving(state, cache, query, [cand], cand)
+        if saving > EPSILON:
+            total += query.weight * saving
+            helps.append(key)
+    state.alone[cand] = total
+    state.helps[cand] = tuple(helps)
+
+
+def _saving(state: _State, cache: Costs, query: AdvisorQuery, present: Iterable[Candidate],
+            cand: Candidate | None = None) -> float:
+    """``c_q(∅) − c_q(present)`` (unweighted); 0 when the plan does not use ``cand`` (when given) or the
+    query cannot be costed with them."""
+    costing = cache.cost(query, present)
+    if costing.cost is None or (cand is not None and cand not in costing.used):
+        return 0.0
+    return max(0.0, state.base[query.key] - costing.cost)
+
+
+def _benefit(state: _State, cache: Costs, keys: Iterable[str], present: Sequence[Candidate]) -> float:
+    """``Σ w_q × (c_q(∅) − c_q(present))`` over the queries ``keys``."""
+    return sum(state.queries[k].weight * _saving(state, cache, state.queries[k], present) for k in keys)
+
+
+def _marginal(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate) -> float:
+    """What adding ``cand`` to ``chosen`` saves on the queries it helps alone (weighted)."""
+    keys = state.helps[cand]
+    return _benefit(state, cache, keys, [*chosen, cand]) - _benefit(state, cache, keys, chosen)
+
+
+def _reject(cand: Candidate, cache: Costs, write_cost: Callable[[Candidate], float], reason: str,
+            benefit: float) -> Rejected:
+    return Rejected(cand, STAGE, reason, benefit=benefit, write_cost=write_cost(cand),
+                    estimated_bytes=cache.size(cand))
+
+
+# --- the steps -------------------------------------------------------------------------------------------
+
+
+def _tables_of(state: _State, cand: Candidate) -> frozenset[str]:
+    return frozenset(t for k in state.helps[cand] for t in state.queries[k].tables)
+
+
+def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: int, max_indexes: int | None,
+            write_cost: Callable[[Candidate], float],
+            rejected: dict[Candidate, Rejected]) -> tuple[list[Candidate], dict[Candidate, str]]:
+    """Lazy greedy by net value per byte; returns the chosen candidates and those passed over for the
+    budget or ``max_indexes`` (with the reason), and records in ``rejected`` those whose net value is not
+    positive."""
+    chosen: list[Candidate] = []
+    used = 0
+    passed_over: dict[Candidate, str] = {}
+    changed: dict[str, int] = {}  # table -> the round an index was last chosen on it
+    evaluated: dict[Candidate, int] = {}
+    heap: list[tuple[float, int, Candidate, float]] = []
+    for n, cand in enumerate(live):
+        net = state.alone[cand] - write_cost(cand)
+        heapq.heappush(heap, (-net / max(cache.size(cand), 1), n, cand, net))
+        evaluated[cand] = 0
+    round_ = 0
+    while heap:
+        _, n, cand, net = heapq.heappop(heap)
+        if max_indexes is not None and len(chosen) >= max_indexes:
+            if net > EPSILON:
+                passed_over[cand] = f"beyond --max-indexes {max_indexes}"
+            else:
+                rejected[cand] = _not_worth(state, cache, chosen, cand, net + write_cost(cand), write_cost)
+            continue
+        if any(changed.get(t, -1) >= evaluated[cand] for t in _tables_of(state, cand)):
+            net = _marginal(state, cache, chosen, cand) - write_cost(cand)
+            evaluated[cand] = round_ + 1
+            heapq.heappush(heap, (-net / max(cache.size(cand), 1), n, cand, net))
+            continue
+        if net <= EPSILON:
+            rejected[cand] = _not_worth(state, cache, chosen, cand, net + write_cost(cand), write_cost)
+            continue
+        size = cache.size(cand)
+        if used + size > budget_bytes:
+            passed_over[cand] = (f"over budget: {size_pretty(size)} with {size_pretty(used)} chosen, "
+                                 f"budget {size_pretty(budget_bytes)}")
+            continue
+        chosen.append(cand)
+        used += size
+        round_ += 1
+        changed[cand.qualified_table] = round_
+    return chosen, passed_over
+
+
+def _not_worth(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate, benefit: float,
+               write_cost: Callable[[Candidate], float]) -> Rejected:
+    """Why a candidate with a saving alone adds nothing worth its write cost to ``chosen``."""
+    if benefit <= PRUNE_TOLERANCE * state.alone[cand]:
+        server = _serving(state, cache, chosen, cand)
+        if server is not None:
+            return _reject(cand, cache, write_cost, f"served by {server.describe()}", benefit)
+    wc = write_cost(cand)
+    return _reject(cand, cache, write_cost, f"write cost {wc:.1f} above benefit {benefit:.1f}", benefit)
+
+
+def _serving(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate) -> Candidate | None:
+    """The chosen index the plans of ``cand``'s queries use most (by weight), with ``chosen`` present."""
+    weights: dict[Candidate, float] = {}
+    for key in state.helps[cand]:
+        costing = cache.cost(state.queries[key], chosen)
+        for other in costing.used:
+            if other in chosen and other != cand:
+                weights[other] = weights.get(other, 0.0) + state.queries[key].weight
+    return max(weights, key=lambda c: weights[c]) if weights else None
+
+
+def _net(state: _State, cache: Costs, keys: Iterable[str], present: Sequence[Candidate],
+         write_cost: Callable[[Candidate], float]) -> float:
+    return _benefit(state, cache, keys, present) - sum(write_cost(c) for c in present)
+
+
+def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Mapping[Candidate, str],
+          budget_bytes: int, write_cost: Callable[[Candidate], float]
+          ) -> tuple[list[Candidate], dict[Candidate, Candidate]]:
+    """One pass of swaps: each candidate passed over for the budget or ``max_indexes`` (best alone
+    first) replaces the chosen index on its table whose replacement raises the net total most, when the
+    set still fits the budget. Returns the new set and what replaced each index swapped out."""
+    chosen = list(chosen)
+    swapped_out: dict[Candidate, Candidate] = {}
+    for cand in sorted(passed_over, key=lambda c: -(state.alone[c] - write_cost(c))):
+        if cand in chosen:
+            continue
+        best: tuple[float, Candidate] | None = None
+        used = sum(cache.size(c) for c in chosen)
+        for old in chosen:
+            if old.qualified_table != cand.qualified_table:
+                continue
+            if used - cache.size(old) + cache.size(cand) > budget_bytes:
+                continue
+            if state.alone[cand] - write_cost(cand) <= _marginal(state, cache, [c for c in chosen if c != old], old) \
+                    - write_cost(old):
+                continue  # it cannot beat what ``old`` adds
+            keys = sorted(set(state.helps[cand]) | set(state.helps[old]))
+            swapped = [cand if c == old else c for c in chosen]
+            gain = _net(state, cache, keys, swapped, write_cost) - _net(state, cache, keys, chosen, write_cost)
+            if gain > EPSILON and (best is None or gain > best[0]):
+                best = (gain, old)
+        if best is not None:
+            chosen = [cand if c == best[1] else c for c in chosen]
+            swapped_out[best[1]] = cand
+    return chosen, swapped_out
+
+
+def _prune(state: _State, cache: Costs, chosen: list[Candidate], write_cost: Callable[[Candidate], float],
+           rejected: dict[Candidate, Rejected]) -> tuple[list[Candidate], dict[Candidate, float]]:
+    """Drop every chosen index whose removal lowers the net total by less than :data:`PRUNE_TOLERANCE` of
+    its saving alone (the least valuable first); returns the rest and each one's marginal benefit (what
+    the workload loses without it, before its write cost)."""
+    chosen = list(chosen)
+    while True:
+        marginal = {c: _marginal(state, cache, [o for o in chosen if o != c], c) for c in chosen}
+        worst = min(chosen, key=lambda c: marginal[c] - write_cost(c) - PRUNE_TOLERANCE * state.alone[c],
+                    default=None)
+        if worst is None or marginal[worst] - write_cost(worst) > PRUNE_TOLERANCE * state.alone[worst]:
+            return chosen, marginal
+        chosen.remove(worst)
+        rejected[worst] = _not_worth(state, cache, chosen, worst, marginal[worst], write_cost)
+
+
+def _recommend(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate, benefit: float,
+               write_cost: Callable[[Candidate], float]) -> Recommendation:
+    """``cand`` as a :class:`Recommendation`: the queries whose plans use it with every chosen index
+    present, their cost before (no candidate) and after (all chosen)."""
+    served = []
+    for key in state.helps[cand]:
+        query = state.queries[key]
+        costing = cache.cost(query, chosen)
+        if cand in costing.used and costing.cost is not None:
+            served.append(QueryCost(query.key, query.name, query.sql, query.weight, state.base[key], costing.cost))
+    wc = write_cost(cand)
+    return Recommendation(candidate=cand, queries=tuple(served), estimated_bytes=cache.size(cand), benefit=benefit,
+                          write_cost=wc, engine=cache.engine.kind,
+                          slows_writes_to=(cand.qualified_table,) if wc > 0 else ())
+
+
+def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
+                by_query: Mapping[str, Sequence[Candidate]], state: _State, ranker: Costs | None,
+                write_cost: Callable[[Candidate], float], cache: Costs, budget_left: int,
+                max_indexes: int | None, count: int) -> Recommendation | Rejected:
+    """A candidate ``cache.engine`` cannot cost, judged by ``ranker`` (pg_stats selectivity)."""
+    size = ranker.size(cand) if ranker is not None else cache.size(cand)
+    wc = write_cost(cand)
+    if ranker is None:
+        return Rejected(cand, STAGE, f"not costed: {why}; no other ranking available", write_cost=wc,
+                        estimated_bytes=size)
+    served, benefit = [], 0.0
+    for q in queries:
+        if cand not in by_query.get(q.key, ()) or q.key not in state.base:
+            continue
+        before, after = ranker.cost(q, ()), ranker.cost(q, [cand])
+        if before.cost is None or after.cost is None or cand not in after.used or before.cost - after.cost <= EPSILON:
+            continue
+        benefit += q.weight * (before.cost - after.cost)
+        served.append(QueryCost(q.key, q.name, q.sql, q.weight, before.cost, after.cost))
+    note = f"not costed: {why}; ranked by pg_stats selectivity"
+    if benefit <= EPSILON:
+        return Rejected(cand, STAGE, f"{note}: no query gets cheaper", write_cost=wc, estimated_bytes=size)
+    if benefit - wc <= EPSILON:
+        return Rejected(cand, STAGE, f"{note}: write cost {wc:.1f} above benefit {benefit:.1f}", benefit=benefit,
+                        write_cost=wc, estimated_bytes=size)
+    if max_indexes is not None and count >= max_indexes:
+        return Rejected(cand, STAGE, f"{note}: beyond --max-indexes {max_indexes}", benefit=benefit,
+                        write_cost=wc, estimated_bytes=size)
+    if size > budget_left:
+        return Rejected(cand, STAGE, f"{note}: over budget ({size_pretty(size)}, {size_pretty(max(budget_left, 0))} "
+                        "left)", benefit=benefit, write_cost=wc, estimated_bytes=size)
+    return Recommendation(candidate=cand, queries=tuple(served), estimated_bytes=size, benefit=benefit, write_cost=wc,
+                          engine=EngineKind.STATISTICS, slows_writes_to=(cand.qualified_table,) if wc > 0 else (),
+                          not_costed=note)

@@ -1,0 +1,20 @@
+"""Renderers of ``dbtune advise`` output, chosen by :class:`~dbtune.report.render.Format`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dbtune.advisor.model import Advice
+from dbtune.report.advice_json import render_advice_json
+from dbtune.report.advice_text import render_advice_text
+from dbtune.report.render import Format
+
+ADVICE_RENDERERS: dict[Format, Callable[[Advice], str]] = {
+    Format.TEXT: render_advice_text,
+    Format.JSON: render_advice_json,
+}
+
+
+def render_advice(advice: Advice, fmt: Format = Format.TEXT) -> str:
+    """The advice of ``dbtune advise`` as text or JSON."""
+    return ADVICE_RENDERERS[fmt](advice)

@@ -1,0 +1,325 @@
+"""The advisor's what-if engines (issue 7, items 2 and 3) against real servers: hypopg on PostgreSQL 15
+(``CREATE EXTENSION hypopg`` in the test database), trial builds on 15 and 18 (18 has no hypopg), and the
+cost cache in front of them.
+
+Known answers: an index on the filtered column lowers the planner's cost and the plan scans it; a ``$n``
+query is costed by its generic plan (the same one ``dbtune explain`` collects); quoted mixed-case and
+hostile names are created and recognised exactly; a partitioned table's candidate is costed at the parent;
+a query or a candidate the server refuses gives an error costing and the session goes on; GIN is costed by
+a trial build and refused by hypopg; 5,000 evaluations through the cache leave no hypothetical index and
+no built index behind; the hypopg session sends nothing but reads.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import conftest
+import psycopg
+import pytest
+from psycopg import sql
+from test_hostile_names import WHY_SQL
+
+from dbtune.advisor.costing import CostCache, whatif_session
+from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, Engine, EngineKind, KeyPart
+from dbtune.advisor.trial import TrialBuildEngine
+from dbtune.advisor.whatif import HypoPGEngine, hypopg_available
+from dbtune.catalog.model import Snapshot
+from dbtune.catalog.snapshot import take
+from dbtune.db.connect import read_only_snapshot, resolve
+from dbtune.db.local_server import LocalServer
+from dbtune.plans.collect import PlanQuery, collect_plans
+from dbtune.sqlnames import qualified, quote_ident
+
+HOSTILE_TABLE = WHY_SQL  # "y\nDROP TABLE public.victim; --"
+HOSTILE_COLUMN = "Col\"'; --"
+SCHEMA = """
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
+                     created_at timestamptz NOT NULL, note text);
+INSERT INTO orders SELECT g, g % 500, CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'done' END,
+                          timestamptz '2026-01-01' + g * interval '1 minute', 'n'
+FROM generate_series(1, 20000) g;
+CREATE SCHEMA "Sales Dept";
+CREATE TABLE "Sales Dept"."Order Items" ("OrderId" bigint NOT NULL, "Sku" text, qty int);
+INSERT INTO "Sales Dept"."Order Items" SELECT g % 2000, 's' || g, g % 7 FROM generate_series(1, 20000) g;
+CREATE TABLE events (id bigint NOT NULL, kind int NOT NULL, at date) PARTITION BY RANGE (id);
+CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (10000);
+CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM (10000) TO (20001);
+INSERT INTO events SELECT g, g % 1000, date '2026-01-01' + g % 300 FROM generate_series(1, 20000) g;
+CREATE TABLE docs (id int PRIMARY KEY, body jsonb NOT NULL);
+INSERT INTO docs SELECT g, jsonb_build_object('k', g % 1000) FROM generate_series(1, 20000) g;
+"""
+HOSTILE = sql.SQL("CREATE TABLE public.{} ({} int NOT NULL, v int); "
+                  "INSERT INTO public.{} SELECT g % 1000, g FROM generate_series(1, 20000) g").format(
+    sql.Identifier(HOSTILE_TABLE), sql.Identifier(HOSTILE_COLUMN), sql.Identifier(HOSTILE_TABLE))
+
+ORDERS = "public.orders"
+ITEMS = qualified("Sales Dept", "Order Items")
+HOSTILE_QUALIFIED = qualified("public", HOSTILE_TABLE)
+
+
+def query(key: str, text: str, *tables: str) -> AdvisorQuery:
+    return AdvisorQuery(key=key, name=key, sql=text, weight=1.0, tables=tables)
+
+
+def btree(schema: str, table: str, *columns: str) -> Candidate:
+    return Candidate(schema, table, tuple(KeyPart(c) for c in columns))
+
+
+BY_CUSTOMER = btree("public", "orders", "customer_id")
+BY_STATUS = btree("public", "orders", "status")
+BY_CREATED = btree("public", "orders", "created_at")
+BY_NOTE = btree("public", "orders", "note")
+BY_CUSTOMER_CREATED = btree("public", "orders", "customer_id", "created_at")
+BY_ORDER_ID = btree("Sales Dept", "Order Items", "OrderId")
+BY_HOSTILE = btree("public", HOSTILE_TABLE, HOSTILE_COLUMN)
+BY_KIND = btree("public", "events", "kind")
+BODY_GIN = Candidate("public", "docs", (KeyPart("body"),), method="gin")
+
+# (query, the candidate that serves it, one that does not)
+SERVED = [
+    (query("customer $1", "SELECT id, status FROM orders WHERE customer_id = $1", ORDERS), BY_CUSTOMER, BY_NOTE),
+    (query("customer const", "SELECT * FROM orders WHERE customer_id = 42;", ORDERS), BY_CUSTOMER, BY_STATUS),
+    (query("mixed case", 'SELECT qty FROM "Sales Dept"."Order Items" WHERE "OrderId" = $1', ITEMS),
+     BY_ORDER_ID, BY_NOTE),
+    (query("hostile", sql.SQL("SELECT v FROM public.{} WHERE {} = 3").format(
+        sql.Identifier(HOSTILE_TABLE), sql.Identifier(HOSTILE_COLUMN)).as_string(), HOSTILE_QUALIFIED),
+     BY_HOSTILE, BY_NOTE),
+    (query("partitioned", "SELECT * FROM events WHERE kind = $1", "public.events"), BY_KIND, BY_NOTE),
+]
+BAD = query("bad", "SELECT * FROM orders WHERE no_such_column = 1", ORDERS)
+GIN_QUERY = query("gin", """SELECT id FROM docs WHERE body @> '{"k": 5}'""", "public.docs")
+
+
+@dataclass
+class Target:
+    """One test database on one server, its catalog snapshot, and whether hypopg is installed in it."""
+
+    db: conftest.TestDatabase
+    snapshot: Snapshot
+    hypopg: bool
+
+    def session(self, *, trial_builds: bool = False) -> psycopg.Connection:
+        return whatif_session(resolve(self.db.dsn), trial_builds=trial_builds)
+
+    def engines(self) -> Iterator[tuple[Engine, psycopg.Connection]]:
+        """hypopg where it is installed, and trial builds everywhere: each with its own session."""
+        if self.hypopg:
+            conn = self.session()
+            engine = HypoPGEngine(conn, self.snapshot)
+            try:
+                yield engine, conn
+            finally:
+                engine.close()
+                conn.close()
+        conn = self.session(trial_builds=True)
+        try:
+            yield TrialBuildEngine(conn, self.snapshot), conn
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def target(pg: LocalServer) -> Iterator[Target]:
+    database = conftest.new_database(pg, "engines")
+    database.execute(SCHEMA)
+    database.execute(HOSTILE.as_string())
+    database.execute("ANALYZE")
+    has_hypopg = database.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'") == [(1,)]
+    assert has_hypopg is (database.query("SHOW server_version_num")[0][0] < "160000")  # hypopg on 15 only
+    if has_hypopg:
+        database.execute("CREATE EXTENSION hypopg")
+    with read_only_snapshot(resolve(database.dsn)) as conn:
+        snapshot = take(conn)
+        assert hypopg_available(conn) is has_hypopg
+    yield Target(database, snapshot, has_hypopg)
+    conftest.drop_database(database)
+
+
+def test_a_useful_candidate_lowers_the_cost_and_the_plan_uses_it(target: Target) -> None:
+    """For each query (a ``$n`` query, a mixed-case schema and table, a hostile table and column name, a
+    partitioned parent): with the candidate that serves it the cost drops and the plan scans that one, not
+    the useless one beside it."""
+    kinds = []
+    for engine, _ in target.engines():
+        kinds.append(engine.kind)
+        for q, useful, useless in SERVED:
+            before = engine.cost(q, frozenset())
+            after = engine.cost(q, frozenset({useful, useless}))
+            assert before.error is None and after.error is None, (engine.kind, q.name, before, after)
+            assert before.cost is not None and after.cost is not None
+            assert after.cost < before.cost, (engine.kind, q.name)
+            assert after.used == {useful}, (engine.kind, q.name)
+            assert before.used == frozenset()
+            assert engine.size(useful) > 0
+    assert kinds == ([EngineKind.HYPOPG] if target.hypopg else []) + [EngineKind.TRIAL_BUILD]
+
+
+def test_a_parameter_query_is_costed_by_its_generic_plan(target: Target) -> None:
+    """A ``$n`` query cannot be explained as it stands; its cost is the generic plan's, the same that
+    ``dbtune explain`` collects (EXPLAIN (GENERIC_PLAN) on 18, PREPARE + force_generic_plan on 15)."""
+    q = SERVED[0][0]
+    (collected,) = collect_plans(resolve(target.db.dsn), [PlanQuery(q.sql)]).queries
+    assert collected.kind == "generic" and collected.plan is not None
+    for engine, _ in target.engines():
+        assert engine.cost(q, frozenset()) == Costing(collected.plan.total_cost)
+
+
+def test_a_partitioned_parent_is_one_candidate_sized_over_its_partitions(target: Target) -> None:
+    """The parent's candidate is used on every partition the plan scans, and its size is at least that of
+    the same index on either partition."""
+    q = SERVED[4][0]
+    leaves = [btree("public", leaf, "kind") for leaf in ("events_1", "events_2")]
+    for engine, _ in target.engines():
+        assert engine.cost(q, frozenset({BY_KIND})).used == {BY_KIND}
+        assert engine.size(BY_KIND) >= max(engine.size(leaf) for leaf in leaves) > 0
+
+
+def test_a_refused_query_or_candidate_is_an_error_and_the_session_goes_on(target: Target) -> None:
+    for engine, _ in target.engines():
+        failed = engine.cost(BAD, frozenset({BY_CUSTOMER}))
+        assert failed.cost is None and failed.error is not None and "no_such_column" in failed.error
+        bad_candidate = btree("public", "orders", "no_such_column")
+        refused = engine.cost(SERVED[0][0], frozenset({bad_candidate, BY_CUSTOMER}))
+        assert refused.cost is None and refused.error is not None and "no_such_column" in refused.error
+        ok = engine.cost(SERVED[0][0], frozenset({BY_CUSTOMER}))
+        assert ok.error is None and ok.used == {BY_CUSTOMER}
+
+
+def test_gin_is_refused_by_hypopg_and_costed_by_a_trial_build(target: Target) -> None:
+    for engine, _ in target.engines():
+        if engine.kind is EngineKind.HYPOPG:
+            why = engine.cannot_cost(BODY_GIN)
+            assert why is not None and "gin" in why
+            assert engine.cannot_cost(BY_CUSTOMER) is None
+            assert engine.cost(GIN_QUERY, frozenset({BODY_GIN})).error == f"{BODY_GIN.describe()}: {why}"
+            continue
+        assert engine.cannot_cost(BODY_GIN) is None
+        before, after = engine.cost(GIN_QUERY, frozenset()), engine.cost(GIN_QUERY, frozenset({BODY_GIN}))
+        assert before.cost is not None and after.cost is not None and after.cost < before.cost
+        assert after.used == {BODY_GIN}
+
+
+class CountingEngine:
+    """The engine, counting the requests that reach it (to check the cache's ``calls``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.kind = engine.kind
+        self.requests = 0
+
+    def cost(self, q: AdvisorQuery, indexes: frozenset[Candidate]) -> Costing:
+        self.requests += 1
+        return self.engine.cost(q, indexes)
+
+    def size(self, candidate: Candidate) -> int:
+        return self.engine.size(candidate)
+
+    def cannot_cost(self, candidate: Candidate) -> str | None:
+        return self.engine.cannot_cost(candidate)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+ORDER_QUERIES = [
+    SERVED[0][0],
+    query("status", "SELECT count(*) FROM orders WHERE status = 'pending'", ORDERS),
+    query("latest", "SELECT * FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 5", ORDERS),
+    query("range", "SELECT id FROM orders WHERE created_at >= $1 AND created_at < $2", ORDERS),
+]
+POOL = [BY_CUSTOMER, BY_STATUS, BY_CREATED, BY_NOTE, BY_CUSTOMER_CREATED, BY_ORDER_ID]
+
+
+def test_5000_evaluations_through_the_cache_leave_nothing_behind(target: Target) -> None:
+    """5,000 (query, candidate set) evaluations over random subsets: the cache sends only what it cannot
+    answer (its ``calls`` are the requests the engine received), its answers equal the engine's own for the
+    same sets, and afterwards no hypothetical index exists in the session and no built index in pg_class."""
+    relations_before = target.db.query("SELECT count(*) FROM pg_class")
+    for engine, conn in target.engines():
+        rng = random.Random(7)
+        counting = CountingEngine(engine)
+        cache = CostCache(counting)
+        batched = CostCache(engine)
+        evaluations = 0
+        requests: list[tuple[AdvisorQuery, frozenset[Candidate]]] = []
+        while evaluations < 5000:
+            subset = frozenset(c for c in POOL if rng.random() < 0.5)
+            for q in ORDER_QUERIES:
+                assert cache.cost(q, subset).error is None
+                requests.append((q, subset))
+            evaluations += len(ORDER_QUERIES)
+            if len(requests) % 100 == 0:
+                batched.cost_many(ORDER_QUERIES, subset)
+        assert cache.calls == counting.requests < 5000 / 4
+        assert batched.calls <= cache.calls
+        for q, subset in rng.sample(requests, 20):  # reused answers are the engine's own for that set
+            fresh = engine.cost(q, CostCache.relevant(q, subset))
+            assert cache.cost(q, subset) == fresh == batched.cost(q, subset), (engine.kind, q.name, subset)
+        assert cache.calls == counting.requests
+        if engine.kind is EngineKind.HYPOPG:
+            assert conn.execute("SELECT count(*) FROM hypopg_list_indexes").fetchone() == (0,)
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == (
+            ("on",) if engine.kind is EngineKind.HYPOPG else ("off",))
+    assert target.db.query("SELECT count(*) FROM pg_class") == relations_before
+    assert target.db.query("SELECT count(*) FROM pg_class WHERE relname LIKE 'dbtune_trial%'") == [(0,)]
+
+
+def test_cache_sizes_are_cached_and_never_smaller_than_a_prefix(target: Target) -> None:
+    for engine, _ in target.engines():
+        cache = CostCache(engine)
+        wide = cache.size(BY_CUSTOMER_CREATED)
+        assert wide >= cache.size(BY_CUSTOMER) > 0
+        calls = cache.size_calls
+        assert cache.size(BY_CUSTOMER_CREATED) == wide and cache.size_calls == calls == 2
+
+
+def test_the_cache_filters_to_the_query_tables(target: Target) -> None:
+    """A candidate on another table changes nothing for a query: the request is answered from the cache."""
+    for engine, _ in target.engines():
+        cache = CostCache(engine)
+        q = SERVED[0][0]
+        first = cache.cost(q, [BY_CUSTOMER])
+        assert cache.cost(q, [BY_CUSTOMER, BY_ORDER_ID, BODY_GIN]) == first and cache.calls == 1
+        # the plan used BY_CUSTOMER only: with BY_NOTE too, or without BY_STATUS, the answer stands
+        assert cache.cost(q, [BY_CUSTOMER, BY_NOTE, BY_STATUS]).used == {BY_CUSTOMER} and cache.calls == 2
+        assert cache.cost(q, [BY_CUSTOMER, BY_NOTE]) == first and cache.calls == 2
+
+
+WRITE_COUNTERS = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0), "
+                  "(SELECT count(*) FROM pg_class) FROM pg_stat_user_tables")
+TRANSACTION_CONTROL = ("BEGIN", "ROLLBACK", "SAVEPOINT", "RELEASE")  # psycopg's, around each EXPLAIN
+
+
+def test_the_hypopg_session_sends_only_reads(target: Target) -> None:
+    """Every statement the hypopg engine sent, as pg_stat_statements recorded them, is marked and is a
+    SELECT, an EXPLAIN, or (the generic plan on 15) PREPARE/DEALLOCATE; nothing was inserted, updated or
+    created; the session is read-only."""
+    if not target.hypopg:  # PostgreSQL 18 has no hypopg: its engines are the trial build and pg_stats
+        assert not hypopg_available(target.session())
+        return
+    target.db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    target.db.execute("SELECT pg_stat_force_next_flush()")
+    before = target.db.query(WRITE_COUNTERS)
+    target.db.execute("SELECT pg_stat_statements_reset()")
+    conn = target.session()
+    engine = HypoPGEngine(conn, target.snapshot)
+    cache = CostCache(engine)
+    for q, useful, useless in SERVED:
+        cache.cost(q, [useful, useless])
+        cache.size(useful)
+    cache.cost(BAD, [BY_CUSTOMER])
+    engine.close()
+    conn.close()
+    sent = [str(s) for (s,) in target.db.query(
+        "SELECT query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE d.datname = current_database() AND query NOT LIKE '%pg_stat_statements%'")]
+    heads = {re.sub(r"^(\s*--[^\n]*\n)*\s*", "", s).split()[0].upper() for s in sent}  # leading comments
+    assert all("/* dbtune */" in s for s in sent if not s.upper().startswith(TRANSACTION_CONTROL)), sent
+    assert {"SELECT", "EXPLAIN"} <= heads <= {"SELECT", "EXPLAIN", "PREPARE", "DEALLOCATE", *TRANSACTION_CONTROL}, sent
+    target.db.execute("SELECT pg_stat_force_next_flush()")
+    assert target.db.query(WRITE_COUNTERS) == before
+    assert quote_ident(HOSTILE_TABLE) in BY_HOSTILE.create_sql()
