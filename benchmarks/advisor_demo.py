@@ -33,9 +33,9 @@ import json
 import sys
 import time
 
-from dbtune.advisor.api import AdviseOptions, advise
 from tabulate import tabulate
 
+from dbtune.advisor.api import AdviseOptions, advise
 from dbtune.advisor.validate import validated_advice
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, Verdict, compare, load_workload, run_bench
