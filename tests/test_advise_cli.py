@@ -52,6 +52,8 @@ def test_other_bad_input_is_a_usage_error(cli: CLI, tmp_path: Path) -> None:
     assert_error(cli("advise", "--top", "0", *nodb), 2, "--top")
     assert_error(cli("advise", "--max-indexes", "0", *nodb), 2, "--max-indexes")
     assert_error(cli("advise", "--yes", *nodb), 2, "--yes")
+    assert_error(cli("advise", "--validate", *nodb), 2, "--validate", "pass --yes")
+    assert_error(cli("advise", "--trial-builds", *nodb), 2, "--trial-builds", "pass --yes")
     assert_error(cli("advise", "--format", "xml", *nodb), 2, "--format")
     assert_error(cli("advise", "--workload-format", "psql", *nodb), 2, "--workload-format")
 
@@ -60,6 +62,14 @@ def test_unreachable_server_exits_3_without_the_password(cli: CLI) -> None:
     port = free_port()
     dsn = f"host=127.0.0.1 port={port} dbname=x user=x password=SECRET123 connect_timeout=2"
     assert_error(cli("advise", "--dsn", dsn), 3, f"127.0.0.1:{port}", secrets=("SECRET123",))
+
+
+def test_validate_refused_on_what_looks_like_production(cli: CLI, db: TestDatabase, tmp_path: Path) -> None:
+    load_as_history(db, SCHEMA)
+    (tmp_path / "w.sql").write_text(WORKLOAD)
+    db.execute(f"ALTER DATABASE {db.name} SET default_transaction_read_only = on")
+    assert_error(cli("advise", "--dsn", db.dsn, "--workload", "w.sql", "--validate", "--yes"), 2,
+                 "--validate refused", "looks like production")
 
 
 def _index_count(db: TestDatabase) -> int:
