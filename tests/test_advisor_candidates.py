@@ -37,7 +37,8 @@ CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO (
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE SCHEMA "Sales";
 CREATE TABLE "Sales"."Order Items" ("OrderId" bigint NOT NULL, "SKU" text NOT NULL, "Qty" int NOT NULL);
-CREATE TABLE "Sales"."Odd" ("ki""nd" text NOT NULL, n int NOT NULL);
+CREATE TABLE "Sales"."Odd" ("ki""nd" text NOT NULL, n int NOT NULL, "new
+line" int NOT NULL DEFAULT 0);
 CREATE VIEW open_tickets AS SELECT id, assignee, opened_at FROM tickets WHERE status = 'open';
 CREATE EXTENSION file_fdw;
 CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
@@ -295,7 +296,12 @@ def test_partial_index_on_odd_names_and_values_is_exact(catalog: Catalog) -> Non
     assert [c.reason for c in cs.all if c.predicate][0].endswith("selects 2.5% of rows (pg_stats)")
     partial = [c.create_sql() for c in cs.all if c.predicate]
     assert partial == ['CREATE INDEX ON "Sales"."Odd" (n) WHERE "ki""nd" = E\'it\'\'s \\\\ rare\''], partial
-    catalog.accepts(cs.all)
+    # A newline in a column's name: exact in the DDL, escaped in the one-line reason.
+    newline = catalog.candidates({"nl": 'SELECT n FROM "Sales"."Odd" WHERE "new\nline" = $1'})
+    plain = [c for c in newline.all if not c.include]
+    assert [c.create_sql() for c in plain] == ['CREATE INDEX ON "Sales"."Odd" ("new\nline")']
+    assert plain[0].reason == "equality on new\\nline"
+    catalog.accepts(cs.all + newline.all)
 
 
 def test_no_duplicates_across_queries(catalog: Catalog) -> None:
