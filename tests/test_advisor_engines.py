@@ -345,6 +345,9 @@ def test_a_trial_build_serves_consecutive_requests_of_one_set(target: Target) ->
         assert engine.size(BY_CUSTOMER) > 0 and engine.builds == 1  # its size came with the build
         assert engine.size(BY_STATUS) > 0 and engine.builds == 2  # built in a savepoint of the open build
         assert engine.cost(ORDER_QUERIES[0], pool) == answers[0] and engine.builds == 2
+        engine.release()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert engine.cost(ORDER_QUERIES[0], pool) == answers[0] and engine.builds == 3
         assert engine.cost(ORDER_QUERIES[0], frozenset()) == Costing(engine.cost(ORDER_QUERIES[0], frozenset()).cost)
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # the build is rolled back
         engine.close()
