@@ -188,6 +188,24 @@ def test_a_useful_candidate_lowers_the_cost_and_the_plan_uses_it(target: Target)
     assert kinds == ([EngineKind.HYPOPG] if target.hypopg else []) + [EngineKind.STATISTICS, EngineKind.TRIAL_BUILD]
 
 
+def test_pg_stats_estimates_agree_with_the_planner(target: Target) -> None:
+    """The pg_stats engine's cost with the useful index is within 20 % of the planner's own with the index
+    built (a trial build): its selectivity, Mackert-Lohman pages and bitmap heap scan follow PostgreSQL's
+    cost model."""
+    built_conn, conn = target.session(trial_builds=True), target.session()
+    try:
+        built, ranked = TrialBuildEngine(built_conn, target.snapshot), StatisticsEngine(conn, target.snapshot,
+                                                                                        target.stats)
+        for q, useful, _ in SERVED:
+            real, estimate = built.cost(q, frozenset({useful})), ranked.cost(q, frozenset({useful}))
+            assert real.cost is not None and estimate.cost is not None and estimate.used == {useful}
+            assert abs(estimate.cost - real.cost) <= 0.2 * real.cost, (q.name, estimate.cost, real.cost)
+        built.close()
+    finally:
+        built_conn.close()
+        conn.close()
+
+
 def test_an_index_on_a_column_most_rows_share_is_not_used(target: Target) -> None:
     """``status = 'done'`` holds for 99 % of the rows (pg_stats' most common values say so): no engine lowers
     the cost with an index on it, or says the plan would use it."""

@@ -16,11 +16,17 @@ constants of the server (https://www.postgresql.org/docs/current/runtime-config-
   constant predicates; its rows are then that predicate's (from ``pg_stats``), and its size shrinks with them;
 * a gin index serves a containment (``@>``, ``?``, ``&&`` …) or a pattern (``LIKE '%x%'``, trigram
   opclass) on its column: ``s`` is the scan's own row estimate in the base plan over ``reltuples``;
+* the scan's own row estimate in the base plan (the planner's, from ``pg_stats`` and the query's constants,
+  of every condition on the table) bounds ``s`` from below, and is ``s`` when the key covers every column
+  the query filters the table on (a range with both bounds: the planner's histogram, not the default);
 * tuples ``N = s · reltuples``; index pages ``P_i = ⌈s · index pages⌉`` (the index's estimated size);
 * index cost ``random_page_cost · P_i + (cpu_index_tuple_cost + cpu_operator_cost · quals) · N``;
-* heap cost, with ``c`` the leading column's ``correlation`` (0 for gin and expressions):
-  ``max_io + c² · (min_io − max_io)`` where ``max_io = random_page_cost · min(N, relpages)`` and
-  ``min_io = random_page_cost + seq_page_cost · (⌈s · relpages⌉ − 1)``; plus ``cpu_tuple_cost · N``.
+* heap pages fetched ``F = min(2TN / (2T + N), T)`` (Mackert and Lohman, as ``index_pages_fetched``) of
+  the ``T = relpages``; the cheaper of a plain index scan, ``max_io + c² · (min_io − max_io) +
+  cpu_tuple_cost · N`` with ``c`` the leading column's ``correlation`` (0 for an expression),
+  ``max_io = random_page_cost · F`` and ``min_io = random_page_cost + seq_page_cost · (⌈s · T⌉ − 1)``, and
+  a bitmap heap scan (gin: only that), ``F`` pages at a cost per page falling from ``random_page_cost``
+  to ``seq_page_cost`` with ``√(F / T)``, plus ``(cpu_tuple_cost + cpu_operator_cost · quals) · N``.
 
 When that is cheaper than the scan's own cost, the plan's total drops by the difference (the candidate is
 then "used"; one candidate per scan, the cheapest). When the savings exceed the total (a ``LIMIT`` above
@@ -53,6 +59,7 @@ from dbtune.workload.usage import UsageAnalyzer
 
 DEFAULT_INEQ_SEL = 1 / 3  # selfuncs.h: an inequality with an unknown value
 DEFAULT_EQ_SEL = 0.005  # selfuncs.h: an equality on a column without statistics
+DEFAULT_MATCHING_SEL = 0.010  # selfuncs.h: a containment or match operator without statistics
 BLOCK_BYTES = 8192
 _PAGE_OVERHEAD = 24 + 16  # page header and btree special space, bytes
 _BTREE_FILLFACTOR = 0.9
@@ -61,6 +68,8 @@ _DEFAULT_WIDTH = 32  # bytes, for a column or expression without pg_stats
 METHODS = ("btree", "gin")
 _HEAP_SCANS = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
 _EQUALITY = frozenset({Usage.EQUALITY, Usage.IN})
+_FILTERS = frozenset({Usage.EQUALITY, Usage.IN, Usage.RANGE, Usage.LIKE_PREFIX, Usage.LIKE_UNKNOWN, Usage.PATTERN,
+                      Usage.IS_NULL, Usage.CONTAINMENT})
 COST_CONSTANTS = {"seq_page_cost": 1.0, "random_page_cost": 4.0, "cpu_tuple_cost": 0.01,
                   "cpu_index_tuple_cost": 0.005, "cpu_operator_cost": 0.0025}
 
@@ -73,6 +82,15 @@ class ScanEstimate:
     selectivity: float
     columns_used: int
     cost: float
+
+
+def _pages_fetched(tuples: float, pages: int) -> float:
+    """Heap pages an index scan of ``tuples`` rows reads from a table of ``pages`` pages: Mackert and Lohman's
+    approximation as ``index_pages_fetched`` uses it when the table fits in the cache, ``2TN / (2T + N)``,
+    at most ``T``."""
+    if tuples <= 0:
+        return 0.0
+    return min(2 * pages * tuples / (2 * pages + tuples), float(pages))
 
 
 def _align8(n: int) -> int:
@@ -196,18 +214,18 @@ class StatisticsEngine:
         s = self._stats.selectivity_eq(candidate.schema, candidate.table, column, value)
         return DEFAULT_EQ_SEL if s is None else s
 
-    def _key_selectivity(self, candidate: Candidate, usage: TableUsage) -> tuple[float, int]:
-        """The selectivity of a btree key's leading ``=``/``IN`` columns and first range column, and how
-        many columns that is (see the module docstring). A column the partial predicate fixes already
-        narrows nothing more."""
+    def _key_selectivity(self, candidate: Candidate, usage: TableUsage) -> tuple[float, list[str]]:
+        """The selectivity of a btree key's leading ``=``/``IN`` columns and first range column, and those
+        columns' (or expressions') texts (see the module docstring). A column the partial predicate fixes
+        already narrows nothing more."""
         expressions = {e.text: e.kinds for e in usage.expressions}
         constants = {c.column: c for c in usage.constants if c.op in (PredicateOp.EQUAL, PredicateOp.IN)}
         fixed = {c.column for c in usage.constants if c.sql == candidate.predicate}
-        selectivity, used = 1.0, 0
+        selectivity, used = 1.0, []
         for part in candidate.keys:
             kinds = expressions.get(part.text, frozenset()) if part.expression else usage.kinds(part.text)
             if kinds & _EQUALITY:
-                used += 1
+                used.append(part.text)
                 if part.expression:
                     selectivity *= DEFAULT_EQ_SEL
                 elif part.text not in fixed:
@@ -217,9 +235,16 @@ class StatisticsEngine:
                 continue
             if Usage.RANGE in kinds:
                 selectivity *= DEFAULT_INEQ_SEL
-                used += 1
+                used.append(part.text)
             break
         return selectivity, used
+
+    @staticmethod
+    def _filtered(usage: TableUsage) -> set[str]:
+        """The columns and expressions of the table that the query's conditions filter on (joins aside)."""
+        out = {c for c, kinds in usage.columns.items() if kinds & _FILTERS} | set(usage.containment)
+        out |= {e.text for e in usage.expressions if e.kinds & _FILTERS}
+        return out | {c.column for c in usage.constants}
 
     @staticmethod
     def _gin_serves(part: KeyPart, usage: TableUsage) -> bool:
@@ -240,27 +265,47 @@ class StatisticsEngine:
         rows_of_index = self._rows_of_predicate(candidate, usage)
         if rows_of_index is None:
             return None
+        # The scan's own estimate (the planner's, from pg_stats and the constants, of every condition on the
+        # table): what the index returns when its key covers them all, and never more selective than that.
+        planned = min(1.0, node.plan_rows / max(reltuples, 1.0)) if not node.parallel_aware else 0.0
         if candidate.method == "gin":
             if not self._gin_serves(candidate.keys[0], usage):
                 return None
-            selectivity, used = min(1.0, node.plan_rows / max(reltuples, 1.0)), 1
+            selectivity, used = planned or DEFAULT_MATCHING_SEL, [candidate.keys[0].text]
         else:
             selectivity, used = self._key_selectivity(candidate, usage)
             if not used and candidate.predicate is None:
                 return None
             selectivity *= rows_of_index
+            covered = set(used) | {c.column for c in usage.constants if c.sql == candidate.predicate}
+            selectivity = planned if planned and covered >= self._filtered(usage) else max(selectivity, planned)
+        return ScanEstimate(selectivity, len(used), self._scan_cost(candidate, scanned, selectivity, rows_of_index,
+                                                                    len(used)))
+
+    def _scan_cost(self, candidate: Candidate, scanned: Relation, selectivity: float, rows_of_index: float,
+                   quals: int) -> float:
+        """The cheaper of a plain index scan and a bitmap heap scan (gin: bitmap only) returning
+        ``selectivity`` of ``scanned``'s rows (``cost_index`` and ``cost_bitmap_heap_scan``, simplified)."""
         k = self._constants
-        tuples = selectivity * reltuples
-        index_bytes = self._index_bytes(candidate, reltuples * rows_of_index)
+        tuples = selectivity * max(scanned.reltuples, 0.0)
+        index_bytes = self._index_bytes(candidate, max(scanned.reltuples, 0.0) * rows_of_index)
         index_pages = math.ceil(selectivity / max(rows_of_index, 1e-9) * index_bytes / BLOCK_BYTES)
         index_cost = (k["random_page_cost"] * index_pages
-                      + (k["cpu_index_tuple_cost"] + k["cpu_operator_cost"] * max(used, 1)) * tuples)
+                      + (k["cpu_index_tuple_cost"] + k["cpu_operator_cost"] * max(quals, 1)) * tuples)
         relpages = max(scanned.relpages, 1)
-        max_io = k["random_page_cost"] * min(tuples, relpages)
+        fetched = _pages_fetched(tuples, relpages)
+        # bitmap heap scan: each page once, in physical order; the cost per page falls from random to
+        # sequential as more of the table is read
+        per_page = (k["random_page_cost"] - (k["random_page_cost"] - k["seq_page_cost"]) * math.sqrt(fetched / relpages)
+                    if fetched >= 2 else k["random_page_cost"])
+        bitmap = fetched * per_page + (k["cpu_tuple_cost"] + k["cpu_operator_cost"] * max(quals, 1)) * tuples
+        if candidate.method == "gin":
+            return index_cost + bitmap
+        max_io = k["random_page_cost"] * fetched
         min_io = k["random_page_cost"] + k["seq_page_cost"] * (math.ceil(selectivity * relpages) - 1)
         correlation = self._correlation(candidate)
-        heap_cost = max_io + correlation ** 2 * (min_io - max_io) + k["cpu_tuple_cost"] * tuples
-        return ScanEstimate(selectivity, used, index_cost + heap_cost)
+        plain = max_io + correlation ** 2 * (min_io - max_io) + k["cpu_tuple_cost"] * tuples
+        return index_cost + min(plain, bitmap)
 
     def _correlation(self, candidate: Candidate) -> float:
         part = candidate.keys[0]
