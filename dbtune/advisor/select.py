@@ -406,6 +406,10 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
     if ranker is None:
         return Rejected(cand, STAGE, f"not costed: {why}; no other ranking available", write_cost=wc,
                         estimated_bytes=size)
+    unranked = ranker.engine.cannot_cost(cand)
+    if unranked is not None:
+        return Rejected(cand, STAGE, f"not costed: {why}; not ranked either: {unranked}", write_cost=wc,
+                        estimated_bytes=size)
     served, benefit = [], 0.0
     for q in queries:
         if cand not in by_query.get(q.key, ()) or q.key not in state.base:
