@@ -1,6 +1,15 @@
-"""The whole loop as a plain Python API: audit, generate the migration, lint it, benchmark before, apply,
-benchmark after, compare, audit again. ``dbtune demo`` runs it on the embedded database; ``dbtune tune`` on
-a user's database (meant for staging), after confirmation.
+"""The whole loop as a plain Python API: audit, advise (the index advisor, its choice proven on the server:
+:mod:`dbtune.advisor.validate`), generate the migration from the audit's findings and the kept
+recommendations, lint it, benchmark before, apply, benchmark after, compare, audit again. ``dbtune demo``
+runs it on the embedded database; ``dbtune tune`` on a user's database (meant for staging), after
+confirmation.
+
+The advisor's stage: :func:`dbtune.advisor.api.advise` (trial builds where hypopg is missing), then
+:func:`dbtune.advisor.validate.validated_advice` with ``keep=False``: every recommended index is built,
+the queries it serves measured before and after, and every index dropped again, those that did not help
+for good and the kept ones to be built by the migration, so that the loop's own "benchmark before" runs
+without them. The audits of the loop run with ``[audit] recommendations = 0``: the advisor runs once, in
+its own stage, and only its validated choice reaches the migration (as ``index-recommended`` findings).
 
 Each stage's result goes to a :class:`LoopObserver` as soon as the stage ends, so a command can show it
 then (the audit report before the benchmarks run, not after them); :class:`LoopResult` holds them all.
@@ -9,10 +18,11 @@ then (the audit report before the benchmarks run, not after them); :class:`LoopR
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, BenchResult, Comparison, WorkloadQuery, compare, run_bench
@@ -25,6 +35,25 @@ from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.model import ChangeKind, Finding, Severity
 from dbtune.report.model import Report
+from dbtune.workload.model import Query
+
+if TYPE_CHECKING:
+    from dbtune.advisor.api import AdviseOptions
+    from dbtune.advisor.model import Advice
+
+INDEX_RECOMMENDED = "index-recommended"
+
+
+@dataclass(frozen=True)
+class AdvisorStage:
+    """How the loop runs the advisor: ``options`` (``validate`` proves the choice on the server with the
+    loop's bench options and ``timeout_ms`` per execution; ``yes`` the user's confirmation that the target
+    is not production), ``queries`` the workload as the advisor reads it (None: pg_stat_statements' top
+    ``options.top``)."""
+
+    options: AdviseOptions
+    queries: Sequence[Query] | None = None
+    timeout_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,7 @@ class LoopResult:
     after: BenchResult | None
     comparison: Comparison | None
     after_audit: AfterMigration | None = None
+    advice: Advice | None = None
 
 
 class LoopObserver:
@@ -69,6 +99,10 @@ class LoopObserver:
 
     def audited(self, report: Report) -> None:
         """The audit's report, before anything is generated."""
+
+    def advised(self, advice: Advice) -> None:
+        """The advisor's choice: kept (validated) recommendations, the rejected ones with why, and its
+        judgement of the checklist's own proposals (``not_needed``)."""
 
     def generated(self, plan: MigrationPlan, files: tuple[Path, ...]) -> None:
         """The migration planned and the files written (none when no finding has a schema fix)."""
@@ -91,17 +125,28 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
              confirm: Callable[[MigrationPlan], bool] = lambda _: True,
              stage: Callable[[str], None] = lambda _: None,
              progress: Callable[[str], None] = lambda _: None,
-             observer: LoopObserver | None = None) -> LoopResult:
-    """Run the loop. ``confirm`` is asked before anything is written to the target; when it says no,
-    the loop stops after the before-benchmark. ``stage`` is told each stage's name as it starts,
-    ``observer`` each stage's result as it ends. Raises what each stage raises (DbtuneError subclasses)."""
+             observer: LoopObserver | None = None, advisor: AdvisorStage | None = None) -> LoopResult:
+    """Run the loop. ``confirm`` is asked before the migration is applied; when it says no, the loop
+    stops after the before-benchmark. ``advisor`` (None: no advisor stage) runs after the audit; with
+    ``advisor.options.validate`` it builds and drops indexes on the target, which its ``yes`` must allow
+    (:func:`~dbtune.advisor.validate.refuse_production`). ``stage`` is told each stage's name as it
+    starts, ``observer`` each stage's result as it ends. Raises what each stage raises (DbtuneError
+    subclasses)."""
     observer = observer or LoopObserver()
     catalogue = load_catalogue(config.audit.checks_paths)
+    config = without_audit_advice(config)
     stage("audit")
     report = audit(settings, config, catalogue=catalogue)
     observer.audited(report)
+    findings = list(report.findings)
+    advice = None
+    if advisor is not None:
+        stage("advise")
+        advice = run_advisor(settings, config, advisor, workload, bench, findings=findings, progress=progress)
+        observer.advised(advice)
+        findings = with_recommendations(findings, advice)
     stage("generate")
-    generated = migrate_api.generate(list(report.findings), directory, include_drops=include_drops,
+    generated = migrate_api.generate(findings, directory, include_drops=include_drops,
                                      existing_index_names=set(report.index_names))
     plan = generated.plan
     files = tuple(generated.generated.files) if generated.generated else ()
@@ -114,7 +159,7 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     stage("benchmark before")
     before = run_bench(settings, workload, bench, source="workload", progress=progress)
     if plan.empty or not confirm(plan):
-        return LoopResult(report, plan, files, lint, before, (), None, None)
+        return LoopResult(report, plan, files, lint, before, (), None, None, advice=advice)
     stage("apply")
     applied = tuple(migrate_api.apply(directory, settings, apply_options,
                                       version_table=config.migrate.version_table))
@@ -128,7 +173,47 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     after_audit = after_migration(report, audit(settings, config, catalogue=catalogue), catalogue,
                                   include_drops=include_drops)
     observer.audited_after(after_audit)
-    return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit)
+    return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit, advice)
+
+
+def without_audit_advice(config: Config) -> Config:
+    """``config`` with ``[audit] recommendations = 0``: the loop's audits leave the advisor to its own stage."""
+    if getattr(config.audit, "recommendations", 0) == 0:
+        return config
+    return config.model_copy(update={"audit": config.audit.model_copy(update={"recommendations": 0})})
+
+
+def run_advisor(settings: ConnectionSettings, config: Config, advisor: AdvisorStage,
+                workload: Sequence[WorkloadQuery], bench: BenchOptions, *, findings: Sequence[Finding] = (),
+                progress: Callable[[str], None] = lambda _: None) -> Advice:
+    """The loop's advisor stage: :func:`dbtune.advisor.api.advise` on ``advisor.queries`` (the audit's
+    ``findings`` judged), then, with ``advisor.options.validate``, the proof on the server with ``bench``
+    (:func:`~dbtune.advisor.validate.validated_advice`, ``keep=False``: every index it built is dropped
+    again; the migration builds the kept ones). Raises :class:`~dbtune.errors.UsageError` when validation
+    or trial builds are asked for without ``yes`` or on a target that looks like production, and what
+    ``advise`` and ``validate`` raise."""
+    from dbtune.advisor.api import advise
+    from dbtune.advisor.validate import refuse_production, validated_advice
+
+    options = advisor.options
+    if options.validate:
+        refuse_production(settings, yes=options.yes, what="the advisor's validation")
+    advice = advise(settings, config, advisor.queries, replace(options, validate=False), findings=findings,
+                    progress=progress)
+    if not options.validate:
+        return advice
+    return validated_advice(settings, advice, workload, bench, keep=False, timeout_ms=advisor.timeout_ms,
+                            progress=progress)
+
+
+def with_recommendations(findings: Sequence[Finding], advice: Advice) -> list[Finding]:
+    """The findings the migration is generated from: the audit's, less any ``index-recommended`` finding
+    (unproven), plus one per recommendation the advisor kept
+    (:func:`dbtune.checks.advice.recommendation_finding`)."""
+    from dbtune.checks.advice import recommendation_finding
+
+    return [*(f for f in findings if f.check_name != INDEX_RECOMMENDED),
+            *(recommendation_finding(r) for r in advice.recommendations)]
 
 
 def after_migration(before: Report, after: Report, catalogue: Catalogue, *,

@@ -44,14 +44,16 @@ def _position(out: str, marker: str) -> int:
 
 
 def test_each_stage_prints_its_result_when_it_runs(demo_run: str) -> None:
-    """The audit report comes after "[4/11] audit" and before "[5/11] generate", not after the benchmarks;
-    likewise the migration, the lint verdict, the revisions applied, the comparison and the last audit."""
+    """The audit report comes after "[4/12] audit" and before "[5/12] advise", not after the benchmarks;
+    likewise the advisor's choice, the migration, the lint verdict, the revisions applied, the comparison
+    and the last audit."""
     out = demo_run
-    stages = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
+    stages = ["audit", "advise", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
               "audit after the migration"]
-    results = {"audit": "dbtune audit of ", "generate": "MIGRATION (", "lint": "LINT: ", "apply": "APPLIED: ",
-               "compare": "BEFORE / AFTER", "audit after the migration": "AUDIT AFTER THE MIGRATION of "}
-    starts = [_position(out, f"[{n}/11] {name}") for n, name in enumerate(stages, start=4)]
+    results = {"audit": "dbtune audit of ", "advise": "ADVISOR: ranked by trial build", "generate": "MIGRATION (",
+               "lint": "LINT: ", "apply": "APPLIED: ", "compare": "BEFORE / AFTER",
+               "audit after the migration": "AUDIT AFTER THE MIGRATION of "}
+    starts = [_position(out, f"[{n}/12] {name}") for n, name in enumerate(stages, start=4)]
     ends = [*starts[1:], _position(out, "demo finished in ")]
     for name, start, end in zip(stages, starts, ends, strict=True):
         if name in results:
@@ -79,6 +81,26 @@ def test_the_demo_ends_with_what_the_migration_left_and_why(demo_run: str) -> No
     # What the migration fixed is not listed as left, and no database-wide timeout is proposed.
     assert "expected-index-missing" not in after.split("left:", 1)[1]
     assert "ALTER DATABASE" not in demo_run
+
+
+def test_the_demo_shows_the_advisors_choice_beside_the_checklist(demo_run: str) -> None:
+    """The advisor's stage says what it kept (measured on the server) and what it reverted, and judges the
+    guide's seven expected indexes against the workload: the accepted-response index and the message-SID
+    index, which the guide's own unique indexes serve, are not needed; the indexes of the orders' and the
+    job queue's queries are."""
+    stage = demo_run[_position(demo_run, "ADVISOR: ranked by "):_position(demo_run, "MIGRATION (")]
+    assert re.search(r"^  kept(?: \d+ \(measured faster on the server; the migration builds them\)|: nothing)",
+                     stage, re.MULTILINE), stage
+    judged = stage[stage.index("the checklist's 7 expected index(es), judged against the workload:"):]
+    lines = [line.strip() for line in judged.splitlines()[1:]
+             if line.strip().startswith(("needed ", "not needed "))][:7]
+    for needed in ("orders (retailer_id, created_at DESC)", "orders (status, created_at DESC)",
+                   "jobs (state, priority DESC, created_at)"):
+        assert f"needed      {needed}" in lines, judged
+    assert any(line.startswith("not needed  vendor_routing_responses (routing_id, response) WHERE response = "
+                               "'ACCEPTED'") for line in lines), judged
+    assert any(line.startswith("not needed  webhook_idempotency (message_sid)") for line in lines), judged
+    assert re.search(r"^  the advisor would add: ", judged, re.MULTILINE), judged
 
 
 def test_the_demo_names_its_revision_in_whole_words(demo_run: str) -> None:

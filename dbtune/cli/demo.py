@@ -1,6 +1,8 @@
 """``dbtune demo``: the guide's application on an embedded PostgreSQL, and the whole loop on it: audit,
-generate the migration, lint it, benchmark before, apply, benchmark after, compare, audit again (what the
-migration left, and why). Each stage's result is printed as the stage ends."""
+advise (the index advisor with trial builds, its choice proven on the server: what helps is kept, the rest
+reverted; beside the guide's expected indexes, which of them the workload needs), generate the migration,
+lint it, benchmark before, apply, benchmark after, compare, audit again (what the migration left, and
+why). Each stage's result is printed as the stage ends."""
 
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
 from dbtune.errors import UsageError
-from dbtune.loop import run_loop
+from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format, render
 from dbtune.samples import guide_file, samples_dir
+from dbtune.workload import load_queries
 
-STAGES = ["audit", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
+STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
           "audit after the migration"]
 
 
@@ -78,15 +81,20 @@ def demo_command(
             report = audit(settings, config, config_path=config_path)
             echo(render(report, format), nl=False)
         else:
-            printer = LoopPrinter(format)
+            from dbtune.advisor.api import AdviseOptions
+
+            printer = LoopPrinter(format, expected=config.expect.index)
+            workload = guide_file("workload.sql")
+            advisor = AdvisorStage(AdviseOptions(trial_builds=True, validate=True, yes=True),
+                                   queries=tuple(q for q in load_queries(workload).queries if q.skipped is None))
             with tempfile.TemporaryDirectory(prefix="dbtune-demo-") as tmp:
                 result = run_loop(
-                    settings, config, load_workload(guide_file("workload.sql")), Path(tmp) / "migrations",
+                    settings, config, load_workload(workload), Path(tmp) / "migrations",
                     bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True,
                                        rounds=min(DEFAULT_ROUNDS, bench_iterations)),
                     apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
-                    progress=lambda m: note("      " + m, quiet), observer=printer)
+                    progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor)
                 printer.finish(result)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:

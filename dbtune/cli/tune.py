@@ -1,4 +1,6 @@
-"""``dbtune tune``: the whole loop on a user's database (meant for staging). It asks before it writes."""
+"""``dbtune tune``: the whole loop on a user's database (meant for staging). It asks before it writes: once
+before the advisor builds its recommended indexes to measure them (each dropped again; what did not help
+is reverted, and the output says why), once before the migration is applied."""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import describe
 from dbtune.errors import UsageError
-from dbtune.loop import run_loop
+from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format
+from dbtune.workload import load_queries
+from dbtune.workload.model import Query
 
 
 def tune_command(
@@ -33,32 +37,60 @@ def tune_command(
     iterations: Annotated[int, typer.Option("--iterations", help="Measured runs of each query.")] = 30,
     include_drops: Annotated[bool, typer.Option("--include-drops", help="Also drop duplicate, redundant "
                                                                         "and unused indexes.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for scripts).")] = False,
+    advisor: Annotated[bool, typer.Option("--advisor/--no-advisor", help="Run the index advisor and prove its "
+                                          "choice on the server (builds and drops indexes).")] = True,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Build and apply without asking (for scripts); "
+                                                          "the target is not production.")] = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
     quiet: QuietOption = False,
 ) -> None:
-    """Audit, generate and lint the migration, benchmark, apply (after confirmation), benchmark again,
-    compare. Writes to the target: meant for staging."""
+    """Audit, advise (the advisor's indexes built, measured and kept only when they help), generate and
+    lint the migration, benchmark, apply (after confirmation), benchmark again, compare. Writes to the
+    target: meant for staging."""
     cfg, _ = load_config(config)
     settings = connection_settings(dsn, cfg)
     queries = load_workload(workload) if workload else pg_stat_statements_workload(settings, from_pg_stat_statements)
     if not queries:
         raise UsageError("no queries to benchmark: pg_stat_statements is empty; pass --workload FILE")
 
-    def confirm(plan: MigrationPlan) -> bool:
-        note(f"\n{len(plan.steps)} change(s) will be applied to {describe(settings)}:", False)
-        for step in plan.steps:
-            note(f"  {step.check_name}: {' '.join(step.change.up.split())}", False)
+    def confirmed(question: str) -> bool:
         if yes:
             return True
         if not sys.stdin.isatty():
             raise UsageError("dbtune tune changes the database: confirm with --yes when not on a terminal")
-        return typer.confirm("Apply these changes?", default=False, err=True)
+        return typer.confirm(question, default=False, err=True)
 
-    printer = LoopPrinter(format)
+    def confirm(plan: MigrationPlan) -> bool:
+        note(f"\n{len(plan.steps)} change(s) will be applied to {describe(settings)}:", False)
+        for step in plan.steps:
+            note(f"  {step.check_name}: {' '.join(step.change.up.split())}", False)
+        return confirmed("Apply these changes?")
+
+    stage = None
+    if advisor:
+        note(f"the advisor builds the indexes it recommends on {describe(settings)} to measure them, and drops "
+             "them again: the migration builds those that help", quiet)
+        if confirmed("Build them?"):
+            from dbtune.advisor.api import AdviseOptions
+
+            stage = AdvisorStage(AdviseOptions(trial_builds=True, validate=True, yes=True,
+                                               top=from_pg_stat_statements),
+                                 queries=_advisor_queries(workload))
+        else:
+            note("advisor skipped: its choice is proven only by building it", quiet)
+
+    printer = LoopPrinter(format, expected=cfg.expect.index)
     bench = BenchOptions(iterations=iterations, rounds=min(DEFAULT_ROUNDS, iterations))
     result = run_loop(settings, cfg, queries, directory, bench=bench,
                       apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
                       confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
-                      progress=lambda m: note("   " + m, quiet), observer=printer)
+                      progress=lambda m: note("   " + m, quiet), observer=printer, advisor=stage)
     printer.finish(result)
+
+
+def _advisor_queries(workload: Path | None) -> tuple[Query, ...] | None:
+    """The advisor's workload: the ``--workload`` file's statements (pgbench meta-commands left out), or
+    None: pg_stat_statements' top statements, weighted by their calls."""
+    if workload is None:
+        return None
+    return tuple(q for q in load_queries(workload).queries if q.skipped is None)
