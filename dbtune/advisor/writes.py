@@ -22,9 +22,12 @@ The model, for an index on table ``T``::
   leaf it goes into) and one index tuple processed, in the planner's own units
   (https://www.postgresql.org/docs/current/runtime-config-query.html#RUNTIME-CONFIG-QUERY-CONSTANTS).
 
-A table that is written but never read (``m > 0`` and ``r = 0``, or workload writes and no workload
-read of it) is *write-only*: an index there only slows its writes, so it gets none
-(:meth:`WriteCosts.write_only`).
+With fewer than :data:`MIN_SCANS` reads since the statistics were reset, ``m / r`` says nothing about the
+application (a table just loaded and indexed: its load and its primary key's build are not the
+application's writes and reads), so ``m`` then counts nothing; the workload's own writes still do.
+
+A table that is written (by the workload, or ``m > 0``) and that no statement of the workload reads is
+*write-only*: an index there only slows its writes, so it gets none (:meth:`WriteCosts.write_only`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 GROUP BY 1, 2
 """
 
+# Reads of a table since the statistics were reset below which its write rate per read is not trusted.
+MIN_SCANS = 1000
 DEFAULT_RANDOM_PAGE_COST = 4.0
 DEFAULT_CPU_INDEX_TUPLE_COST = 0.005
 
@@ -74,8 +79,9 @@ class TableWrites:
     workload_writes: float = 0.0
 
     def rows_per_run(self) -> float:
-        """Index entries written while the workload runs once: ``m / r × R + Σ w_s × rows_s``."""
-        from_stats = self.modified / self.scans * self.read_weight if self.scans else 0.0
+        """Index entries written while the workload runs once: ``m / r × R + Σ w_s × rows_s`` (``m / r × R``
+        only from :data:`MIN_SCANS` reads on)."""
+        from_stats = self.modified / self.scans * self.read_weight if self.scans >= MIN_SCANS else 0.0
         return from_stats + self.workload_rows
 
 
@@ -100,12 +106,12 @@ class WriteCosts:
         found = self.tables.get(table)
         if found is None:
             return None
-        if found.modified and not found.scans:
-            return (f"write-only table: {found.modified} rows modified and never read since the statistics were "
-                    "reset (pg_stat_user_tables)")
-        if found.workload_writes and not found.read_weight:
+        if found.read_weight or not (found.workload_writes or found.modified):
+            return None
+        if found.workload_writes:
             return "write-only table: the workload writes it and never reads it"
-        return None
+        return (f"write-only table: {found.modified} rows modified since the statistics were reset "
+                f"(pg_stat_user_tables), {found.scans} reads, and the workload never reads it")
 
 
 def entry_cost(snapshot: Snapshot) -> float:
