@@ -65,7 +65,9 @@ class Demo:
         return cls(server)
 
     def load(self, scale: float, progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-        """Create the schema and generate the data; returns row counts per table."""
+        """Create the schema and generate the data; returns row counts per table. The statistics are reset
+        afterwards (pg_stat_statements' and the cumulative ones): the load is not the application's
+        activity, and the advisor would weigh every index against its table's rows inserted."""
         if scale <= 0:
             raise UsageError(f"--scale must be greater than 0, got {scale}")
         try:
@@ -86,6 +88,9 @@ class Demo:
                 "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1").fetchall()
             conn.execute("SELECT pg_stat_statements_reset()")
+            # This session's counters reach the shared statistics when it goes idle: flush them, then reset.
+            conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
+            conn.execute("SELECT pg_catalog.pg_stat_reset()")
         return {name: int(n) for name, n in counts}
 
     def run_workload(self, iterations: int, progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
