@@ -70,6 +70,7 @@ def _index_count(db: TestDatabase) -> int:
 
 def test_advise_text_and_json(cli: CLI, db: TestDatabase, tmp_path: Path) -> None:
     db.execute(SCHEMA)
+    db.execute("ANALYZE public.orders")  # after the load has committed: its rows are not recent writes
     (tmp_path / "w.sql").write_text(WORKLOAD)
     before = _index_count(db)
     text = cli("advise", "--dsn", db.dsn, "--workload", "w.sql", "--quiet")

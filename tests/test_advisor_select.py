@@ -96,9 +96,10 @@ def test_budget_and_max_indexes_bound_the_choice_and_every_other_candidate_says_
     assert over.candidate == b_u and over.reason.startswith("over budget") and over.benefit == 80
 
     capped = select_indexes([qa, qb, qc], by_query, costs, budget_bytes=10**6, max_indexes=1, write_cost=no_writes)
-    assert [r.candidate for r in capped.recommendations] == [c_v]
-    assert {(r.candidate, r.reason) for r in capped.rejected} == {(A, "beyond --max-indexes 1"),
-                                                                 (b_u, "beyond --max-indexes 1")}
+    # Greedy takes c_v (the best per byte: saves 50); the swap puts A, which saves most (90), in the only slot.
+    assert [r.candidate for r in capped.recommendations] == [A]
+    replaced = f"replaced by {A.describe()}, which saves more within the budget and --max-indexes"
+    assert {(r.candidate, r.reason) for r in capped.rejected} == {(b_u, "beyond --max-indexes 1"), (c_v, replaced)}
     assert everything(capped) == {A, b_u, c_v}
 
 
@@ -110,7 +111,8 @@ def test_a_swap_replaces_a_small_index_with_one_that_saves_more_within_the_budge
     # Greedy alone takes A (60 per 100 bytes) and then has no room for AB (500 per 1000 bytes).
     assert [r.candidate for r in sel.recommendations] == [AB]
     (rejected,) = sel.rejected
-    assert rejected.candidate == A and rejected.reason == f"over budget: {AB.describe()} saves more within it"
+    assert rejected.candidate == A
+    assert rejected.reason == f"replaced by {AB.describe()}, which saves more within the budget and --max-indexes"
 
 
 def test_write_cost_and_useless_candidates_are_rejected_with_their_figures() -> None:
@@ -166,3 +168,15 @@ def test_a_candidate_the_engine_cannot_cost_is_ranked_by_pg_stats_and_says_so() 
     too_big = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=1000, max_indexes=None, write_cost=no_writes,
                              ranker=stats)
     assert too_big.recommendations == () and "over budget" in too_big.rejected[0].reason
+
+
+def test_one_wider_index_replaces_two_narrower_ones_greedy_took() -> None:
+    """Greedy takes (b) and (a), the best per byte; (a, b) serves both their queries for one write cost."""
+    costs = TableCosts({"q1": 437, "q2": 487},
+                       {("q1", A): 168, ("q1", AB): 170, ("q2", A): 300, ("q2", B): 14, ("q2", AB): 12},
+                       {A: 155_000, B: 155_000, AB: 467_000})
+    sel = select_indexes([Q1, Q2], {"q1": (A, AB), "q2": (A, B, AB)}, costs, budget_bytes=10**7, max_indexes=None,
+                         write_cost=lambda c: 10.0)
+    assert [r.candidate for r in sel.recommendations] == [AB]
+    assert {(r.candidate, r.reason) for r in sel.rejected} == {(A, f"served by {AB.describe()}"),
+                                                              (B, f"served by {AB.describe()}")}

@@ -34,6 +34,7 @@ from dbtune.workload import (
     pg_stat_statements_queries,
     read_views,
 )
+from dbtune.workload.model import PredicateOp
 from dbtune.workload.sqlfile import split_script
 
 DATA = conftest.SHARED / "data"
@@ -185,7 +186,7 @@ def test_usage_of_wrapped_and_utility_statements(bench_catalog: Catalog, tmp_pat
 EDGE_SCHEMA = """
 CREATE SCHEMA app;
 CREATE TABLE public.users (id bigint PRIMARY KEY, email text, "Name" text, payload jsonb, created_at timestamptz,
-                           active boolean, org_id int, nick varchar(20));
+                           active boolean, org_id int, nick varchar(20), tags text[]);
 CREATE TABLE app."Orders" (id bigint, user_id bigint, "Total" numeric, status text, created_at timestamptz);
 CREATE TABLE app.users (id int, zz int);
 CREATE TABLE public.events (id bigint, at timestamptz, kind text) PARTITION BY RANGE (at);
@@ -339,6 +340,72 @@ def test_cache_is_per_fingerprint_unless_constants_matter(edge_schema: WorkloadS
     assert cols(spaced, "public.users") == {"email": {U.LIKE_PREFIX}} and analyzer.misses == 5
     uncached = analyzer.usage("SELECT * FROM users WHERE id = 3", cache=False)
     assert cols(uncached, "public.users") == {"id": {U.EQUALITY}} and analyzer.misses == 6
+
+
+def test_usage_sort_keys_per_clause_in_order(edge_schema: WorkloadSchema) -> None:
+    """ORDER BY keys with their directions, clause by clause; a LATERAL subquery's ORDER BY is its own."""
+    usage = column_usage('SELECT u.id FROM users u CROSS JOIN LATERAL (SELECT o."Total" FROM "Orders" o '
+                         "WHERE o.user_id = u.id ORDER BY o.created_at DESC NULLS LAST, o.id LIMIT 1) x "
+                         'ORDER BY u.email, lower(u."Name") DESC', edge_schema)
+    orders, users = usage.table('app."Orders"'), usage.table("public.users")
+    assert orders is not None and users is not None
+    (lateral,) = orders.sort_clauses()
+    assert [(k.text, k.descending, k.nulls_first, k.position) for k in lateral] == [
+        ("created_at", True, False, 0), ("id", False, False, 1)]
+    (outer,) = users.sort_clauses()
+    assert [(k.text, k.expression, k.descending, k.nulls_first) for k in outer] == [
+        ("email", False, False, False), ('lower("Name")', True, True, True)]
+    assert lateral[0].clause != outer[0].clause
+    # Only a table's leading keys of a clause can come from one index.
+    mixed = column_usage('SELECT * FROM users u JOIN "Orders" o ON o.user_id = u.id ORDER BY o.status, u.email',
+                         edge_schema)
+    assert [k.text for k in mixed.table("public.users").sort_keys] == ["email"]  # type: ignore[union-attr]
+    assert mixed.table("public.users").sort_clauses() == ()  # type: ignore[union-attr]
+    assert [[k.text for k in c] for c in mixed.table('app."Orders"').sort_clauses()] == [["status"]]  # type: ignore[union-attr]
+
+
+def test_usage_referenced_columns(edge_schema: WorkloadSchema) -> None:
+    """Every column of a table the statement reads, select list included; * is every column."""
+    usage = column_usage("SELECT email FROM users WHERE org_id = $1 ORDER BY created_at", edge_schema)
+    assert set(usage.table("public.users").referenced) == {"email", "org_id", "created_at"}  # type: ignore[union-attr]
+    star = column_usage('SELECT u.*, o.status FROM users u JOIN "Orders" o ON o.user_id = u.id', edge_schema)
+    assert set(star.table("public.users").referenced) == {  # type: ignore[union-attr]
+        "id", "email", "Name", "payload", "created_at", "active", "org_id", "nick", "tags"}
+    assert set(star.table('app."Orders"').referenced) == {"user_id", "status"}  # type: ignore[union-attr]
+    view = column_usage("SELECT uid FROM active_users WHERE mail = $1", edge_schema)
+    assert {"id", "email", "nick", "active"} <= set(view.table("public.users").referenced)  # type: ignore[union-attr]
+
+
+def test_usage_constant_predicates(edge_schema: WorkloadSchema) -> None:
+    """Top-level AND terms comparing a column with constants; built from quote_ident/quote_literal."""
+    usage = column_usage("SELECT id FROM users WHERE email = 'a''b' AND org_id IN (1, 2) AND \"Name\" IS NULL "
+                         "AND active AND (nick = 'x' OR nick = 'y') AND id = $1 AND 7 = org_id "
+                         "AND created_at = E'2026\\\\01'", edge_schema)
+    users = usage.table("public.users")
+    assert users is not None
+    assert [p.sql for p in users.constants] == [
+        "email = 'a''b'", "org_id IN (1, 2)", '"Name" IS NULL', "active", "org_id = 7", "created_at = E'2026\\\\01'"]
+    assert users.constants[0].values == ("a'b",) and users.constants[0].op is PredicateOp.EQUAL
+    assert users.constants[1].values == ("1", "2") and users.constants[1].op is PredicateOp.IN
+    # A view's own constants count too (active_users is WHERE u.active).
+    view = column_usage("SELECT uid FROM active_users", edge_schema)
+    assert [p.sql for p in view.table("public.users").constants] == ["active"]  # type: ignore[union-attr]
+    # Cached per fingerprint: another statement of it gets its own constants.
+    analyzer = UsageAnalyzer(edge_schema)
+    first = analyzer.usage("SELECT id FROM users WHERE email = 'x' AND org_id = 1")
+    second = analyzer.usage("SELECT id FROM users WHERE email = 'y' AND org_id = 2")
+    assert (analyzer.hits, analyzer.misses) == (1, 1)
+    assert [p.sql for p in first.tables[0].constants] == ["email = 'x'", "org_id = 1"]
+    assert [p.sql for p in second.tables[0].constants] == ["email = 'y'", "org_id = 2"]
+
+
+def test_usage_containment(edge_schema: WorkloadSchema) -> None:
+    usage = column_usage("SELECT id FROM users WHERE payload @> $1 AND payload ? 'k' AND tags && $2 "
+                         "AND tags <@ $3 AND payload ?| $4", edge_schema)
+    users = usage.table("public.users")
+    assert users is not None
+    assert users.columns == {"payload": {Usage.CONTAINMENT}, "tags": {Usage.CONTAINMENT}}
+    assert users.containment == {"payload": {"@>", "?", "?|"}, "tags": {"&&", "<@"}}
 
 
 def test_schema_from_sql_files_matches_the_server(bench_catalog: Catalog) -> None:

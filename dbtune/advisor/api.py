@@ -33,7 +33,7 @@ from pglast import ast
 from pglast.parser import ParseError
 
 from dbtune.advisor.candidates import generate_candidates
-from dbtune.advisor.costing import CostCache
+from dbtune.advisor.costing import CostCache, whatif_session
 from dbtune.advisor.judge import judge_findings
 from dbtune.advisor.model import (
     Advice,
@@ -53,7 +53,7 @@ from dbtune.advisor.writes import TableWrites, WriteCosts, modified_rows, read_t
 from dbtune.catalog.model import Snapshot
 from dbtune.catalog.snapshot import take
 from dbtune.config.model import Config
-from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
+from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.migrate.changes import create_index
 from dbtune.model import Finding
@@ -182,7 +182,7 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         progress(f"candidates: {len(candidate_set.all)} for {len(workload.queries)} statements")
         costs = write_costs(snapshot, table_writes, workload.queries, _written_rows(settings, workload.queries))
         budget = budget_bytes(options.budget, database_bytes)
-        engine, ranker_engine = _engines(settings, conn, snapshot, stats, options)
+        engine, ranker_engine, builder = _engines(settings, conn, snapshot, stats, options)
         try:
             cache = CostCache(engine)
             ranker = CostCache(ranker_engine) if ranker_engine is not None else None
@@ -196,9 +196,13 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
             calls = cache.calls + (ranker.calls if ranker is not None else 0)
             note = _engine_note(engine, candidate_set.all, ranker is not None)
         finally:
-            engine.close()
-            if ranker_engine is not None:
-                ranker_engine.close()
+            try:
+                engine.close()
+                if ranker_engine is not None:
+                    ranker_engine.close()
+            finally:
+                if builder is not None:
+                    builder.close()
     problems = (*workload.problems, *(QueryProblem(q.name, q.sql, msg) for q, msg in selection.failed))
     advice = Advice(
         target=describe(settings), server_version=snapshot.server.short_version, engine=engine.kind,
@@ -257,46 +261,17 @@ def _written_rows(settings: ConnectionSettings, queries: Sequence[AdvisorQuery])
 
 
 def _engines(settings: ConnectionSettings, conn: psycopg.Connection, snapshot: Snapshot, stats: ColumnStats,
-             options: AdviseOptions) -> tuple[Engine, Engine | None]:
-    """The engine that costs the candidates, and the pg_stats ranking for those it cannot cost (None when
-    the engine is that ranking already)."""
+             options: AdviseOptions) -> tuple[Engine, Engine | None, psycopg.Connection | None]:
+    """The engine that costs the candidates, the pg_stats ranking for those it cannot cost (None when the
+    engine is that ranking already), and the trial builds' own writable session (None without them)."""
     if hypopg_available(conn):
-        return HypoPGEngine(conn, snapshot), StatisticsEngine(conn, snapshot, stats)
+        return HypoPGEngine(conn, snapshot), StatisticsEngine(conn, snapshot, stats), None
     if options.trial_builds:
         from dbtune.advisor.trial import TrialBuildEngine
 
-        builder = connect(settings, autocommit=True)
-        try:
-            builder.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)",
-                            (str(int(settings.statement_timeout_ms)),))
-        except psycopg.Error as exc:
-            builder.close()
-            raise ServerRefused(f"{describe(settings)} refused the trial-build session: {exc}") from None
-        return _Closing(TrialBuildEngine(builder, snapshot), builder), StatisticsEngine(conn, snapshot, stats)
-    return StatisticsEngine(conn, snapshot, stats), None
-
-
-class _Closing:
-    """An engine whose ``close`` also closes its own connection."""
-
-    def __init__(self, engine: Engine, conn: psycopg.Connection) -> None:
-        self._engine, self._conn = engine, conn
-        self.kind = engine.kind
-
-    def cost(self, query: AdvisorQuery, indexes: frozenset[Candidate]):  # type: ignore[no-untyped-def]
-        return self._engine.cost(query, indexes)
-
-    def size(self, candidate: Candidate) -> int:
-        return self._engine.size(candidate)
-
-    def cannot_cost(self, candidate: Candidate) -> str | None:
-        return self._engine.cannot_cost(candidate)
-
-    def close(self) -> None:
-        try:
-            self._engine.close()
-        finally:
-            self._conn.close()
+        builder = whatif_session(settings, trial_builds=True)
+        return TrialBuildEngine(builder, snapshot), StatisticsEngine(conn, snapshot, stats), builder
+    return StatisticsEngine(conn, snapshot, stats), None, None
 
 
 def _without_write_only(by_query: dict[str, tuple[Candidate, ...]], costs: WriteCosts, cache: CostCache

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import psycopg
 
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, Engine
+from dbtune.catalog.model import Relation, Snapshot
 from dbtune.db.connect import ConnectionSettings, MarkedCursor
 from dbtune.plans.collect import ExplainOptions, explain_session, plan_statement, server_message
 from dbtune.plans.model import Plan
@@ -47,6 +48,24 @@ def whatif_session(settings: ConnectionSettings, *, trial_builds: bool = False) 
 def set_read_only(conn: psycopg.Connection) -> None:
     """``default_transaction_read_only = on`` for the rest of the session (set with ``set_config()``)."""
     MarkedCursor(conn).execute(_SET, ("default_transaction_read_only", "on", False))
+
+
+def root_table(snapshot: Snapshot, relation: Relation) -> Relation:
+    """The table a relation belongs to for the advisor: itself, or the partitioned table at the root of its
+    partition tree."""
+    while relation.is_partition and relation.parent_oid in snapshot.relations:
+        relation = snapshot.relations[relation.parent_oid]  # type: ignore[index]
+    return relation
+
+
+def leaf_partitions(snapshot: Snapshot, schema: str, table: str) -> list[Relation]:
+    """The leaf partitions of the partitioned table ``schema.table`` (unquoted names), at any depth, in
+    oid order; ``[]`` when it is not a partitioned table of the snapshot."""
+    parents = [r for r in snapshot.relations.values() if (r.schema, r.name) == (schema, table) and r.is_partitioned]
+    if not parents:
+        return []
+    return [r for _, r in sorted(snapshot.relations.items()) if not r.is_partitioned and r.is_partition
+            and root_table(snapshot, r).oid == parents[0].oid]
 
 
 def statement_text(query: AdvisorQuery) -> str:

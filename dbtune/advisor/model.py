@@ -41,20 +41,26 @@ class Origin(StrEnum):
 class KeyPart:
     """One key column of a candidate: a column name (unquoted, exactly as in the catalog) or an
     expression (``expression=True``: SQL text as pglast prints it from the query, e.g. ``lower(email)``),
-    its direction, and an operator class (``gin_trgm_ops``, ``jsonb_path_ops``) or None for the default."""
+    its direction, and an operator class (``gin_trgm_ops``, ``jsonb_path_ops``) or None for the default.
+    ``nulls_first`` is None for PostgreSQL's default (NULLS FIRST with DESC, NULLS LAST without), else
+    the NULLS order the query asks for."""
 
     text: str
     expression: bool = False
     descending: bool = False
     opclass: str | None = None
+    nulls_first: bool | None = None
 
     def sql(self) -> str:
-        """The index-column text: ``"Name" DESC``, ``(lower(email))``, ``body gin_trgm_ops``."""
+        """The index-column text: ``"Name" DESC``, ``(lower(email))``, ``body gin_trgm_ops``,
+        ``created_at DESC NULLS LAST``."""
         out = f"({self.text})" if self.expression else quote_ident(self.text)
         if self.opclass:
             out += f" {self.opclass}"
         if self.descending:
             out += " DESC"
+        if self.nulls_first is not None and self.nulls_first != self.descending:
+            out += " NULLS FIRST" if self.nulls_first else " NULLS LAST"
         return out
 
 

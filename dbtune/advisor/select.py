@@ -23,11 +23,16 @@ The steps:
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
    ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen on a table
    one of its queries reads.
-3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one on the same
-   table when the net total rises and the set still fits.
-4. **Pruning.** A chosen index whose removal lowers the net total by less than
+3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one when the
+   net total rises and the set still fits.
+4. **Merging.** An unchosen candidate replaces two or more chosen indexes on its table whose queries it
+   helps too, when the net total does not fall: one wider index over two narrower ones it serves.
+5. **Pruning.** A chosen index whose removal lowers the net total by less than
    :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
    and the narrower one is rejected "served by <wider>".
+
+Every candidate left out is judged against the final set: "served by" the chosen indexes its queries'
+plans use instead, or its write cost above what it would add; over the budget; beyond ``max_indexes``.
 
 Candidates the engine cannot cost (``Engine.cannot_cost``: a GIN suggestion under hypopg) are not
 dropped: with a ``ranker`` (a cost cache over the pg_stats :class:`~dbtune.advisor.ranking.StatisticsEngine`)
@@ -122,18 +127,20 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
         if state.alone[cand] <= EPSILON:
             rejected[cand] = _reject(cand, cache, write_cost, "no query gets cheaper", 0.0)
     live = [c for c in costable if c not in rejected]
-    chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, rejected)
+    not_worth: list[Candidate] = []
+    chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, not_worth)
     chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
+    chosen = _merge(state, cache, chosen, [c for c in live if c not in passed_over], budget_bytes, write_cost)
+    chosen, marginal = _prune(state, cache, chosen, write_cost, not_worth)
     for old, new in swapped_out.items():
-        if old not in chosen:
-            rejected[old] = _reject(old, cache, write_cost, f"over budget: {new.describe()} saves more within it",
-                                    state.alone[old])
-    chosen, marginal = _prune(state, cache, chosen, write_cost, rejected)
+        if old not in chosen and old not in not_worth:
+            rejected[old] = _reject(old, cache, write_cost, f"replaced by {new.describe()}, which saves more "
+                                    "within the budget and --max-indexes", state.alone[old])
     for cand, reason in passed_over.items():
         if cand not in chosen:
             rejected[cand] = _reject(cand, cache, write_cost, reason, state.alone[cand])
-    for cand in chosen:
-        rejected.pop(cand, None)
+    for cand in dict.fromkeys(c for c in live if c not in chosen and c not in rejected):
+        rejected[cand] = _not_worth(state, cache, chosen, cand, write_cost)
     recommendations = [_recommend(state, cache, chosen, cand, marginal[cand], write_cost) for cand in chosen]
     used_bytes = sum(cache.size(c) for c in chosen)
     for cand, why in uncostable:
@@ -230,9 +237,9 @@ def _tables_of(state: _State, cand: Candidate) -> frozenset[str]:
 
 def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: int, max_indexes: int | None,
             write_cost: Callable[[Candidate], float],
-            rejected: dict[Candidate, Rejected]) -> tuple[list[Candidate], dict[Candidate, str]]:
+            not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, str]]:
     """Lazy greedy by net value per byte; returns the chosen candidates and those passed over for the
-    budget or ``max_indexes`` (with the reason), and records in ``rejected`` those whose net value is not
+    budget or ``max_indexes`` (with the reason), and adds to ``not_worth`` those whose net value is not
     positive."""
     chosen: list[Candidate] = []
     used = 0
@@ -251,7 +258,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
             if net > EPSILON:
                 passed_over[cand] = f"beyond --max-indexes {max_indexes}"
             else:
-                rejected[cand] = _not_worth(state, cache, chosen, cand, net + write_cost(cand), write_cost)
+                not_worth.append(cand)
             continue
         if any(changed.get(t, -1) >= evaluated[cand] for t in _tables_of(state, cand)):
             net = _marginal(state, cache, chosen, cand) - write_cost(cand)
@@ -259,7 +266,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
             heapq.heappush(heap, (-net / max(cache.size(cand), 1), n, cand, net))
             continue
         if net <= EPSILON:
-            rejected[cand] = _not_worth(state, cache, chosen, cand, net + write_cost(cand), write_cost)
+            not_worth.append(cand)
             continue
         size = cache.size(cand)
         if used + size > budget_bytes:
@@ -273,26 +280,30 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
     return chosen, passed_over
 
 
-def _not_worth(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate, benefit: float,
+def _not_worth(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate,
                write_cost: Callable[[Candidate], float]) -> Rejected:
-    """Why a candidate with a saving alone adds nothing worth its write cost to ``chosen``."""
+    """Why a candidate with a saving alone adds nothing worth its write cost to the final ``chosen`` set:
+    served by the chosen indexes its queries' plans use instead, or its write cost."""
+    benefit = _marginal(state, cache, chosen, cand)
     if benefit <= PRUNE_TOLERANCE * state.alone[cand]:
-        server = _serving(state, cache, chosen, cand)
-        if server is not None:
-            return _reject(cand, cache, write_cost, f"served by {server.describe()}", benefit)
+        servers = _serving(state, cache, chosen, cand)
+        if servers:
+            return _reject(cand, cache, write_cost, f"served by {' and '.join(c.describe() for c in servers)}",
+                           benefit)
     wc = write_cost(cand)
     return _reject(cand, cache, write_cost, f"write cost {wc:.1f} above benefit {benefit:.1f}", benefit)
 
 
-def _serving(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate) -> Candidate | None:
-    """The chosen index the plans of ``cand``'s queries use most (by weight), with ``chosen`` present."""
+def _serving(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate) -> list[Candidate]:
+    """The chosen indexes the plans of ``cand``'s queries use, with ``chosen`` present, most used (by
+    weight) first."""
     weights: dict[Candidate, float] = {}
     for key in state.helps[cand]:
         costing = cache.cost(state.queries[key], chosen)
         for other in costing.used:
             if other in chosen and other != cand:
                 weights[other] = weights.get(other, 0.0) + state.queries[key].weight
-    return max(weights, key=lambda c: weights[c]) if weights else None
+    return sorted(weights, key=lambda c: -weights[c])
 
 
 def _net(state: _State, cache: Costs, keys: Iterable[str], present: Sequence[Candidate],
@@ -304,8 +315,9 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
           budget_bytes: int, write_cost: Callable[[Candidate], float]
           ) -> tuple[list[Candidate], dict[Candidate, Candidate]]:
     """One pass of swaps: each candidate passed over for the budget or ``max_indexes`` (best alone
-    first) replaces the chosen index on its table whose replacement raises the net total most, when the
-    set still fits the budget. Returns the new set and what replaced each index swapped out."""
+    first) replaces the chosen index whose replacement raises the net total most, when the set still fits
+    the budget (an index whose value alone does not exceed what the chosen one adds is not tried).
+    Returns the new set and what replaced each index swapped out."""
     chosen = list(chosen)
     swapped_out: dict[Candidate, Candidate] = {}
     for cand in sorted(passed_over, key=lambda c: -(state.alone[c] - write_cost(c))):
@@ -314,8 +326,6 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
         best: tuple[float, Candidate] | None = None
         used = sum(cache.size(c) for c in chosen)
         for old in chosen:
-            if old.qualified_table != cand.qualified_table:
-                continue
             if used - cache.size(old) + cache.size(cand) > budget_bytes:
                 continue
             if state.alone[cand] - write_cost(cand) <= _marginal(state, cache, [c for c in chosen if c != old], old) \
@@ -332,8 +342,30 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
     return chosen, swapped_out
 
 
+def _merge(state: _State, cache: Costs, chosen: list[Candidate], others: Sequence[Candidate], budget_bytes: int,
+           write_cost: Callable[[Candidate], float]) -> list[Candidate]:
+    """One wider index instead of several chosen ones it serves: each unchosen candidate (best net value
+    alone per byte first) replaces the chosen indexes on its table whose queries it helps too, when there
+    are two or more of them, the net total does not fall, and the set fits the budget."""
+    chosen = list(chosen)
+    for cand in sorted(others, key=lambda c: -(state.alone[c] - write_cost(c)) / max(cache.size(c), 1)):
+        if cand in chosen:
+            continue
+        helps = set(state.helps[cand])
+        olds = [c for c in chosen if c.qualified_table == cand.qualified_table and set(state.helps[c]) <= helps]
+        if len(olds) < 2:
+            continue
+        merged = [c for c in chosen if c not in olds] + [cand]
+        if sum(cache.size(c) for c in merged) > budget_bytes:
+            continue
+        keys = sorted(helps | {k for c in olds for k in state.helps[c]})
+        if _net(state, cache, keys, merged, write_cost) >= _net(state, cache, keys, chosen, write_cost) - EPSILON:
+            chosen = merged
+    return chosen
+
+
 def _prune(state: _State, cache: Costs, chosen: list[Candidate], write_cost: Callable[[Candidate], float],
-           rejected: dict[Candidate, Rejected]) -> tuple[list[Candidate], dict[Candidate, float]]:
+           not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, float]]:
     """Drop every chosen index whose removal lowers the net total by less than :data:`PRUNE_TOLERANCE` of
     its saving alone (the least valuable first); returns the rest and each one's marginal benefit (what
     the workload loses without it, before its write cost)."""
@@ -345,7 +377,7 @@ def _prune(state: _State, cache: Costs, chosen: list[Candidate], write_cost: Cal
         if worst is None or marginal[worst] - write_cost(worst) > PRUNE_TOLERANCE * state.alone[worst]:
             return chosen, marginal
         chosen.remove(worst)
-        rejected[worst] = _not_worth(state, cache, chosen, worst, marginal[worst], write_cost)
+        not_worth.append(worst)
 
 
 def _recommend(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate, benefit: float,

@@ -1,13 +1,15 @@
 """Trial builds: where hypopg is absent (the embedded PostgreSQL 18, many managed services), the candidates
 are built for real, the queries explained, and everything rolled back.
 
-One request is one transaction: ``CREATE INDEX`` of each candidate (not ``CONCURRENTLY``, which cannot run
-in a transaction; each in a savepoint, so a candidate that fails to build is reported, not fatal), the
-EXPLAIN of each query (in a savepoint: a query the server refuses gives a Costing with its message), the
-real size of each index built (``pg_relation_size`` of it and of every index it cascaded to on the
-partitions of a partitioned table), then ``ROLLBACK``. Nothing is left behind, even if dbtune dies: an
-unfinished transaction is rolled back by the server. :meth:`TrialBuildEngine.cost_many` explains several
-queries in one build.
+A candidate set is built in one transaction: ``CREATE INDEX`` of each candidate (not ``CONCURRENTLY``,
+which cannot run in a transaction; each in a savepoint, so a candidate that fails to build is reported, not
+fatal), and the real size of each index built (``pg_relation_size`` of it and of every index it cascaded to
+on the partitions of a partitioned table). Each query is then explained in a savepoint (a query the server
+refuses gives a Costing with its message). The build stays open while the requests ask for the same set
+(several queries on the same tables explained in one build: the selection asks query after query for one
+candidate; :meth:`TrialBuildEngine.cost_many` asks for several at once) and is rolled back as soon as
+another set is asked for, and by :meth:`TrialBuildEngine.close`. Nothing is left behind, even if dbtune
+dies: the server rolls back the transaction of a session that ends.
 
 A build takes the table's ``SHARE`` lock (writes wait for it until the rollback), under ``lock_timeout`` of
 :data:`~dbtune.advisor.costing.TRIAL_LOCK_TIMEOUT_MS` ms so it never queues behind a long lock; run it only
@@ -50,8 +52,9 @@ class TrialBuildEngine:
     """The :class:`~dbtune.advisor.model.Engine` that builds candidates for real inside a transaction that
     is rolled back (see the module docstring).
 
-    ``conn``: an autocommit session that may write (:func:`~dbtune.advisor.costing.whatif_session` with
-    ``trial_builds=True``) on a target the caller has checked is not production; ``snapshot``: its catalog.
+    ``conn``: an autocommit session (the engine begins and rolls back its transactions) that may write
+    (:func:`~dbtune.advisor.costing.whatif_session` with ``trial_builds=True``) on a target the caller has
+    checked is not production; ``snapshot``: its catalog.
     """
 
     kind = EngineKind.TRIAL_BUILD
@@ -62,7 +65,9 @@ class TrialBuildEngine:
         self._version = snapshot.server.version_num
         self._sizes: dict[Candidate, int] = {}
         self._numbers = itertools.count(1)
-        self.builds = 0  # transactions that built indexes (each rolled back)
+        self._open: tuple[frozenset[Candidate], dict[tuple[str | None, str], Candidate] | str] | None = None
+        self._in_transaction = False
+        self.builds = 0  # candidate sets built (each rolled back)
 
     def cannot_cost(self, candidate: Candidate) -> str | None:
         """Why ``candidate`` cannot be built (a foreign table), or None."""
@@ -99,16 +104,41 @@ class TrialBuildEngine:
         self._sizes.update(sizes)
         return names
 
+    def _ensure(self, indexes: frozenset[Candidate]) -> dict[tuple[str | None, str], Candidate] | str:
+        """The build of exactly ``indexes``, open in the session's transaction: the one open already when it
+        is that set, else a new one (the old one rolled back). A set that could not be built is rolled back
+        at once, and its error kept for the next request of the same set."""
+        if self._open is not None and self._open[0] == indexes:
+            return self._open[1]
+        self._rollback()
+        if not indexes:
+            self._open = (indexes, {})
+            return {}
+        cur = MarkedCursor(self._conn)
+        cur.execute("BEGIN")
+        self._in_transaction = True
+        names = self._build(indexes)
+        if isinstance(names, str):
+            self._rollback()
+        self._open = (indexes, names)
+        return names
+
+    def _rollback(self) -> None:
+        self._open = None
+        if self._in_transaction:
+            self._in_transaction = False
+            if not self._conn.closed:
+                MarkedCursor(self._conn).execute("ROLLBACK")
+
     def cost_many(self, queries: Sequence[AdvisorQuery], indexes: frozenset[Candidate]) -> tuple[Costing, ...]:
-        """Each query's planner cost with ``indexes`` built (one build for all of them), and which of them
-        its plan scans; everything is rolled back before it returns. A candidate that cannot be built gives
-        every query a Costing with that ``error``; a query the server cannot plan, a Costing with the
+        """Each query's planner cost with ``indexes`` built (one build for all of them, kept open for the
+        next request of the same set), and which of them its plan scans. A candidate that cannot be built
+        gives every query a Costing with that ``error``; a query the server cannot plan, a Costing with the
         server's message. Raises psycopg.Error only when the session itself is gone."""
-        with self._conn.transaction(force_rollback=True):
-            names = self._build(indexes)
-            if isinstance(names, str):
-                return tuple(Costing(None, error=names) for _ in queries)
-            return tuple(plan_costing(self._conn, q, self._version, names) for q in queries)
+        names = self._ensure(frozenset(indexes))
+        if isinstance(names, str):
+            return tuple(Costing(None, error=names) for _ in queries)
+        return tuple(plan_costing(self._conn, q, self._version, names) for q in queries)
 
     def cost(self, query: AdvisorQuery, indexes: frozenset[Candidate]) -> Costing:
         """:meth:`cost_many` for one query."""
@@ -116,8 +146,9 @@ class TrialBuildEngine:
 
     def size(self, candidate: Candidate) -> int:
         """The candidate's real size in bytes (``pg_relation_size``, summed over the partitions of a
-        partitioned table), from the build that costed it or from a build of its own, cached. Raises
-        :class:`~dbtune.errors.ServerRefused` when it cannot be built."""
+        partitioned table), from the build that costed it or from a build of its own (in a savepoint of the
+        open build, rolled back), cached. Raises :class:`~dbtune.errors.ServerRefused` when it cannot be
+        built."""
         found = self._sizes.get(candidate)
         if found is None:
             with self._conn.transaction(force_rollback=True):
@@ -128,4 +159,5 @@ class TrialBuildEngine:
         return found
 
     def close(self) -> None:
-        """Nothing to do: every build was rolled back."""
+        """Roll back the open build: no index built for a trial is left."""
+        self._rollback()

@@ -11,8 +11,9 @@ hypothetical indexes the plan scans (by the names hypopg returned), then drops t
 What hypopg 1.3.1 does (checked on PostgreSQL 15): it costs btree, brin, hash and bloom indexes and refuses
 gin, gist and spgist (``hypopg: access method "gin" is not supported``); a hypothetical index on a
 partitioned table is accepted and the planner uses it on every leaf partition (multi-level trees too), and
-``hypopg_relation_size`` of it covers all the leaves. So a partitioned parent's candidate is created once,
-on the parent, as the migration would create it.
+a partitioned parent's candidate is created once, on the parent, as the migration would create it. Its
+size is the sum over the leaves (hypopg's size of the parent's index is estimated from the parent's
+``reltuples`` alone, and is smaller than that sum).
 
 The session is the caller's autocommit session (:func:`~dbtune.advisor.costing.whatif_session`); the
 engine sets ``default_transaction_read_only = on`` on it again, and sends only SELECTs and EXPLAINs (and,
@@ -21,9 +22,11 @@ for a generic plan before PostgreSQL 16, PREPARE and DEALLOCATE), every statemen
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import psycopg
 
-from dbtune.advisor.costing import plan_costing, set_read_only
+from dbtune.advisor.costing import leaf_partitions, plan_costing, set_read_only
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, EngineKind
 from dbtune.catalog.model import Snapshot
 from dbtune.db.connect import MarkedCursor
@@ -127,10 +130,17 @@ class HypoPGEngine:
 
     def size(self, candidate: Candidate) -> int:
         """``hypopg_relation_size`` of the candidate (bytes; hypopg's estimate from ``reltuples`` and the
-        columns' widths; for a partitioned parent, all its leaves), cached. Raises
+        columns' widths, pessimistic: about twice a fresh build's size), cached. For a partitioned table,
+        the sum over its leaf partitions of the same index on each (larger than hypopg's size of the
+        parent's index, which it estimates from the parent's ``reltuples`` alone). Raises
         :class:`~dbtune.errors.ServerRefused` when hypopg refuses the candidate."""
         found = self._sizes.get(candidate)
         if found is not None:
+            return found
+        leaves = leaf_partitions(self._snapshot, candidate.schema, candidate.table)
+        if leaves:
+            found = sum(self.size(replace(candidate, schema=leaf.schema, table=leaf.name)) for leaf in leaves)
+            self._sizes[candidate] = found
             return found
         try:
             oid, _ = self._create(candidate)

@@ -179,7 +179,9 @@ def same_predicate(expected: str | None, actual: str | None) -> bool:
         return False
 
 
-def _keys_match(want: list[KeyColumn], have: list[KeyColumn], prefix_ok: bool) -> bool:
+def keys_match(want: list[KeyColumn], have: list[KeyColumn], prefix_ok: bool) -> bool:
+    """Whether index key ``have`` serves key ``want``: the same columns in order (``want`` a prefix of
+    ``have`` when ``prefix_ok``), with the same directions and NULLS orders or their exact mirror."""
     if len(have) < len(want) or (not prefix_ok and len(have) != len(want)):
         return False
     head = have[: len(want)]
@@ -205,7 +207,7 @@ def satisfies(expect: ExpectedIndex, index: Index, *, unique: bool, key: str) ->
     have = index_key(index)
     if unique:
         return index.is_unique and sorted(w.text for w in want) == sorted(h.text for h in have)
-    if not _keys_match(want, have, prefix_ok=True):
+    if not keys_match(want, have, prefix_ok=True):
         return False
     include = {quote_ident(c) for c in expect.include}
     return include <= set(index.include_columns)

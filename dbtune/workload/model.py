@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import NamedTuple, TypeVar
 
+from dbtune.sqlnames import quote_ident
+
 _N = TypeVar("_N", int, float)
 
 
@@ -169,6 +171,7 @@ class Usage(StrEnum):
     PATTERN = "pattern"          # LIKE '%abc', ILIKE, SIMILAR TO, ~ (trigram territory)
     IS_NULL = "is_null"
     CONFLICT = "conflict"        # INSERT … ON CONFLICT (columns): needs a unique index on them
+    CONTAINMENT = "containment"  # @>, <@, ?, ?|, ?&, && on a jsonb or array column (GIN territory)
 
 
 class ExpressionUse(NamedTuple):
@@ -182,13 +185,89 @@ class ExpressionUse(NamedTuple):
 
 
 @dataclass(frozen=True)
+class SortKey:
+    """One key of an ``ORDER BY`` on a column (``text`` its catalog name, unquoted) or an expression
+    (``expression=True``, pglast's text as in :class:`ExpressionUse`) of one table, with its direction and
+    NULLS order as PostgreSQL reads them (``DESC`` alone means ``NULLS FIRST``,
+    https://www.postgresql.org/docs/current/queries-order.html). ``clause`` numbers the statement's
+    ORDER BY clauses (one per scope: a LATERAL subquery's is its own), ``position`` is the key's place in
+    its clause (0 first): an index serves a clause's keys only from its first one on, in order."""
+
+    text: str
+    expression: bool = False
+    descending: bool = False
+    nulls_first: bool = False
+    clause: int = 0
+    position: int = 0
+
+
+class PredicateOp(StrEnum):
+    """The shape of a :class:`ConstantPredicate`."""
+
+    EQUAL = "="
+    IN = "IN"
+    IS_NULL = "IS NULL"
+    TRUE = "IS TRUE"   # a boolean column as the condition (``WHERE active``)
+
+
+@dataclass(frozen=True)
+class ConstantPredicate:
+    """A condition of a column with constants that every row the statement reads must meet (a top-level
+    ``AND`` term of a WHERE or JOIN … ON, not under OR or NOT): ``status = 'pending'``, ``n = 42``,
+    ``deleted_at IS NULL``, ``kind IN ('a', 'b')``, ``WHERE active``; what a partial index's WHERE can say.
+
+    ``column`` is the catalog name (unquoted); ``values`` the constants as text (``'pending'`` is
+    ``pending``, as ``pg_stats.most_common_vals`` prints it; empty for IS NULL and a boolean column);
+    ``literals`` the same constants as SQL (:func:`~dbtune.sqlnames.quote_literal` for strings, digits for
+    numbers, ``true``/``false``): :attr:`sql` is built from them and the quoted column, never from the
+    statement's own text or sqlglot's."""
+
+    column: str
+    op: PredicateOp
+    values: tuple[str, ...] = ()
+    literals: tuple[str, ...] = ()
+
+    @property
+    def sql(self) -> str:
+        """The predicate as SQL text: ``status = 'pending'``, ``"Kind" IN ('a', 'b')``, ``active``."""
+        column = quote_ident(self.column)
+        if self.op is PredicateOp.IS_NULL:
+            return f"{column} IS NULL"
+        if self.op is PredicateOp.TRUE:
+            return column
+        if self.op is PredicateOp.IN:
+            return f"{column} IN ({', '.join(self.literals)})"
+        return f"{column} = {self.literals[0]}"
+
+
+@dataclass(frozen=True)
 class TableUsage:
     """The columns and expressions of one table (``table`` is its qualified name, quoted as needed)
-    that a query uses, each with its kinds of use."""
+    that a query uses, each with its kinds of use.
+
+    ``sort_keys`` are the table's keys of every ORDER BY, clause by clause in the ORDER BY's order;
+    ``referenced`` every column of the table the statement reads in any clause, select list included
+    (``SELECT *`` and ``t.*`` are all columns), in order of first use; ``constants`` the constant
+    predicates on its columns (for partial indexes); ``containment`` the containment operators
+    (``@>``, ``<@``, ``?``, ``?|``, ``?&``, ``&&``) used on each column."""
 
     table: str
     columns: dict[str, frozenset[Usage]] = field(default_factory=dict)
     expressions: tuple[ExpressionUse, ...] = ()
+    sort_keys: tuple[SortKey, ...] = ()
+    referenced: tuple[str, ...] = ()
+    constants: tuple[ConstantPredicate, ...] = ()
+    containment: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def sort_clauses(self) -> tuple[tuple[SortKey, ...], ...]:
+        """:attr:`sort_keys` grouped by ORDER BY clause, each clause's keys on this table that an index
+        can serve: the leading ones, up to the first key of another table or a gap."""
+        clauses: dict[int, list[SortKey]] = {}
+        for key in self.sort_keys:
+            keys = clauses.setdefault(key.clause, [])
+            if key.position == len(keys):
+                keys.append(key)
+        return tuple(tuple(keys) for keys in clauses.values() if keys)
 
     def kinds(self, column: str) -> frozenset[Usage]:
         """The kinds of use of ``column`` (empty when unused)."""

@@ -35,11 +35,11 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import sqlglot
-from pglast import ast, parser
+from pglast import ast, enums, parser
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from sqlglot import exp
@@ -52,7 +52,16 @@ from sqlglot.schema import MappingSchema
 
 from dbtune.catalog.model import Snapshot
 from dbtune.pgsql import check_nesting, parse_sql
-from dbtune.workload.model import ExpressionUse, QueryUsage, TableUsage, Usage
+from dbtune.sqlnames import quote_literal
+from dbtune.workload.model import (
+    ConstantPredicate,
+    ExpressionUse,
+    PredicateOp,
+    QueryUsage,
+    SortKey,
+    TableUsage,
+    Usage,
+)
 from dbtune.workload.schema import SchemaRelation, WorkloadSchema
 from dbtune.workload.statements import fields, named_relations, walk
 
@@ -71,6 +80,12 @@ _COMPARISONS: dict[type[exp.Expr], Usage] = {
     exp.GT: Usage.RANGE, exp.GTE: Usage.RANGE, exp.LT: Usage.RANGE, exp.LTE: Usage.RANGE,
 }
 _PATTERNS = (exp.ILike, exp.SimilarTo, exp.RegexpLike, exp.RegexpILike)
+# jsonb and array containment and key-existence operators (what GIN's jsonb_ops and array_ops serve).
+_CONTAINMENT: dict[type[exp.Expr], str] = {
+    exp.ArrayContainsAll: "@>", exp.ArrayContainedBy: "<@", exp.ArrayOverlaps: "&&",
+    exp.JSONBContainsTopKey: "?", exp.JSONBContainsAnyTopKeys: "?|", exp.JSONBContainsAllTopKeys: "?&",
+}
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
 _SUBQUERY = (exp.Subquery, exp.Query)
 
 
@@ -103,6 +118,33 @@ class _Text:
     def __init__(self, sql: str) -> None:
         self.sql = sql
         self._nodes: dict[frozenset[int], list[tuple[str, ast.Node]]] | None = None
+        self._constants: dict[int, tuple[PredicateOp, list[int]]] | None = None
+        self.const_nodes: list[ast.A_Const] = []
+
+    def constant_operands(self, position: int) -> tuple[PredicateOp, list[int]] | None:
+        """For the column reference at ``position``: ``=`` or ``IN`` with constants on the other side, and
+        the ordinals of those constants among the statement's (:func:`_const_nodes`); else None."""
+        if self._constants is None:
+            # The same walk as _const_nodes' (this text is never a wrapper: those are looked through first).
+            nodes = list(walk(parse_sql(self.sql)))
+            self.const_nodes = [n for n in nodes if isinstance(n, ast.A_Const)]
+            ordinal = {id(c): k for k, c in enumerate(self.const_nodes)}
+            found: dict[int, tuple[PredicateOp, list[int]]] = {}
+            for node in nodes:
+                if not isinstance(node, ast.A_Expr) or not node.name or getattr(node.name[-1], "sval", "") != "=":
+                    continue
+                sides = [(node.lexpr, node.rexpr), (node.rexpr, node.lexpr)]
+                for column, other in sides:
+                    if not isinstance(column, ast.ColumnRef) or column.location is None:
+                        continue
+                    kind = node.kind
+                    if kind == enums.A_Expr_Kind.AEXPR_OP and isinstance(other, ast.A_Const) and id(other) in ordinal:
+                        found[column.location] = (PredicateOp.EQUAL, [ordinal[id(other)]])
+                    elif (kind == enums.A_Expr_Kind.AEXPR_IN and column is node.lexpr and isinstance(other, tuple)
+                          and other and all(isinstance(c, ast.A_Const) and id(c) in ordinal for c in other)):
+                        found[column.location] = (PredicateOp.IN, [ordinal[id(c)] for c in other])
+            self._constants = found
+        return self._constants.get(position)
 
     def _index(self) -> dict[frozenset[int], list[tuple[str, ast.Node]]]:
         if self._nodes is None:
@@ -133,6 +175,35 @@ class _Text:
         finally:
             for ref, old in saved:
                 ref.fields = old
+
+
+def _const_nodes(text: str) -> list[ast.A_Const]:
+    """The constants (``A_Const`` nodes) of a statement in pglast's walk order, looked through the
+    wrappers :meth:`UsageAnalyzer.usage` looks through (``EXPLAIN …``): statements with one fingerprint
+    have their constants in the same places."""
+    stmts = parse_sql(text)
+    node: object = stmts[0].stmt if stmts else None
+    while type(node).__name__ in _WRAPPERS and getattr(node, "query", None) is not None:
+        node = getattr(node, "query")  # noqa: B009 - any wrapper
+    return [n for n in walk(node) if isinstance(n, ast.A_Const)]
+
+
+def _literal(const: ast.A_Const) -> tuple[str, str] | None:
+    """A constant's text (as ``pg_stats`` prints a value) and its SQL literal, built by
+    :func:`quote_literal` or checked to be a plain number; None for NULL and bit strings."""
+    if const.isnull:
+        return None
+    val = const.val
+    if isinstance(val, ast.String):
+        return str(val.sval), quote_literal(str(val.sval))
+    if isinstance(val, ast.Integer):
+        return str(val.ival), str(val.ival)
+    if isinstance(val, ast.Float) and _NUMBER.match(str(val.fval)):
+        return str(val.fval), str(val.fval)
+    if isinstance(val, ast.Boolean):
+        text = "true" if val.boolval else "false"
+        return text, text
+    return None
 
 
 def _operands(node: ast.Node) -> Iterator[tuple[str, object]]:
@@ -303,7 +374,7 @@ class UsageAnalyzer:
         self.cache_size = cache_size
         self.hits = 0
         self.misses = 0
-        self._by_fingerprint: OrderedDict[str, QueryUsage] = OrderedDict()
+        self._by_fingerprint: OrderedDict[str, _Cached] = OrderedDict()
         self._by_text: OrderedDict[str, QueryUsage] = OrderedDict()
         self._by_constants: OrderedDict[tuple[str, tuple[str, ...]], QueryUsage] = OrderedDict()
         self._views: dict[tuple[str, str], _View | str | None] = {}
@@ -330,7 +401,9 @@ class UsageAnalyzer:
             return QueryUsage(reason=f"does not parse: {exc.args[0]}")
         constants: tuple[str, ...] | None = None
         if cache:
-            hit = self._by_fingerprint.get(fingerprint)
+            cached = self._by_fingerprint.get(fingerprint)
+            # A constant predicate takes its values from this statement's own constants.
+            hit = cached.bind(text) if cached is not None else None
             if hit is None:
                 constants = _constants(text)
                 hit = self._by_constants.get((fingerprint, constants))
@@ -339,13 +412,15 @@ class UsageAnalyzer:
                 self._remember(text, hit)
                 return hit
         self.misses += 1
-        result, depends_on_constants = self._analyse(text, cache)
+        analysed, depends_on_constants = self._analyse(text, cache)
+        result = analysed.usage
         if cache:
+            store: OrderedDict[Any, Any]
             if depends_on_constants:
                 self._by_constants[(fingerprint, constants if constants is not None else _constants(text))] = result
-                store: OrderedDict[Any, QueryUsage] = self._by_constants
+                store = self._by_constants
             else:
-                self._by_fingerprint[fingerprint] = result
+                self._by_fingerprint[fingerprint] = analysed
                 store = self._by_fingerprint
             if len(store) > self.cache_size:
                 store.popitem(last=False)
@@ -359,31 +434,31 @@ class UsageAnalyzer:
 
     # -- one statement --
 
-    def _analyse(self, text: str, cache: bool) -> tuple[QueryUsage, bool]:
+    def _analyse(self, text: str, cache: bool) -> tuple[_Cached, bool]:
         try:
             check_nesting(text)
             statements = json.loads(parser.parse_sql_json(text)).get("stmts", [])
         except ParseError as exc:
-            return QueryUsage(reason=f"does not parse: {exc.args[0]}"), False
+            return _Cached(QueryUsage(reason=f"does not parse: {exc.args[0]}")), False
         except RecursionError:  # json's decoder on a tree nested hundreds of levels deep
-            return QueryUsage(reason="nested too deep for column usage"), False
+            return _Cached(QueryUsage(reason="nested too deep for column usage")), False
         if len(statements) != 1:
             what = "no statement" if not statements else f"{len(statements)} statements"
-            return QueryUsage(reason=f"holds {what}; column usage is per statement"), False
+            return _Cached(QueryUsage(reason=f"holds {what}; column usage is per statement")), False
         kind, body = next(iter(statements[0]["stmt"].items()))
         if kind in _WRAPPERS and body.get("query"):
             inner = RawStream()(getattr(parse_sql(text)[0].stmt, "query"))  # noqa: B009 - any wrapper
             return self._analyse(inner, cache)
         if kind not in _QUERY_STATEMENTS:
-            return QueryUsage(reason=f"a utility statement ({_statement_name(kind)}): it reads no table "
-                                     "columns"), False
+            return _Cached(QueryUsage(reason=f"a utility statement ({_statement_name(kind)}): it reads no table "
+                                     "columns")), False
         try:
             run = self._run(text)
         except _Unusable as exc:
-            return QueryUsage(reason=str(exc)), False
+            return _Cached(QueryUsage(reason=str(exc))), False
         except Exception as exc:  # noqa: BLE001 - sqlglot on a construct it does not model; a reason, not a crash
-            return QueryUsage(reason=f"sqlglot failed on it: {type(exc).__name__}: {_first_line(exc)}"), False
-        return run.result(), run.constants
+            return _Cached(QueryUsage(reason=f"sqlglot failed on it: {type(exc).__name__}: {_first_line(exc)}")), False
+        return run.cached(), run.constants
 
     def _prepare(self, text: str) -> tuple[exp.Expr | None, list[_Insert]]:
         """sqlglot's qualified tree of ``text`` in query form, and its INSERT targets."""
@@ -474,6 +549,52 @@ def _statement_name(kind: str) -> str:
 class _Accumulator:
     columns: dict[str, set[Usage]] = field(default_factory=dict)
     expressions: dict[str, set[Usage]] = field(default_factory=dict)
+    sort_keys: list[SortKey] = field(default_factory=list)
+    referenced: dict[str, None] = field(default_factory=dict)  # an ordered set
+    # (predicate, the ordinals of its constants in the statement: () when fixed, as in a view's definition)
+    constants: dict[tuple[ConstantPredicate, tuple[int, ...]], None] = field(default_factory=dict)
+    containment: dict[str, set[str]] = field(default_factory=dict)
+
+
+class _Binding(NamedTuple):
+    """Where a constant predicate of a cached usage takes its values from in another statement of the
+    same fingerprint: table ``table`` of the usage, its predicate ``predicate``, the constants ``slots``."""
+
+    table: int
+    predicate: int
+    slots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A usage as cached per fingerprint: the constant predicates' bindings, and how many constants the
+    statement had (another statement of the fingerprint with a different count is analysed afresh)."""
+
+    usage: QueryUsage
+    bindings: tuple[_Binding, ...] = ()
+    n_constants: int = 0
+
+    def bind(self, text: str) -> QueryUsage | None:
+        """The usage for ``text`` (same fingerprint), its constant predicates' values taken from ``text``;
+        None when its constants do not line up."""
+        if not self.bindings:
+            return self.usage
+        nodes = _const_nodes(text)
+        if len(nodes) != self.n_constants:
+            return None
+        tables = list(self.usage.tables)
+        predicates = [list(t.constants) for t in tables]
+        for b in self.bindings:
+            literals = [_literal(nodes[k]) for k in b.slots]
+            if any(lit is None for lit in literals):
+                return None
+            old = predicates[b.table][b.predicate]
+            predicates[b.table][b.predicate] = replace(
+                old, values=tuple(lit[0] for lit in literals if lit), literals=tuple(lit[1] for lit in literals if lit))
+        for k, t in enumerate(tables):
+            if t.constants:
+                tables[k] = replace(t, constants=tuple(dict.fromkeys(predicates[k])))
+        return replace(self.usage, tables=tuple(tables))
 
 
 class _Run:
@@ -490,6 +611,7 @@ class _Run:
         self._merged_views: set[str] = set()
         self._visiting: set[tuple[int, str, int | None]] = set()
         self._scope_of: dict[int, Scope] = {}  # the scopes (with their sources) by id of their expression
+        self._clauses = 0  # ORDER BY clauses seen
 
     def root_scope(self) -> Scope | None:
         """The outermost scope of the tree, with its sources (after :meth:`classify`)."""
@@ -498,15 +620,28 @@ class _Run:
     # -- results --
 
     def result(self) -> QueryUsage:
-        tables = tuple(
-            TableUsage(name, {c: frozenset(k) for c, k in acc.columns.items()},
-                       tuple(ExpressionUse(t, frozenset(k)) for t, k in acc.expressions.items()))
-            for name, acc in self.tables.items())
+        return self.cached().usage
+
+    def cached(self) -> _Cached:
+        """The result, with the bindings of its constant predicates to the statement's constants."""
+        tables: list[TableUsage] = []
+        bindings: list[_Binding] = []
+        for name, acc in self.tables.items():
+            predicates: dict[ConstantPredicate, None] = {}
+            for predicate, slots in acc.constants:
+                if slots and predicate not in predicates:
+                    bindings.append(_Binding(len(tables), len(predicates), slots))
+                predicates.setdefault(predicate)
+            tables.append(TableUsage(
+                name, {c: frozenset(k) for c, k in acc.columns.items()},
+                tuple(ExpressionUse(t, frozenset(k)) for t, k in acc.expressions.items()),
+                sort_keys=tuple(acc.sort_keys), referenced=tuple(acc.referenced), constants=tuple(predicates),
+                containment={c: frozenset(ops) for c, ops in acc.containment.items()}))
         unresolved = tuple(dict.fromkeys(self.unresolved))
         reason = None
         if not tables:
             reason = f"no table of the catalog is read ({unresolved[0]})" if unresolved else "it reads no table"
-        return QueryUsage(tables, unresolved, reason)
+        return _Cached(QueryUsage(tuple(tables), unresolved, reason), tuple(bindings), len(self.text.const_nodes))
 
     def _touch(self, table: str) -> _Accumulator:
         acc = self.tables.get(table)
@@ -514,13 +649,14 @@ class _Run:
             acc = self.tables[table] = _Accumulator()
         return acc
 
-    def _record(self, targets: list[_Target], kind: Usage) -> None:
+    def _record(self, targets: list[_Target], kind: Usage) -> list[_Target]:
         for t in targets:
             acc = self._touch(t.table)
             if isinstance(t, _Col):
                 acc.columns.setdefault(t.column, set()).add(kind)
             else:
                 acc.expressions.setdefault(t.text, set()).add(kind)
+        return targets
 
     # -- walking the scopes --
 
@@ -531,8 +667,20 @@ class _Run:
         self._scope_of.update({id(s.expression): s for s in scopes})
         for scope in scopes:
             self._sources(scope)
+            self._references(scope)
             if isinstance(scope.expression, exp.Select):
                 self._select(scope)
+
+    def _references(self, scope: Scope) -> None:
+        """Every base-table column the scope reads, in any clause (``*`` is expanded by the qualifier)."""
+        for column in _columns(scope.expression):
+            found = _find_source(column, scope)
+            source = found[1] if found else None
+            if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier):
+                continue
+            rel = self.schema.relation(source.db or None, source.name)
+            if rel is not None and not rel.is_view and column.name in rel.column_names:
+                self._touch(rel.qualified_name).referenced.setdefault(column.name)
 
     def _sources(self, scope: Scope) -> None:
         """Every relation a scope reads is touched (even when no column of it is used); a view brings
@@ -562,6 +710,14 @@ class _Run:
                 acc.columns.setdefault(column, set()).update(kinds)
             for e in t.expressions:
                 acc.expressions.setdefault(e.text, set()).update(e.kinds)
+            acc.sort_keys += [replace(k, clause=k.clause + self._clauses) for k in t.sort_keys]
+            for column in t.referenced:
+                acc.referenced.setdefault(column)
+            for predicate in t.constants:  # the view's own constants: fixed, whatever the statement's
+                acc.constants.setdefault((predicate, ()))
+            for column, ops in t.containment.items():
+                acc.containment.setdefault(column, set()).update(ops)
+        self._clauses += 1 + max((k.clause for t in view.usage.tables for k in t.sort_keys), default=0)
         self.unresolved += [f"view {rel.qualified_name}: {u}" for u in view.usage.unresolved]
 
     def _select(self, scope: Scope) -> None:
@@ -579,24 +735,45 @@ class _Run:
                 self._operand(e, scope, Usage.GROUP_BY)
         order = select.args.get("order")
         if order is not None:
-            for o in order.expressions:
-                self._operand(o.this if isinstance(o, exp.Ordered) else o, scope, Usage.ORDER_BY)
+            clause = self._clauses
+            self._clauses += 1
+            for position, o in enumerate(order.expressions):
+                ordered = o if isinstance(o, exp.Ordered) else None
+                targets = self._operand(ordered.this if ordered else o, scope, Usage.ORDER_BY)
+                # sqlglot fills in PostgreSQL's default NULLS order (NULLS FIRST for DESC).
+                desc = bool(ordered and ordered.args.get("desc"))
+                nulls_first = bool(ordered.args.get("nulls_first")) if ordered else False
+                for t in targets:
+                    key = SortKey(t.column if isinstance(t, _Col) else t.text, isinstance(t, _Expr), desc,
+                                  nulls_first, clause, position)
+                    self._touch(t.table).sort_keys.append(key)
 
-    def _condition(self, node: exp.Expr, scope: Scope) -> None:
+    def _condition(self, node: exp.Expr, scope: Scope, conjunct: bool = True) -> None:
+        """Classify a condition; ``conjunct`` while every row read must meet it (not under OR), so a
+        constant predicate in it can be a partial index's WHERE."""
         node = _unwrap(node)
         if isinstance(node, exp.And | exp.Or):
-            self._condition(node.this, scope)
-            self._condition(node.expression, scope)
+            inner = conjunct and isinstance(node, exp.And)
+            self._condition(node.this, scope, inner)
+            self._condition(node.expression, scope, inner)
         elif isinstance(node, exp.Not) or node.args.get("negate"):
             return  # NOT …, NOT LIKE, IS NOT NULL: no index finds what is not there
         elif isinstance(node, exp.EQ) and isinstance(_unwrap(node.expression), exp.Any):
             self._compare(node.this, [node.expression], Usage.IN, scope)
         elif type(node) in _COMPARISONS:
             self._compare(node.this, [node.expression], _COMPARISONS[type(node)], scope, symmetric=True)
+            if conjunct and isinstance(node, exp.EQ):
+                self._constant(node.this, scope) or self._constant(node.expression, scope)
         elif isinstance(node, exp.Between):
             self._compare(node.this, [node.args["low"], node.args["high"]], Usage.RANGE, scope)
         elif isinstance(node, exp.In):
             self._compare(node.this, list(node.expressions), Usage.IN, scope)
+            if conjunct:
+                self._constant(node.this, scope)
+        elif type(node) in _CONTAINMENT:
+            for t in self._compare(node.this, [node.expression], Usage.CONTAINMENT, scope):
+                if isinstance(t, _Col):
+                    self._touch(t.table).containment.setdefault(t.column, set()).add(_CONTAINMENT[type(node)])
         elif isinstance(node, exp.Escape) and isinstance(node.this, exp.Like):
             self._compare(node.this.this, [node.this.expression], self._like(node.this.expression), scope)
         elif isinstance(node, exp.Like):
@@ -605,8 +782,40 @@ class _Run:
             self._compare(node.this, [node.expression], Usage.PATTERN, scope)
         elif isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             self._compare(node.this, [], Usage.IS_NULL, scope)
+            if conjunct:
+                self._constant(node.this, scope, PredicateOp.IS_NULL)
         elif isinstance(node, exp.Column):  # a boolean column as the condition
             self._compare(node, [], Usage.EQUALITY, scope)
+            if conjunct:
+                self._constant(node, scope, PredicateOp.TRUE)
+
+    def _constant(self, side: exp.Expr, scope: Scope, op: PredicateOp | None = None) -> bool:
+        """Record the constant predicate on column ``side`` of a table (``op`` IS NULL or a boolean column;
+        else ``=``/``IN`` with the constants pglast finds beside the column in the statement's text).
+        Whether one was recorded."""
+        side = _unwrap(side)
+        if not isinstance(side, exp.Column):
+            return False
+        targets = self._resolve(side, scope)
+        if isinstance(targets, str) or len(targets) != 1 or not isinstance(targets[0], _Col):
+            return False
+        target = targets[0]
+        slots: tuple[int, ...] = ()
+        if op is not None:
+            predicate = ConstantPredicate(target.column, op)
+        else:
+            position = _position(side)
+            found = self.text.constant_operands(position) if position is not None else None
+            if found is None:
+                return False
+            literals = [_literal(self.text.const_nodes[k]) for k in found[1]]
+            if not literals or any(lit is None for lit in literals):
+                return False
+            predicate = ConstantPredicate(target.column, found[0], tuple(lit[0] for lit in literals if lit),
+                                          tuple(lit[1] for lit in literals if lit))
+            slots = tuple(found[1])
+        self._touch(target.table).constants.setdefault((predicate, slots))
+        return True
 
     def _like(self, pattern: exp.Expr) -> Usage:
         pattern = _unwrap(pattern)
@@ -624,7 +833,7 @@ class _Run:
         return ids
 
     def _compare(self, left: exp.Expr, right: list[exp.Expr], kind: Usage, scope: Scope, *,
-                 symmetric: bool = False) -> None:
+                 symmetric: bool = False) -> list[_Target]:
         """``left <op> right``: a side with the columns of one relation is used as ``kind``, or as a
         join when the other side holds columns of another relation (for equality). Only ``left`` is
         looked at unless ``symmetric`` (``=``, ``<`` …; not IN, BETWEEN, LIKE, IS NULL)."""
@@ -632,13 +841,16 @@ class _Run:
         sides = [(left, right)]
         if symmetric and len(right) == 1:
             sides.append((_unwrap(right[0]), [left]))
+        recorded: list[_Target] = []
         for side, others in sides:
             own, other = self._source_ids([side], scope), self._source_ids(others, scope)
             if len(own) != 1 or (other and other == own):
                 continue
-            self._operand(side, scope, Usage.JOIN if other and kind is Usage.EQUALITY else kind)
+            recorded += self._operand(side, scope, Usage.JOIN if other and kind is Usage.EQUALITY else kind)
+        return recorded
 
-    def _operand(self, node: exp.Expr, scope: Scope, kind: Usage) -> None:
+    def _operand(self, node: exp.Expr, scope: Scope, kind: Usage) -> list[_Target]:
+        """Record ``node``'s column or expression as used ``kind``; the targets recorded."""
         node = _unwrap(node)
         select = scope.expression
         if isinstance(node, exp.Column) and not node.table:
@@ -646,33 +858,32 @@ class _Run:
                 projection = next((p for p in select.expressions if p.alias_or_name == node.name), None)
                 inner = _unwrap(projection.unalias()) if projection is not None else None
                 if inner is not None and not (isinstance(inner, exp.Column) and not inner.table):
-                    self._operand(inner, scope, kind)
-                    return
+                    return self._operand(inner, scope, kind)
             self.unresolved.append(f"{_display(node)}: no relation in scope has this column")
-            return
+            return []
         if (isinstance(node, exp.Literal) and not node.is_string and kind in (Usage.ORDER_BY, Usage.GROUP_BY)
                 and isinstance(select, exp.Select)):
             self.constants = True
             index = int(node.this) - 1 if str(node.this).isdigit() else -1
             if 0 <= index < len(select.expressions):
-                self._operand(select.expressions[index].unalias(), scope, kind)
-            return
+                return self._operand(select.expressions[index].unalias(), scope, kind)
+            return []
         if isinstance(node, exp.Cast) and isinstance(node.this, exp.Column) and self._text_cast(node, scope):
             node = node.this
         if isinstance(node, exp.Column):
             targets = self._resolve(node, scope)
             if isinstance(targets, str):
                 self.unresolved.append(f"{_display(node)}: {targets}")
-            else:
-                self._record(targets, kind)
-            return
+                return []
+            return self._record(targets, kind)
         if not _columns(node) or node.find(exp.AggFunc, exp.Window):
-            return
+            return []
         target = self._expression(node, scope, _context(kind))
         if isinstance(target, str):
             self.unresolved.append(target)
         elif target is not None:
-            self._record([target], kind)
+            return self._record([target], kind)
+        return []
 
     def _text_cast(self, cast: exp.Cast, scope: Scope) -> bool:
         """``varchar_column::text`` (as pg_get_viewdef writes it): binary-coercible, the column itself."""
