@@ -3,9 +3,9 @@
 validated choice (issue 7's ``benchmarks/advisor_demo.py``).
 
 Starts the demo's embedded PostgreSQL 18 (:class:`dbtune.db.demo.Demo`), loads the guide's schema and data
-at ``--scale`` (0.1 by default: 50,000 orders, 100,000 webhook rows; the load resets the statistics after
-it, so the advisor weighs each index against the application's writes, not the load's) and runs the
-application's query mix ``--mix`` times. Then, with no index but the
+at ``--scale`` (0.1 by default: 50,000 orders, 100,000 webhook rows) and runs the application's query mix
+``--mix`` times (the advisor weighs each index against its table's writes since its last ANALYZE, so the
+analyzed load does not count). Then, with no index but the
 schema's own:
 
 1. **before**: ``dbtune bench`` over the guide's ``workload.sql`` (``--iterations`` measured executions per

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from conftest import TestDatabase
 
-from dbtune.advisor.model import Candidate, EngineKind, KeyPart, QueryCost, Recommendation
-from dbtune.advisor.validate import refuse_production, validate
+from dbtune.advisor.model import Advice, Candidate, EngineKind, KeyPart, Origin, QueryCost, Recommendation, Rejected
+from dbtune.advisor.validate import refuse_production, validate, validated_advice
 from dbtune.bench import BenchOptions, WorkloadQuery
 from dbtune.catalog.snapshot import take
 from dbtune.db.connect import read_only_snapshot, resolve
@@ -170,3 +170,20 @@ def test_an_index_on_a_partitioned_table_is_built_through_its_partitions_and_dro
                                                 "('p1', 'p2')")]
     assert kept[0].real_bytes is not None and 0 < kept[0].real_bytes < sum(sizes)
     assert _indexes(db18, "p") == _indexes(db18, "p1") == _indexes(db18, "p2") == set()
+
+
+def test_a_proposal_served_only_by_a_reverted_recommendation_is_needed_again(db18: TestDatabase) -> None:
+    """The judgement "not needed: served by the recommended (flag)" rests on an index that validation
+    drops (no plan takes it): after validation the expected index is no longer listed as not needed."""
+    db18.execute("CREATE TABLE t (id int, flag boolean NOT NULL); INSERT INTO t SELECT g, g % 2 = 0 FROM "
+                 "generate_series(1, 20000) g; ANALYZE t;")
+    sql = "SELECT count(*) FROM t WHERE flag"
+    unused = _recommendation(db18, Candidate("public", "t", (KeyPart("flag"),)), "by-flag", sql)
+    expected = Candidate("public", "t", (KeyPart("flag"), KeyPart("id")), origin=Origin.CHECKLIST)
+    other = Rejected(Candidate("public", "t", (KeyPart("id"),)), "not needed", "served by the existing index x")
+    advice = Advice("t", "18", EngineKind.TRIAL_BUILD, "", 0, None, 0, (unused,), not_needed=(
+        Rejected(expected, "not needed", f"served by the recommended {unused.candidate.describe()}"), other))
+    after = validated_advice(resolve(db18.dsn), advice, [WorkloadQuery("by-flag", sql)], BENCH)
+    assert after.validated and after.recommendations == ()
+    assert [r.candidate for r in after.rejected] == [unused.candidate]
+    assert after.not_needed == (other,)

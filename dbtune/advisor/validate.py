@@ -207,9 +207,15 @@ def validated_advice(settings: ConnectionSettings, advice: Advice, workload: Seq
                      timeout_ms: int = DEFAULT_TIMEOUT_MS,
                      progress: Callable[[str], None] = lambda _: None) -> Advice:
     """``advice`` after :func:`validate`: the kept recommendations, the validation's rejections added to
-    ``rejected``, ``validated`` true. Raises what :func:`validate` raises."""
+    ``rejected``, ``validated`` true; a checklist or catalogue proposal judged not needed because a
+    recommendation that validation reverted serves it (:func:`dbtune.advisor.judge.judge_findings`'s
+    "served by the recommended …") is needed again, and leaves ``not_needed``. Raises what
+    :func:`validate` raises."""
     kept, rejected = validate(settings, advice, workload, bench, keep=keep, timeout_ms=timeout_ms, progress=progress)
-    return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), validated=True)
+    reverted = tuple(f"served by the recommended {r.candidate.describe()}" for r in rejected)
+    not_needed = tuple(r for r in advice.not_needed if r.reason not in reverted)
+    return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), not_needed=not_needed,
+                   validated=True)
 
 
 def _fingerprint(sql: str) -> str | None:
