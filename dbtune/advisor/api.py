@@ -194,7 +194,7 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
             not_needed = judge_findings(findings, snapshot, workload.queries, workload.usages, recommendations, costs,
                                         {t: w.deleted for t, w in table_writes.items()}, cache=cache)
             calls = cache.calls + (ranker.calls if ranker is not None else 0)
-            note = _engine_note(engine, candidate_set.all, ranker is not None)
+            note = _engine_note(engine, candidate_set.all, ranker is not None, candidate_set.skipped)
         finally:
             try:
                 engine.close()
@@ -223,8 +223,10 @@ def _read(conn: psycopg.Connection, queries: Sequence[Query] | None, options: Ad
           ) -> tuple[Snapshot, tuple[SchemaRelation, ...], dict[str, TableWrites], int, Sequence[Query]]:
     """Everything read in the one ``REPEATABLE READ`` transaction."""
     try:
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # BEGIN and ROLLBACK sent as statements (marked /* dbtune */, as every statement dbtune sends), not
+        # by psycopg's transaction(), whose own BEGIN/COMMIT carry no marker.
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
             snapshot = take(conn)
             views = read_views(conn)
             table_writes = read_table_writes(conn)
@@ -232,6 +234,8 @@ def _read(conn: psycopg.Connection, queries: Sequence[Query] | None, options: Ad
                 row = cur.execute(DATABASE_SIZE).fetchone()
             database_bytes = int(row[0]) if row else 0
             found = queries if queries is not None else pg_stat_statements_queries(conn, options.top)
+        finally:
+            conn.execute("ROLLBACK")
     except psycopg.Error as exc:
         raise ServerRefused(f"the server refused a catalog read: {' '.join(str(exc).split())}") from None
     return snapshot, views, table_writes, database_bytes, found
@@ -302,8 +306,10 @@ def _with_changes(snapshot: Snapshot, rec: Recommendation) -> Recommendation:
     return replace(rec, changes=changes)
 
 
-def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool) -> str:
-    """How the candidates were ranked, and what could not be costed."""
+def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool,
+                 skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """How the candidates were ranked, what could not be costed, and what was not proposed (a foreign
+    table, …)."""
     uncostable = [c for c in candidates if engine.cannot_cost(c) is not None]
     if engine.kind is EngineKind.HYPOPG:
         note = "ranked by planner costs with hypothetical indexes (hypopg)"
@@ -317,4 +323,6 @@ def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool) 
         reasons = sorted({engine.cannot_cost(c) or "" for c in uncostable})
         how = "ranked by pg_stats selectivity" if ranked else "not ranked"
         note += f"; {len(uncostable)} candidate(s) could not be costed ({'; '.join(reasons)}): {how}"
+    if skipped:
+        note += "; no candidate for " + "; ".join(f"{obj} ({why})" for obj, why in skipped)
     return note

@@ -21,8 +21,8 @@ The steps:
    candidate.
 2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
-   ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen on a table
-   one of its queries reads.
+   ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen that
+   makes one of its queries cheaper alone (the others' plans do not change).
 3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one when the
    net total rises and the set still fits.
 4. **Merging.** An unchosen candidate replaces two or more chosen indexes on its table whose queries it
@@ -231,10 +231,6 @@ def _reject(cand: Candidate, cache: Costs, write_cost: Callable[[Candidate], flo
 # --- the steps -------------------------------------------------------------------------------------------
 
 
-def _tables_of(state: _State, cand: Candidate) -> frozenset[str]:
-    return frozenset(t for k in state.helps[cand] for t in state.queries[k].tables)
-
-
 def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: int, max_indexes: int | None,
             write_cost: Callable[[Candidate], float],
             not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, str]]:
@@ -244,7 +240,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
     chosen: list[Candidate] = []
     used = 0
     passed_over: dict[Candidate, str] = {}
-    changed: dict[str, int] = {}  # table -> the round an index was last chosen on it
+    changed: dict[str, int] = {}  # query key -> the round an index it helps alone was last chosen
     evaluated: dict[Candidate, int] = {}
     heap: list[tuple[float, int, Candidate, float]] = []
     for n, cand in enumerate(live):
@@ -260,7 +256,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
             else:
                 not_worth.append(cand)
             continue
-        if any(changed.get(t, -1) >= evaluated[cand] for t in _tables_of(state, cand)):
+        if any(changed.get(k, -1) >= evaluated[cand] for k in state.helps[cand]):
             net = _marginal(state, cache, chosen, cand) - write_cost(cand)
             evaluated[cand] = round_ + 1
             heapq.heappush(heap, (-net / max(cache.size(cand), 1), n, cand, net))
@@ -276,7 +272,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
         chosen.append(cand)
         used += size
         round_ += 1
-        changed[cand.qualified_table] = round_
+        changed.update(dict.fromkeys(state.helps[cand], round_))
     return chosen, passed_over
 
 
@@ -405,6 +401,10 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
     wc = write_cost(cand)
     if ranker is None:
         return Rejected(cand, STAGE, f"not costed: {why}; no other ranking available", write_cost=wc,
+                        estimated_bytes=size)
+    unranked = ranker.engine.cannot_cost(cand)
+    if unranked is not None:
+        return Rejected(cand, STAGE, f"not costed: {why}; not ranked either: {unranked}", write_cost=wc,
                         estimated_bytes=size)
     served, benefit = [], 0.0
     for q in queries:
