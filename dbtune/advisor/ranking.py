@@ -70,7 +70,8 @@ DEFAULT_MATCHING_SEL = 0.010  # selfuncs.h: a containment or match operator with
 BLOCK_BYTES = 8192
 _PAGE_OVERHEAD = 24 + 16  # page header and btree special space, bytes
 _BTREE_FILLFACTOR = 0.9
-_INDEX_TUPLE_OVERHEAD = 8 + 4  # IndexTupleData and its line pointer, bytes
+_INDEX_TUPLE_HEADER = 8  # IndexTupleData, bytes (MAXALIGNed with the key)
+_LINE_POINTER = 4  # ItemIdData, bytes
 _DEFAULT_WIDTH = 32  # bytes, for a column or expression without pg_stats
 METHODS = ("btree", "gin")
 _HEAP_SCANS = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
@@ -447,7 +448,7 @@ class StatisticsEngine:
         default fillfactor 90, one internal page per 250 leaves, and the metapage."""
         widths = [self._width(candidate, p.text, p.expression) for p in candidate.keys]
         widths += [self._width(candidate, c, False) for c in candidate.include]
-        per_tuple = _align8(8 + sum(widths)) + 4
+        per_tuple = _align8(_INDEX_TUPLE_HEADER + sum(widths)) + _LINE_POINTER
         per_page = (BLOCK_BYTES - _PAGE_OVERHEAD) * _BTREE_FILLFACTOR
         leaves = math.ceil(reltuples * per_tuple / per_page) if reltuples > 0 else 1
         return (leaves + math.ceil(leaves / 250) + 1) * BLOCK_BYTES
