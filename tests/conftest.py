@@ -140,3 +140,14 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
     from cli_runner import make_cli
 
     return make_cli(monkeypatch, capsys, tmp_path)
+
+
+def load_as_history(db: TestDatabase, sql: str) -> None:
+    """Run ``sql`` (a schema and its data load), then reset the database's cumulative statistics, so the
+    load is not read as the workload's writes (the advisor's write cost reads ``pg_stat_user_tables``):
+    the session's pending counters are flushed first (``pg_stat_force_next_flush``, PostgreSQL 15+), so
+    none arrives after the reset."""
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
+        conn.execute("SELECT pg_catalog.pg_stat_reset()")

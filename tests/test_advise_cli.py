@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import CLI, assert_error
-from conftest import TestDatabase
+from conftest import TestDatabase, load_as_history
 
 from dbtune.cli.advise import parse_budget
 from dbtune.db.local_server import free_port
@@ -52,6 +52,8 @@ def test_other_bad_input_is_a_usage_error(cli: CLI, tmp_path: Path) -> None:
     assert_error(cli("advise", "--top", "0", *nodb), 2, "--top")
     assert_error(cli("advise", "--max-indexes", "0", *nodb), 2, "--max-indexes")
     assert_error(cli("advise", "--yes", *nodb), 2, "--yes")
+    assert_error(cli("advise", "--validate", *nodb), 2, "--validate", "pass --yes")
+    assert_error(cli("advise", "--trial-builds", *nodb), 2, "--trial-builds", "pass --yes")
     assert_error(cli("advise", "--format", "xml", *nodb), 2, "--format")
     assert_error(cli("advise", "--workload-format", "psql", *nodb), 2, "--workload-format")
 
@@ -62,6 +64,14 @@ def test_unreachable_server_exits_3_without_the_password(cli: CLI) -> None:
     assert_error(cli("advise", "--dsn", dsn), 3, f"127.0.0.1:{port}", secrets=("SECRET123",))
 
 
+def test_validate_refused_on_what_looks_like_production(cli: CLI, db: TestDatabase, tmp_path: Path) -> None:
+    load_as_history(db, SCHEMA)
+    (tmp_path / "w.sql").write_text(WORKLOAD)
+    db.execute(f"ALTER DATABASE {db.name} SET default_transaction_read_only = on")
+    assert_error(cli("advise", "--dsn", db.dsn, "--workload", "w.sql", "--validate", "--yes"), 2,
+                 "--validate refused", "looks like production")
+
+
 def _index_count(db: TestDatabase) -> int:
     rows = db.query("SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid "
                     "WHERE c.relname = 'orders'")
@@ -69,12 +79,12 @@ def _index_count(db: TestDatabase) -> int:
 
 
 def test_advise_text_and_json(cli: CLI, db: TestDatabase, tmp_path: Path) -> None:
-    db.execute(SCHEMA)
+    load_as_history(db, SCHEMA)
     (tmp_path / "w.sql").write_text(WORKLOAD)
     before = _index_count(db)
     text = cli("advise", "--dsn", db.dsn, "--workload", "w.sql", "--quiet")
     assert text.code == 0, text
-    assert "ranked by " in text.out and "RECOMMENDED (" in text.out
+    assert "engine: " in text.out and "RECOMMENDED (" in text.out
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id" in text.out
     assert "customer-orders" in text.out  # the query it serves, with its cost before → after
     assert "PROBLEMS (1" in text.out and "no_such_table" in text.out  # reported, the rest went on
@@ -91,3 +101,29 @@ def test_advise_text_and_json(cli: CLI, db: TestDatabase, tmp_path: Path) -> Non
     assert [p["name"] for p in data["problems"]] == ["broken"]
     # read-only: no index was built, and no hypothetical index is left in any backend
     assert _index_count(db) == before
+
+
+def test_audit_shows_the_top_recommendations_as_findings(cli: CLI, db: TestDatabase, tmp_path: Path) -> None:
+    """``dbtune audit --workload FILE`` runs the advisor read-only on that workload: its recommendation is an
+    info finding ``IX008 index-recommended`` with its evidence and the recommendation's changes as its fix
+    (so the audit's fix SQL builds it); ``[audit] recommendations = 0`` turns it off."""
+    load_as_history(db, SCHEMA)
+    (tmp_path / "w.sql").write_text(WORKLOAD)
+    before = _index_count(db)
+    run = cli("audit", "--dsn", db.dsn, "--workload", "w.sql", "--format", "json", "--select", "IX008")
+    assert run.code == 0, run  # info findings do not fail the audit
+    (finding,) = json.loads(run.out)["findings"]
+    assert (finding["check_id"], finding["check_name"], finding["severity"], finding["object"]) == (
+        "IX008", "index-recommended", "info", "public.orders")
+    assert finding["message"].startswith("index public.orders (customer_id) serves 1 query of the workload")
+    evidence = finding["evidence"]
+    assert {"benefit", "queries_served", "estimated_bytes", "engine"} <= set(evidence)
+    assert [q["name"] for q in evidence["queries_served"]] == ["customer-orders"]
+    assert [c["kind"] for c in finding["fix"]["changes"]] == ["create_index"]
+    assert finding["fix"]["sql"][0].startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id_idx")
+    text = cli("audit", "--dsn", db.dsn, "--workload", "w.sql", "--select", "IX008")
+    assert "index-recommended" in text.out and "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in text.out
+    (tmp_path / "dbtune.toml").write_text("[audit]\nrecommendations = 0\n")
+    off = cli("audit", "--dsn", db.dsn, "--workload", "w.sql", "--format", "json", "--select", "IX008")
+    assert off.code == 0 and json.loads(off.out)["findings"] == []
+    assert _index_count(db) == before  # read-only

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from advice_data import sample_advice
 from cli_runner import assert_error
-from conftest import TestDatabase
+from conftest import TestDatabase, load_as_history
 
-from dbtune.advisor.model import Advice
+from dbtune.advisor.model import Advice, EngineKind
 from dbtune.config.model import Config
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
@@ -140,11 +140,17 @@ def test_round_trip_advise_generate_lint_apply(db: TestDatabase, tmp_path: Path)
     from dbtune.migrate.lint import lint_paths
     from dbtune.workload import load_queries
 
-    db.execute(GUIDE_LIKE)
+    load_as_history(db, GUIDE_LIKE)
+    # costed by hypopg on 15 (Debian's package), ranked by pg_stats on 18 (no hypopg there)
+    hypopg = db.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'") == [(1,)]
+    assert hypopg is (int(str(db.query("SHOW server_version_num")[0][0])) < 160000)
+    if hypopg:
+        db.execute("CREATE EXTENSION hypopg")
     (tmp_path / "workload.sql").write_text(WORKLOAD)
     queries = load_queries(tmp_path / "workload.sql").queries
     advice = advise(resolve(db.dsn), Config(), queries, AdviseOptions())
     assert advice.recommendations, advice
+    assert advice.engine is (EngineKind.HYPOPG if hypopg else EngineKind.STATISTICS)
     path = tmp_path / "advice.json"
     path.write_text(json.dumps(advice.to_json()))
     findings = api.findings_from_file(path)

@@ -223,8 +223,10 @@ def _read(conn: psycopg.Connection, queries: Sequence[Query] | None, options: Ad
           ) -> tuple[Snapshot, tuple[SchemaRelation, ...], dict[str, TableWrites], int, Sequence[Query]]:
     """Everything read in the one ``REPEATABLE READ`` transaction."""
     try:
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # BEGIN and ROLLBACK sent as statements (marked /* dbtune */, as every statement dbtune sends), not
+        # by psycopg's transaction(), whose own BEGIN/COMMIT carry no marker.
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
             snapshot = take(conn)
             views = read_views(conn)
             table_writes = read_table_writes(conn)
@@ -232,6 +234,8 @@ def _read(conn: psycopg.Connection, queries: Sequence[Query] | None, options: Ad
                 row = cur.execute(DATABASE_SIZE).fetchone()
             database_bytes = int(row[0]) if row else 0
             found = queries if queries is not None else pg_stat_statements_queries(conn, options.top)
+        finally:
+            conn.execute("ROLLBACK")
     except psycopg.Error as exc:
         raise ServerRefused(f"the server refused a catalog read: {' '.join(str(exc).split())}") from None
     return snapshot, views, table_writes, database_bytes, found

@@ -3,17 +3,19 @@ with the benefit the selection weighs (``Σ weight × cost saved``).
 
 The model, for an index on table ``T``::
 
-    W(T) = e × (m / r × R  +  Σ_s w_s × rows_s)
+    W(T) = e × ((m_a / t_a) / (r / t_r) × R  +  Σ_s w_s × rows_s)
 
-* ``m = n_tup_ins + n_tup_upd − n_tup_hot_upd + n_tup_del``, from ``pg_stat_user_tables``
+* ``m_a = n_mod_since_analyze`` over ``t_a``, the seconds since ``T`` was last analyzed (by ANALYZE or
+  autovacuum), from ``pg_stat_user_tables``
   (https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW): the
-  rows whose change reaches every index of ``T`` (a HOT update adds no index entry,
-  https://www.postgresql.org/docs/current/storage-hot.html; a deleted row's entries are removed by
-  VACUUM, which is work too);
-* ``r = seq_scan + idx_scan``: how often ``T`` was read over the same period (since the statistics were
-  last reset), so ``m / r`` is the rows modified per read of ``T``;
+  table's recent rate of rows modified. Not the cumulative ``n_tup_ins``: a table loaded in bulk (a
+  restore, a COPY) and then analyzed would otherwise count its load as the workload's writes, and no index
+  would ever pay on a freshly restored staging copy;
+* ``r = seq_scan + idx_scan`` over ``t_r``, the seconds since the statistics were last reset (the server's
+  start when they never were): the table's rate of reads, so the ratio of the two rates is the rows
+  modified per read of ``T``;
 * ``R``: the workload's weight of statements that read ``T`` (a SELECT of weight 100 reads it 100
-  times), so ``m / r × R`` is the rows modified while the workload runs once, the period its benefit is
+  times), so the first term is the rows modified while the workload runs once, the period its benefit is
   counted over;
 * ``Σ_s w_s × rows_s``: the workload's own INSERT, UPDATE, DELETE and MERGE statements on ``T``, each
   its weight times the rows its plan estimates it modifies (what the statistics do not show yet; a
@@ -22,11 +24,12 @@ The model, for an index on table ``T``::
   leaf it goes into) and one index tuple processed, in the planner's own units
   (https://www.postgresql.org/docs/current/runtime-config-query.html#RUNTIME-CONFIG-QUERY-CONSTANTS).
 
-With fewer than :data:`MIN_SCANS` reads since the statistics were reset, ``m / r`` says nothing about the
+With fewer than :data:`MIN_SCANS` reads since the statistics were reset, the rate per read says nothing about the
 application (a table just loaded and indexed: its load and its primary key's build are not the
 application's writes and reads), so ``m`` then counts nothing; the workload's own writes still do.
 
-A table that is written (by the workload, or ``m > 0``) and that no statement of the workload reads is
+A table that is written (by the workload, or ``m = n_tup_ins + n_tup_upd − n_tup_hot_upd + n_tup_del > 0``
+since the statistics were reset) and that no statement of the workload reads is
 *write-only*: an index there only slows its writes, so it gets none (:meth:`WriteCosts.write_only`).
 """
 
@@ -45,12 +48,20 @@ from dbtune.sqlnames import qualified
 
 TABLE_WRITES = """
 -- Rows modified (inserted, updated other than HOT, deleted) and times read (sequential and index scans)
--- per table since the statistics were reset; a partition's counts add up at its root partitioned table.
+-- per table since the statistics were reset, the rows modified since each table was last analyzed and
+-- the seconds since then, and the seconds since the statistics were reset (the server's start when they
+-- never were); a partition's counts add up at its root partitioned table.
 SELECT coalesce(rn.nspname, s.schemaname) AS schema, coalesce(rc.relname, s.relname) AS name,
        sum(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del)::bigint AS modified,
        sum(s.seq_scan + coalesce(s.idx_scan, 0))::bigint AS scans,
-       sum(s.n_tup_del)::bigint AS deleted, sum(s.n_tup_upd)::bigint AS updated
+       sum(s.n_tup_del)::bigint AS deleted, sum(s.n_tup_upd)::bigint AS updated,
+       sum(s.n_mod_since_analyze)::bigint AS recent,
+       max(extract(epoch FROM pg_catalog.now() - coalesce(greatest(s.last_analyze, s.last_autoanalyze), d.since)))
+         ::float8 AS recent_seconds,
+       max(extract(epoch FROM pg_catalog.now() - d.since))::float8 AS scan_seconds
 FROM pg_catalog.pg_stat_user_tables s
+CROSS JOIN (SELECT coalesce(stats_reset, pg_catalog.pg_postmaster_start_time()) AS since
+            FROM pg_catalog.pg_stat_database WHERE datname = pg_catalog.current_database()) d
 JOIN pg_catalog.pg_class c ON c.oid = s.relid
 LEFT JOIN pg_catalog.pg_class rc ON c.relispartition AND rc.oid = pg_catalog.pg_partition_root(c.oid)
 LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
@@ -66,7 +77,8 @@ DEFAULT_CPU_INDEX_TUPLE_COST = 0.005
 @dataclass(frozen=True)
 class TableWrites:
     """The write figures of one table (qualified, quoted): ``modified`` (``m``), ``scans`` (``r``),
-    ``deleted`` and ``updated`` (``n_tup_del``, ``n_tup_upd``), ``read_weight`` (``R``), ``workload_rows``
+    ``deleted`` and ``updated`` (``n_tup_del``, ``n_tup_upd``), ``recent`` and ``recent_seconds``
+    (``m_a``, ``t_a``), ``scan_seconds`` (``t_r``), ``read_weight`` (``R``), ``workload_rows``
     (``Σ w_s × rows_s``) and ``workload_writes`` (the weight of the workload's statements writing it)."""
 
     table: str
@@ -77,12 +89,20 @@ class TableWrites:
     read_weight: float = 0.0
     workload_rows: float = 0.0
     workload_writes: float = 0.0
+    recent: int = 0
+    recent_seconds: float = 0.0
+    scan_seconds: float = 0.0
+
+    def rows_per_read(self) -> float:
+        """Rows modified per read of the table: ``(m_a / t_a) / (r / t_r)``, each period at least a second;
+        0 below :data:`MIN_SCANS` reads or when nothing was modified since its last ANALYZE."""
+        if self.scans < MIN_SCANS or not self.recent:
+            return 0.0
+        return (self.recent / max(self.recent_seconds, 1.0)) / (self.scans / max(self.scan_seconds, 1.0))
 
     def rows_per_run(self) -> float:
-        """Index entries written while the workload runs once: ``m / r × R + Σ w_s × rows_s`` (``m / r × R``
-        only from :data:`MIN_SCANS` reads on)."""
-        from_stats = self.modified / self.scans * self.read_weight if self.scans >= MIN_SCANS else 0.0
-        return from_stats + self.workload_rows
+        """Index entries written while the workload runs once: ``rows_per_read × R + Σ w_s × rows_s``."""
+        return self.rows_per_read() * self.read_weight + self.workload_rows
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,10 @@ def read_table_writes(conn: psycopg.Connection) -> dict[str, TableWrites]:
     one statement, a read. Lets psycopg's errors through."""
     with MarkedCursor(conn) as cur:
         rows = cur.execute(TABLE_WRITES).fetchall()
-    return {qualified(s, n): TableWrites(qualified(s, n), int(m or 0), int(r or 0), int(d or 0), int(u or 0))
-            for s, n, m, r, d, u in rows}
+    return {qualified(s, n): TableWrites(qualified(s, n), int(m or 0), int(r or 0), int(d or 0), int(u or 0),
+                                         recent=int(a or 0), recent_seconds=float(ta or 0.0),
+                                         scan_seconds=float(tr or 0.0))
+            for s, n, m, r, d, u, a, ta, tr in rows}
 
 
 def write_costs(snapshot: Snapshot, stats: Mapping[str, TableWrites], queries: Sequence[AdvisorQuery],

@@ -108,10 +108,7 @@ def advise_command(
                        for e in loaded.errors)
     from dbtune.advisor.api import AdviseOptions, advise
 
-    if trial_builds or validate:
-        from dbtune.advisor.validate import refuse_production
-
-        refuse_production(settings, yes=yes, what="--validate" if validate else "--trial-builds")
+    # advise() refuses --trial-builds/--validate without --yes or on what looks like production
     options = AdviseOptions(budget=options_budget, max_indexes=max_indexes, trial_builds=trial_builds,
                             validate=validate, yes=yes)
     if top is not None:

@@ -110,7 +110,7 @@ def render_advice_text(advice: Advice) -> str:
     of = (f" of {size_pretty(advice.database_bytes)} ({advice.budget_bytes / advice.database_bytes:.0%})"
           if advice.database_bytes else "")
     lines = [f"dbtune advise of {one_line(advice.target)} — PostgreSQL {one_line(advice.server_version)}",
-             *_wrap(f"ranked by {advice.engine.value}: {one_line(advice.engine_note)}", "", "  "),
+             *_wrap(f"engine: {advice.engine.value} — {one_line(advice.engine_note)}", "", "  "),
              *_wrap(f"{advice.queries} quer{'y' if advice.queries == 1 else 'ies'}, {advice.candidates} candidate"
                     f"{'' if advice.candidates == 1 else 's'}, {advice.whatif_calls:,} what-if call"
                     f"{'' if advice.whatif_calls == 1 else 's'}; budget {budget}{of}"
