@@ -234,7 +234,7 @@ def small(db: conftest.TestDatabase) -> conftest.TestDatabase:
 
 def engine_options(db: conftest.TestDatabase, **more: object) -> AdviseOptions:
     planner = not has_hypopg(db.server)  # trial builds where hypopg is missing: planner costs on both
-    return AdviseOptions(trial_builds=planner, yes=planner, **more)  # type: ignore[arg-type]
+    return AdviseOptions(trial_builds=planner, yes=planner or bool(more.get("validate")), **more)  # type: ignore[arg-type]
 
 
 def test_one_wider_index_is_chosen_over_the_narrower_one_it_serves(small: conftest.TestDatabase) -> None:
@@ -337,3 +337,21 @@ def test_trial_builds_are_refused_without_yes(small: conftest.TestDatabase) -> N
     with pytest.raises(UsageError, match="--trial-builds"):
         advise(ConnectionSettings(dsn=small.dsn), load_config(None, search=False)[0],
                [query("SELECT note FROM u WHERE k = $1")], AdviseOptions(trial_builds=True))
+
+
+def test_validate_proves_the_choice_on_the_server(small: conftest.TestDatabase) -> None:
+    """With ``validate``, every chosen index is built and measured: kept with its measurements, or rejected
+    at the validation stage with the reason; nothing of a rejected one is left."""
+    workload = [query("SELECT note FROM u WHERE k = $1", "by-k")]
+    planned = advise(ConnectionSettings(dsn=small.dsn), load_config(None, search=False)[0], workload,
+                     engine_options(small))
+    proven = advise(ConnectionSettings(dsn=small.dsn), load_config(None, search=False)[0], workload,
+                    engine_options(small, validate=True))
+    assert planned.recommendations and not planned.validated and proven.validated
+    validation = [r for r in proven.rejected if r.stage == "validation"]
+    assert {r.candidate for r in proven.recommendations} | {r.candidate for r in validation} == \
+        {r.candidate for r in planned.recommendations}
+    assert all(r.measured and r.real_bytes for r in proven.recommendations)
+    assert all(r.reason for r in validation)
+    built = {name for (name,) in small.query("SELECT indexname FROM pg_indexes WHERE tablename = 'u'")}
+    assert built == {"u_pkey", *(r.candidate.index_name() for r in proven.recommendations)}

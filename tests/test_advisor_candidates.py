@@ -434,3 +434,16 @@ def test_every_job_and_tpch_candidate_is_accepted(pg18: LocalServer, tmp_path: P
         catalog.accepts(cs.all)
     finally:
         conftest.drop_database(database)
+
+
+def test_a_character_n_column_matches_its_padded_most_common_values(db: conftest.TestDatabase) -> None:
+    """``character(10)`` values print padded in pg_stats (``'BUILDING  '``) and compare equal to the query's
+    ``'BUILDING'``: a 20 % segment is common (no partial index), a 1 % one is rare (TPC-H's c_mktsegment)."""
+    db.execute("CREATE TABLE customer (c_custkey int PRIMARY KEY, c_mktsegment character(10) NOT NULL); "
+               "INSERT INTO customer SELECT g, CASE WHEN g % 100 = 0 THEN 'RARE' ELSE "
+               "(ARRAY['BUILDING', 'AUTOMOBILE', 'MACHINERY', 'HOUSEHOLD'])[g % 4 + 1] END "
+               "FROM generate_series(1, 20000) g")
+    db.execute("ANALYZE customer")
+    stats = catalog_of(db).stats
+    assert stats.frequency("public", "customer", "c_mktsegment", "BUILDING") == pytest.approx(0.25, abs=0.02)
+    assert stats.frequency("public", "customer", "c_mktsegment", "RARE  ") == pytest.approx(0.01, abs=0.003)
