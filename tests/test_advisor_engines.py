@@ -231,6 +231,29 @@ def test_an_index_in_the_order_of_the_query_saves_its_sort(target: Target) -> No
         assert by_created.cost < engine.cost(latest, frozenset()).cost  # type: ignore[operator]
 
 
+def test_pg_stats_does_not_prefer_a_copy_of_the_index_the_plan_uses(target: Target) -> None:
+    """A scan through an existing index (the primary key, an index on customer_id built for this test) is
+    compared with the candidate in the same model: the same key again, with or without INCLUDE, is not
+    cheaper and not used."""
+    copies = [(query("by id", "SELECT * FROM orders WHERE id = $1", ORDERS), btree("public", "orders", "id")),
+              (query("by customer", "SELECT * FROM orders WHERE customer_id = $1", ORDERS),
+               Candidate("public", "orders", (KeyPart("customer_id"),), include=("id",)))]
+    target.db.execute("CREATE INDEX orders_customer_test ON orders (customer_id)")
+    try:
+        with read_only_snapshot(resolve(target.db.dsn)) as snapshot_conn:
+            snapshot = take(snapshot_conn)
+        conn = target.session()
+        try:
+            engine = StatisticsEngine(conn, snapshot, target.stats)
+            for q, copy in copies:
+                base = engine.cost(q, frozenset())
+                assert engine.cost(q, frozenset({copy})) == base, q.name
+        finally:
+            conn.close()
+    finally:
+        target.db.execute("DROP INDEX orders_customer_test")
+
+
 def test_an_index_on_a_column_most_rows_share_is_not_used(target: Target) -> None:
     """``status = 'done'`` holds for 99 % of the rows (pg_stats' most common values say so): no engine lowers
     the cost with an index on it, or says the plan would use it."""

@@ -412,6 +412,10 @@ class StatisticsEngine:
         if table is None or scanned is None:
             return None
         usage = usage_of(table.qualified_name)
+        # A scan through an existing index: the candidate must beat that index in the same model, and saves
+        # the planner's cost of the scan in the proportion the model gives (not the model's own error).
+        existing = self._existing_index(node, scanned, table)
+        baseline = self.estimate(existing, node, scanned, usage, parameterized) if existing is not None else None
         best: tuple[Candidate, float, float] | None = None
         for candidate in sorted(indexes, key=Candidate.describe):
             if (candidate.schema, candidate.table) != (table.schema, table.name):
@@ -419,7 +423,11 @@ class StatisticsEngine:
             estimate = self.estimate(candidate, node, scanned, usage, parameterized)
             if estimate is None:
                 continue
-            options = [(node.total_cost, estimate.cost)]
+            options = []
+            if baseline is None:
+                options.append((node.total_cost, estimate.cost))
+            elif estimate.cost < baseline.cost:
+                options.append((node.total_cost, node.total_cost * estimate.cost / baseline.cost))
             ordered = self._ordered_option(candidate, estimate, node, above, usage)
             if ordered is not None:
                 options.append(ordered)
@@ -427,6 +435,23 @@ class StatisticsEngine:
                 if new < old and (best is None or old - new > best[1]):
                     best = (candidate, old - new, new / old)
         return best
+
+    def _existing_index(self, node: PlanNode, scanned: Relation, table: Relation) -> Candidate | None:
+        """The index the scan node already reads (an Index Scan's, or the one Bitmap Index Scan under a
+        Bitmap Heap Scan), as a candidate on ``table`` (the scanned relation's root), or None."""
+        name = node.index
+        if node.node_type == "Bitmap Heap Scan" and len(node.children) == 1:
+            name = node.children[0].index
+        index = next((ix for ix in self._snapshot.indexes_on(scanned.oid) if ix.name == name), None) if name else None
+        if index is None:
+            return None
+        keys = []
+        for k, attnum in enumerate(index.key_attnums[:index.n_key_columns]):
+            column = scanned.column(attnum) if attnum else None
+            text = column.name if column is not None else index.columns[k].removeprefix("(").removesuffix(")")
+            keys.append(KeyPart(text, expression=column is None, descending=index.descending(k)))
+        include = tuple(c.name for a in index.key_attnums[index.n_key_columns:] if (c := scanned.column(a)) is not None)
+        return Candidate(table.schema, table.name, tuple(keys), include, index.predicate, index.method)
 
     def _ordered_option(self, candidate: Candidate, estimate: ScanEstimate, node: PlanNode,
                         above: tuple[PlanNode, ...], usage: TableUsage | None) -> tuple[float, float] | None:
