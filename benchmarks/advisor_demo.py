@@ -4,7 +4,9 @@ validated choice (issue 7's ``benchmarks/advisor_demo.py``).
 
 Starts the demo's embedded PostgreSQL 18 (:class:`dbtune.db.demo.Demo`), loads the guide's schema and data
 at ``--scale`` (0.1 by default: 50,000 orders, 100,000 webhook rows) and runs the application's query mix
-``--mix`` times (so pg_stat_statements has its calls). Then, with no index but the schema's own:
+``--mix`` times (the advisor weighs each index against its table's writes since its last ANALYZE, so the
+analyzed load does not count). Then, with no index but the
+schema's own:
 
 1. **before**: ``dbtune bench`` over the guide's ``workload.sql`` (``--iterations`` measured executions per
    query in 5 rounds, writes rolled back);

@@ -273,15 +273,16 @@ def workload(queries: Sequence[tuple[int, str]]) -> list[Query]:
     return found
 
 
-def run_advisor(db: TpchDatabase, queries: Sequence[Query], budget_bytes: int, validate: bool,
-                timeout_s: int) -> tuple[Any, float]:
-    """:func:`dbtune.advisor.api.advise` on the TPC-H database; returns the ``Advice`` and its wall time (s)."""
+def run_advisor(db: TpchDatabase, queries: Sequence[Query], budget_bytes: int, validate: bool) -> tuple[Any, float]:
+    """:func:`dbtune.advisor.api.advise` on the TPC-H database, as ``dbtune advise [--validate --yes]`` runs
+    it by default (dbtune's own statement_timeout; validation's bench and timeout are the advisor's);
+    returns the ``Advice`` and its wall time (s)."""
     from dbtune.advisor.api import AdviseOptions, advise
 
     options: dict[str, Any] = {"budget": budget_bytes, "validate": validate}
     if "yes" in {f.name for f in dataclasses.fields(AdviseOptions)}:
         options["yes"] = True  # a throwaway benchmark server, not production
-    settings = resolve(db.dsn, statement_timeout_ms=timeout_s * 1000)
+    settings = resolve(db.dsn)
     started = time.perf_counter()
     advice = advise(settings, Config(), list(queries), AdviseOptions(**options), progress=lambda m: progress(f"  {m}"))
     return advice, time.perf_counter() - started
@@ -309,7 +310,7 @@ def configuration_rows(name: str, db: TpchDatabase, conn: psycopg.Connection, qu
             continue
         progress(f"{label}: advising with a budget of {fraction * heap / MB:.0f} MB")
         try:
-            advice, wall_s = run_advisor(db, workload(queries), round(fraction * heap), validate, args.timeout)
+            advice, wall_s = run_advisor(db, workload(queries), round(fraction * heap), validate)
         except Exception as exc:  # the advisor is new: one failing budget must not lose the other rows
             progress(f"{label}: the advisor failed: {type(exc).__name__}: {exc}")
             rows.append(dataclasses.replace(row, error=f"{type(exc).__name__}: {one_line(str(exc))}"))

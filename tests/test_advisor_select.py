@@ -155,16 +155,32 @@ def test_what_if_calls_stay_low_and_a_failing_query_takes_no_part() -> None:
 def test_a_candidate_the_engine_cannot_cost_is_ranked_by_pg_stats_and_says_so() -> None:
     gin = cand("t", "payload", method="gin")
     hypopg = TableCosts({"q1": 100}, {}, {gin: 4000})
-    stats = TableCosts({"q1": 100}, {("q1", gin): 20}, {gin: 4000})
+    class Ranks(TableEngine):
+        kind = EngineKind.STATISTICS
+
+        def cannot_cost(self, candidate: Candidate) -> str | None:
+            return None
+
+    stats = TableCosts({"q1": 100}, {("q1", gin): 20}, {gin: 4000}, engine=Ranks())
     kept = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=10**6, max_indexes=None, write_cost=no_writes,
                           ranker=stats)
     (rec,) = kept.recommendations
     assert rec.candidate == gin and rec.engine is EngineKind.STATISTICS and rec.benefit == 80
-    assert rec.not_costed == "not costed: hypopg cannot cost gin; ranked by pg_stats selectivity"
+    assert rec.not_costed == "hypopg cannot cost gin; ranked by pg_stats selectivity"
     unranked = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=10**6, max_indexes=None,
                               write_cost=no_writes)
     assert unranked.recommendations == ()
     assert [r.reason for r in unranked.rejected] == ["not costed: hypopg cannot cost gin; no other ranking available"]
+    class BtreeOnly(TableEngine):
+        def cannot_cost(self, candidate: Candidate) -> str | None:
+            return "pg_stats ranks btree keys only, not gin" if candidate.method == "gin" else None
+
+    btree_only = TableCosts({"q1": 100}, {("q1", gin): 20}, {gin: 4000}, engine=BtreeOnly())
+    neither = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=10**6, max_indexes=None,
+                             write_cost=no_writes, ranker=btree_only)
+    assert neither.recommendations == ()
+    assert [r.reason for r in neither.rejected] == [
+        "not costed: hypopg cannot cost gin; not ranked either: pg_stats ranks btree keys only, not gin"]
     too_big = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=1000, max_indexes=None, write_cost=no_writes,
                              ranker=stats)
     assert too_big.recommendations == () and "over budget" in too_big.rejected[0].reason

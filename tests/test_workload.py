@@ -397,6 +397,11 @@ def test_usage_constant_predicates(edge_schema: WorkloadSchema) -> None:
     assert (analyzer.hits, analyzer.misses) == (1, 1)
     assert [p.sql for p in first.tables[0].constants] == ["email = 'x'", "org_id = 1"]
     assert [p.sql for p in second.tables[0].constants] == ["email = 'y'", "org_id = 2"]
+    # IN lists of other lengths fingerprint alike: their constants do not line up, so it is analysed again.
+    analyzer.usage("SELECT id FROM users WHERE org_id IN (1, 2) AND email = 'x'")
+    longer = analyzer.usage("SELECT id FROM users WHERE org_id IN (1, 2, 3) AND email = 'z'")
+    assert [p.sql for p in longer.tables[0].constants] == ["org_id IN (1, 2, 3)", "email = 'z'"]
+    assert analyzer.misses == 3
 
 
 def test_usage_containment(edge_schema: WorkloadSchema) -> None:

@@ -194,7 +194,7 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
             not_needed = judge_findings(findings, snapshot, workload.queries, workload.usages, recommendations, costs,
                                         {t: w.deleted for t, w in table_writes.items()}, cache=cache)
             calls = cache.calls + (ranker.calls if ranker is not None else 0)
-            note = _engine_note(engine, candidate_set.all, ranker is not None)
+            note = _engine_note(engine, candidate_set.all, ranker is not None, candidate_set.skipped)
         finally:
             try:
                 engine.close()
@@ -306,8 +306,10 @@ def _with_changes(snapshot: Snapshot, rec: Recommendation) -> Recommendation:
     return replace(rec, changes=changes)
 
 
-def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool) -> str:
-    """How the candidates were ranked, and what could not be costed."""
+def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool,
+                 skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """How the candidates were ranked, what could not be costed, and what was not proposed (a foreign
+    table, …)."""
     uncostable = [c for c in candidates if engine.cannot_cost(c) is not None]
     if engine.kind is EngineKind.HYPOPG:
         note = "ranked by planner costs with hypothetical indexes (hypopg)"
@@ -321,4 +323,6 @@ def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool) 
         reasons = sorted({engine.cannot_cost(c) or "" for c in uncostable})
         how = "ranked by pg_stats selectivity" if ranked else "not ranked"
         note += f"; {len(uncostable)} candidate(s) could not be costed ({'; '.join(reasons)}): {how}"
+    if skipped:
+        note += "; no candidate for " + "; ".join(f"{obj} ({why})" for obj, why in skipped)
     return note

@@ -38,6 +38,7 @@ https://www.postgresql.org/docs/current/pgtrgm.html.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,7 +48,7 @@ from pglast.parser import ParseError
 from dbtune.advisor.model import AdvisorQuery, Candidate, KeyPart
 from dbtune.advisor.stats import ColumnStats
 from dbtune.catalog.model import Index, Relation, Snapshot
-from dbtune.checks.matching import index_key, index_signature, keys_match, same_predicate
+from dbtune.checks.matching import KeyColumn, index_key, index_signature, keys_match, same_predicate
 from dbtune.escape import one_line
 from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import quote_ident
@@ -217,12 +218,8 @@ def provides(index: Index, candidate: Candidate) -> bool:
         return False
     if not same_predicate(candidate.predicate, index.predicate):
         return False
-    try:
-        signature = index_signature(candidate.create_sql())
-    except (ParseError, ValueError):
-        return False
-    want = [k for k, _, _ in signature.key]
-    if not keys_match(want, index_key(index), prefix_ok=True):
+    want = _key_of(candidate)
+    if want is None or not keys_match(list(want), index_key(index), prefix_ok=True):
         return False
     for k, part in enumerate(candidate.keys):
         have = index.opclasses[k] if k < len(index.opclasses) else ""
@@ -232,6 +229,15 @@ def provides(index: Index, candidate: Candidate) -> bool:
         elif have != part.opclass and not (part.opclass == "jsonb_path_ops" and have == "jsonb_ops"):
             return False
     return {quote_ident(c) for c in candidate.include} <= set(index.columns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_of(candidate: Candidate) -> tuple[KeyColumn, ...] | None:
+    """The candidate's key normalised as :mod:`dbtune.checks.matching` normalises an index's."""
+    try:
+        return tuple(k for k, _, _ in index_signature(candidate.create_sql()).key)
+    except (ParseError, ValueError):
+        return None
 
 
 class _TableCandidates:
@@ -457,9 +463,12 @@ class _TableCandidates:
                 self._trigram(KeyPart(e.text, expression=True, opclass="gin_trgm_ops"), e.text, pg_trgm)
 
     def _trigram(self, part: KeyPart, text: str, pg_trgm: bool) -> None:
-        missing = "" if pg_trgm else " (needs the pg_trgm extension, not installed in this database)"
-        self._add(_Key((part,), (f"pattern match (LIKE '%…%', ILIKE, ~) on {text}",)), method="gin",
-                  extra=missing)
+        if not pg_trgm:  # its DDL would fail (no operator class gin_trgm_ops): say what to do instead
+            self.gen.skipped.append((f"{self.rel.qualified_name} ({one_line(text)})",
+                                     "a pattern match (LIKE '%…%', ILIKE, ~) needs a trigram index, which needs the "
+                                     "pg_trgm extension: CREATE EXTENSION pg_trgm, then advise again"))
+            return
+        self._add(_Key((part,), (f"pattern match (LIKE '%…%', ILIKE, ~) on {text}",)), method="gin")
 
 
 def _say(kinds: frozenset[Usage], text: str) -> str:

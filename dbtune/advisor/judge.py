@@ -4,8 +4,10 @@ the workload needs it, not because a rule names it.
 Judged: findings of ``expected-index-missing`` (IX006, the team's ``[[expect.index]]``) and
 ``foreign-key-without-index`` (IX001). Each proposed index is *not needed* when
 
-1. **another index serves it**: an index that exists, that the advisor recommends, or that another finding
-   proposes (``expected-unique-missing``'s partial unique index, say) has the same access method and
+1. **another index serves it**: an index that exists or that another finding proposes
+   (``expected-unique-missing``'s partial unique index, say; for a foreign key's index, also one the
+   advisor recommends: an expected index the advisor's choice extends is needed, in that form) has the
+   same access method and
    predicate, and its key, once the columns its predicate fixes by equality are removed from both keys,
    starts with the proposed key (same directions, or all mirrored: a btree scans both ways,
    https://www.postgresql.org/docs/current/indexes-ordering.html) and holds its INCLUDE columns. The guide's
@@ -183,17 +185,20 @@ def judge_findings(findings: Sequence[Finding], snapshot: Snapshot, queries: Seq
         # Of two proposals that serve each other, the first is kept and the second is the one not needed.
         proposed = [o.candidate for k, o in enumerate(everything) if k != n and o.candidate not in dropped
                     and not (k > n and _judged(o) and serves(cand, o.candidate))]
-        others = [*planned, *proposed, *(_existing(snapshot, table.oid) if table is not None else [])]
+        existing = _existing(snapshot, table.oid) if table is not None else []
         reason: str | None = None
         benefit = 0.0
         if p.finding.check_id == EXPECTED_INDEX:
-            server = next((o for o in others if serves(o, cand)), None)
+            # Not the advisor's own choice: a recommendation that extends the expected index (an INCLUDE
+            # added) says the workload needs it, in that form.
+            server = next((o for o in (*proposed, *existing) if serves(o, cand)), None)
             if server is not None:
                 benefit = _still_saves(cand, server, planned, queries, cache)
                 if benefit <= write_cost(cand):
                     reason = f"served by {_named(server, planned, snapshot)}"
         else:
-            reason = _foreign_key_not_needed(p.finding, cand, others, planned, snapshot, queries, usages, deleted)
+            reason = _foreign_key_not_needed(p.finding, cand, [*planned, *proposed, *existing], planned, snapshot,
+                                             queries, usages, deleted)
         if reason is not None:
             out.append(Rejected(cand, STAGE, reason, benefit=benefit, write_cost=write_cost(cand),
                                 estimated_bytes=cache.size(cand) if cache is not None else 0))

@@ -21,13 +21,15 @@ The steps:
    candidate.
 2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
-   ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen on a table
-   one of its queries reads.
+   ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen that
+   makes one of its queries cheaper alone (the others' plans do not change).
 3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one when the
    net total rises and the set still fits.
 4. **Merging.** An unchosen candidate replaces two or more chosen indexes on its table whose queries it
    helps too, when the net total does not fall: one wider index over two narrower ones it serves.
-5. **Pruning.** A chosen index whose removal lowers the net total by less than
+5. **Filling.** What now pays against the set as it stands (one judged not worth it beside an index that
+   a swap or merge then took out) is added, best per byte first, while it fits.
+6. **Pruning.** A chosen index whose removal lowers the net total by less than
    :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
    and the narrower one is rejected "served by <wider>".
 
@@ -131,6 +133,7 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
     chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, not_worth)
     chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
     chosen = _merge(state, cache, chosen, [c for c in live if c not in passed_over], budget_bytes, write_cost)
+    chosen = _fill(state, cache, chosen, live, budget_bytes, max_indexes, write_cost)
     chosen, marginal = _prune(state, cache, chosen, write_cost, not_worth)
     for old, new in swapped_out.items():
         if old not in chosen and old not in not_worth:
@@ -231,10 +234,6 @@ def _reject(cand: Candidate, cache: Costs, write_cost: Callable[[Candidate], flo
 # --- the steps -------------------------------------------------------------------------------------------
 
 
-def _tables_of(state: _State, cand: Candidate) -> frozenset[str]:
-    return frozenset(t for k in state.helps[cand] for t in state.queries[k].tables)
-
-
 def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: int, max_indexes: int | None,
             write_cost: Callable[[Candidate], float],
             not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, str]]:
@@ -244,7 +243,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
     chosen: list[Candidate] = []
     used = 0
     passed_over: dict[Candidate, str] = {}
-    changed: dict[str, int] = {}  # table -> the round an index was last chosen on it
+    changed: dict[str, int] = {}  # query key -> the round an index it helps alone was last chosen
     evaluated: dict[Candidate, int] = {}
     heap: list[tuple[float, int, Candidate, float]] = []
     for n, cand in enumerate(live):
@@ -260,7 +259,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
             else:
                 not_worth.append(cand)
             continue
-        if any(changed.get(t, -1) >= evaluated[cand] for t in _tables_of(state, cand)):
+        if any(changed.get(k, -1) >= evaluated[cand] for k in state.helps[cand]):
             net = _marginal(state, cache, chosen, cand) - write_cost(cand)
             evaluated[cand] = round_ + 1
             heapq.heappush(heap, (-net / max(cache.size(cand), 1), n, cand, net))
@@ -276,7 +275,7 @@ def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: in
         chosen.append(cand)
         used += size
         round_ += 1
-        changed[cand.qualified_table] = round_
+        changed.update(dict.fromkeys(state.helps[cand], round_))
     return chosen, passed_over
 
 
@@ -291,6 +290,9 @@ def _not_worth(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: C
             return _reject(cand, cache, write_cost, f"served by {' and '.join(c.describe() for c in servers)}",
                            benefit)
     wc = write_cost(cand)
+    if benefit - wc > EPSILON:  # it would pay, but the chosen set leaves no room (_fill added what fits)
+        return _reject(cand, cache, write_cost, "over the budget or --max-indexes with the chosen indexes, which "
+                       "save more per byte", benefit)
     return _reject(cand, cache, write_cost, f"write cost {wc:.1f} above benefit {benefit:.1f}", benefit)
 
 
@@ -364,6 +366,29 @@ def _merge(state: _State, cache: Costs, chosen: list[Candidate], others: Sequenc
     return chosen
 
 
+def _fill(state: _State, cache: Costs, chosen: list[Candidate], pool: Sequence[Candidate], budget_bytes: int,
+          max_indexes: int | None, write_cost: Callable[[Candidate], float]) -> list[Candidate]:
+    """After swaps and merges, add what now pays against the set as it stands (an index judged not worth
+    it beside one that a swap or merge then took out): the best net marginal value per byte first, while
+    it fits the budget and ``max_indexes``."""
+    chosen = list(chosen)
+    used = sum(cache.size(c) for c in chosen)
+    while max_indexes is None or len(chosen) < max_indexes:
+        best: tuple[float, Candidate] | None = None
+        for cand in pool:
+            size = cache.size(cand)
+            if cand in chosen or used + size > budget_bytes:
+                continue
+            net = _marginal(state, cache, chosen, cand) - write_cost(cand)
+            if net > EPSILON and (best is None or net / max(size, 1) > best[0]):
+                best = (net / max(size, 1), cand)
+        if best is None:
+            return chosen
+        chosen.append(best[1])
+        used += cache.size(best[1])
+    return chosen
+
+
 def _prune(state: _State, cache: Costs, chosen: list[Candidate], write_cost: Callable[[Candidate], float],
            not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, float]]:
     """Drop every chosen index whose removal lowers the net total by less than :data:`PRUNE_TOLERANCE` of
@@ -406,6 +431,10 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
     if ranker is None:
         return Rejected(cand, STAGE, f"not costed: {why}; no other ranking available", write_cost=wc,
                         estimated_bytes=size)
+    unranked = ranker.engine.cannot_cost(cand)
+    if unranked is not None:
+        return Rejected(cand, STAGE, f"not costed: {why}; not ranked either: {unranked}", write_cost=wc,
+                        estimated_bytes=size)
     served, benefit = [], 0.0
     for q in queries:
         if cand not in by_query.get(q.key, ()) or q.key not in state.base:
@@ -429,4 +458,4 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
                         "left)", benefit=benefit, write_cost=wc, estimated_bytes=size)
     return Recommendation(candidate=cand, queries=tuple(served), estimated_bytes=size, benefit=benefit, write_cost=wc,
                           engine=EngineKind.STATISTICS, slows_writes_to=(cand.qualified_table,) if wc > 0 else (),
-                          not_costed=note)
+                          not_costed=f"{why}; ranked by pg_stats selectivity")

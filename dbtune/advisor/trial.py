@@ -11,9 +11,12 @@ candidate; :meth:`TrialBuildEngine.cost_many` asks for several at once) and is r
 another set is asked for, and by :meth:`TrialBuildEngine.close`. Nothing is left behind, even if dbtune
 dies: the server rolls back the transaction of a session that ends.
 
-A build takes the table's ``SHARE`` lock (writes wait for it until the rollback), under ``lock_timeout`` of
-:data:`~dbtune.advisor.costing.TRIAL_LOCK_TIMEOUT_MS` ms so it never queues behind a long lock; run it only
-on a target that is not production (the caller checks). Costs gin and gist too, unlike hypopg.
+A build takes the table's ``SHARE`` lock, under ``lock_timeout`` of
+:data:`~dbtune.advisor.costing.TRIAL_LOCK_TIMEOUT_MS` ms so it never queues behind a long lock. Until the
+build is rolled back, writes to the table wait, and so does planning an INSERT, UPDATE or DELETE of it in
+another session (even ``EXPLAIN`` takes ``ROW EXCLUSIVE``): a caller that plans writes elsewhere in the
+meantime calls :meth:`TrialBuildEngine.release` first. Run it only on a target that is not production (the
+caller checks). Costs gin and gist too, unlike hypopg.
 See https://www.postgresql.org/docs/current/sql-createindex.html.
 """
 
@@ -157,6 +160,10 @@ class TrialBuildEngine:
                 raise ServerRefused(names)
             found = self._sizes[candidate]
         return found
+
+    def release(self) -> None:
+        """Roll back the open build now (its locks go with it); the next request builds its set again."""
+        self._rollback()
 
     def close(self) -> None:
         """Roll back the open build: no index built for a trial is left."""

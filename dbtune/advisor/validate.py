@@ -207,9 +207,15 @@ def validated_advice(settings: ConnectionSettings, advice: Advice, workload: Seq
                      timeout_ms: int = DEFAULT_TIMEOUT_MS,
                      progress: Callable[[str], None] = lambda _: None) -> Advice:
     """``advice`` after :func:`validate`: the kept recommendations, the validation's rejections added to
-    ``rejected``, ``validated`` true. Raises what :func:`validate` raises."""
+    ``rejected``, ``validated`` true; a checklist or catalogue proposal judged not needed because a
+    recommendation that validation reverted serves it (:func:`dbtune.advisor.judge.judge_findings`'s
+    "served by the recommended …") is needed again, and leaves ``not_needed``. Raises what
+    :func:`validate` raises."""
     kept, rejected = validate(settings, advice, workload, bench, keep=keep, timeout_ms=timeout_ms, progress=progress)
-    return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), validated=True)
+    reverted = tuple(f"served by the recommended {r.candidate.describe()}" for r in rejected)
+    not_needed = tuple(r for r in advice.not_needed if r.reason not in reverted)
+    return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), not_needed=not_needed,
+                   validated=True)
 
 
 def _fingerprint(sql: str) -> str | None:
@@ -259,7 +265,7 @@ def _runtime_op(settings: ConnectionSettings, opts: ApplyOptions) -> Iterator[An
             context = MigrationContext.configure(connection, environment_context=EnvironmentContext(
                 config, None),  # type: ignore[arg-type]  # no script directory: no revisions run
                                                  opts={"transaction_per_migration": True})
-            yield _StepOps(Operations(context), context)
+            yield _StepOps(Operations(context), context, settings, opts)
     finally:
         engine.dispose()
 
@@ -268,8 +274,8 @@ class _StepOps:
     """Runs one runtime step at a time inside the logical transaction Alembic's ``autocommit_block``
     expects (as ``transaction_per_migration`` gives each revision)."""
 
-    def __init__(self, op: Any, context: Any) -> None:
-        self.op, self.context = op, context
+    def __init__(self, op: Any, context: Any, settings: ConnectionSettings, opts: ApplyOptions) -> None:
+        self.op, self.context, self.settings, self.opts = op, context, settings, opts
 
     def run(self, step: Callable[..., None], *args: Any) -> None:
         with self.context.begin_transaction(_per_migration=True):
@@ -333,6 +339,9 @@ def _build(ops: _StepOps, position: int, rec: Recommendation, settings: Connecti
         except (DbtuneError, SQLAlchemyError) as cleanup:
             reason += f"; dropping what it built failed too ({one_line(str(cleanup))})"
         raise ApplyError(reason) from None
+    except BaseException:  # an interrupt in the middle of a build: drop what it left, on a session of its own
+        _drop_all_quietly(ops.settings, ops.opts, [_Built(position, rec, (), drops, tables, None)])
+        raise
     created = tuple(c.index for c in creates if c.index and c.index not in existed and _exists(ops, c.index))
     relnames = tuple(str(_scalar(ops, "SELECT relname FROM pg_catalog.pg_class WHERE oid = %(i)s::regclass", i=ix))
                      for ix in created)
@@ -369,7 +378,7 @@ def _drop(ops: _StepOps, built: _Built) -> None:
 def _drop_all_quietly(settings: ConnectionSettings, opts: ApplyOptions, built: Sequence[_Built]) -> None:
     """After an error (or an interrupt) in the middle of validation: drop every index it built, so
     nothing is left behind; a failure here is reported, the first error is the one raised."""
-    if not built:
+    if not any(b.drops for b in built):
         return
     try:
         with _runtime_op(settings, opts) as op:
@@ -377,7 +386,7 @@ def _drop_all_quietly(settings: ConnectionSettings, opts: ApplyOptions, built: S
                 _drop(op, b)
     except Exception as exc:  # noqa: BLE001 - the error that stopped validation is the one to raise
         opts.report(f"could not drop the indexes validation built ({one_line(str(exc))}): "
-                    + ", ".join(i for b in built for i in b.created))
+                    + ", ".join(c.index or "" for b in built for c in b.drops))
 
 
 def _uses(result: QueryComparison, relnames: Sequence[str]) -> bool:
@@ -447,15 +456,14 @@ def _judge(built: Sequence[_Built], queries: dict[str, WorkloadQuery], before: B
                                    outcomes[n].verdict.value, outcomes[n].reason)
                           for n in slower if n not in names)
         if slower:
-            judged[b.position] = ("made " + ", ".join(f"{n} slower ({outcomes[n].reason})" for n in slower), measured)
+            judged[b.position] = (f"made {', '.join(slower)} significantly slower", measured)
         elif faster:
             judged[b.position] = (None, measured)
         elif not using:
             unplanned = [f"{n}: {skipped[n]}" for n in names if n in skipped]
             judged[b.position] = ("no plan of the queries it serves uses it"
-                             + (f" ({'; '.join(unplanned)})" if unplanned else ""), measured)
+                                  + (f" ({'; '.join(unplanned)})" if unplanned else ""), measured)
         else:
-            judged[b.position] = ("no query that uses it got significantly faster ("
-                             + "; ".join(f"{n}: {outcomes[n].verdict.value}, {outcomes[n].reason}" for n in using)
-                             + ")", measured)
+            judged[b.position] = (f"no query that uses it got significantly faster ({', '.join(using)}: "
+                                  + "; ".join(outcomes[n].verdict.value for n in using) + ")", measured)
     return judged

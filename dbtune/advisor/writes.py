@@ -24,10 +24,13 @@ The model, for an index on table ``T``::
   leaf it goes into) and one index tuple processed, in the planner's own units
   (https://www.postgresql.org/docs/current/runtime-config-query.html#RUNTIME-CONFIG-QUERY-CONSTANTS).
 
-A table that is written but never read (``m = n_tup_ins + n_tup_upd − n_tup_hot_upd + n_tup_del > 0``
-since the statistics were reset and ``r = 0``, or workload writes and no workload
-read of it) is *write-only*: an index there only slows its writes, so it gets none
-(:meth:`WriteCosts.write_only`).
+With fewer than :data:`MIN_SCANS` reads since the statistics were reset, the rate per read says nothing about the
+application (a table just loaded and indexed: its load and its primary key's build are not the
+application's writes and reads), so ``m`` then counts nothing; the workload's own writes still do.
+
+A table that is written (by the workload, or ``m = n_tup_ins + n_tup_upd − n_tup_hot_upd + n_tup_del > 0``
+since the statistics were reset) and that no statement of the workload reads is
+*write-only*: an index there only slows its writes, so it gets none (:meth:`WriteCosts.write_only`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 GROUP BY 1, 2
 """
 
+# Reads of a table since the statistics were reset below which its write rate per read is not trusted.
+MIN_SCANS = 1000
 DEFAULT_RANDOM_PAGE_COST = 4.0
 DEFAULT_CPU_INDEX_TUPLE_COST = 0.005
 
@@ -89,9 +94,9 @@ class TableWrites:
     scan_seconds: float = 0.0
 
     def rows_per_read(self) -> float:
-        """Rows modified per read of the table: ``(m_a / t_a) / (r / t_r)`` (0 when it is never read or
-        nothing was modified since its last ANALYZE). Each period is at least a second."""
-        if not self.scans or not self.recent:
+        """Rows modified per read of the table: ``(m_a / t_a) / (r / t_r)``, each period at least a second;
+        0 below :data:`MIN_SCANS` reads or when nothing was modified since its last ANALYZE."""
+        if self.scans < MIN_SCANS or not self.recent:
             return 0.0
         return (self.recent / max(self.recent_seconds, 1.0)) / (self.scans / max(self.scan_seconds, 1.0))
 
@@ -121,12 +126,12 @@ class WriteCosts:
         found = self.tables.get(table)
         if found is None:
             return None
-        if found.modified and not found.scans:
-            return (f"write-only table: {found.modified} rows modified and never read since the statistics were "
-                    "reset (pg_stat_user_tables)")
-        if found.workload_writes and not found.read_weight:
+        if found.read_weight or not (found.workload_writes or found.modified):
+            return None
+        if found.workload_writes:
             return "write-only table: the workload writes it and never reads it"
-        return None
+        return (f"write-only table: {found.modified} rows modified since the statistics were reset "
+                f"(pg_stat_user_tables), {found.scans} reads, and the workload never reads it")
 
 
 def entry_cost(snapshot: Snapshot) -> float:

@@ -13,6 +13,8 @@ Column usage, resolved against the catalog (sqlglot's qualifier; expressions ren
     schema = WorkloadSchema.from_snapshot(snapshot, read_views(conn))
     usage = column_usage("SELECT … WHERE lower(email) = $1", schema)
     usage.table("public.users").columns["id"]          # frozenset({Usage.EQUALITY})
+    usage.table("public.users").sort_keys               # ORDER BY keys with directions, per clause
+    usage.table("public.users").constants               # status = 'pending', … (for partial indexes)
 """
 
 from dbtune.workload.formats import WorkloadFormat, detect_format
@@ -24,10 +26,13 @@ from dbtune.workload.load import (
     pg_stat_statements_workload,
 )
 from dbtune.workload.model import (
+    ConstantPredicate,
     ExpressionUse,
     LoadResult,
+    PredicateOp,
     Query,
     QueryUsage,
+    SortKey,
     Source,
     SourceError,
     TableUsage,
@@ -41,6 +46,7 @@ from dbtune.workload.statements import statement_kind
 from dbtune.workload.usage import UsageAnalyzer, column_usage
 
 __all__ = [
+    "ConstantPredicate", "PredicateOp", "SortKey",
     "ExpressionUse", "LoadResult", "Query", "QueryUsage", "SchemaRelation", "Source", "SourceError", "TableUsage",
     "Usage", "UsageAnalyzer", "WorkloadFormat", "WorkloadQuery", "WorkloadSchema", "column_usage", "detect_format",
     "from_pg_stat_statements",

@@ -17,6 +17,11 @@ How a statement is read:
    (through UNION branches too); a view also contributes the usage of its own definition (PostgreSQL
    inlines it). Partitioned tables are reported as written (the parent). Columns of set-returning
    functions, VALUES and aggregates have no table: they are listed in ``unresolved`` with the reason.
+   Besides the kinds of use, each table gets its ORDER BY keys with their directions (clause by clause),
+   every column the statement reads of it (the qualifier expands ``*``), its constant predicates (top-level
+   AND terms such as ``status = 'pending'``, their constants read from pglast's tree and written with
+   ``quote_literal``; a statement that hits the fingerprint cache gets its own constants) and the
+   containment operators (``@>``, ``<@``, ``?``, ``?|``, ``?&``, ``&&``) used on each column.
 4. An expression over the columns of one table (``lower(email)``, ``(payload ->> 'status')``,
    ``created_at::date``) is reported with the statement's own text of it, rendered by pglast: sqlglot's
    rendering is never used as SQL (it rewrites some constructs, e.g. ``interval $1``).
