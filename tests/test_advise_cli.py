@@ -115,12 +115,15 @@ def test_audit_shows_the_top_recommendations_as_findings(cli: CLI, db: TestDatab
     (finding,) = json.loads(run.out)["findings"]
     assert (finding["check_id"], finding["check_name"], finding["severity"], finding["object"]) == (
         "IX008", "index-recommended", "info", "public.orders")
-    assert finding["message"].startswith("index public.orders (customer_id) serves 1 query of the workload")
+    # the latest rows of one customer: the key that also gives the ORDER BY (and covers the select list)
+    assert finding["message"].startswith("index public.orders (customer_id, created_at DESC) INCLUDE (id) serves 1 "
+                                         "query of the workload")
     evidence = finding["evidence"]
     assert {"benefit", "queries_served", "estimated_bytes", "engine"} <= set(evidence)
     assert [q["name"] for q in evidence["queries_served"]] == ["customer-orders"]
     assert [c["kind"] for c in finding["fix"]["changes"]] == ["create_index"]
-    assert finding["fix"]["sql"][0].startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id_idx")
+    assert finding["fix"]["sql"][0].startswith(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id_created_at_idx")
     text = cli("audit", "--dsn", db.dsn, "--workload", "w.sql", "--select", "IX008")
     assert "index-recommended" in text.out and "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in text.out
     (tmp_path / "dbtune.toml").write_text("[audit]\nrecommendations = 0\n")

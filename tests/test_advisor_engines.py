@@ -44,6 +44,8 @@ CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status tex
 INSERT INTO orders SELECT g, g % 500, CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'done' END,
                           timestamptz '2026-01-01' + g * interval '1 minute', 'n'
 FROM generate_series(1, 20000) g;
+CREATE TABLE customers (id int PRIMARY KEY);
+INSERT INTO customers SELECT g FROM generate_series(0, 499) g;
 CREATE VIEW pending_orders AS SELECT id, customer_id, created_at FROM orders WHERE status = 'pending';
 CREATE SCHEMA "Sales Dept";
 CREATE TABLE "Sales Dept"."Order Items" ("OrderId" bigint NOT NULL, "Sku" text, qty int);
@@ -85,6 +87,7 @@ BY_STATUS = btree("public", "orders", "status")
 BY_CREATED = btree("public", "orders", "created_at")
 BY_NOTE = btree("public", "orders", "note")
 BY_CUSTOMER_CREATED = btree("public", "orders", "customer_id", "created_at")
+BY_CUSTOMER_LATEST = Candidate("public", "orders", (KeyPart("customer_id"), KeyPart("created_at", descending=True)))
 BY_ORDER_ID = btree("Sales Dept", "Order Items", "OrderId")
 BY_HOSTILE = btree("public", HOSTILE_TABLE, HOSTILE_COLUMN)
 BY_KIND = btree("public", "events", "kind")
@@ -204,6 +207,51 @@ def test_pg_stats_estimates_agree_with_the_planner(target: Target) -> None:
     finally:
         built_conn.close()
         conn.close()
+
+
+def test_an_index_in_the_order_of_the_query_saves_its_sort(target: Target) -> None:
+    """The latest rows of one customer, and of every customer through LATERAL (a nested loop: the inner scan
+    runs once per customer): ``(customer_id, created_at DESC)`` costs less than ``(customer_id)``, which
+    costs less than none, on every engine; ``(created_at)`` alone serves the first query's order."""
+    lateral = query("lateral", "SELECT c.id, o.id, o.created_at FROM customers c CROSS JOIN LATERAL (SELECT id, "
+                    "created_at FROM orders o WHERE o.customer_id = c.id ORDER BY o.created_at DESC LIMIT 1) o",
+                    ORDERS, "public.customers")
+    latest = ORDER_QUERIES[2]
+    for engine, _ in target.engines():
+        for q in (latest, lateral):
+            none, narrow = engine.cost(q, frozenset()), engine.cost(q, frozenset({BY_CUSTOMER}))
+            wide = engine.cost(q, frozenset({BY_CUSTOMER_LATEST}))
+            assert none.cost is not None and narrow.cost is not None and wide.cost is not None
+            assert wide.cost < narrow.cost < none.cost, (engine.kind, q.name, wide, narrow, none)
+            assert wide.used == {BY_CUSTOMER_LATEST} and narrow.used == {BY_CUSTOMER}
+            both = engine.cost(q, frozenset({BY_CUSTOMER, BY_CUSTOMER_LATEST}))
+            assert both.used == {BY_CUSTOMER_LATEST}, (engine.kind, q.name)
+        by_created = engine.cost(latest, frozenset({BY_CREATED}))
+        assert by_created.used == {BY_CREATED} and by_created.cost is not None
+        assert by_created.cost < engine.cost(latest, frozenset()).cost  # type: ignore[operator]
+
+
+def test_pg_stats_does_not_prefer_a_copy_of_the_index_the_plan_uses(target: Target) -> None:
+    """A scan through an existing index (the primary key, an index on customer_id built for this test) is
+    compared with the candidate in the same model: the same key again, with or without INCLUDE, is not
+    cheaper and not used."""
+    copies = [(query("by id", "SELECT * FROM orders WHERE id = $1", ORDERS), btree("public", "orders", "id")),
+              (query("by customer", "SELECT * FROM orders WHERE customer_id = $1", ORDERS),
+               Candidate("public", "orders", (KeyPart("customer_id"),), include=("id",)))]
+    target.db.execute("CREATE INDEX orders_customer_test ON orders (customer_id)")
+    try:
+        with read_only_snapshot(resolve(target.db.dsn)) as snapshot_conn:
+            snapshot = take(snapshot_conn)
+        conn = target.session()
+        try:
+            engine = StatisticsEngine(conn, snapshot, target.stats)
+            for q, copy in copies:
+                base = engine.cost(q, frozenset())
+                assert engine.cost(q, frozenset({copy})) == base, q.name
+        finally:
+            conn.close()
+    finally:
+        target.db.execute("DROP INDEX orders_customer_test")
 
 
 def test_an_index_on_a_column_most_rows_share_is_not_used(target: Target) -> None:

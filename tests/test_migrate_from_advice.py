@@ -171,3 +171,40 @@ def test_round_trip_advise_generate_lint_apply(db: TestDatabase, tmp_path: Path)
 def test_missing_advice_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="file not found"):
         api.findings_from_advice(tmp_path / "nope.json")
+
+
+def test_hostile_names_from_advise_to_apply(db: TestDatabase, tmp_path: Path) -> None:
+    """A table and a column named with test_hostile_names' payloads: the advice's text report stays
+    terminal-safe, and its JSON read back, generated (SQL and Alembic) and applied builds exactly the
+    recommended index, quoted exactly; the sentinel table is still there."""
+    from psycopg import sql
+    from test_hostile_names import SENTINEL_TABLE, WHY_SQL
+
+    from dbtune.advisor.api import AdviseOptions, advise
+    from dbtune.escape import terminal_safe
+    from dbtune.report import Format
+    from dbtune.report.advice import render_advice
+    from dbtune.workload import load_queries
+
+    table, column = sql.Identifier(WHY_SQL).as_string(None), sql.Identifier('a"b\\c').as_string(None)
+    load_as_history(db, f"CREATE TABLE public.{SENTINEL_TABLE} (id int); "
+                        f"CREATE TABLE public.{table} (id bigint PRIMARY KEY, {column} bigint NOT NULL, note text); "
+                        f"INSERT INTO public.{table} SELECT g, g % 1000, 'n' FROM generate_series(1, 30000) g; "
+                        f"ANALYZE public.{table};")
+    (tmp_path / "w.sql").write_text(f"-- name: hostile\nSELECT * FROM public.{table} WHERE {column} = $1;\n")
+    advice = advise(resolve(db.dsn), Config(), load_queries(tmp_path / "w.sql").queries, AdviseOptions())
+    text = render_advice(advice, Format.TEXT)
+    assert terminal_safe(text) == text and '"y\\nDROP TABLE public.victim; --"' in text
+    (rec,) = advice.recommendations
+    path = tmp_path / "advice.json"
+    path.write_text(render_advice(advice, Format.JSON))
+    findings = api.findings_from_file(path)
+    assert api.generate(findings, tmp_path / "sql", fmt="sql").generated is not None
+    assert api.generate(findings, tmp_path / "migrations").generated is not None
+    api.apply(tmp_path / "migrations", resolve(db.dsn), ApplyOptions(report=lambda _: None))
+    rows = db.query(f"SELECT format('%I.%I', n.nspname, c.relname), i.indisvalid FROM pg_index i "
+                    f"JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    f"WHERE i.indrelid = 'public.{table.replace(chr(39), chr(39) * 2)}'::regclass "
+                    "AND NOT i.indisprimary")
+    assert rows == [(rec.changes[0].index, True)]
+    assert db.query(f"SELECT to_regclass('public.{SENTINEL_TABLE}') IS NOT NULL") == [(True,)]

@@ -463,9 +463,12 @@ class _TableCandidates:
                 self._trigram(KeyPart(e.text, expression=True, opclass="gin_trgm_ops"), e.text, pg_trgm)
 
     def _trigram(self, part: KeyPart, text: str, pg_trgm: bool) -> None:
-        missing = "" if pg_trgm else " (needs the pg_trgm extension, not installed in this database)"
-        self._add(_Key((part,), (f"pattern match (LIKE '%…%', ILIKE, ~) on {text}",)), method="gin",
-                  extra=missing)
+        if not pg_trgm:  # its DDL would fail (no operator class gin_trgm_ops): say what to do instead
+            self.gen.skipped.append((f"{self.rel.qualified_name} ({one_line(text)})",
+                                     "a pattern match (LIKE '%…%', ILIKE, ~) needs a trigram index, which needs the "
+                                     "pg_trgm extension: CREATE EXTENSION pg_trgm, then advise again"))
+            return
+        self._add(_Key((part,), (f"pattern match (LIKE '%…%', ILIKE, ~) on {text}",)), method="gin")
 
 
 def _say(kinds: frozenset[Usage], text: str) -> str:

@@ -28,10 +28,17 @@ constants of the server (https://www.postgresql.org/docs/current/runtime-config-
   a bitmap heap scan (gin: only that), ``F`` pages at a cost per page falling from ``random_page_cost``
   to ``seq_page_cost`` with ``√(F / T)``, plus ``(cpu_tuple_cost + cpu_operator_cost · quals) · N``.
 
-When that is cheaper than the scan's own cost, the plan's total drops by the difference (the candidate is
-then "used"; one candidate per scan, the cheapest). When the savings exceed the total (a ``LIMIT`` above
-the scan), the total is scaled by the best scan's ratio instead. Not modelled, and so never counted as a
-benefit: sorts an index would avoid, join lookups (a nested loop's inner index scan), index-only scans.
+On a nested loop's inner side the scan runs once per outer row (the outer side's estimated rows, over
+every nested loop above it), and the key's join columns count as equalities (a parameterized lookup). A
+btree whose key, after its ``=`` columns, gives the order of the query's ``ORDER BY`` on the table (read
+forwards or backwards) replaces a Sort directly above the scan too, at its plain index scan's cost, and
+under a ``LIMIT`` over that Sort reads only the fraction of the rows the Limit takes.
+
+When that is cheaper than what it replaces, the plan's total drops by the difference times the loops (the
+candidate is then "used"; one candidate per scan, the one that saves the most). When the savings exceed
+the total (a ``LIMIT`` above the scan), the total is scaled by the best scan's ratio instead. Not modelled,
+and so never counted as a benefit: join plans an index would make possible (a hash join's side becoming a
+nested loop's lookups), index-only scans, merge joins and groupings an index would feed in order.
 Sizes: a btree's leaf tuples from the columns' ``avg_width`` (a gin index is sized the same way).
 
 What it cannot cost (:meth:`StatisticsEngine.cannot_cost`): access methods other than btree and gin,
@@ -63,7 +70,8 @@ DEFAULT_MATCHING_SEL = 0.010  # selfuncs.h: a containment or match operator with
 BLOCK_BYTES = 8192
 _PAGE_OVERHEAD = 24 + 16  # page header and btree special space, bytes
 _BTREE_FILLFACTOR = 0.9
-_INDEX_TUPLE_OVERHEAD = 8 + 4  # IndexTupleData and its line pointer, bytes
+_INDEX_TUPLE_HEADER = 8  # IndexTupleData, bytes (MAXALIGNed with the key)
+_LINE_POINTER = 4  # ItemIdData, bytes
 _DEFAULT_WIDTH = 32  # bytes, for a column or expression without pg_stats
 METHODS = ("btree", "gin")
 _HEAP_SCANS = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
@@ -77,11 +85,45 @@ COST_CONSTANTS = {"seq_page_cost": 1.0, "random_page_cost": 4.0, "cpu_tuple_cost
 @dataclass(frozen=True)
 class ScanEstimate:
     """One candidate's estimated index scan of one relation: selectivity (0..1) of its usable key prefix,
-    the number of key columns used, and the estimated cost (planner units)."""
+    the number of key columns used (``equalities`` of them compared with ``=``/``IN``), the estimated cost
+    (planner units: the cheaper of a plain index scan and a bitmap heap scan), and the plain index scan's
+    cost (``ordered_cost``, the one that returns rows in the index's order; None for gin)."""
 
     selectivity: float
     columns_used: int
     cost: float
+    equalities: int = 0
+    ordered_cost: float | None = None
+
+
+def _loops(node: PlanNode, above: tuple[PlanNode, ...]) -> float | None:
+    """How many times the node runs per execution of the plan when it is on the inner side of a Nested Loop
+    (the product of the outer sides' estimated rows), else None."""
+    loops = None
+    for i, ancestor in enumerate(above):
+        child = above[i + 1] if i + 1 < len(above) else node
+        if ancestor.node_type == "Nested Loop" and len(ancestor.children) == 2 and child is ancestor.children[1]:
+            loops = (loops or 1.0) * max(ancestor.children[0].plan_rows, 1.0)
+    return loops
+
+
+def _serves_order(candidate: Candidate, equalities: int, usage: TableUsage) -> bool:
+    """Whether the candidate's key, after its first ``equalities`` columns (fixed by ``=``), gives the rows
+    in the order of one of the query's ORDER BY clauses on the table, read forwards or backwards (with each
+    key's default NULLS order)."""
+    if candidate.method != "btree":
+        return False
+    fixed = {p.text for p in candidate.keys[:equalities]}
+    rest = candidate.keys[equalities:]
+    for clause in usage.sort_clauses():
+        keys = [k for k in clause if k.text not in fixed]
+        if not keys or len(keys) > len(rest) or any(k.nulls_first != k.descending for k in keys):
+            continue
+        if not all(p.text == k.text and p.expression == k.expression for p, k in zip(rest, keys, strict=False)):
+            continue
+        if len({p.descending != k.descending for p, k in zip(rest, keys, strict=False)}) == 1:
+            return True
+    return False
 
 
 def _pages_fetched(tuples: float, pages: int) -> float:
@@ -214,18 +256,22 @@ class StatisticsEngine:
         s = self._stats.selectivity_eq(candidate.schema, candidate.table, column, value)
         return DEFAULT_EQ_SEL if s is None else s
 
-    def _key_selectivity(self, candidate: Candidate, usage: TableUsage) -> tuple[float, list[str]]:
-        """The selectivity of a btree key's leading ``=``/``IN`` columns and first range column, and those
-        columns' (or expressions') texts (see the module docstring). A column the partial predicate fixes
-        already narrows nothing more."""
+    def _key_selectivity(self, candidate: Candidate, usage: TableUsage, parameterized: bool
+                         ) -> tuple[float, list[str], int]:
+        """The selectivity of a btree key's leading ``=``/``IN`` columns (and join columns, when the scan is
+        the inner side of a nested loop: ``parameterized``) and first range column, those columns' (or
+        expressions') texts, and how many of them are equalities (see the module docstring). A column the
+        partial predicate fixes already narrows nothing more."""
         expressions = {e.text: e.kinds for e in usage.expressions}
         constants = {c.column: c for c in usage.constants if c.op in (PredicateOp.EQUAL, PredicateOp.IN)}
         fixed = {c.column for c in usage.constants if c.sql == candidate.predicate}
-        selectivity, used = 1.0, []
+        equality = _EQUALITY | {Usage.JOIN} if parameterized else _EQUALITY
+        selectivity, used, equalities = 1.0, [], 0
         for part in candidate.keys:
             kinds = expressions.get(part.text, frozenset()) if part.expression else usage.kinds(part.text)
-            if kinds & _EQUALITY:
+            if kinds & equality:
                 used.append(part.text)
+                equalities += 1
                 if part.expression:
                     selectivity *= DEFAULT_EQ_SEL
                 elif part.text not in fixed:
@@ -237,13 +283,15 @@ class StatisticsEngine:
                 selectivity *= DEFAULT_INEQ_SEL
                 used.append(part.text)
             break
-        return selectivity, used
+        return selectivity, used, equalities
 
     @staticmethod
-    def _filtered(usage: TableUsage) -> set[str]:
-        """The columns and expressions of the table that the query's conditions filter on (joins aside)."""
-        out = {c for c, kinds in usage.columns.items() if kinds & _FILTERS} | set(usage.containment)
-        out |= {e.text for e in usage.expressions if e.kinds & _FILTERS}
+    def _filtered(usage: TableUsage, parameterized: bool) -> set[str]:
+        """The columns and expressions of the table that the query's conditions filter on (join columns only
+        on a nested loop's inner side)."""
+        filters = _FILTERS | {Usage.JOIN} if parameterized else _FILTERS
+        out = {c for c, kinds in usage.columns.items() if kinds & filters} | set(usage.containment)
+        out |= {e.text for e in usage.expressions if e.kinds & filters}
         return out | {c.column for c in usage.constants}
 
     @staticmethod
@@ -254,11 +302,12 @@ class StatisticsEngine:
             return Usage.PATTERN in kinds
         return part.text in usage.containment or Usage.PATTERN in usage.kinds(part.text)
 
-    def estimate(self, candidate: Candidate, node: PlanNode, scanned: Relation, usage: TableUsage | None
-                 ) -> ScanEstimate | None:
+    def estimate(self, candidate: Candidate, node: PlanNode, scanned: Relation, usage: TableUsage | None,
+                 parameterized: bool = False) -> ScanEstimate | None:
         """The index scan of ``scanned`` (the candidate's table, or one of its partitions; ``node`` its scan in
-        the base plan) through ``candidate`` for a query with ``usage`` of the candidate's table (see the
-        module docstring); None when the candidate would not narrow the scan."""
+        the base plan, on a nested loop's inner side when ``parameterized``) through ``candidate`` for a query
+        with ``usage`` of the candidate's table (see the module docstring); None when the candidate would not
+        narrow the scan."""
         if usage is None or not candidate.keys:
             return None
         reltuples = max(scanned.reltuples, 0.0)
@@ -268,24 +317,28 @@ class StatisticsEngine:
         # The scan's own estimate (the planner's, from pg_stats and the constants, of every condition on the
         # table): what the index returns when its key covers them all, and never more selective than that.
         planned = min(1.0, node.plan_rows / max(reltuples, 1.0)) if not node.parallel_aware else 0.0
+        equalities = 0
         if candidate.method == "gin":
             if not self._gin_serves(candidate.keys[0], usage):
                 return None
             selectivity, used = planned or DEFAULT_MATCHING_SEL, [candidate.keys[0].text]
         else:
-            selectivity, used = self._key_selectivity(candidate, usage)
-            if not used and candidate.predicate is None:
-                return None
+            selectivity, used, equalities = self._key_selectivity(candidate, usage, parameterized)
+            if not used and candidate.predicate is None and not _serves_order(candidate, 0, usage):
+                return None  # it neither narrows the scan nor returns the rows in the query's order
             selectivity *= rows_of_index
             covered = set(used) | {c.column for c in usage.constants if c.sql == candidate.predicate}
-            selectivity = planned if planned and covered >= self._filtered(usage) else max(selectivity, planned)
-        return ScanEstimate(selectivity, len(used), self._scan_cost(candidate, scanned, selectivity, rows_of_index,
-                                                                    len(used)))
+            filtered = self._filtered(usage, parameterized)
+            selectivity = planned if planned and covered >= filtered else max(selectivity, planned)
+        plain, bitmap = self._scan_cost(candidate, scanned, selectivity, rows_of_index, len(used))
+        return ScanEstimate(selectivity, len(used), min(plain, bitmap), equalities,
+                            plain if candidate.method == "btree" else None)
 
     def _scan_cost(self, candidate: Candidate, scanned: Relation, selectivity: float, rows_of_index: float,
-                   quals: int) -> float:
-        """The cheaper of a plain index scan and a bitmap heap scan (gin: bitmap only) returning
-        ``selectivity`` of ``scanned``'s rows (``cost_index`` and ``cost_bitmap_heap_scan``, simplified)."""
+                   quals: int) -> tuple[float, float]:
+        """The costs of a plain index scan (infinite for gin, which has none) and of a bitmap heap scan
+        returning ``selectivity`` of ``scanned``'s rows (``cost_index`` and ``cost_bitmap_heap_scan``,
+        simplified)."""
         k = self._constants
         tuples = selectivity * max(scanned.reltuples, 0.0)
         index_bytes = self._index_bytes(candidate, max(scanned.reltuples, 0.0) * rows_of_index)
@@ -300,12 +353,12 @@ class StatisticsEngine:
                     if fetched >= 2 else k["random_page_cost"])
         bitmap = fetched * per_page + (k["cpu_tuple_cost"] + k["cpu_operator_cost"] * max(quals, 1)) * tuples
         if candidate.method == "gin":
-            return index_cost + bitmap
+            return math.inf, index_cost + bitmap
         max_io = k["random_page_cost"] * fetched
         min_io = k["random_page_cost"] + k["seq_page_cost"] * (math.ceil(selectivity * relpages) - 1)
         correlation = self._correlation(candidate)
         plain = max_io + correlation ** 2 * (min_io - max_io) + k["cpu_tuple_cost"] * tuples
-        return index_cost + min(plain, bitmap)
+        return index_cost + plain, index_cost + bitmap
 
     def _correlation(self, candidate: Candidate) -> float:
         part = candidate.keys[0]
@@ -329,12 +382,13 @@ class StatisticsEngine:
             return Costing(plan.total_cost)
         usage = self._usage_analyzer().usage(statement_text(query))
         savings, ratios, used = 0.0, [], set()
-        for node in plan.nodes():
-            best = self._best_for_scan(node, indexes, usage.table)
+        for node, above in plan.nodes_with_ancestors():
+            loops = _loops(node, above)
+            best = self._best_for_scan(node, above, indexes, usage.table, loops is not None)
             if best is not None:
-                candidate, new_cost = best
-                savings += node.total_cost - new_cost
-                ratios.append(new_cost / node.total_cost)
+                candidate, saving, ratio = best
+                savings += (loops or 1.0) * saving
+                ratios.append(ratio)
                 used.add(candidate)
         if not used:
             return Costing(plan.total_cost)
@@ -343,24 +397,75 @@ class StatisticsEngine:
             total = plan.total_cost * min(ratios)
         return Costing(total, frozenset(used))
 
-    def _best_for_scan(self, node: PlanNode, indexes: Iterable[Candidate],
-                       usage_of: Callable[[str], TableUsage | None]) -> tuple[Candidate, float] | None:
-        """The candidate whose index scan would be cheapest for a heap scan node, and its cost, when one is
-        cheaper than the node."""
+    def _best_for_scan(self, node: PlanNode, above: tuple[PlanNode, ...], indexes: Iterable[Candidate],
+                       usage_of: Callable[[str], TableUsage | None], parameterized: bool
+                       ) -> tuple[Candidate, float, float] | None:
+        """For a heap scan node (``above``: its ancestors, the root first): the candidate that saves the most,
+        the saving (planner units, per execution of the node) and the ratio of its new cost to the old one;
+        None when no candidate is cheaper. A candidate that returns rows in the order of a Sort directly
+        above the scan replaces the Sort too (and, under a Limit over that Sort, reads only the rows the
+        Limit takes)."""
         if node.node_type not in _HEAP_SCANS or node.total_cost <= 0:
             return None
         table = self._root_table(node.relation)
         scanned = self._by_name.get(node.relation or "")
         if table is None or scanned is None:
             return None
-        best: tuple[Candidate, float] | None = None
+        usage = usage_of(table.qualified_name)
+        # A scan through an existing index: the candidate must beat that index in the same model, and saves
+        # the planner's cost of the scan in the proportion the model gives (not the model's own error).
+        existing = self._existing_index(node, scanned, table)
+        baseline = self.estimate(existing, node, scanned, usage, parameterized) if existing is not None else None
+        best: tuple[Candidate, float, float] | None = None
         for candidate in sorted(indexes, key=Candidate.describe):
             if (candidate.schema, candidate.table) != (table.schema, table.name):
                 continue
-            estimate = self.estimate(candidate, node, scanned, usage_of(table.qualified_name))
-            if estimate is not None and estimate.cost < node.total_cost and (best is None or estimate.cost < best[1]):
-                best = (candidate, estimate.cost)
+            estimate = self.estimate(candidate, node, scanned, usage, parameterized)
+            if estimate is None:
+                continue
+            options = []
+            if baseline is None:
+                options.append((node.total_cost, estimate.cost))
+            elif estimate.cost < baseline.cost:
+                options.append((node.total_cost, node.total_cost * estimate.cost / baseline.cost))
+            ordered = self._ordered_option(candidate, estimate, node, above, usage)
+            if ordered is not None:
+                options.append(ordered)
+            for old, new in options:
+                if new < old and (best is None or old - new > best[1]):
+                    best = (candidate, old - new, new / old)
         return best
+
+    def _existing_index(self, node: PlanNode, scanned: Relation, table: Relation) -> Candidate | None:
+        """The index the scan node already reads (an Index Scan's, or the one Bitmap Index Scan under a
+        Bitmap Heap Scan), as a candidate on ``table`` (the scanned relation's root), or None."""
+        name = node.index
+        if node.node_type == "Bitmap Heap Scan" and len(node.children) == 1:
+            name = node.children[0].index
+        index = next((ix for ix in self._snapshot.indexes_on(scanned.oid) if ix.name == name), None) if name else None
+        if index is None:
+            return None
+        keys = []
+        for k, attnum in enumerate(index.key_attnums[:index.n_key_columns]):
+            column = scanned.column(attnum) if attnum else None
+            text = column.name if column is not None else index.columns[k].removeprefix("(").removesuffix(")")
+            keys.append(KeyPart(text, expression=column is None, descending=index.descending(k)))
+        include = tuple(c.name for a in index.key_attnums[index.n_key_columns:] if (c := scanned.column(a)) is not None)
+        return Candidate(table.schema, table.name, tuple(keys), include, index.predicate, index.method)
+
+    def _ordered_option(self, candidate: Candidate, estimate: ScanEstimate, node: PlanNode,
+                        above: tuple[PlanNode, ...], usage: TableUsage | None) -> tuple[float, float] | None:
+        """(old, new) cost of the Sort above the scan (or of the Limit over it) when the candidate's plain
+        index scan returns the rows in that order, else None."""
+        if (usage is None or estimate.ordered_cost is None or not above
+                or above[-1].node_type not in ("Sort", "Incremental Sort")
+                or not _serves_order(candidate, estimate.equalities, usage)):
+            return None
+        if len(above) >= 2 and above[-2].node_type == "Limit":
+            limit = above[-2]
+            fraction = min(1.0, limit.plan_rows / max(node.plan_rows, 1.0))
+            return limit.total_cost, estimate.ordered_cost * fraction
+        return above[-1].total_cost, estimate.ordered_cost
 
     def _index_bytes(self, candidate: Candidate, reltuples: float) -> int:
         """A btree's estimated size (bytes) over ``reltuples`` rows: leaf tuples of the key and INCLUDE
@@ -368,7 +473,7 @@ class StatisticsEngine:
         default fillfactor 90, one internal page per 250 leaves, and the metapage."""
         widths = [self._width(candidate, p.text, p.expression) for p in candidate.keys]
         widths += [self._width(candidate, c, False) for c in candidate.include]
-        per_tuple = _align8(8 + sum(widths)) + 4
+        per_tuple = _align8(_INDEX_TUPLE_HEADER + sum(widths)) + _LINE_POINTER
         per_page = (BLOCK_BYTES - _PAGE_OVERHEAD) * _BTREE_FILLFACTOR
         leaves = math.ceil(reltuples * per_tuple / per_page) if reltuples > 0 else 1
         return (leaves + math.ceil(leaves / 250) + 1) * BLOCK_BYTES

@@ -27,7 +27,9 @@ The steps:
    net total rises and the set still fits.
 4. **Merging.** An unchosen candidate replaces two or more chosen indexes on its table whose queries it
    helps too, when the net total does not fall: one wider index over two narrower ones it serves.
-5. **Pruning.** A chosen index whose removal lowers the net total by less than
+5. **Filling.** What now pays against the set as it stands (one judged not worth it beside an index that
+   a swap or merge then took out) is added, best per byte first, while it fits.
+6. **Pruning.** A chosen index whose removal lowers the net total by less than
    :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
    and the narrower one is rejected "served by <wider>".
 
@@ -136,6 +138,7 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
     chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, not_worth)
     chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
     chosen = _merge(state, cache, chosen, [c for c in live if c not in passed_over], budget_bytes, write_cost)
+    chosen = _fill(state, cache, chosen, live, budget_bytes, max_indexes, write_cost)
     chosen, marginal = _prune(state, cache, chosen, write_cost, not_worth)
     for old, new in swapped_out.items():
         if old not in chosen and old not in not_worth:
@@ -292,6 +295,9 @@ def _not_worth(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: C
             return _reject(cand, cache, write_cost, f"served by {' and '.join(c.describe() for c in servers)}",
                            benefit)
     wc = write_cost(cand)
+    if benefit - wc > EPSILON:  # it would pay, but the chosen set leaves no room (_fill added what fits)
+        return _reject(cand, cache, write_cost, "over the budget or --max-indexes with the chosen indexes, which "
+                       "save more per byte", benefit)
     return _reject(cand, cache, write_cost, f"write cost {wc:.1f} above benefit {benefit:.1f}", benefit)
 
 
@@ -365,6 +371,29 @@ def _merge(state: _State, cache: Costs, chosen: list[Candidate], others: Sequenc
     return chosen
 
 
+def _fill(state: _State, cache: Costs, chosen: list[Candidate], pool: Sequence[Candidate], budget_bytes: int,
+          max_indexes: int | None, write_cost: Callable[[Candidate], float]) -> list[Candidate]:
+    """After swaps and merges, add what now pays against the set as it stands (an index judged not worth
+    it beside one that a swap or merge then took out): the best net marginal value per byte first, while
+    it fits the budget and ``max_indexes``."""
+    chosen = list(chosen)
+    used = sum(cache.size(c) for c in chosen)
+    while max_indexes is None or len(chosen) < max_indexes:
+        best: tuple[float, Candidate] | None = None
+        for cand in pool:
+            size = cache.size(cand)
+            if cand in chosen or used + size > budget_bytes:
+                continue
+            net = _marginal(state, cache, chosen, cand) - write_cost(cand)
+            if net > EPSILON and (best is None or net / max(size, 1) > best[0]):
+                best = (net / max(size, 1), cand)
+        if best is None:
+            return chosen
+        chosen.append(best[1])
+        used += cache.size(best[1])
+    return chosen
+
+
 def _prune(state: _State, cache: Costs, chosen: list[Candidate], write_cost: Callable[[Candidate], float],
            not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, float]]:
     """Drop every chosen index whose removal lowers the net total by less than :data:`PRUNE_TOLERANCE` of
@@ -435,4 +464,4 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
                         "left)", benefit=benefit, write_cost=wc, estimated_bytes=size)
     return Recommendation(candidate=cand, queries=tuple(served), estimated_bytes=size, benefit=benefit, write_cost=wc,
                           engine=EngineKind.STATISTICS, slows_writes_to=(cand.qualified_table,) if wc > 0 else (),
-                          not_costed=note)
+                          not_costed=f"{why}; ranked by pg_stats selectivity")

@@ -26,13 +26,16 @@ COLUMN_STATS = """
 -- n_distinct (< 0: minus a fraction of reltuples), the most common values (as text) and their
 -- frequencies, the correlation of physical and logical order, and the table's reltuples. A table with
 -- inheritance children (a partitioned table) has inherited statistics, preferred where both exist.
+-- ``padded``: the column is character(n), whose equality ignores trailing spaces (its values print padded).
 SELECT DISTINCT ON (s.schemaname, s.tablename, s.attname)
        s.schemaname::text AS schema, s.tablename::text AS table, s.attname::text AS column,
        s.null_frac, s.avg_width, s.n_distinct, s.most_common_vals::text::text[] AS mcv,
-       s.most_common_freqs AS mcf, s.correlation, c.reltuples
+       s.most_common_freqs AS mcf, s.correlation, c.reltuples,
+       a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype AS padded
 FROM pg_catalog.pg_stats s
 JOIN pg_catalog.pg_namespace n ON n.nspname = s.schemaname
 JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
 JOIN ROWS FROM (pg_catalog.unnest(%(schemas)s::text[]), pg_catalog.unnest(%(tables)s::text[])) AS want(schema, name)
   ON want.schema = s.schemaname AND want.name = s.tablename
 ORDER BY s.schemaname, s.tablename, s.attname, s.inherited DESC
@@ -43,7 +46,9 @@ ORDER BY s.schemaname, s.tablename, s.attname, s.inherited DESC
 class ColumnStat:
     """``pg_stats`` for one column: ``null_frac`` (0..1), ``avg_width`` (bytes), ``n_distinct`` as
     ``pg_stats`` gives it, ``most_common_vals`` (as text) with ``most_common_freqs`` (0..1),
-    ``correlation`` (-1..1 or None) and the table's ``reltuples`` (-1: never analysed or vacuumed)."""
+    ``correlation`` (-1..1 or None), the table's ``reltuples`` (-1: never analysed or vacuumed), and
+    ``padded`` for a ``character(n)`` column, whose equality ignores trailing spaces
+    (https://www.postgresql.org/docs/current/datatype-character.html): its values print padded to ``n``."""
 
     null_frac: float
     avg_width: int
@@ -52,6 +57,7 @@ class ColumnStat:
     most_common_freqs: tuple[float, ...] = ()
     correlation: float | None = None
     reltuples: float = -1.0
+    padded: bool = False
 
     @property
     def distinct(self) -> float:
@@ -62,8 +68,10 @@ class ColumnStat:
 
     def frequency(self, value: str) -> float | None:
         """The fraction of rows equal to ``value`` when it is a most common value, else None."""
+        if self.padded:
+            value = value.rstrip(" ")
         for v, f in zip(self.most_common_vals, self.most_common_freqs, strict=False):
-            if v == value:
+            if v == value or (self.padded and v is not None and v.rstrip(" ") == value):
                 return f
         return None
 
@@ -143,5 +151,6 @@ def read_column_stats(conn: psycopg.Connection, tables: Iterable[tuple[str, str]
         (r["schema"], r["table"], r["column"]): ColumnStat(
             float(r["null_frac"] or 0.0), int(r["avg_width"] or 0), float(r["n_distinct"] or 0.0),
             tuple(r["mcv"] or ()), tuple(float(f) for f in r["mcf"] or ()),
-            float(r["correlation"]) if r["correlation"] is not None else None, float(r["reltuples"]))
+            float(r["correlation"]) if r["correlation"] is not None else None, float(r["reltuples"]),
+            bool(r["padded"]))
         for r in rows})

@@ -101,7 +101,7 @@ def _left_out(entries: Sequence[Rejected], stage: bool) -> list[str]:
         why = r.reason + (f"; measured {_measured(r.measured[0].key, r.measured)}" if r.measured else "")
         size = f", estimated {size_pretty(r.estimated_bytes)}" if r.estimated_bytes else ""
         lines += _wrap(f"- {printable(r.candidate.describe())}{f' [{r.stage}]' if stage else ''}: "
-                       f"{one_line(clip(why))}; benefit {_cost(r.benefit)}, write cost {_cost(r.write_cost)}{size}")
+                       f"{printable(clip(why))}; benefit {_cost(r.benefit)}, write cost {_cost(r.write_cost)}{size}")
     return lines
 
 
