@@ -121,9 +121,17 @@ def test_write_cost_and_useless_candidates_are_rejected_with_their_figures() -> 
                          write_cost=lambda c: 500.0)
     assert sel.recommendations == ()
     reasons = {r.candidate: r for r in sel.rejected}
-    assert reasons[B].reason == "no query gets cheaper" and reasons[B].benefit == 0
+    assert reasons[B].reason == "no query gets cheaper by 10% or more" and reasons[B].benefit == 0
     assert reasons[A].reason == "write cost 500.0 above benefit 70.0"
     assert (reasons[A].benefit, reasons[A].write_cost, reasons[A].estimated_bytes) == (70, 500, 800)
+
+
+def test_a_saving_within_the_estimates_noise_is_no_help() -> None:
+    """4 % cheaper (an index-only scan beside an index that exists, say) is not a reason for an index."""
+    costs = TableCosts({"q1": 133}, {("q1", A): 128}, {A: 800})
+    sel = select_indexes([Q1], {"q1": (A,)}, costs, budget_bytes=10**6, max_indexes=None, write_cost=no_writes)
+    assert sel.recommendations == ()
+    assert [(r.candidate, r.reason) for r in sel.rejected] == [(A, "no query gets cheaper by 10% or more")]
 
 
 def test_weights_scale_the_benefit() -> None:

@@ -15,10 +15,10 @@ The steps:
 
 1. **Alone.** Each candidate is costed on its own against the queries that could use it (those that
    propose it, and those that propose another candidate with the same leading key column on its table).
-   One that makes no query cheaper is rejected ("no query gets cheaper") and never costed again; the
-   queries it makes cheaper alone are the only ones re-costed for it later (a candidate that does not help
-   a query alone is not asked about that query again), which keeps the what-if calls to a few per
-   candidate.
+   One that makes no query at least :data:`MIN_GAIN` (10 %) cheaper is rejected ("no query gets cheaper
+   by 10% or more") and never costed again; the queries it makes that much cheaper alone are the only
+   ones re-costed for it later (a candidate that does not help a query alone is not asked about that
+   query again), which keeps the what-if calls to a few per candidate.
 2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
    ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen that
@@ -57,6 +57,11 @@ from dbtune.units import size_pretty
 PRUNE_TOLERANCE = 0.05
 # Savings below this (planner cost units, weighted) are noise: a plan that did not change.
 EPSILON = 1e-6
+# A candidate helps a query when it alone makes the query's plan at least this much cheaper (a fraction of
+# its cost without candidates): a smaller change is within what the estimates can tell apart, and is left
+# to indexes that pay for themselves.
+MIN_GAIN = 0.10
+NO_GAIN = f"no query gets cheaper by {MIN_GAIN:.0%} or more"
 STAGE = "selection"
 
 
@@ -127,7 +132,7 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
     for cand in costable:
         _cost_alone(state, by_query, cache, cand)
         if state.alone[cand] <= EPSILON:
-            rejected[cand] = _reject(cand, cache, write_cost, "no query gets cheaper", 0.0)
+            rejected[cand] = _reject(cand, cache, write_cost, NO_GAIN, 0.0)
     live = [c for c in costable if c not in rejected]
     not_worth: list[Candidate] = []
     chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, not_worth)
@@ -197,7 +202,7 @@ def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cach
             continue
         query = state.queries[key]
         saving = _saving(state, cache, query, [cand], cand)
-        if saving > EPSILON:
+        if saving > max(EPSILON, MIN_GAIN * state.base[key]):
             total += query.weight * saving
             helps.append(key)
     state.alone[cand] = total
@@ -440,13 +445,14 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
         if cand not in by_query.get(q.key, ()) or q.key not in state.base:
             continue
         before, after = ranker.cost(q, ()), ranker.cost(q, [cand])
-        if before.cost is None or after.cost is None or cand not in after.used or before.cost - after.cost <= EPSILON:
+        if before.cost is None or after.cost is None or cand not in after.used \
+                or before.cost - after.cost <= max(EPSILON, MIN_GAIN * before.cost):
             continue
         benefit += q.weight * (before.cost - after.cost)
         served.append(QueryCost(q.key, q.name, q.sql, q.weight, before.cost, after.cost))
     note = f"not costed: {why}; ranked by pg_stats selectivity"
     if benefit <= EPSILON:
-        return Rejected(cand, STAGE, f"{note}: no query gets cheaper", write_cost=wc, estimated_bytes=size)
+        return Rejected(cand, STAGE, f"{note}: {NO_GAIN}", write_cost=wc, estimated_bytes=size)
     if benefit - wc <= EPSILON:
         return Rejected(cand, STAGE, f"{note}: write cost {wc:.1f} above benefit {benefit:.1f}", benefit=benefit,
                         write_cost=wc, estimated_bytes=size)
