@@ -19,7 +19,7 @@ def _index_count(db: TestDatabase) -> int:
 def test_tune_with_yes_applies_and_compares(db: TestDatabase, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     load_guide(db, scale=0.02)
     run = cli("tune", "--dsn", db.dsn, "--config", str(samples_dir() / "production.toml"),
-              "--workload", str(guide_file("workload.sql")), "--iterations", "5", "--dir",
+              "--workload", str(guide_file("workload.sql")), "--iterations", "15", "--dir",
               str(tmp_path / "migrations"), "--yes", "--quiet")
     assert run.code == 0, run
     assert "expected-index-missing" in run.out
