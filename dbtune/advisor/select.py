@@ -429,4 +429,4 @@ def _not_costed(cand: Candidate, why: str, queries: Sequence[AdvisorQuery],
                         "left)", benefit=benefit, write_cost=wc, estimated_bytes=size)
     return Recommendation(candidate=cand, queries=tuple(served), estimated_bytes=size, benefit=benefit, write_cost=wc,
                           engine=EngineKind.STATISTICS, slows_writes_to=(cand.qualified_table,) if wc > 0 else (),
-                          not_costed=note)
+                          not_costed=f"{why}; ranked by pg_stats selectivity")
