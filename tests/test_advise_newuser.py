@@ -38,7 +38,11 @@ CREATE TABLE public.people (id int PRIMARY KEY, email text NOT NULL);
 INSERT INTO public.people SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g;
 CREATE TABLE public.wide (id int PRIMARY KEY, a int, b int, c int, d int, e text);
 INSERT INTO public.wide SELECT g, g % 7, g % 101, g % 997, g % 5003, 'e' || g % 13 FROM generate_series(1, 20000) g;
-ANALYZE public.odd, public.covered, public.ev, public.people, public.wide;
+CREATE TABLE public.changesets (id int PRIMARY KEY, user_id int NOT NULL, created_at timestamp NOT NULL);
+INSERT INTO public.changesets SELECT g, g % 500, timestamp '2024-01-01' + g * interval '1 minute'
+  FROM generate_series(1, 20000) g;
+CREATE INDEX changesets_user_id_created_at_idx ON public.changesets (user_id, created_at);
+ANALYZE public.odd, public.covered, public.ev, public.people, public.wide, public.changesets;
 CREATE TABLE public.never (id int PRIMARY KEY, k int, v text) WITH (autovacuum_enabled = off);
 INSERT INTO public.never SELECT g, g % 500, 'v' FROM generate_series(1, 50000) g;
 """
@@ -184,3 +188,14 @@ def test_the_advice_migration_applies_without_pg_trgm(pg: LocalServer, tmp_path:
         api.apply(tmp_path / "migrations", resolve(database.dsn), ApplyOptions(report=lambda _: None))
     finally:
         conftest.drop_database(database)
+
+
+@pytest.mark.xfail(strict=True, reason="candidates: (user_id, created_at DESC) is proposed and recommended beside "
+                   "an existing (user_id, created_at), which serves `user_id = $1 ORDER BY created_at DESC` by a "
+                   "backward scan (the equality column's direction does not matter); openstreetmap's schema shows it")
+def test_no_candidate_that_a_backward_scan_of_an_existing_index_provides(target: Target) -> None:
+    advice = run(target, "-- name: of-user\nSELECT id, created_at FROM public.changesets WHERE user_id = $1 "
+                         "ORDER BY created_at DESC LIMIT 20;\n")
+    # recommended today on both servers: hypopg saves 0.4% of the cost; pg_stats claims 81%
+    recommended = [r.candidate.describe() for r in advice.recommendations]
+    assert "public.changesets (user_id, created_at DESC)" not in recommended, recommended
