@@ -12,6 +12,7 @@ from pathlib import Path
 import conftest
 import psycopg
 import pytest
+from test_advisor_api import has_hypopg
 
 from dbtune.advisor.api import AdviseOptions, advise
 from dbtune.advisor.model import Advice
@@ -60,9 +61,9 @@ class Target:
 @pytest.fixture(scope="module")
 def target(pg: LocalServer) -> Iterator[Target]:
     database = conftest.new_database(pg, "newuser")
+    if has_hypopg(pg):
+        database.execute("CREATE EXTENSION hypopg")
     with psycopg.connect(database.dsn, autocommit=True) as conn:
-        if conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()[0]:  # type: ignore[index]
-            conn.execute("CREATE EXTENSION hypopg")
         version = conn.info.server_version
     conftest.load_as_history(database, SCHEMA)
     yield Target(database, ConnectionSettings(dsn=database.dsn), version)
@@ -177,7 +178,7 @@ def test_the_advice_migration_applies_without_pg_trgm(pg: LocalServer, tmp_path:
         conftest.load_as_history(database, "CREATE TABLE public.notes (id int PRIMARY KEY, body text);"
                                  "INSERT INTO public.notes SELECT g, md5(g::text) FROM generate_series(1, 20000) g;"
                                  "ANALYZE public.notes;")
-        if database.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'") == [(1,)]:
+        if has_hypopg(pg):
             database.execute("CREATE EXTENSION hypopg")
         queries, _, _ = parse_script("SELECT id FROM public.notes WHERE body LIKE '%abc%';\n", "w.sql")
         advice = advise(resolve(database.dsn), Config(), queries, AdviseOptions())
