@@ -174,6 +174,7 @@ def test_a_candidate_the_engine_cannot_cost_is_ranked_by_pg_stats_and_says_so() 
                           ranker=stats)
     (rec,) = kept.recommendations
     assert rec.candidate == gin and rec.engine is EngineKind.STATISTICS and rec.benefit == 80
+    # why it is not costed, without the renderers' own "not costed:" prefix (the text said it twice)
     assert rec.not_costed == "hypopg cannot cost gin; ranked by pg_stats selectivity"
     unranked = select_indexes([Q1], {"q1": (gin,)}, hypopg, budget_bytes=10**6, max_indexes=None,
                               write_cost=no_writes)

@@ -15,7 +15,8 @@ from dbtune.db.connect import read_only_snapshot, resolve
 from dbtune.errors import UsageError
 from dbtune.migrate.changes import create_index
 
-BENCH = BenchOptions(iterations=30, rounds=6, warmup=1, param_samples=10)  # 5 a round: verdicts that hold on a busy machine
+# 5 executions a round: verdicts that hold on a busy machine
+BENCH = BenchOptions(iterations=30, rounds=6, warmup=1, param_samples=10)
 
 
 def _recommendation(db: TestDatabase, candidate: Candidate, name: str, sql: str, *,

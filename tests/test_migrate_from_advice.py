@@ -208,3 +208,38 @@ def test_hostile_names_from_advise_to_apply(db: TestDatabase, tmp_path: Path) ->
                     "AND NOT i.indisprimary")
     assert rows == [(rec.changes[0].index, True)]
     assert db.query(f"SELECT to_regclass('public.{SENTINEL_TABLE}') IS NOT NULL") == [(True,)]
+
+
+PARTITIONED = """
+CREATE TABLE public.ev (id bigint, created date NOT NULL, kind text, n int) PARTITION BY RANGE (created);
+CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+INSERT INTO public.ev SELECT g, date '2024-01-01' + (g % 360), 'k' || (g % 50), g FROM generate_series(1, 20000) g;
+CREATE INDEX ev_1_kind ON public.ev_1 (kind);
+ANALYZE public.ev;
+"""
+
+
+def test_partitioned_table_advice_round_trip(db: TestDatabase, tmp_path: Path) -> None:
+    """A recommendation on a partitioned table builds the index ON ONLY the parent, attaches a partition's
+    matching index and builds the missing one on the other partition (a create_index on the partition):
+    ``--from advice.json`` takes those steps (it refused the partition's build as "not the recommended
+    index's table"), and applied, the parent's index is valid on every partition."""
+    from dbtune.advisor.api import AdviseOptions, advise
+    from dbtune.workload.sqlfile import parse_script
+
+    load_as_history(db, PARTITIONED)
+    if int(str(db.query("SHOW server_version_num")[0][0])) < 160000:
+        db.execute("CREATE EXTENSION hypopg")
+    queries, _, _ = parse_script("SELECT n FROM public.ev WHERE kind = 'k3';\n", "w.sql")
+    advice = advise(resolve(db.dsn), Config(), queries, AdviseOptions())
+    (rec,) = [r for r in advice.recommendations if r.candidate.table == "ev"]
+    assert {c.table for c in rec.changes if c.kind is ChangeKind.CREATE_INDEX} > {"public.ev"}
+    path = tmp_path / "advice.json"
+    path.write_text(json.dumps(advice.to_json()))
+    findings = api.findings_from_file(path)
+    api.generate(findings, tmp_path / "migrations")
+    api.apply(tmp_path / "migrations", resolve(db.dsn), ApplyOptions(report=lambda _: None))
+    rows = db.query("SELECT i.indisvalid, (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = i.indexrelid) "
+                    "FROM pg_index i WHERE i.indrelid = 'public.ev'::regclass")
+    assert rows == [(True, 2)]

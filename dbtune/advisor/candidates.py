@@ -49,7 +49,6 @@ from dbtune.advisor.model import AdvisorQuery, Candidate, KeyPart
 from dbtune.advisor.stats import ColumnStats
 from dbtune.catalog.model import Index, Relation, Snapshot
 from dbtune.checks.matching import KeyColumn, index_key, index_signature, keys_match, same_predicate
-from dbtune.escape import one_line
 from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import ConstantPredicate, PredicateOp, QueryUsage, SortKey, TableUsage, Usage
@@ -273,7 +272,7 @@ class _TableCandidates:
             return False
         why = _not_immutable(text, self.types)
         if why is not None:
-            self.gen.skipped.append((f"{self.rel.qualified_name} ({one_line(text)})", why))
+            self.gen.skipped.append((f"{self.rel.qualified_name} ({text})", why))
             return False
         return True
 
@@ -367,7 +366,7 @@ class _TableCandidates:
             said += extra
         return Candidate(self.rel.schema, self.rel.name, key.parts, include,
                          predicate.sql if predicate is not None else None, method,
-                         reason=one_line(said + self.where))
+                         reason=said + self.where)
 
     def _add(self, key: _Key, **kwargs: object) -> None:
         self.out.append(self._candidate(key, **kwargs))  # type: ignore[arg-type]
@@ -464,7 +463,7 @@ class _TableCandidates:
 
     def _trigram(self, part: KeyPart, text: str, pg_trgm: bool) -> None:
         if not pg_trgm:  # its DDL would fail (no operator class gin_trgm_ops): say what to do instead
-            self.gen.skipped.append((f"{self.rel.qualified_name} ({one_line(text)})",
+            self.gen.skipped.append((f"{self.rel.qualified_name} ({text})",
                                      "a pattern match (LIKE '%…%', ILIKE, ~) needs a trigram index, which needs the "
                                      "pg_trgm extension: CREATE EXTENSION pg_trgm, then advise again"))
             return

@@ -8,7 +8,8 @@
    :func:`~dbtune.migrate.report_input.rebuild_change` (parsed with pglast as the one statement its kind
    says, names checked against the change's fields, printed again from the parse tree). A recommendation
    builds an index, so only ``create_index`` changes (and ``attach_index``, for a partitioned table) are
-   accepted, and every change must be on the recommended index's table.
+   accepted, and every change must be on the recommended index's table (or build the partition's index
+   that one of its ``attach_index`` steps attaches to the parent's).
 3. Each recommendation becomes one ``IX008 index-recommended`` finding
    (:func:`dbtune.checks.advice.recommendation_finding`), which ``migrate generate`` plans like any other.
 
@@ -150,7 +151,8 @@ def findings_from_advice(path: Path) -> list[Finding]:
     docstring). Raises :class:`UsageError` (one line naming the file, the recommendation and the key) when
     the file is missing, not JSON, not advice, written by another dbtune version, not valid against the
     schema, or when a change is not the one statement its kind says, names other objects than its fields
-    do, builds no index, or is on another table than the recommended index."""
+    do, builds no index, or is on another table than the recommended index (other than a partition's index
+    that the recommendation attaches to it)."""
     from dbtune.migrate.report_input import read_json
 
     data = read_json(path)
@@ -167,12 +169,15 @@ def advice_findings(path: Path, data: dict[str, Any]) -> list[Finding]:
     for n, rec in enumerate(advice.recommendations):
         recommendation = _recommendation(rec)
         changes = []
+        # On a partitioned table, a partition's own build is the index one of the steps attaches to the parent's.
+        attached = {c.index for c in rec.changes if c.kind is ChangeKind.ATTACH_INDEX and c.index is not None
+                    and c.table == recommendation.candidate.qualified_table}
         for m, change in enumerate(rec.changes):
             try:
                 if change.kind not in _INDEX_KINDS:
                     raise ChangeRefused("kind", f"a recommendation builds an index (create_index, attach_index), "
                                                 f"not {change.kind.value}")
-                if change.table != recommendation.candidate.qualified_table:
+                if change.table != recommendation.candidate.qualified_table and change.index not in attached:
                     raise ChangeRefused("table", f"{printable(str(change.table))[:200]} is not the recommended "
                                                  f"index's table {printable(recommendation.candidate.qualified_table)}")
                 changes.append(rebuild_change(change))

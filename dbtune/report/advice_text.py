@@ -105,6 +105,21 @@ def _left_out(entries: Sequence[Rejected], stage: bool) -> list[str]:
     return lines
 
 
+def _why_none(advice: Advice) -> str:
+    """Why nothing is recommended, from the advice's own counts and rejections."""
+    if advice.queries == 0:
+        return ("no statement of the workload could be used (see PROBLEMS)" if advice.problems else
+                "the workload holds no statement an index could serve (utility statements such as DDL, SET or "
+                "VACUUM are left out)")
+    if advice.candidates == 0:
+        return "no statement of the workload suggested an index"
+    if any(r.reason.startswith(("over budget", "beyond --max-indexes")) for r in advice.rejected):
+        return "the candidates that make a query cheaper do not fit --budget or --max-indexes (see REJECTED)"
+    if not advice.rejected and advice.problems:
+        return "the statements that suggested candidates could not be planned (see PROBLEMS)"
+    return "no candidate paid for its size and write cost"
+
+
 def render_advice_text(advice: Advice) -> str:
     budget = size_pretty(advice.budget_bytes)
     of = (f" of {size_pretty(advice.database_bytes)} ({advice.budget_bytes / advice.database_bytes:.0%})"
@@ -121,7 +136,7 @@ def render_advice_text(advice: Advice) -> str:
     total = sum(r.estimated_bytes for r in advice.recommendations)
     lines += ["", f"RECOMMENDED ({len(advice.recommendations)}, estimated {size_pretty(total)})"]
     if not advice.recommendations:
-        lines.append("  none: no candidate paid for its size and write cost")
+        lines.append(f"  none: {_why_none(advice)}")
     for number, rec in enumerate(advice.recommendations, start=1):
         lines += _recommendation(number, rec, advice.validated)
     if advice.rejected:
