@@ -656,3 +656,33 @@ def test_a_a_is_no_change_and_the_demo_migration_is_faster(db18: conftest.TestDa
         if called:
             changed.append(called)
     assert len(changed) <= 1, changed
+
+
+# --- parameters compared through an IMMUTABLE function (issue 7) ------------------------------------------
+
+
+def test_a_parameter_compared_through_an_immutable_function_is_sampled(db: conftest.TestDatabase) -> None:
+    """``lower(email) = lower($1)`` and ``lower(email) = $1`` get values of ``lower(email)``,
+    ``email = lower($1)`` values of ``email``; a VOLATILE function is never called to sample, and the
+    query is skipped with the reason."""
+    from dbtune.workload.params import ParameterUnresolved, sample_parameters
+
+    db.execute("""
+        CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL);
+        INSERT INTO people SELECT g, 'User' || g || '@Example.com' FROM generate_series(1, 500) g;
+        CREATE FUNCTION noisy(text) RETURNS text LANGUAGE sql VOLATILE AS 'SELECT $1';
+    """)
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        emails = {str(r[0]) for r in conn.execute("SELECT email FROM people")}
+        for sql in ("SELECT id FROM people WHERE lower(email) = lower($1)",
+                    "SELECT id FROM people p WHERE lower(p.email) = $1::text"):
+            params = sample_parameters(conn, sql, k=5)
+            assert len(params.sets) == 5 and {v.lower() for (v,) in params.sets} <= {e.lower() for e in emails}
+            assert all(v == v.lower() for (v,) in params.sets), params.sets
+            assert params.sources[0].startswith("$1: lower(email) of public.people (5 distinct values"), params
+        params = sample_parameters(conn, "SELECT id FROM people WHERE email = lower($1)", k=5)
+        assert {v for (v,) in params.sets} <= emails and params.sources[0].startswith("$1: public.people.email")
+        for sql in ("SELECT id FROM people WHERE noisy(email) = $1", "SELECT id FROM people WHERE email = noisy($1)"):
+            with pytest.raises(ParameterUnresolved, match=r"^\$1: noisy is not IMMUTABLE"):
+                sample_parameters(conn, sql, k=5)
+

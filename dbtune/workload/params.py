@@ -8,7 +8,12 @@ How sampling works:
    ``$n <op> column`` (``=``, ``<``, ``>=`` …), ``column IN ($n, …)``, ``column [NOT] LIKE/ILIKE $n``,
    ``column = ANY($n)`` (sent as a one-element array), ``column BETWEEN $n AND $m``, ``INSERT … (column, …)
    VALUES ($n, …)``, ``UPDATE … SET column = $n``; casts on either side (``$1::int``) are looked through.
-   ``LIMIT $n`` is sent as 100 and ``OFFSET $n`` as 0.
+   ``LIMIT $n`` is sent as 100 and ``OFFSET $n`` as 0. A comparison with a function of one column, or of
+   the parameter, counts too when the function is IMMUTABLE (every function of that name the search path
+   reaches, by ``pg_proc.provolatile``; its other arguments constants): ``lower(email) = $1`` and
+   ``lower(email) = lower($1)`` sample values of ``lower(email)``, ``email = lower($1)`` values of
+   ``email`` (an immutable function's values are what an expression index holds; a volatile one is never
+   called to sample).
 3. The column's relation is resolved through the FROM clause of the statement (or subquery) it sits in:
    ``alias.column`` by the alias or table name, ``schema.table.column`` directly, and a bare ``column`` by
    asking the catalog which of the FROM clause's tables has it (it must be exactly one), looking outwards
@@ -30,11 +35,12 @@ not a crash. See https://www.postgresql.org/docs/current/sql-select.html#SQL-FRO
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
 from pglast import ast, enums
+from pglast.stream import RawStream
 from psycopg.types.string import TextLoader
 
 from dbtune.errors import DbtuneError
@@ -86,10 +92,16 @@ class _Scope:
 
 @dataclass(frozen=True)
 class _Use:
+    """``$number`` compared with the column ``names`` (resolved through ``scopes``); ``expression`` the
+    function of that column it is compared with, as SQL on the bare column (``lower(email)``), and
+    ``functions`` the names (as written) of the functions that must be IMMUTABLE for it to count."""
+
     number: int
     names: tuple[str, ...]
     scopes: tuple[_Scope, ...]
     array: bool = False
+    expression: str | None = None
+    functions: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass
@@ -134,6 +146,56 @@ def _param(node: object) -> int | None:
 def _column(node: object) -> tuple[str, ...] | None:
     node = _strip_cast(node)
     return _names(node) if isinstance(node, ast.ColumnRef) else None
+
+
+def _plain_call(node: object) -> ast.FuncCall | None:
+    """``node`` (casts looked through) when it is a plain function call: no aggregate, window or VARIADIC."""
+    node = _strip_cast(node)
+    if not isinstance(node, ast.FuncCall) or node.over is not None or node.agg_order or node.agg_filter \
+            or node.agg_star or node.agg_distinct or node.func_variadic or not node.args:
+        return None
+    return node
+
+
+def _function_name(call: ast.FuncCall) -> tuple[str, ...]:
+    return tuple(str(n.sval) for n in call.funcname or () if isinstance(n, ast.String))
+
+
+def _one_argument(call: ast.FuncCall, matches: Callable[[object], bool]) -> object | None:
+    """The one argument of ``call`` that ``matches`` when every other one is a constant, else None."""
+    found = [a for a in call.args or () if matches(a)]
+    others = [a for a in call.args or () if not matches(a)]
+    if len(found) != 1 or not all(isinstance(_strip_cast(a), ast.A_Const) for a in others):
+        return None
+    return found[0]
+
+
+def _param_side(node: object) -> tuple[int, tuple[tuple[str, ...], ...]] | None:
+    """``$n`` or ``f($n)`` (other arguments constants): the number, and the function to check."""
+    number = _param(node)
+    if number is not None:
+        return number, ()
+    call = _plain_call(node)
+    arg = _one_argument(call, lambda a: _param(a) is not None) if call is not None else None
+    return (_param(arg), (_function_name(call),)) if call is not None and arg is not None else None  # type: ignore[return-value]
+
+
+def _column_side(node: object) -> tuple[tuple[str, ...], str | None, tuple[tuple[str, ...], ...]] | None:
+    """``column`` or ``f(column)`` (other arguments constants): the column's names, the function as SQL on
+    the bare column (``lower(email)``; None for a plain column), and the function to check."""
+    names = _column(node)
+    if names is not None:
+        return names, None, ()
+    call = _plain_call(node)
+    arg = _one_argument(call, lambda a: _column(a) is not None) if call is not None else None
+    if call is None or arg is None:
+        return None
+    names = _column(arg)
+    assert names is not None
+    bare = ast.ColumnRef(fields=(ast.String(sval=names[-1]),))
+    args = tuple(bare if a is arg else a for a in call.args or ())
+    return names, RawStream()(ast.FuncCall(funcname=call.funcname, args=args, funcformat=call.funcformat)), (
+        _function_name(call),)
 
 
 def _scope_of(items: object, ctes: frozenset[str]) -> _Scope:
@@ -267,9 +329,10 @@ def _record_comparison(node: ast.A_Expr, scopes: tuple[_Scope, ...], found: _Ana
     elif kind in (K.AEXPR_IN, K.AEXPR_BETWEEN, K.AEXPR_NOT_BETWEEN, K.AEXPR_BETWEEN_SYM, K.AEXPR_NOT_BETWEEN_SYM):
         pairs += [(node.lexpr, item, False) for item in node.rexpr or ()]
     for col_node, param_node, array in pairs:
-        names, number = _column(col_node), _param(param_node)
-        if names and number is not None:
-            found.uses.append(_Use(number, names, scopes, array))
+        column, param = _column_side(col_node), _param_side(param_node)
+        if column is not None and param is not None and column[0]:
+            names, expression, wrapped = column
+            found.uses.append(_Use(param[0], names, scopes, array, expression, (*wrapped, *param[1])))
 
 
 # --- resolving columns to relations -----------------------------------------------------------------
@@ -298,10 +361,30 @@ class _Relation:
         return qualified(self.schema, self.name)
 
 
+_VOLATILITY = """
+-- How many functions of that name the search path reaches (or in that schema), and whether all are IMMUTABLE.
+SELECT count(*), COALESCE(bool_and(p.provolatile = 'i'), false)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.proname = %(name)s
+  AND CASE WHEN %(schema)s::text IS NULL THEN n.nspname = ANY (pg_catalog.current_schemas(true))
+           ELSE n.nspname = %(schema)s END
+"""
+
+
 class _Catalog:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self.cache: dict[tuple[str | None, str], _Relation | None] = {}
+
+    def not_immutable(self, function: tuple[str, ...]) -> str | None:
+        """Why values of ``function`` (its name as written: ``(name,)`` or ``(schema, name)``) are not
+        sampled, or None when every function of that name is IMMUTABLE."""
+        schema, name = (None, function[-1]) if len(function) == 1 else (function[-2], function[-1])
+        shown = ".".join(function)
+        row = self.conn.execute(_VOLATILITY, {"name": name, "schema": schema}).fetchone()  # type: ignore[call-overload]
+        if row is None or not row[0]:
+            return f"no function {shown}"
+        return None if row[1] else f"{shown} is not IMMUTABLE, so dbtune does not call it to sample values"
 
     def relation(self, schema: str | None, name: str) -> _Relation | None:
         key = (schema, name)
@@ -366,9 +449,10 @@ def _text_rows(cur: psycopg.Cursor, limit: int) -> list[tuple[str, ...]]:
 
 def _sample_relation(conn: psycopg.Connection, rel: _Relation, columns: list[str], k: int,
                      seed: int) -> tuple[list[tuple[str, ...]], str]:
-    """Up to ``k`` distinct non-NULL tuples of ``columns`` of ``rel`` as text, and how they were drawn."""
-    cols = ", ".join(f"{quote_ident(c)}::text" for c in columns)
-    not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
+    """Up to ``k`` distinct non-NULL tuples of ``columns`` of ``rel`` (each a quoted column name or a
+    function call on one, as SQL) as text, and how they were drawn."""
+    cols = ", ".join(f"{c}::text" for c in columns)
+    not_null = " AND ".join(f"{c} IS NOT NULL" for c in columns)
     conn.execute("SELECT pg_catalog.setseed(%s)", (((seed % 1000) / 1000.0),))  # type: ignore[call-overload]
     cur = conn.cursor()
     if rel.kind in ("r", "m", "p") and rel.reltuples >= SMALL_TABLE_ROWS:
@@ -412,17 +496,23 @@ def sample_parameters(conn: psycopg.Connection, sql: str, params_sql: str | None
     if expected == 0:
         return NO_PARAMETERS
     catalog = _Catalog(conn)
-    bound: dict[int, tuple[_Relation, str, bool]] = {}
+    bound: dict[int, tuple[_Relation, str, bool]] = {}  # $n -> (relation, the SQL sampled, array)
     reasons: dict[int, str] = {}
+    expressions: set[int] = set()  # the $n compared with a function of a column
     for use in found.uses:
         if use.number in bound:
             continue
         try:
             rel, column = _resolve(use, catalog)
+            why = next((w for f in use.functions if (w := catalog.not_immutable(f)) is not None), None)
+            if why is not None:
+                raise ParameterUnresolved(f"${use.number}: {why}")
         except ParameterUnresolved as exc:
             reasons.setdefault(use.number, str(exc))
             continue
-        bound[use.number] = (rel, column, use.array)
+        bound[use.number] = (rel, use.expression or quote_ident(column), use.array)
+        if use.expression is not None:
+            expressions.add(use.number)
     for number in range(1, expected + 1):
         if number not in bound and number not in found.fixed:
             reason = reasons.get(number) or (
@@ -463,7 +553,8 @@ def sample_parameters(conn: psycopg.Connection, sql: str, params_sql: str | None
         if number in bound:
             rel, column, array = bound[number]
             rows, how = samples[rel.label]
-            sources.append(f"${number}: {rel.label}.{quote_ident(column)} ({len(rows)} distinct values, {how}"
+            shown = f"{column} of {rel.label}" if number in expressions else f"{rel.label}.{column}"
+            sources.append(f"${number}: {shown} ({len(rows)} distinct values, {how}"
                            + (", as a one-element array)" if array else ")"))
         else:
             sources.append(f"${number}: {found.fixed[number][1]}")
