@@ -686,3 +686,48 @@ def test_a_parameter_compared_through_an_immutable_function_is_sampled(db: conft
             with pytest.raises(ParameterUnresolved, match=r"^\$1: noisy is not IMMUTABLE"):
                 sample_parameters(conn, sql, k=5)
 
+
+# --- validation's measurement: a timed-out query stops, the drift bound at 80 % (issue 7) ---------------
+
+
+def test_stop_on_timeout_does_not_run_a_timed_out_query_again(db18: conftest.TestDatabase) -> None:
+    """With ``stop_on_timeout`` a query cancelled by statement_timeout in the warm-up is not run in the
+    rounds: each round counts one failed execution with the timeout's message; a query that finishes is
+    measured in every round."""
+    from dbtune.db.connect import resolve
+
+    settings = replace(resolve(db18.dsn), statement_timeout_ms=50)
+    workload = parse_workload("-- name: sleeps\nSELECT pg_sleep(1);\n-- name: quick\nSELECT 1;\n", "w.sql")
+    options = BenchOptions(iterations=3, rounds=3, warmup=1, stop_on_timeout=True)
+    result = run_bench(settings, workload, options)
+    sleeps, quick = result.queries
+    assert (sleeps.count, sleeps.errors) == (0, 3)
+    assert "statement timeout (not run again after it timed out)" in (sleeps.first_error or ""), sleeps.first_error
+    assert [r.errors for r in sleeps.rounds] == [1, 1, 1]
+    assert (quick.count, quick.errors) == (3, 0)
+    plain = run_bench(settings, workload, replace(options, stop_on_timeout=False))
+    assert plain.queries[0].errors == 3 and "not run again" not in (plain.queries[0].first_error or "")
+
+
+def test_validation_drift_bound_is_narrower_and_an_a_a_run_still_finds_nothing(db18: conftest.TestDatabase) -> None:
+    """The same two runs compared with the drift interval at 80 % (validation's) get a noise floor no higher
+    than at 95 % (``bench compare``'s), and the comparison says which it used; with validation's
+    measurement, A/A runs on an unchanged database call a change at most once in eight."""
+    from dbtune.advisor.validate import DRIFT_CONFIDENCE, VALIDATION_BENCH
+    from dbtune.db.connect import resolve
+
+    db18.execute("CREATE TABLE t (id int PRIMARY KEY, k int NOT NULL); "
+                 "INSERT INTO t SELECT g, g % 100 FROM generate_series(1, 20000) g; ANALYZE t;")
+    settings = resolve(db18.dsn)
+    workload = parse_workload("-- name: scan\nSELECT count(*) FROM t WHERE k = $1;\n"
+                              "-- name: lookup\nSELECT k FROM t WHERE id = $1;\n", "w.sql")
+    runs = [run_bench(settings, workload, VALIDATION_BENCH) for _ in range(9)]
+    changed = []
+    for before, after in zip(runs, runs[1:], strict=False):
+        strict, validation = compare(before, after), compare(before, after, drift_confidence=DRIFT_CONFIDENCE)
+        assert (strict.drift_confidence, validation.drift_confidence) == (0.95, 0.80)
+        assert validation.to_json()["method"]["drift_confidence"] == 0.80
+        for s, v in zip(strict.queries, validation.queries, strict=True):
+            assert s.noise_floor is not None and v.noise_floor is not None and v.noise_floor <= s.noise_floor
+        changed += [f"{q.name}: {q.reason}" for q in validation.queries if q.verdict is not Verdict.NO_CHANGE]
+    assert len(changed) <= 1, changed

@@ -16,7 +16,8 @@ otherwise:
   (:class:`~dbtune.bench.stats.Drift`): a CPU-bound one gives the factor by which the machine's speed may
   have changed, the far end of its interval; a round trip (``SELECT 1``) the delay a busier machine may
   have added to every statement, which inflates a short latency far more than a long one. The floor is at
-  least ``1 + min_change`` (5 %);
+  least ``1 + min_change`` (5 %). The reference statements' intervals are 95 % ones unless the caller
+  passes ``drift_confidence`` (0.80: :mod:`dbtune.advisor.validate`, which says why);
 - the medians of the round medians differ by at least ``min_difference_ms`` (5 µs): below that a
   difference is the timer's and the network's, whatever its ratio.
 
@@ -37,7 +38,7 @@ from typing import Any
 
 from dbtune.bench.plan import PlanShape
 from dbtune.bench.result import CPU_BOUND, ROUND_TRIP, BenchResult, BenchServer, QueryResult, label
-from dbtune.bench.stats import Drift, RatioEstimate, median, round_difference, round_ratio
+from dbtune.bench.stats import CONFIDENCE, Drift, RatioEstimate, median, round_difference, round_ratio
 from dbtune.errors import UsageError
 
 DEFAULT_MIN_CHANGE = 0.05
@@ -107,7 +108,8 @@ class Comparison:
     that were overridden by ``force`` (empty otherwise), and notes (skipped queries, differing write
     mode). ``drift`` is how the reference statements moved between the runs, from which each query's
     noise floor comes, with ``min_change``; ``min_difference_ms`` the smallest difference of medians ever
-    called a change; ``rounds`` the rounds of each run."""
+    called a change; ``rounds`` the rounds of each run; ``drift_confidence`` the confidence of the
+    reference statements' intervals the noise floors come from."""
 
     before_server: BenchServer
     after_server: BenchServer
@@ -120,6 +122,7 @@ class Comparison:
     min_change: float
     min_difference_ms: float
     rounds: tuple[int, int] = (0, 0)
+    drift_confidence: float = CONFIDENCE
 
     def verdicts(self) -> dict[str, Verdict]:
         """Each matched query's verdict by name."""
@@ -138,6 +141,7 @@ class Comparison:
                        "ratio": "geometric mean of the round medians, before / after",
                        "ci": "Welch t on the logarithms of the round medians",
                        "noise_floor": "the reference statements' drift between the runs, at least 1 + min_change",
+                       "drift_confidence": self.drift_confidence,
                        "min_change": self.min_change, "min_difference_ms": self.min_difference_ms},
             "drift": {"factor": ratio(self.drift.factor),
                       "delay_ms": None if self.drift.delay_ms is None else {
@@ -225,9 +229,10 @@ def plan_change(before: PlanShape | None, after: PlanShape | None) -> str | None
     return f"{before.shape} → {after.shape}"
 
 
-def drift(before: BenchResult, after: BenchResult) -> Drift:
-    """How the reference statements moved between the runs (:class:`~dbtune.bench.stats.Drift`); a part is
-    ``None`` when a side did not measure that statement in at least 2 rounds."""
+def drift(before: BenchResult, after: BenchResult, confidence: float = CONFIDENCE) -> Drift:
+    """How the reference statements moved between the runs (:class:`~dbtune.bench.stats.Drift`), with
+    intervals at ``confidence`` (0.95 or 0.80); a part is ``None`` when a side did not measure that
+    statement in at least 2 rounds."""
     def rounds(result: BenchResult, name: str) -> list[float]:
         q = result.reference(name)
         return q.round_medians() if q is not None else []
@@ -235,10 +240,10 @@ def drift(before: BenchResult, after: BenchResult) -> Drift:
     factor = delay = None
     b, a = rounds(before, CPU_BOUND), rounds(after, CPU_BOUND)
     if len(b) >= MIN_ROUNDS and len(a) >= MIN_ROUNDS:
-        factor = round_ratio(b, a)
+        factor = round_ratio(b, a, confidence)
     b, a = rounds(before, ROUND_TRIP), rounds(after, ROUND_TRIP)
     if len(b) >= MIN_ROUNDS and len(a) >= MIN_ROUNDS:
-        delay = round_difference(b, a)
+        delay = round_difference(b, a, confidence)
     return Drift(factor, delay)
 
 
@@ -269,10 +274,15 @@ def judge(before: QueryResult, after: QueryResult, machine: Drift, *, min_change
 
 def compare(before: BenchResult, after: BenchResult, force: bool = False, *,
             min_change: float = DEFAULT_MIN_CHANGE,
-            min_difference_ms: float = DEFAULT_MIN_DIFFERENCE_MS) -> Comparison:
+            min_difference_ms: float = DEFAULT_MIN_DIFFERENCE_MS, drift_confidence: float = CONFIDENCE
+            ) -> Comparison:
     """Compare two runs query by query (see the module docstring): a :class:`Comparison` whose
     ``queries`` each carry a :class:`Verdict` (``faster``, ``slower``, ``no significant change``, ``not
     enough data``), the ratio of the round medians with its 95 % interval, and the noise floor.
+
+    ``drift_confidence`` (0.95 by default, or 0.80) is the confidence of the reference statements' intervals
+    whose far ends make the noise floors; ``bench compare`` keeps 0.95. A lower one is for a caller that
+    knows the cost of each error, as validation does (:mod:`dbtune.advisor.validate`).
 
     Raises :class:`ResultsDiffer` (exit 2) naming every difference when the servers (version_num,
     database), timing settings or run parameters differ, unless ``force``; then the differences are
@@ -283,7 +293,7 @@ def compare(before: BenchResult, after: BenchResult, force: bool = False, *,
         raise ResultsDiffer("refusing to compare runs measured differently: " + "; ".join(found)
                             + " (pass --force to compare anyway)")
     pairs, only_before, only_after = _match(before, after)
-    machine = drift(before, after)
+    machine = drift(before, after, drift_confidence)
     rows = []
     for b, a in pairs:
         ratio, floor, outcome, reason = judge(b, a, machine, min_change=min_change,
@@ -296,4 +306,5 @@ def compare(before: BenchResult, after: BenchResult, force: bool = False, *,
             plan_before=b.plan, plan_after=a.plan, plan_change=plan_change(b.plan, a.plan)))
     return Comparison(before.server, after.server, tuple(rows), tuple(q.label for q in only_before),
                       tuple(q.label for q in only_after), tuple(found), tuple(_run_notes(before, after)),
-                      machine, min_change, min_difference_ms, (before.run.rounds, after.run.rounds))
+                      machine, min_change, min_difference_ms, (before.run.rounds, after.run.rounds),
+                      drift_confidence)

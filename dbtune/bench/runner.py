@@ -74,7 +74,11 @@ class BenchOptions:
     executions per query and client before the first round; ``clients`` concurrent sessions;
     ``allow_writes`` runs DML in rolled-back transactions; ``param_samples`` distinct parameter sets to
     draw per query; ``sample_cap`` raw latencies kept per query (a uniform reservoir beyond it); ``seed``
-    makes parameter sampling, the order of the queries in each round and the reservoir repeatable."""
+    makes parameter sampling, the order of the queries in each round and the reservoir repeatable;
+    ``reference_iterations`` the least executions of each reference statement in a round;
+    ``stop_on_timeout``: once an execution of a query is cancelled by ``statement_timeout`` (in the
+    warm-up or a round), its later executions are not run but counted as failed with the same error, so a
+    query that cannot finish costs one timeout, not one a round."""
 
     iterations: int = 100
     duration_s: float | None = None
@@ -85,6 +89,8 @@ class BenchOptions:
     sample_cap: int = DEFAULT_SAMPLE_CAP
     seed: int = 1
     rounds: int = DEFAULT_ROUNDS
+    reference_iterations: int = REFERENCE_ITERATIONS
+    stop_on_timeout: bool = False
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming the option that is out of range."""
@@ -99,8 +105,8 @@ class BenchOptions:
             raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
         if self.clients < 1:
             raise UsageError(f"--clients must be at least 1, got {self.clients}")
-        if self.param_samples < 1 or self.sample_cap < 1:
-            raise UsageError("param_samples and sample_cap must be at least 1")
+        if self.param_samples < 1 or self.sample_cap < 1 or self.reference_iterations < 1:
+            raise UsageError("param_samples, sample_cap and reference_iterations must be at least 1")
 
     def iterations_in_round(self, index: int) -> int:
         """Measured executions per client of each query in round ``index`` (0-based): ``iterations`` split
@@ -141,6 +147,7 @@ class _ClientStats:
     crashed: BaseException | None = None
     round: list[float] = field(default_factory=list)
     round_errors: int = 0
+    timed_out: str | None = None  # the statement_timeout error that stops it (BenchOptions.stop_on_timeout)
 
 
 @dataclass
@@ -208,33 +215,53 @@ def _execute(cur: psycopg.RawCursor, sql: str, values: tuple[str, ...], write: b
     return elapsed / 1e6, rows
 
 
+_STOPPED = " (not run again after it timed out)"
+
+
 def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iterations: int,
-            duration_s: float | None, cap: int, barrier: threading.Barrier) -> None:
+            duration_s: float | None, cap: int, barrier: threading.Barrier, stop_on_timeout: bool = False) -> None:
     """Client ``index``: ``warmup`` unmeasured executions, then (after every client is ready) ``iterations``
-    measured ones, or as many as fit in ``duration_s`` (at least one)."""
+    measured ones, or as many as fit in ``duration_s`` (at least one). With ``stop_on_timeout``, after a
+    ``statement_timeout`` cancellation the remaining executions are counted as failed, not run."""
     stats, values, rng, write = q.stats[index], q.values[index], q.rngs[index], q.kind == "write"
     sql = q.query.sql
     cur = MarkedRawCursor(conn)
     waited = False
+
+    def failed(exc: psycopg.Error) -> None:
+        if stop_on_timeout and isinstance(exc, psycopg.errors.QueryCanceled) and stats.timed_out is None:
+            stats.timed_out = _one_line(exc) + _STOPPED
+
     try:
         for _ in range(warmup):
+            if stats.timed_out is not None:
+                break
             try:
                 _execute(cur, sql, next(values), write)
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 if conn.broken:
                     raise
+                failed(exc)
         barrier.wait()
         waited = True
         deadline = time.monotonic() + duration_s if duration_s else None
         done = 0
         while (done < iterations) if deadline is None else (done == 0 or time.monotonic() < deadline):
             done += 1
+            if stats.timed_out is not None:
+                stats.errors += 1
+                stats.round_errors += 1
+                stats.first_error = stats.first_error or stats.timed_out
+                if deadline is not None:
+                    break
+                continue
             try:
                 ms, rows = _execute(cur, sql, next(values), write)
             except psycopg.Error as exc:
                 stats.errors += 1
                 stats.round_errors += 1
                 stats.first_error = stats.first_error or _one_line(exc)
+                failed(exc)
                 if conn.broken:
                     break
                 continue
@@ -274,7 +301,8 @@ def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions
     for s in q.stats:
         s.round = []
         s.round_errors = 0
-    threads = [threading.Thread(target=_client, args=(c, q, i, warmup, iterations, duration_s, cap, barrier),
+    threads = [threading.Thread(target=_client, args=(c, q, i, warmup, iterations, duration_s, cap, barrier,
+                                                      options.stop_on_timeout),
                                 name=f"dbtune-bench-{i}", daemon=True) for i, c in enumerate(conns)]
     for t in threads:
         t.start()
@@ -427,7 +455,8 @@ def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], refere
                 options: BenchOptions, progress: Callable[[str], None]) -> None:
     """The warm-up of every query, then the rounds: in each, every query and the reference statements in an
     order shuffled with the seed (the same orders on both sides of a comparison). A reference statement
-    runs at least :data:`REFERENCE_ITERATIONS` times a round (or for a tenth of the round's duration)."""
+    runs at least ``options.reference_iterations`` times a round (:data:`REFERENCE_ITERATIONS` by default;
+    with a duration, for a tenth of the round's)."""
     everything = [*running, *references]
     if options.warmup:
         for q in everything:
@@ -444,7 +473,7 @@ def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], refere
             q = everything[i]
             iterations, seconds = options.iterations_in_round(r), duration
             if q in references:
-                iterations, seconds = max(iterations, REFERENCE_ITERATIONS), duration and duration / 10
+                iterations, seconds = max(iterations, options.reference_iterations), duration and duration / 10
             elapsed = _measure(conns, q, options, warmup=0, iterations=iterations, duration_s=seconds)
             q.elapsed_s += elapsed
             q.rounds.append(_round_result(q, elapsed))

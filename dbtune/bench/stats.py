@@ -44,6 +44,13 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
          2.045, 2.042)
 _T975_LARGE = ((40, 2.021), (60, 2.000), (120, 1.980))
+# The 90th percentile (two-sided 80 %), from the same table: the confidence of the machine-drift bound that
+# validation uses (dbtune.advisor.validate, dbtune.bench.compare's ``drift_confidence``).
+_T90 = (3.078, 1.886, 1.638, 1.533, 1.476, 1.440, 1.415, 1.397, 1.383, 1.372, 1.363, 1.356, 1.350, 1.345,
+        1.341, 1.337, 1.333, 1.330, 1.328, 1.325, 1.323, 1.321, 1.319, 1.318, 1.316, 1.315, 1.314, 1.313,
+        1.311, 1.310)
+_T90_LARGE = ((40, 1.303), (60, 1.296), (120, 1.289))
+_TABLES = {0.95: (_T975, _T975_LARGE, 1.960), 0.80: (_T90, _T90_LARGE, 1.282)}
 
 
 def new_histogram() -> HdrHistogram:
@@ -89,13 +96,25 @@ def median(xs: Sequence[float]) -> float:
 def t_quantile_975(df: float) -> float:
     """Student's t at 97.5 % for ``df`` degrees of freedom (at least 1), ``df`` rounded down: the
     conservative (wider) value for a fractional Welch–Satterthwaite ``df``."""
+    return t_quantile(df, CONFIDENCE)
+
+
+def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
+    """Student's t for a two-sided ``confidence`` interval (0.95 or 0.80: the 97.5th or the 90th
+    percentile) with ``df`` degrees of freedom (at least 1; rounded down, the wider value; infinite: the
+    normal quantile). Raises ``ValueError`` for another confidence."""
+    if confidence not in _TABLES:
+        raise ValueError(f"no t table for confidence {confidence} (have {', '.join(map(str, _TABLES))})")
+    table, large, normal = _TABLES[confidence]
+    if math.isinf(df):
+        return normal
     whole = max(1, int(math.floor(df)))
-    if whole <= len(_T975):
-        return _T975[whole - 1]
-    for limit, value in reversed(_T975_LARGE):
+    if whole <= len(table):
+        return table[whole - 1]
+    for limit, value in reversed(large):
         if whole >= limit:
             return value
-    return _T975[-1]
+    return table[-1]
 
 
 @dataclass(frozen=True)
@@ -137,30 +156,34 @@ def _variance(xs: Sequence[float]) -> float:
     return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
 
 
-def _welch(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
-    """Welch's interval for mean(xs) - mean(ys): (difference, half-width at 95 %, degrees of freedom)."""
+def _welch(xs: Sequence[float], ys: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Welch's interval for mean(xs) - mean(ys): (difference, half-width at ``confidence``, degrees of
+    freedom)."""
     diff = mean(xs) - mean(ys)
     vx, vy = _variance(xs) / len(xs), _variance(ys) / len(ys)
     if vx + vy == 0.0:
         return diff, 0.0, math.inf
     df = (vx + vy) ** 2 / (vx ** 2 / (len(xs) - 1) + vy ** 2 / (len(ys) - 1))
-    return diff, t_quantile_975(df) * math.sqrt(vx + vy), df
+    return diff, t_quantile(df, confidence) * math.sqrt(vx + vy), df
 
 
-def round_ratio(before: Sequence[float], after: Sequence[float]) -> RatioEstimate:
+def round_ratio(before: Sequence[float], after: Sequence[float], confidence: float = CONFIDENCE) -> RatioEstimate:
     """The ratio of the round statistics ``before / after`` (each a sequence of per-round median latencies,
     any unit, all positive, at least 2 per side; ``ValueError`` otherwise): the geometric mean ratio
     ``exp(mean(ln before) - mean(ln after))`` with its 95 % Welch t interval on the logarithms. Rounds that
-    disagree within a run widen it; identical rounds on both sides give a zero-width interval."""
-    diff, half, df = _welch([math.log(x) for x in _checked(before)], [math.log(x) for x in _checked(after)])
-    return RatioEstimate(math.exp(diff), math.exp(diff - half), math.exp(diff + half), CONFIDENCE, df)
+    disagree within a run widen it; identical rounds on both sides give a zero-width interval. ``confidence``
+    (0.95, or 0.80: :func:`t_quantile`) is the interval's."""
+    diff, half, df = _welch([math.log(x) for x in _checked(before)], [math.log(x) for x in _checked(after)],
+                            confidence)
+    return RatioEstimate(math.exp(diff), math.exp(diff - half), math.exp(diff + half), confidence, df)
 
 
-def round_difference(before: Sequence[float], after: Sequence[float]) -> Difference:
+def round_difference(before: Sequence[float], after: Sequence[float], confidence: float = CONFIDENCE
+                     ) -> Difference:
     """The difference of the mean round statistics ``before - after`` (ms, same conditions as
-    :func:`round_ratio`) with its 95 % Welch t interval."""
-    diff, half, _ = _welch(_checked(before), _checked(after))
-    return Difference(diff, diff - half, diff + half)
+    :func:`round_ratio`) with its Welch t interval at ``confidence`` (95 % by default)."""
+    diff, half, _ = _welch(_checked(before), _checked(after), confidence)
+    return Difference(diff, diff - half, diff + half, confidence)
 
 
 def _inflation(observed_ms: float, delay_ms: float) -> float:
