@@ -172,6 +172,8 @@ def test_the_guides_redundant_expected_index_and_unneeded_foreign_key_indexes_ar
     assert re.fullmatch(r"served by the (proposed UNIQUE|recommended) public\.vendor_routing_responses "
                         r"\(routing_id\)( INCLUDE \(.*\))? WHERE response = 'ACCEPTED'", redundant.reason), \
         redundant.reason
+    # the judgement carries the index that serves it, so validation can match it by candidate, not by text
+    assert redundant.served_by is not None and redundant.reason.endswith(redundant.served_by.describe())
     assert redundant.write_cost > 0  # the workload inserts into its table
     vendor_fk = by_name[("vendor_routing_responses", ("vendor_id",), None)]
     assert vendor_fk.reason.startswith("public.vendors is never deleted from (n_tup_del = 0), no workload "
@@ -180,6 +182,7 @@ def test_the_guides_redundant_expected_index_and_unneeded_foreign_key_indexes_ar
     # The plain expected index on message_sid is served by the expected unique one on the same column.
     plain_sid = by_name[("webhook_idempotency", ("message_sid",), None)]
     assert plain_sid.reason == "served by the proposed UNIQUE public.webhook_idempotency (message_sid)"
+    assert plain_sid.served_by is not None and plain_sid.served_by.unique and vendor_fk.served_by is None
     # The expected indexes that nothing else serves stay needed: the team named them.
     needed = {("orders", ("retailer_id", "created_at")), ("jobs", ("state", "priority", "created_at"))}
     assert not {(t, k) for t, k, _ in by_name} & needed

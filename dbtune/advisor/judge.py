@@ -187,6 +187,7 @@ def judge_findings(findings: Sequence[Finding], snapshot: Snapshot, queries: Seq
                     and not (k > n and _judged(o) and serves(cand, o.candidate))]
         existing = _existing(snapshot, table.oid) if table is not None else []
         reason: str | None = None
+        server: Candidate | None = None
         benefit = 0.0
         if p.finding.check_id == EXPECTED_INDEX:
             # Not the advisor's own choice: a recommendation that extends the expected index (an INCLUDE
@@ -197,11 +198,12 @@ def judge_findings(findings: Sequence[Finding], snapshot: Snapshot, queries: Seq
                 if benefit <= write_cost(cand):
                     reason = f"served by {_named(server, planned, snapshot)}"
         else:
-            reason = _foreign_key_not_needed(p.finding, cand, [*planned, *proposed, *existing], planned, snapshot,
-                                             queries, usages, deleted)
+            reason, server = _foreign_key_not_needed(p.finding, cand, [*planned, *proposed, *existing], planned,
+                                                     snapshot, queries, usages, deleted)
         if reason is not None:
             out.append(Rejected(cand, STAGE, reason, benefit=benefit, write_cost=write_cost(cand),
-                                estimated_bytes=cache.size(cand) if cache is not None else 0))
+                                estimated_bytes=cache.size(cand) if cache is not None else 0,
+                                served_by=server))
     return tuple(out)
 
 
@@ -241,28 +243,31 @@ def _still_saves(cand: Candidate, server: Candidate, planned: Sequence[Candidate
 
 def _foreign_key_not_needed(finding: Finding, cand: Candidate, others: Sequence[Candidate],
                             planned: Sequence[Candidate], snapshot: Snapshot, queries: Sequence[AdvisorQuery],
-                            usages: Mapping[str, QueryUsage], deleted: Mapping[str, int]) -> str | None:
+                            usages: Mapping[str, QueryUsage], deleted: Mapping[str, int]
+                            ) -> tuple[str | None, Candidate | None]:
+    """Why a foreign key's proposed index is not needed (``None``: it is), and the index that serves the
+    foreign key instead, if that is why."""
     columns = [str(c) for c in finding.evidence.get("columns", [])]
     parent = str(finding.evidence.get("referenced_table", ""))
     if not columns or not parent:
-        return None
+        return None, None
     server = next((o for o in others if _serves_foreign_key(o, cand.qualified_table, columns)), None)
     if server is not None:
-        return f"served by {_named(server, planned, snapshot)}"
+        return f"served by {_named(server, planned, snapshot)}", server
     if deleted.get(parent, 1) != 0:
-        return None
+        return None, None
     keys = _referenced_columns(snapshot, finding)
     if keys is None or any(_updates(q, parent, keys, snapshot) for q in queries if q.writes):
-        return None
+        return None, None
     for q in queries:
         usage = usages.get(q.key)
         used = usage.table(cand.qualified_table) if usage is not None else None
         if used is not None and any(used.kinds(c) & THROUGH for c in columns):
-            return None
+            return None, None
     listed = ", ".join(columns)
     return (f"{parent} is never deleted from (n_tup_del = 0), no workload statement updates its key "
             f"({', '.join(keys)}), and no workload query joins or filters through {cand.qualified_table} "
-            f"({listed})")
+            f"({listed})"), None
 
 
 def _referenced_columns(snapshot: Snapshot, finding: Finding) -> list[str] | None:

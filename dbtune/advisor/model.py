@@ -236,7 +236,10 @@ class Recommendation:
 class Rejected:
     """A candidate left out, and why: ``stage`` is ``selection`` (did not pay for its bytes and writes,
     over budget, served by a wider index) or ``validation`` (built and measured: no query got significantly
-    faster, or one got significantly slower); ``measured`` holds the figures for the latter."""
+    faster, or one got significantly slower); ``measured`` holds the figures for the latter. ``served_by``:
+    for a proposal judged ``not needed`` because another index serves it, that index (a recommendation, an
+    existing index or another proposal), so that validation can tell which judgements rested on an index
+    it reverted."""
 
     candidate: Candidate
     stage: str
@@ -245,6 +248,7 @@ class Rejected:
     write_cost: float = 0.0
     estimated_bytes: int = 0
     measured: tuple[Measured, ...] = ()
+    served_by: Candidate | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.candidate.to_json(), "stage": self.stage, "reason": self.reason,
