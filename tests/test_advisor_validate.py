@@ -4,6 +4,10 @@ and nothing it built is left in pg_class."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
+import psycopg
 import pytest
 from conftest import TestDatabase
 
@@ -11,7 +15,8 @@ from dbtune.advisor.model import Advice, Candidate, EngineKind, KeyPart, Origin,
 from dbtune.advisor.validate import refuse_production, validate, validated_advice
 from dbtune.bench import BenchOptions, WorkloadQuery
 from dbtune.catalog.snapshot import take
-from dbtune.db.connect import read_only_snapshot, resolve
+from dbtune.db.connect import describe, read_only_snapshot, resolve
+from dbtune.db.local_server import LocalServer
 from dbtune.errors import UsageError
 from dbtune.migrate.changes import create_index
 
@@ -183,8 +188,123 @@ def test_a_proposal_served_only_by_a_reverted_recommendation_is_needed_again(db1
     expected = Candidate("public", "t", (KeyPart("flag"), KeyPart("id")), origin=Origin.CHECKLIST)
     other = Rejected(Candidate("public", "t", (KeyPart("id"),)), "not needed", "served by the existing index x")
     advice = Advice("t", "18", EngineKind.TRIAL_BUILD, "", 0, None, 0, (unused,), not_needed=(
-        Rejected(expected, "not needed", f"served by the recommended {unused.candidate.describe()}"), other))
+        Rejected(expected, "not needed", f"served by the recommended {unused.candidate.describe()}",
+                 served_by=unused.candidate), other))
     after = validated_advice(resolve(db18.dsn), advice, [WorkloadQuery("by-flag", sql)], BENCH)
     assert after.validated and after.recommendations == ()
     assert [r.candidate for r in after.rejected] == [unused.candidate]
     assert after.not_needed == (other,)
+
+
+def test_an_index_whose_query_could_not_be_measured_is_dropped_saying_so(db18: TestDatabase) -> None:
+    """``k = $1 + 0`` gives the bench no column to sample ``$1`` from, so the query is not measured: its
+    index is dropped, and the reason says it could not be measured and why, not that no plan uses it."""
+    db18.execute(LOOKUPS)
+    sql = "SELECT pad FROM t WHERE k = $1 + 0"
+    rec = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "by-k", sql)
+    kept, rejected = validate(resolve(db18.dsn), [rec], [WorkloadQuery("by-k", sql)], BENCH)
+    assert kept == ()
+    (r,) = rejected
+    assert r.stage == "validation" and r.reason.startswith("could not measure by-k: no values for its parameters: "
+                                                           "$1 is not compared with a table column"), r.reason
+    assert _indexes(db18, "t") == {"t_pkey", "t_id_copy"}
+
+
+def test_an_index_that_saves_less_than_it_costs_elsewhere_is_dropped_with_the_figures(db18: TestDatabase) -> None:
+    """With sequential and bitmap scans disabled, an index on ``k`` makes the lookup much faster but the
+    90 % range that then reads through it several times slower. The range's executions fail but for one
+    round (its ``-- params:`` rows are mostly not integers), so its verdict is "not enough data", not
+    "slower": only the net sum of the medians tells the loss, and the index is dropped, naming both."""
+    db18.execute("""
+        CREATE TABLE t (id int NOT NULL, k int NOT NULL, pad text NOT NULL);
+        INSERT INTO t SELECT g, (g * 7919) % 60000, repeat('x', 300) FROM generate_series(1, 60000) g;
+        ANALYZE t;
+    """)
+    for setting in ("enable_seqscan", "enable_bitmapscan", "jit"):
+        db18.execute(f"ALTER DATABASE {db18.name} SET {setting} = off")
+    lookup, most = "SELECT pad FROM t WHERE k = $1", "SELECT count(pad) FROM t WHERE k >= $1"
+    rec = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "lookup", lookup)
+    rec = replace(rec, queries=(*rec.queries, QueryCost("most-rows", "most-rows", most, 1.0, 100.0, 1.0)))
+    mostly_bad = "SELECT v FROM (VALUES ('6000'), ('x'), ('x'), ('x'), ('x'), ('x'), ('x')) AS p(v)"
+    workload = [WorkloadQuery("lookup", lookup), WorkloadQuery("most-rows", most, mostly_bad)]
+    kept, rejected = validate(resolve(db18.dsn), [rec], workload,
+                              BenchOptions(iterations=7, rounds=7, warmup=1, param_samples=10))
+    assert kept == ()
+    (r,) = rejected
+    verdicts = {m.name: m.verdict for m in r.measured}
+    assert verdicts == {"lookup": "faster", "most-rows": "not enough data"}, r.measured
+    assert re.fullmatch(r"lookup [\d.]+ → [\d.]+ ms faster, but most-rows [\d.]+ → [\d.]+ ms: a net loss of [\d.]+ ms",
+                        r.reason), r.reason
+    assert _indexes(db18, "t") == set()
+
+
+def _standby_of(primary: LocalServer) -> LocalServer:
+    """A hot standby of ``primary`` (``pg_basebackup -R``) on its own socket directory and port, started."""
+    standby = LocalServer.create(primary.bindir)
+    done = standby._run([str(primary.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-R", "-X", "stream",
+                         "--checkpoint=fast", "-d", primary.dsn()])
+    assert done.returncode == 0, done.stderr
+    with (standby.datadir / "postgresql.conf").open("a") as fh:
+        fh.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.socket_dir}'\n"
+                 "hot_standby = on\n")
+    standby.start()
+    return standby
+
+
+def test_a_hot_standby_is_refused(pg18: LocalServer) -> None:
+    """A real hot standby of the test server (``pg_is_in_recovery()``; its sessions are read-only, which is
+    not listed a second time)."""
+    standby = _standby_of(pg18)
+    try:
+        settings = resolve(standby.dsn())
+        with pytest.raises(UsageError) as refused:
+            refuse_production(settings, yes=True, what="--validate")
+        assert str(refused.value) == (f"--validate refused: {describe(settings)} looks like production (it is a hot "
+                                      "standby (pg_is_in_recovery() is true)); it builds indexes only on a "
+                                      "non-production server")
+    finally:
+        standby.destroy()
+
+
+def test_a_fresh_session_that_is_read_only_is_refused(db18: TestDatabase) -> None:
+    """``default_transaction_read_only`` set for the database (``ALTER DATABASE … SET``) is the sign named;
+    a login event trigger that makes every new session read-only (its ``reset_val`` stays off) is caught
+    by the fresh session's ``transaction_read_only``."""
+    settings = resolve(db18.dsn)
+    db18.execute(f"ALTER DATABASE {db18.name} SET default_transaction_read_only = on")
+    with pytest.raises(UsageError) as refused:
+        refuse_production(settings, yes=True, what="--validate")
+    assert str(refused.value) == (f"--validate refused: {describe(settings)} looks like production "
+                                  "(default_transaction_read_only is on); it builds indexes only on a "
+                                  "non-production server")
+    with psycopg.connect(db18.server.dsn(), autocommit=True) as conn:  # from another database: this one is read-only
+        conn.execute(f"ALTER DATABASE {db18.name} RESET default_transaction_read_only")  # type: ignore[arg-type]
+    refuse_production(settings, yes=True, what="--validate")
+    db18.execute("""
+        CREATE FUNCTION read_only_sessions() RETURNS event_trigger LANGUAGE plpgsql AS
+            $$ BEGIN SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; END $$;
+        CREATE EVENT TRIGGER read_only_login ON login EXECUTE FUNCTION read_only_sessions();
+    """)
+    with pytest.raises(UsageError) as refused:
+        refuse_production(settings, yes=True, what="--validate")
+    assert "looks like production (transaction_read_only is on);" in str(refused.value), refused.value
+
+
+def test_a_proposal_served_by_a_kept_recommendation_stays_not_needed(db18: TestDatabase) -> None:
+    """The match is by candidate, not by the judge's text: ``UNIQUE (k)`` is kept (its lookup gets faster)
+    and a plain ``(k)`` is rejected (an index of that name, the unique one, already exists). Both read
+    ``public.t (k)``; the proposal served by the kept unique one stays not needed."""
+    db18.execute(LOOKUPS)
+    sql = "SELECT pad FROM t WHERE k = $1"
+    unique = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),), unique=True), "by-k", sql,
+                             with_changes=False)
+    plain = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "by-k", sql)
+    assert unique.candidate.describe() == plain.candidate.describe() and unique.candidate != plain.candidate
+    expected = Candidate("public", "t", (KeyPart("k"), KeyPart("id")), origin=Origin.CHECKLIST)
+    judged = Rejected(expected, "not needed", f"served by the recommended {unique.candidate.describe()}",
+                      served_by=unique.candidate)
+    advice = Advice("t", "18", EngineKind.TRIAL_BUILD, "", 0, None, 0, (unique, plain), not_needed=(judged,))
+    after = validated_advice(resolve(db18.dsn), advice, [WorkloadQuery("by-k", sql)], BENCH)
+    assert [r.candidate for r in after.recommendations] == [unique.candidate], after.rejected
+    assert [r.candidate for r in after.rejected] == [plain.candidate]
+    assert after.not_needed == (judged,)

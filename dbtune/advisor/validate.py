@@ -15,18 +15,42 @@ The steps, for ``validate(settings, recommendations, workload, bench)``:
    recommendation built is dropped here) and is rejected with the server's reason; the tables are analyzed;
 3. the same queries are benchmarked "after" and compared (:func:`dbtune.bench.compare`: each query's
    verdict against the noise floor of the reference statements);
-4. an index is kept when at least one query whose after-plan uses it got significantly faster and no
-   query whose after-plan uses it got significantly slower; otherwise it is dropped (``DROP INDEX
+4. an index is kept when at least one query whose after-plan uses it got significantly faster, no
+   query whose after-plan uses it got significantly slower, and those queries together saved time: the
+   sum over them of ``weight × (median after − median before)`` (ms; the weight of the served query, its
+   calls or the workload file's weight) is below zero. Otherwise it is dropped (``DROP INDEX
    CONCURRENTLY IF EXISTS``; plain ``DROP INDEX`` for a partitioned parent, which cannot be dropped
    concurrently) and returned as a :class:`~dbtune.advisor.model.Rejected` of stage ``validation`` with the
-   reason and the figures. An index no plan takes (a duplicate of an existing index's use, say) therefore
-   never counts as faster and goes (the A/A rule).
+   reason and the figures ("q1 320 → 121 ms faster, but q2 434 → 722 ms: a net loss of 89 ms"). An index
+   no plan takes (a duplicate of an existing index's use, say) therefore never counts as faster and goes
+   (the A/A rule).
 
-Queries that take long: every execution runs under ``statement_timeout`` (``timeout_ms``); a query whose
-executions timed out before and finished after counts as faster (and the mirror case as slower), with
-the timeout as its "before" latency. :data:`VALIDATION_BENCH` keeps a TPC-H-sized run in minutes: 3
-rounds of one execution each after one warm-up, so a 10 s query costs at most 40 s a side; the demo's
-millisecond queries afford more (the caller passes its own :class:`~dbtune.bench.BenchOptions`).
+An index whose served queries could not be measured (the bench skipped them: no values for a ``$n``, a
+statement it does not run) and that no measured plan uses is *not kept*: it is dropped like the rest, and
+its reason says so ("could not measure by-email: no values for its parameters: …"), never "no plan uses
+it". Validation keeps only what it proved; the report lists the index with that reason, so a user who
+gives the query a ``-- params:`` line can validate it.
+
+The measurement (:data:`VALIDATION_BENCH`): 7 rounds of one execution per query after one warm-up, the
+reference statements 30 times a round, and a query cancelled by ``statement_timeout`` (``timeout_ms``) is
+not run again on that side (``stop_on_timeout``). A query whose executions timed out before and finished
+after counts as faster (and the mirror case as slower), with the timeout as its "before" latency. The
+verdicts come from :func:`dbtune.bench.compare` with the noise floor's drift interval at 80 %
+(:data:`DRIFT_CONFIDENCE`, ``bench compare`` keeps 95 %). Why: with 3 rounds (the old setting) the
+reference statements' interval has about 4 degrees of freedom (t = 2.78), and on TPC-H SF1 its far end,
+the floor, came out at 1.84–1.91×: a query had to get twice as fast to count, and Q5's 433 → 722 ms was
+"no significant change". 7 rounds give about 12 degrees of freedom (t = 2.18, the interval's half-width
+0.53 of one round's spread instead of 0.82): for the same machine spread the floor's logarithm shrinks by
+half; at 80 % (t = 1.36) by two thirds. The query's own interval stays at 95 %, and it must clear the drift
+bound, so the test stays stricter than one 95 % test (a false "faster" about 1 % one-sided where the two
+intervals are equally wide, against 0.3 % at 95 %/95 %); a wrong keep costs a useless index, a wrong drop
+a missed one, and the net-gain rule above guards the keep. Its cost: 8 executions a side of each query, so
+13 TPC-H queries of 0.1–3 s (about 12 s a pass) take about 100 s a side, 3–4 minutes with the builds; a
+query that times out costs one timeout a side (10 s), not eight. Measured on a small real case (a 0.4 s
+CPU-bound statement made 1.3× faster, on this shared 2-core machine): 3 rounds "reaches into the noise floor
+2.20×", 7 rounds "faster, clear of the noise floor 1.05×", in 6 s for both sides and an A/A run. The
+demo's millisecond queries afford more executions (the caller passes its own
+:class:`~dbtune.bench.BenchOptions`).
 
 Only on a non-production target, after ``--yes``: :func:`refuse_production`. See
 https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY and
@@ -35,6 +59,7 @@ https://www.postgresql.org/docs/current/sql-dropindex.html.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,9 +82,12 @@ from dbtune.migrate.runtime import ApplyError, ApplyOptions
 from dbtune.model import Change, ChangeKind
 from dbtune.sqlnames import quote_ident
 
-# Small enough that 22 TPC-H queries of up to 10 s each are validated in minutes, large enough for a
-# verdict (compare needs 2 rounds a side): 3 rounds of 1 execution after 1 warm-up.
-VALIDATION_BENCH = BenchOptions(iterations=3, rounds=3, warmup=1, param_samples=10)
+# 7 rounds of 1 execution after 1 warm-up, the reference statements 30 times a round, a timed-out query not
+# run again: a 1.3x change on a 0.4-3 s query clears the floor, 13 TPC-H queries take minutes (module docstring).
+VALIDATION_BENCH = BenchOptions(iterations=7, rounds=7, warmup=1, param_samples=10, reference_iterations=30,
+                                stop_on_timeout=True)
+# The confidence of the machine-drift interval behind the noise floor (dbtune.bench.compare's drift_confidence).
+DRIFT_CONFIDENCE = 0.80
 DEFAULT_TIMEOUT_MS = 10_000
 STAGE = "validation"
 _TIMED_OUT = "statement timeout"  # in the server's message for SQLSTATE 57014 from statement_timeout
@@ -208,12 +236,12 @@ def validated_advice(settings: ConnectionSettings, advice: Advice, workload: Seq
                      progress: Callable[[str], None] = lambda _: None) -> Advice:
     """``advice`` after :func:`validate`: the kept recommendations, the validation's rejections added to
     ``rejected``, ``validated`` true; a checklist or catalogue proposal judged not needed because a
-    recommendation that validation reverted serves it (:func:`dbtune.advisor.judge.judge_findings`'s
-    "served by the recommended …") is needed again, and leaves ``not_needed``. Raises what
-    :func:`validate` raises."""
+    recommendation that validation reverted serves it (its :attr:`~dbtune.advisor.model.Rejected.served_by`,
+    set by :func:`dbtune.advisor.judge.judge_findings`, is a candidate validation rejected) is needed again,
+    and leaves ``not_needed``. Raises what :func:`validate` raises."""
     kept, rejected = validate(settings, advice, workload, bench, keep=keep, timeout_ms=timeout_ms, progress=progress)
-    reverted = tuple(f"served by the recommended {r.candidate.describe()}" for r in rejected)
-    not_needed = tuple(r for r in advice.not_needed if r.reason not in reverted)
+    reverted = [r.candidate for r in rejected]
+    not_needed = tuple(r for r in advice.not_needed if r.served_by is None or r.served_by not in reverted)
     return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), not_needed=not_needed,
                    validated=True)
 
@@ -432,13 +460,15 @@ def _judge(built: Sequence[_Built], queries: dict[str, WorkloadQuery], before: B
            timeout_ms: int) -> dict[int, tuple[str | None, tuple[Measured, ...]]]:
     """For each built recommendation (by position): ``(None, measured)`` to keep it, ``(reason, measured)``
     to drop it."""
-    comparison: Comparison = compare_runs(before, after, force=True)
+    comparison: Comparison = compare_runs(before, after, force=True, drift_confidence=DRIFT_CONFIDENCE)
     by_name = {c.name: c for c in comparison.queries}
     results_before = {q.name: q for q in before.queries}
     results_after = {q.name: q for q in after.queries}
     skipped = {s.name: s.reason for s in (*before.skipped, *after.skipped)}
     outcomes = {name: _outcome(c, results_before[name], results_after[name], timeout_ms)
                 for name, c in by_name.items() if name in results_before and name in results_after}
+    weights = {q.key: q.weight for b in built for q in b.recommendation.queries}
+    weight = {w.name: weights.get(key, 1.0) for key, w in queries.items()}
     judged: dict[int, tuple[str | None, tuple[Measured, ...]]] = {}  # by position
     for b in built:
         rec = b.recommendation
@@ -454,16 +484,43 @@ def _judge(built: Sequence[_Built], queries: dict[str, WorkloadQuery], before: B
         faster = [n for n in using if outcomes[n].verdict is Verdict.FASTER]
         measured += tuple(Measured(n, n, outcomes[n].before_ms, outcomes[n].after_ms, outcomes[n].ratio,
                                    outcomes[n].verdict.value, outcomes[n].reason)
-                          for n in slower if n not in names)
+                          for n in using if n not in names)
+        unmeasured = [f"{n}: {skipped[n]}" for n in names if n in skipped]
         if slower:
             judged[b.position] = (f"made {', '.join(slower)} significantly slower", measured)
         elif faster:
-            judged[b.position] = (None, measured)
+            judged[b.position] = (_net_loss(faster, using, outcomes, weight), measured)
+        elif not using and unmeasured:
+            judged[b.position] = (f"could not measure {'; '.join(unmeasured)}"
+                                  + ("; the plans of the queries measured do not use it"
+                                     if len(unmeasured) < len(names) else ""), measured)
         elif not using:
-            unplanned = [f"{n}: {skipped[n]}" for n in names if n in skipped]
-            judged[b.position] = ("no plan of the queries it serves uses it"
-                                  + (f" ({'; '.join(unplanned)})" if unplanned else ""), measured)
+            judged[b.position] = ("no plan of the queries it serves uses it", measured)
         else:
             judged[b.position] = (f"no query that uses it got significantly faster ({', '.join(using)}: "
                                   + "; ".join(outcomes[n].verdict.value for n in using) + ")", measured)
     return judged
+
+
+def _ms(value: float) -> str:
+    """A latency for a reason: whole ms from 10 ms, three significant digits below."""
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def _net_loss(faster: Sequence[str], using: Sequence[str], outcomes: dict[str, _Outcome],
+              weight: dict[str, float]) -> str | None:
+    """``None`` when the queries whose after-plan uses the index saved time in all (the sum of ``weight ×
+    (after − before)`` median latencies, ms, is below zero); else the reason, with the figures."""
+    net = math.fsum(weight[n] * (outcomes[n].after_ms - outcomes[n].before_ms) for n in using)
+    if net < 0:
+        return None
+
+    def figures(names: Sequence[str]) -> str:
+        shown = [f"{n} {_ms(outcomes[n].before_ms)} → {_ms(outcomes[n].after_ms)} ms"
+                 + (f" (weight {weight[n]:g})" if weight[n] != 1 else "") for n in names]
+        return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else shown[0]
+
+    losers = [n for n in using if n not in faster and outcomes[n].after_ms > outcomes[n].before_ms]
+    weighted = " (weighted)" if any(weight[n] != 1 for n in using) else ""
+    return (f"{figures(faster)} faster, but {figures(losers) if losers else 'nothing else'}: a net loss of "
+            f"{_ms(net)} ms{weighted}")

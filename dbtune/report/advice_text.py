@@ -131,8 +131,11 @@ def render_advice_text(advice: Advice) -> str:
                     f"{'' if advice.whatif_calls == 1 else 's'}; budget {budget}{of}"
                     + (f", at most {advice.max_indexes} index(es)" if advice.max_indexes is not None else "")
                     + f"; {advice.duration_ms / 1000:.1f} s", "", "  "),
-             "validated on the server: indexes built, queries measured before and after" if advice.validated
-             else "not validated (planner estimates only; --validate measures them on a non-production server)"]
+             *(_wrap("validated on the server: indexes built, queries measured before and after; kept only where "
+                     "the queries using them got faster and saved time in all (an index whose queries could not be "
+                     "measured is not kept: see REJECTED)", "", "  ") if advice.validated else ()),
+             *(() if advice.validated
+               else ("not validated (planner estimates only; --validate measures them on a non-production server)",))]
     total = sum(r.estimated_bytes for r in advice.recommendations)
     lines += ["", f"RECOMMENDED ({len(advice.recommendations)}, estimated {size_pretty(total)})"]
     if not advice.recommendations:
