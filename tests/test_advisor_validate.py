@@ -91,11 +91,9 @@ def test_what_helps_is_kept_with_figures_and_what_changes_nothing_is_dropped(db:
     assert _indexes(db, "t") == {"t_pkey", "t_id_copy", "t_k_idx"}
 
 
-def test_an_index_that_makes_its_query_slower_is_dropped(db: TestDatabase) -> None:
-    """With sequential and bitmap scans disabled for the database (and JIT, which the disabled scan's cost
-    would trigger), the planner takes an index for a range that 90 % of the rows match, and fetches them in
-    key order, which is random in the heap: slower than the sequential scan. The index is dropped, the
-    reason names the query that got slower, and the index is gone from pg_class."""
+def _index_scans_forced(db: TestDatabase) -> None:
+    """A 60,000-row table ``t (id, k, pad)`` with ``k`` in random heap order, in a database whose sessions
+    have sequential and bitmap scans disabled (and JIT, which the disabled scan's cost would trigger)."""
     db.execute("""
         CREATE TABLE t (id int NOT NULL, k int NOT NULL, pad text NOT NULL);
         INSERT INTO t SELECT g, (g * 7919) % 60000, repeat('x', 300) FROM generate_series(1, 60000) g;
@@ -103,6 +101,14 @@ def test_an_index_that_makes_its_query_slower_is_dropped(db: TestDatabase) -> No
     """)
     for setting in ("enable_seqscan", "enable_bitmapscan", "jit"):
         db.execute(f"ALTER DATABASE {db.name} SET {setting} = off")
+
+
+def test_an_index_that_makes_its_query_slower_is_dropped(db: TestDatabase) -> None:
+    """With sequential and bitmap scans disabled for the database (and JIT, which the disabled scan's cost
+    would trigger), the planner takes an index for a range that 90 % of the rows match, and fetches them in
+    key order, which is random in the heap: slower than the sequential scan. The index is dropped, the
+    reason names the query that got slower, and the index is gone from pg_class."""
+    _index_scans_forced(db)
     sql = "SELECT count(pad) FROM t WHERE k >= 6000"
     bad = _recommendation(db, Candidate("public", "t", (KeyPart("k"),)), "most-rows", sql)
     kept, rejected = validate(resolve(db.dsn), [bad], [WorkloadQuery("most-rows", sql)],
@@ -215,13 +221,7 @@ def test_an_index_that_saves_less_than_it_costs_elsewhere_is_dropped_with_the_fi
     90 % range that then reads through it several times slower. The range's executions fail but for one
     round (its ``-- params:`` rows are mostly not integers), so its verdict is "not enough data", not
     "slower": only the net sum of the medians tells the loss, and the index is dropped, naming both."""
-    db18.execute("""
-        CREATE TABLE t (id int NOT NULL, k int NOT NULL, pad text NOT NULL);
-        INSERT INTO t SELECT g, (g * 7919) % 60000, repeat('x', 300) FROM generate_series(1, 60000) g;
-        ANALYZE t;
-    """)
-    for setting in ("enable_seqscan", "enable_bitmapscan", "jit"):
-        db18.execute(f"ALTER DATABASE {db18.name} SET {setting} = off")
+    _index_scans_forced(db18)
     lookup, most = "SELECT pad FROM t WHERE k = $1", "SELECT count(pad) FROM t WHERE k >= $1"
     rec = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "lookup", lookup)
     rec = replace(rec, queries=(*rec.queries, QueryCost("most-rows", "most-rows", most, 1.0, 100.0, 1.0)))
