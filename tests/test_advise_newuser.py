@@ -106,15 +106,11 @@ def test_a_negligible_saving_is_not_recommended(target: Target) -> None:
             assert q.after < 0.9 * q.before, (rec.candidate.describe(), q.before, q.after)
 
 
-def test_a_generic_plan_on_a_partitioned_table_gets_its_index(target: Target, request: pytest.FixtureRequest
-                                                                 ) -> None:
+def test_a_generic_plan_on_a_partitioned_table_gets_its_index(target: Target) -> None:
     """``kind = $1 AND created >= $2`` on a partitioned table: the parent-level ``(kind, created)``. Before
     PostgreSQL 16 the generic plan is read from ``EXPLAIN EXECUTE`` with NULL parameters, whose run-time
-    pruning removes every partition's scan from the plan ("Subplans Removed: 2"): the cost falls with the
-    hypothetical index, but no node names it, so hypopg's costing says "no query gets cheaper"."""
-    if target.version < 160000:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="plans/collect.py + engine: the NULL "
-                            "parameters of EXPLAIN EXECUTE prune every partition, hiding the index scans"))
+    pruning removed every partition's scan from the plan ("Subplans Removed: 2"): the cost fell with the
+    hypothetical index, but no node named it, so hypopg's costing said "no query gets cheaper"."""
     advice = run(target, "-- name: partitioned\nSELECT n FROM public.ev WHERE kind = $1 AND created >= $2;\n")
     assert [r.candidate.table for r in advice.recommendations] == ["ev"], advice.rejected
 
