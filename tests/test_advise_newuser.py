@@ -36,6 +36,7 @@ CREATE INDEX covered_k ON public.covered (k);
 CREATE TABLE public.ev (id bigint, created date NOT NULL, kind text, n int) PARTITION BY RANGE (created);
 CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
 CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+CREATE TABLE public.ev_3 PARTITION OF public.ev FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
 INSERT INTO public.ev SELECT g, date '2024-01-01' + (g % 360), 'k' || (g % 50), g FROM generate_series(1, 60000) g;
 CREATE TABLE public.people (id int PRIMARY KEY, email text NOT NULL);
 INSERT INTO public.people SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g;
@@ -129,6 +130,15 @@ def test_a_generic_plan_on_a_partitioned_table_gets_its_index(target: Target) ->
     pruning removed every partition's scan from the plan ("Subplans Removed: 2"): the cost fell with the
     hypothetical index, but no node named it, so hypopg's costing said "no query gets cheaper"."""
     advice = run(target, "-- name: partitioned\nSELECT n FROM public.ev WHERE kind = $1 AND created >= $2;\n")
+    assert [r.candidate.table for r in advice.recommendations] == ["ev"], advice.rejected
+
+
+def test_a_partition_key_compared_to_a_constant_and_a_parameter_gets_its_index(target: Target) -> None:
+    """``created < '2024-12-01' AND created >= $2``: the constant prunes ``ev_3`` at plan time, the NULL of
+    ``EXPLAIN EXECUTE`` (before 16) the other two at executor startup. The generic plan keeps plan-time
+    pruning (its cost is that of ``ev_1`` and ``ev_2``), and the index its partitions' scans use counts."""
+    advice = run(target, "-- name: both\nSELECT n FROM public.ev WHERE kind = $1 AND created < '2024-12-01' "
+                         "AND created >= $2;\n")
     assert [r.candidate.table for r in advice.recommendations] == ["ev"], advice.rejected
 
 
