@@ -19,12 +19,14 @@ from dbtune.advisor.model import Advice
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings
 from dbtune.db.local_server import LocalServer
-from dbtune.escape import printable
+from dbtune.escape import one_line, printable
 from dbtune.report import Format
 from dbtune.report.advice import render_advice
+from dbtune.sqlnames import qualified
 from dbtune.workload.sqlfile import parse_script
 
 HOSTILE = "c\u2028x\u202e"  # a line separator and a right-to-left override in a column name
+NEVER = "n\u2028ever"  # a table never analyzed, with a line separator in its name
 SCHEMA = f"""
 CREATE TABLE public.odd (id int PRIMARY KEY, "{HOSTILE}" int, other text);
 INSERT INTO public.odd SELECT g, g % 1000, 'x' FROM generate_series(1, 20000) g;
@@ -34,6 +36,7 @@ CREATE INDEX covered_k ON public.covered (k);
 CREATE TABLE public.ev (id bigint, created date NOT NULL, kind text, n int) PARTITION BY RANGE (created);
 CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
 CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
+CREATE TABLE public.ev_3 PARTITION OF public.ev FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
 INSERT INTO public.ev SELECT g, date '2024-01-01' + (g % 360), 'k' || (g % 50), g FROM generate_series(1, 60000) g;
 CREATE TABLE public.people (id int PRIMARY KEY, email text NOT NULL);
 INSERT INTO public.people SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g;
@@ -46,6 +49,20 @@ CREATE INDEX changesets_user_id_created_at_idx ON public.changesets (user_id, cr
 ANALYZE public.odd, public.covered, public.ev, public.people, public.wide, public.changesets;
 CREATE TABLE public.never (id int PRIMARY KEY, k int, v text) WITH (autovacuum_enabled = off);
 INSERT INTO public.never SELECT g, g % 500, 'v' FROM generate_series(1, 50000) g;
+CREATE TABLE public.empty (id int PRIMARY KEY, k int, v text) WITH (autovacuum_enabled = off);
+ANALYZE public.empty;
+CREATE TABLE public.filled (id int PRIMARY KEY, k int, v text) WITH (autovacuum_enabled = off);
+ANALYZE public.filled;
+INSERT INTO public.filled SELECT g, g % 500, 'v' FROM generate_series(1, 5000) g;
+CREATE TABLE public."{NEVER}" (id int PRIMARY KEY, k int) WITH (autovacuum_enabled = off);
+INSERT INTO public."{NEVER}" SELECT g, g % 500 FROM generate_series(1, 5000) g;
+CREATE TABLE public.pe (id int, created date NOT NULL, k int) PARTITION BY RANGE (created);
+CREATE TABLE public.pe_1 PARTITION OF public.pe FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
+INSERT INTO public.pe SELECT g, date '2024-01-01' + (g % 180), g % 500 FROM generate_series(1, 5000) g;
+ANALYZE public.pe;
+CREATE TABLE public.pe_2 PARTITION OF public.pe FOR VALUES FROM ('2024-07-01') TO ('2025-01-01')
+  WITH (autovacuum_enabled = off);
+INSERT INTO public.pe SELECT g, date '2024-07-01' + (g % 180), g % 500 FROM generate_series(1, 5000) g;
 """
 
 ODD = f'-- name: odd\nSELECT other FROM public.odd WHERE "{HOSTILE}" = $1;\n'
@@ -66,6 +83,7 @@ def target(pg: LocalServer) -> Iterator[Target]:
     with psycopg.connect(database.dsn, autocommit=True) as conn:
         version = conn.info.server_version
     conftest.load_as_history(database, SCHEMA)
+    database.execute("VACUUM public.filled")  # reltuples > 0, and still no pg_stats rows
     yield Target(database, ConnectionSettings(dsn=database.dsn), version)
     conftest.drop_database(database)
 
@@ -106,25 +124,62 @@ def test_a_negligible_saving_is_not_recommended(target: Target) -> None:
             assert q.after < 0.9 * q.before, (rec.candidate.describe(), q.before, q.after)
 
 
-def test_a_generic_plan_on_a_partitioned_table_gets_its_index(target: Target, request: pytest.FixtureRequest
-                                                                 ) -> None:
+def test_a_generic_plan_on_a_partitioned_table_gets_its_index(target: Target) -> None:
     """``kind = $1 AND created >= $2`` on a partitioned table: the parent-level ``(kind, created)``. Before
     PostgreSQL 16 the generic plan is read from ``EXPLAIN EXECUTE`` with NULL parameters, whose run-time
-    pruning removes every partition's scan from the plan ("Subplans Removed: 2"): the cost falls with the
-    hypothetical index, but no node names it, so hypopg's costing says "no query gets cheaper"."""
-    if target.version < 160000:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="plans/collect.py + engine: the NULL "
-                            "parameters of EXPLAIN EXECUTE prune every partition, hiding the index scans"))
+    pruning removed every partition's scan from the plan ("Subplans Removed: 2"): the cost fell with the
+    hypothetical index, but no node named it, so hypopg's costing said "no query gets cheaper"."""
     advice = run(target, "-- name: partitioned\nSELECT n FROM public.ev WHERE kind = $1 AND created >= $2;\n")
     assert [r.candidate.table for r in advice.recommendations] == ["ev"], advice.rejected
 
 
-@pytest.mark.xfail(strict=True, reason="select/api: a workload table never analyzed (reltuples -1, no pg_stats) "
-                   "is costed as if empty or at default selectivities, and the advice does not say so")
+def test_a_partition_key_compared_to_a_constant_and_a_parameter_gets_its_index(target: Target) -> None:
+    """``created < '2024-12-01' AND created >= $2``: the constant prunes ``ev_3`` at plan time, the NULL of
+    ``EXPLAIN EXECUTE`` (before 16) the other two at executor startup. The generic plan keeps plan-time
+    pruning (its cost is that of ``ev_1`` and ``ev_2``), and the index its partitions' scans use counts."""
+    advice = run(target, "-- name: both\nSELECT n FROM public.ev WHERE kind = $1 AND created < '2024-12-01' "
+                         "AND created >= $2;\n")
+    assert [r.candidate.table for r in advice.recommendations] == ["ev"], advice.rejected
+
+
 def test_a_table_never_analyzed_is_named(target: Target) -> None:
     advice = run(target, "-- name: never\nSELECT v FROM public.never WHERE k = $1;\n")
     said = " ".join([advice.engine_note, *(p.message for p in advice.problems)])
     assert "public.never" in said and "ANALYZE" in said, said
+    text = render_advice(advice, Format.TEXT)
+    assert advice.candidates == 0 and "no index dbtune could propose (the engine line says why)" in text
+
+
+def reltuples(target: Target, *names: str) -> list[float]:
+    with psycopg.connect(target.database.dsn, autocommit=True) as conn:
+        return [float(conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",  # type: ignore[index]
+                                   (qualified("public", n),)).fetchone()[0]) for n in names]
+
+
+def test_tables_without_statistics_get_no_candidate(target: Target) -> None:
+    """Never analyzed (reltuples -1), analyzed before it held rows (reltuples from VACUUM, no pg_stats), a
+    new partition never analyzed: named with the fix (exactly quoted in the JSON, escaped in the text), no
+    candidate on them, and nothing analyzed by dbtune. A table ANALYZE saw empty (reltuples 0) is not named,
+    nor is an analyzed one, and both keep their candidates."""
+    assert reltuples(target, "never", NEVER, "pe_2", "empty") == [-1, -1, -1, 0] and reltuples(target, "filled")[0] > 0
+    workload = "".join(f"-- name: {n}\nSELECT id FROM {t} WHERE {c} = $1;\n" for n, t, c in [
+        ("never", "public.never", "k"), ("hostile", qualified("public", NEVER), "k"),
+        ("filled", "public.filled", "k"), ("partition", "public.pe", "k"), ("empty", "public.empty", "k"),
+        ("analyzed", "public.wide", "c")])
+    advice = run(target, workload)
+    note = json.loads(render_advice(advice, Format.JSON))["engine_note"]
+    for table, fix in [("public.never", "never analyzed: reltuples -1"),
+                       (qualified("public", NEVER), "never analyzed: reltuples -1"),
+                       ("public.filled", "not analyzed since it held rows"),
+                       ("public.pe", "partition public.pe_2 never analyzed")]:
+        assert f"no candidate for {table} ({fix}" in note or f"; {table} ({fix}" in note, (table, note)
+        assert f"ANALYZE {table if table != 'public.pe' else 'public.pe_2'}, then advise again" in note, note
+    tables = {r.candidate.table for r in (*advice.recommendations, *advice.rejected)}
+    assert tables == {"empty", "wide"}, tables
+    assert "public.empty" not in note and "public.wide" not in note, note
+    text = render_advice(advice, Format.TEXT)
+    assert NEVER not in text and f"ANALYZE {one_line(qualified('public', NEVER))}," in text.replace("\n  ", " ")
+    assert reltuples(target, "never", NEVER, "pe_2") == [-1, -1, -1]
 
 
 def test_an_index_validation_could_not_measure_is_not_said_unused(target: Target) -> None:

@@ -36,6 +36,7 @@ from dbtune.plans import (
     collect_plans,
     run_plan_checks,
 )
+from dbtune.plans.collect import plan_statement
 from dbtune.report.explain_text import WIDTH
 from dbtune.workload.statements import reads_user_relations
 
@@ -58,7 +59,12 @@ INSERT INTO wide SELECT g % 100, repeat('x', 500) FROM generate_series(1, 30000)
 CREATE INDEX wide_k ON wide (k);
 CREATE TABLE small (v int) WITH (autovacuum_enabled = off);
 INSERT INTO small SELECT g FROM generate_series(1, 100) g;
-ANALYZE big, corr, fresh, wide, small;
+CREATE TABLE part (id int, created date NOT NULL, kind text) PARTITION BY RANGE (created);
+CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM ('2024-01-01') TO ('2024-05-01');
+CREATE TABLE part_2 PARTITION OF part FOR VALUES FROM ('2024-05-01') TO ('2024-09-01');
+CREATE TABLE part_3 PARTITION OF part FOR VALUES FROM ('2024-09-01') TO ('2025-01-01');
+INSERT INTO part SELECT g, date '2024-01-01' + (g % 360), 'k' || (g % 50) FROM generate_series(1, 3000) g;
+ANALYZE big, corr, fresh, wide, small, part;
 """
 
 SERIAL = {"max_parallel_workers_per_gather": "0"}
@@ -262,6 +268,45 @@ def test_generic_plans_on_both_sides_of_16(plans_db: conftest.TestDatabase) -> N
     assert collection.server.version_num == int(plans_db.query("SHOW server_version_num")[0][0])
     assert collection.server.settings["work_mem"] == "4MB"
     assert not any(q.analyzed for q in collection.queries)
+
+
+def _pruned_generic_cost(database: conftest.TestDatabase, sql: str, n_params: int) -> float:
+    """The generic plan's total cost as the server gives it with partition pruning on: ``EXPLAIN
+    (GENERIC_PLAN)`` on 16+, ``EXPLAIN EXECUTE`` of a prepared statement with NULLs before."""
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        if conn.info.server_version >= 160000:
+            row = conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {sql}").fetchone()  # type: ignore[arg-type]
+        else:
+            conn.execute(f"PREPARE pruned AS {sql}")  # type: ignore[arg-type]
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE pruned({', '.join(['NULL'] * n_params)})").fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return float(row[0][0]["Plan"]["Total Cost"])
+
+
+def test_a_generic_plan_keeps_every_partitions_scan(plans_db: conftest.TestDatabase) -> None:
+    """A partition key compared to a parameter: every partition's scan in the generic plan (before 16 the
+    NULLs of ``EXPLAIN EXECUTE`` would prune them all at executor startup, "Subplans Removed: 3"), at the
+    cost the server gives the pruned plan. A partition key compared to a constant is still pruned at plan
+    time, alone or beside a parameter; no prepared statement is left behind."""
+    by_parameter = "SELECT id FROM part WHERE kind = $1 AND created >= $2"
+    queries = [PlanQuery(by_parameter, "by-parameter"),
+               PlanQuery("SELECT id FROM part WHERE kind = $1 AND created >= '2024-09-01'", "by-constant"),
+               PlanQuery("SELECT id FROM part WHERE kind = $1 AND created >= '2024-06-01' AND created < $2", "both"),
+               PlanQuery("SELECT id FROM part WHERE created < $1 ORDER BY created LIMIT 5", "merge-append")]
+    results = collect_plans(resolve(plans_db.dsn), queries).queries
+    scanned = []
+    for result in results:
+        assert result.plan is not None, result.error
+        scanned.append(sorted(n.relation for n in result.plan.nodes() if n.relation))
+    assert scanned[0] == scanned[3] == ["public.part_1", "public.part_2", "public.part_3"], scanned
+    assert scanned[1] == ["public.part_3"], scanned
+    assert "public.part_1" not in scanned[2], scanned
+    assert results[0].plan is not None
+    assert results[0].plan.total_cost == pytest.approx(_pruned_generic_cost(plans_db, by_parameter, 2))
+    with psycopg.connect(plans_db.dsn, autocommit=True) as conn:
+        plan_statement(conn, by_parameter, conn.info.server_version, prepared="kept")
+        assert conn.execute("SELECT name FROM pg_prepared_statements").fetchall() == []
 
 
 def test_a_failing_query_is_reported_and_the_run_goes_on(plans_db: conftest.TestDatabase) -> None:

@@ -7,7 +7,9 @@ One run, in one read-only session (``default_transaction_read_only = on``, ``sta
    figures, the database's size, and, without a workload given, the top ``options.top`` statements of
    pg_stat_statements (each weighted by its calls);
 2. each statement's column usage (:class:`~dbtune.workload.UsageAnalyzer`) and the candidates it suggests
-   (:func:`~dbtune.advisor.candidates.generate_candidates`, from ``pg_stats``);
+   (:func:`~dbtune.advisor.candidates.generate_candidates`, from ``pg_stats``), none on a table the
+   planner has no statistics for (:func:`~dbtune.advisor.stats.read_without_statistics`: never analyzed;
+   ``Advice.engine_note`` names it with the fix, ``ANALYZE`` it and advise again; dbtune never runs it);
 3. the engine: hypopg where it is installed in the database; else, with ``options.trial_builds`` on a
    target that does not look like production, indexes built for real inside transactions that are rolled
    back; else ``pg_stats`` selectivity (``Advice.engine_note`` says which, and what it could not cost);
@@ -33,9 +35,10 @@ from pglast import ast
 from pglast.parser import ParseError
 
 from dbtune.advisor.candidates import generate_candidates
-from dbtune.advisor.costing import CostCache, whatif_session
+from dbtune.advisor.costing import CostCache, root_table, whatif_session
 from dbtune.advisor.judge import judge_findings
 from dbtune.advisor.model import (
+    NO_CANDIDATE_FOR,
     Advice,
     AdvisorQuery,
     Candidate,
@@ -47,10 +50,10 @@ from dbtune.advisor.model import (
 )
 from dbtune.advisor.ranking import StatisticsEngine
 from dbtune.advisor.select import STAGE, select_indexes
-from dbtune.advisor.stats import ColumnStats, read_column_stats
+from dbtune.advisor.stats import ColumnStats, read_column_stats, read_without_statistics
 from dbtune.advisor.whatif import HypoPGEngine, hypopg_available
 from dbtune.advisor.writes import TableWrites, WriteCosts, modified_rows, read_table_writes, write_costs
-from dbtune.catalog.model import Snapshot
+from dbtune.catalog.model import Relation, Snapshot
 from dbtune.catalog.snapshot import take
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe
@@ -177,8 +180,13 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         # Names resolve under the session's search path, the one the engines plan the statements under.
         schema = WorkloadSchema.from_snapshot(snapshot, views)
         workload = _workload(workload_queries, UsageAnalyzer(schema))
-        stats = read_column_stats(conn, _tables(snapshot, workload))
-        candidate_set = generate_candidates([(q, workload.usages[q.key]) for q in workload.queries], snapshot, stats)
+        tables = _tables(snapshot, workload)
+        stats = read_column_stats(conn, [(t.schema, t.name) for t in tables])
+        # A partition's candidates are its partitioned root's (see candidates.py): so is its lack of statistics.
+        roots = {root_table(snapshot, t) for t in tables}
+        unanalyzed = read_without_statistics(conn, [(r.schema, r.name) for r in roots])
+        candidate_set = generate_candidates([(q, workload.usages[q.key]) for q in workload.queries], snapshot, stats,
+                                            without_statistics={t: w.reason for t, w in unanalyzed.items()})
         progress(f"candidates: {len(candidate_set.all)} for {len(workload.queries)} statements")
         costs = write_costs(snapshot, table_writes, workload.queries, _written_rows(settings, workload.queries))
         budget = budget_bytes(options.budget, database_bytes)
@@ -241,15 +249,10 @@ def _read(conn: psycopg.Connection, queries: Sequence[Query] | None, options: Ad
     return snapshot, views, table_writes, database_bytes, found
 
 
-def _tables(snapshot: Snapshot, workload: _Workload) -> list[tuple[str, str]]:
-    """(schema, name) of every table the workload's statements use."""
+def _tables(snapshot: Snapshot, workload: _Workload) -> list[Relation]:
+    """Every table the workload's statements use, by name."""
     names = {t for q in workload.queries for t in q.tables}
-    out = []
-    for name in sorted(names):
-        rel = snapshot.find_relation(name)
-        if rel is not None:
-            out.append((rel.schema, rel.name))
-    return out
+    return [rel for rel in (snapshot.find_relation(name) for name in sorted(names)) if rel is not None]
 
 
 def _written_rows(settings: ConnectionSettings, queries: Sequence[AdvisorQuery]) -> dict[str, list[tuple[str, float]]]:
@@ -324,5 +327,5 @@ def _engine_note(engine: Engine, candidates: Sequence[Candidate], ranked: bool,
         how = "ranked by pg_stats selectivity" if ranked else "not ranked"
         note += f"; {len(uncostable)} candidate(s) could not be costed ({'; '.join(reasons)}): {how}"
     if skipped:
-        note += "; no candidate for " + "; ".join(f"{obj} ({why})" for obj, why in skipped)
+        note += NO_CANDIDATE_FOR + "; ".join(f"{obj} ({why})" for obj, why in skipped)
     return note

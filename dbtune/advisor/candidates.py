@@ -26,7 +26,8 @@ a prefix of its key in the same or mirrored directions, INCLUDE columns among it
 normalisers of :mod:`dbtune.checks.matching`); an INVALID index provides nothing. Views are resolved to
 their base tables by the usage analysis; a query naming a partition gets its candidates at the
 partitioned parent (an index there is built on every partition, and is the one a partitioned table can
-be given as a whole); foreign tables are skipped with a reason; CTE names and set-returning functions are
+be given as a whole); foreign tables are skipped with a reason, and so are tables the planner has no
+statistics for (never analyzed: their costs would be invented); CTE names and set-returning functions are
 never tables (the usage analysis does not report them). Btree keys: see
 https://www.postgresql.org/docs/current/indexes-multicolumn.html, ordering
 https://www.postgresql.org/docs/current/indexes-ordering.html, index-only scans and INCLUDE
@@ -39,7 +40,7 @@ https://www.postgresql.org/docs/current/pgtrgm.html.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pglast import ast
@@ -105,17 +106,20 @@ class CandidateSet:
 
 
 def generate_candidates(queries: Sequence[tuple[AdvisorQuery, QueryUsage]], snapshot: Snapshot,
-                        stats: ColumnStats) -> CandidateSet:
+                        stats: ColumnStats, *, without_statistics: Mapping[str, str] | None = None) -> CandidateSet:
     """The candidate indexes of ``queries`` (each with its column usage), see the module docstring.
 
     ``snapshot`` gives the tables (with their columns, kinds and partitions) and the existing indexes;
     ``stats`` the column statistics (:func:`~dbtune.advisor.stats.read_column_stats`; an empty one gives
-    PostgreSQL's default selectivities and no partial indexes). A candidate proposed by several queries is
+    PostgreSQL's default selectivities and no partial indexes); ``without_statistics`` maps a table
+    (qualified and quoted; a partitioned table at the root of its tree) the planner has no statistics for
+    to the reason (:attr:`~dbtune.advisor.stats.WithoutStatistics.reason`): it gets no candidate, and is in
+    ``skipped`` with that reason, since any cost for it is invented. A candidate proposed by several queries is
     the same object in each (its ``reason`` is the first query's). Never raises for a query: one whose usage
     has a ``reason`` gets no candidates. Sends nothing to the server.
     https://www.postgresql.org/docs/current/indexes.html
     """
-    generator = _Generator(snapshot, stats)
+    generator = _Generator(snapshot, stats, without_statistics=dict(without_statistics or {}))
     generator.count_containment(usage for _, usage in queries)
     by_query: dict[str, tuple[Candidate, ...]] = {}
     for query, usage in queries:
@@ -137,6 +141,7 @@ class _Generator:
     snapshot: Snapshot
     stats: ColumnStats
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    without_statistics: dict[str, str] = field(default_factory=dict)
     _seen: dict[Candidate, Candidate] = field(default_factory=dict)
     _by_name: dict[str, Relation] = field(default_factory=dict)
     _search_path: tuple[str, ...] = ("public",)
@@ -170,6 +175,10 @@ class _Generator:
                     self.skipped.append((t.table, "not a table of the catalog snapshot"))
                 continue
             parent = self._root(rel)
+            why = self.without_statistics.get(parent.qualified_name)
+            if why is not None:
+                self.skipped.append((parent.qualified_name, why))
+                continue
             where = "" if parent is rel else f" (at the partitioned parent of partition {rel.qualified_name})"
             for c in _TableCandidates(self, parent, t, where).all():
                 if not self._provided(c, parent):

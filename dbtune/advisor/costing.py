@@ -21,7 +21,15 @@ import psycopg
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, Engine
 from dbtune.catalog.model import Relation, Snapshot
 from dbtune.db.connect import ConnectionSettings, MarkedCursor
-from dbtune.plans.collect import ExplainOptions, explain_session, plan_statement, server_message
+from dbtune.plans.collect import (
+    GENERIC_PLAN_VERSION,
+    ExplainOptions,
+    explain_session,
+    parameter_count,
+    plan_statement,
+    server_message,
+    startup_pruned,
+)
 from dbtune.plans.model import Plan
 from dbtune.workload.statements import explainable_text
 
@@ -74,10 +82,12 @@ def statement_text(query: AdvisorQuery) -> str:
     return explainable_text(query.sql.strip().rstrip(";").strip())
 
 
-def explain_query(conn: psycopg.Connection, query: AdvisorQuery, version_num: int) -> Plan:
-    """``query``'s plan (its generic plan when it has ``$n`` parameters) in a transaction or savepoint of
-    its own that is rolled back (:func:`dbtune.plans.collect.plan_statement`). Lets psycopg.Error through."""
-    return plan_statement(conn, statement_text(query), version_num,
+def explain_query(conn: psycopg.Connection, query: AdvisorQuery, version_num: int, *,
+                  partition_pruning: bool = True) -> Plan:
+    """``query``'s plan (its generic plan when it has ``$n`` parameters; without ``partition_pruning``, every
+    partition's scan) in a transaction or savepoint of its own that is rolled back
+    (:func:`dbtune.plans.collect.plan_statement`). Lets psycopg.Error through."""
+    return plan_statement(conn, statement_text(query), version_num, partition_pruning=partition_pruning,
                           prepared=f"dbtune_whatif_{next(_prepared_numbers)}")
 
 
@@ -99,14 +109,23 @@ def plan_costing(conn: psycopg.Connection, query: AdvisorQuery, version_num: int
     """The :class:`Costing` of ``query`` with the indexes present now: the plan's total cost and the
     candidates (``names``: ``(schema, index name)`` → candidate; schema None: an index name unique in the
     database, in whatever schema) its nodes scan, or the server's message when it cannot plan the query
-    (the session goes on)."""
+    (the session goes on).
+
+    Before PostgreSQL 16, a generic plan whose NULL parameters pruned partitions' scans at executor startup
+    that a constant had not pruned at plan time keeps those scans out
+    (:func:`~dbtune.plans.collect.plan_statement`): its cost stands (the generic plan's, plan-time pruning
+    kept), and the candidates it uses are read from the same plan without partition pruning too, whose
+    scans the removed subplans are (https://www.postgresql.org/docs/current/ddl-partitioning.html)."""
     try:
         plan = explain_query(conn, query, version_num)
+        scanned = [plan]
+        if version_num < GENERIC_PLAN_VERSION and startup_pruned(plan) and parameter_count(statement_text(query)):
+            scanned.append(explain_query(conn, query, version_num, partition_pruning=False))
     except psycopg.Error as exc:
         return Costing(None, error=server_message(exc)[0])
     except ValueError as exc:
         return Costing(None, error=str(exc))
-    used = frozenset(names.get(n) or names[(None, n[1])] for n in index_names_used(plan)
+    used = frozenset(names.get(n) or names[(None, n[1])] for p in scanned for n in index_names_used(p)
                      if n in names or (None, n[1]) in names)
     return Costing(plan.total_cost, used)
 

@@ -18,6 +18,8 @@ from dbtune.model import Change
 from dbtune.sqlnames import qualified, quote_ident
 
 ADVICE_VERSION = 1
+# Where ``Advice.engine_note`` lists what got no candidate on purpose (a foreign table, a table never analyzed).
+NO_CANDIDATE_FOR = "; no candidate for "
 
 
 class EngineKind(StrEnum):

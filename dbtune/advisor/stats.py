@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from dbtune.db.connect import MarkedCursor
 from dbtune.errors import ServerRefused
+from dbtune.sqlnames import qualified
 
 COLUMN_STATS = """
 -- One row per column of the named tables that ANALYZE has statistics for: null_frac, avg_width (bytes),
@@ -39,6 +40,33 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
 JOIN ROWS FROM (pg_catalog.unnest(%(schemas)s::text[]), pg_catalog.unnest(%(tables)s::text[])) AS want(schema, name)
   ON want.schema = s.schemaname AND want.name = s.tablename
 ORDER BY s.schemaname, s.tablename, s.attname, s.inherited DESC
+"""
+
+
+WITHOUT_STATISTICS = """
+-- Each named table, or each leaf partition of a named partitioned table (the planner costs a partition's
+-- scan from the partition's own statistics), that has no statistics although it may hold rows: reltuples -1
+-- (never vacuumed nor analyzed, PostgreSQL 14+), or no pg_stats row while VACUUM or the cumulative
+-- statistics saw rows (analyzed before it held rows, or only vacuumed; before 14 a table never analyzed
+-- has reltuples 0, and is found this way). A table ANALYZE saw empty and that stayed empty (reltuples 0,
+-- no pages, no rows counted since) is not one. Lock-free: pg_class, pg_stats and pg_stat_all_tables only.
+-- The named table, the relation without statistics and its reltuples.
+SELECT want.schema, want.name, n.nspname, c.relname, c.reltuples
+FROM ROWS FROM (pg_catalog.unnest(%(schemas)s::text[]), pg_catalog.unnest(%(tables)s::text[])) AS want(schema, name)
+JOIN pg_catalog.pg_namespace wn ON wn.nspname = want.schema
+JOIN pg_catalog.pg_class w ON w.relnamespace = wn.oid AND w.relname = want.name
+CROSS JOIN LATERAL (SELECT w.oid WHERE w.relkind <> 'p'
+                    UNION ALL
+                    SELECT t.relid FROM pg_catalog.pg_partition_tree(w.oid) AS t WHERE w.relkind = 'p' AND t.isleaf
+                   ) AS leaf(oid)
+JOIN pg_catalog.pg_class c ON c.oid = leaf.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_all_tables a ON a.relid = c.oid
+WHERE c.reltuples < 0
+   OR (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname)
+       AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+       AND (c.reltuples > 0 OR c.relpages > 0 OR a.n_live_tup > 0 OR a.n_mod_since_analyze > 0))
+ORDER BY want.schema, want.name, n.nspname, c.relname
 """
 
 
@@ -154,3 +182,49 @@ def read_column_stats(conn: psycopg.Connection, tables: Iterable[tuple[str, str]
             float(r["correlation"]) if r["correlation"] is not None else None, float(r["reltuples"]),
             bool(r["padded"]))
         for r in rows})
+
+
+@dataclass(frozen=True)
+class WithoutStatistics:
+    """A workload table the planner has no statistics for: ``table`` as the workload uses it (qualified,
+    quoted), and ``relations`` without statistics (itself, or its leaf partitions), each with its
+    ``reltuples`` (-1: never vacuumed nor analyzed). Its row counts and selectivities are the planner's
+    defaults, and so any index's cost on it would be invented."""
+
+    table: str
+    relations: tuple[tuple[str, float], ...]
+
+    @property
+    def reason(self) -> str:
+        """Why no candidate is proposed on it, and the fix (``ANALYZE public.t, then advise again``)."""
+        names = [name for name, _ in self.relations]
+        said = "never analyzed: reltuples -1 and" if all(r < 0 for _, r in self.relations) else (
+            "not analyzed since it held rows:")
+        if names != [self.table]:
+            said = f"{'partition' if len(names) == 1 else 'partitions'} {', '.join(names)} {said}"
+        return (f"{said} no pg_stats rows, so its row counts and selectivities are the planner's defaults and any "
+                f"index's cost on it would be invented; ANALYZE {', '.join(names)}, then advise again")
+
+
+def read_without_statistics(conn: psycopg.Connection, tables: Iterable[tuple[str, str]]
+                            ) -> dict[str, WithoutStatistics]:
+    """The tables of ``tables`` ((schema, table) pairs, unquoted catalog names) the planner has no statistics
+    for (:data:`WITHOUT_STATISTICS`: never analyzed, or left without ``pg_stats`` rows while holding rows; for
+    a partitioned table, its leaf partitions), keyed by the table qualified and quoted. One read-only,
+    lock-free query. Raises :class:`ServerRefused` when the server refuses it.
+    https://www.postgresql.org/docs/current/planner-stats.html,
+    https://www.postgresql.org/docs/current/catalog-pg-class.html (``reltuples``)
+    """
+    wanted = sorted(set(tables))
+    if not wanted:
+        return {}
+    params = {"schemas": [s for s, _ in wanted], "tables": [t for _, t in wanted]}
+    try:
+        with MarkedCursor(conn) as cur:
+            rows = cur.execute(WITHOUT_STATISTICS, params).fetchall()
+    except psycopg.Error as exc:
+        raise ServerRefused(f"cannot read pg_class and pg_stats: {' '.join(str(exc).split())}") from None
+    found: dict[str, list[tuple[str, float]]] = {}
+    for schema, table, rel_schema, rel, reltuples in rows:
+        found.setdefault(qualified(schema, table), []).append((qualified(rel_schema, rel), float(reltuples)))
+    return {table: WithoutStatistics(table, tuple(relations)) for table, relations in found.items()}

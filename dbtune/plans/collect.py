@@ -6,7 +6,17 @@ How a query is planned (https://www.postgresql.org/docs/current/sql-explain.html
 * a query with ``$n`` parameters gets its *generic plan*, the one a prepared statement uses whatever the
   values: on PostgreSQL 16+ through ``EXPLAIN (GENERIC_PLAN)``; before 16 through ``PREPARE`` (parameter
   types inferred by the server), ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with
-  ``NULL`` for every parameter (the generic plan does not depend on the values), then ``DEALLOCATE``;
+  ``NULL`` for every parameter (the generic plan does not depend on the values), then ``DEALLOCATE``.
+  ``EXPLAIN EXECUTE`` starts the executor, whose initial partition pruning compares the partition key to
+  the NULLs and removes the scans of a partitioned table (``Subplans Removed``), which ``EXPLAIN
+  (GENERIC_PLAN)`` keeps; such a plan is planned again under ``enable_partition_pruning = off`` (``SET
+  LOCAL``), which lists every partition's scan at the same costs (the planner does not discount run-time
+  pruning: an Append costs all its subplans; checked on PostgreSQL 15), and stands where plan-time pruning
+  had removed nothing it brings back (the same subplans, counted with those removed): a partition key
+  compared to a constant is still pruned at plan time. Where it had (a key compared to a constant and to a
+  parameter), the pruned plan stands, without those scans (the advisor's costing then reads which indexes
+  they use from the unpruned plan, :func:`dbtune.advisor.costing.plan_costing`)
+  (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITION-PRUNING);
 * with ``analyze``, ``EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)``: the query runs, with timing.
   Only SELECTs that neither lock rows nor modify data run, unless ``allow_writes``. A query with ``$n``
   runs with one set of values sampled from the tables (:func:`dbtune.workload.params.sample_parameters`);
@@ -298,27 +308,60 @@ def _run_explain(conn: psycopg.Connection, sql: str, n_params: int, values: tupl
     count = conn.execute(_PREPARED_PARAMETERS, (prepared,)).fetchone()
     nulls = ", ".join(["NULL"] * int(count[0] if count else n_params))
     conn.execute(_SET, ("plan_cache_mode", "force_generic_plan", True))
-    return cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {prepared}({nulls})").fetchall()[0][0]  # type: ignore[arg-type]
+    pruned = cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {prepared}({nulls})").fetchall()[0][0]  # type: ignore[arg-type]
+    if not startup_pruned(Plan.from_json(pruned)):
+        return pruned
+    # Executor-startup pruning with the NULLs removed subplans: the generic plan without partition pruning
+    # (a prepared statement of its own: the first keeps its cached plan) lists every partition's scan. It
+    # stands only where plan-time pruning removed nothing it brings back (the same subplans, counted with
+    # those removed), else the pruned plan does.
+    cur.execute(f"PREPARE {prepared}_unpruned AS {sql}")  # type: ignore[arg-type]
+    prepared_done.append(f"{prepared}_unpruned")
+    conn.execute(_SET, ("enable_partition_pruning", "off", True))
+    unpruned = cur.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {prepared}_unpruned({nulls})"  # type: ignore[arg-type]
+                           ).fetchall()[0][0]
+    return unpruned if _append_members(unpruned, removed=False) == _append_members(pruned, removed=True) else pruned
+
+
+def _append_members(explain_json: Any, *, removed: bool) -> list[tuple[str, int]]:
+    """Each Append and Merge Append of EXPLAIN's JSON, in plan order: its node type and the member subplans
+    it shows, counting with ``removed`` those executor-startup pruning removed (``Subplans Removed``)."""
+    return [(n.node_type, sum(c.parent_relationship == "Member" for c in n.children)
+             + (int(n.raw.get("Subplans Removed") or 0) if removed else 0))
+            for n in Plan.from_json(explain_json).nodes() if n.node_type in ("Append", "Merge Append")]
+
+
+def startup_pruned(plan: Plan) -> bool:
+    """Whether executor-startup pruning removed subplans of an Append or Merge Append of ``plan``
+    (``Subplans Removed``): their scans are not in it."""
+    return any(n.raw.get("Subplans Removed") for n in plan.nodes() if n.node_type in ("Append", "Merge Append"))
 
 
 def plan_statement(conn: psycopg.Connection, sql: str, version_num: int, *, values: tuple[str, ...] | None = None,
-                   prepared: str = "dbtune_plan", search_path: tuple[str, ...] | None = None) -> Plan:
+                   prepared: str = "dbtune_plan", search_path: tuple[str, ...] | None = None,
+                   partition_pruning: bool = True) -> Plan:
     """The plan of one statement, in a transaction of its own that is always rolled back (a savepoint when
     ``conn`` is inside a transaction already, so the caller's transaction goes on after a failure).
 
     ``sql`` may hold ``$n`` parameters: it then gets its generic plan (see the module docstring: ``EXPLAIN
     (GENERIC_PLAN)`` on 16+, ``PREPARE`` + ``plan_cache_mode = force_generic_plan`` + ``EXPLAIN EXECUTE``
-    with NULLs before, ``version_num`` being ``server_version_num``; the prepared statement ``prepared`` is
-    deallocated afterwards). With ``values`` (``()``: no parameters) it runs under ``EXPLAIN (ANALYZE,
-    BUFFERS)``. ``search_path`` is set for this transaction alone. Lets :class:`psycopg.Error` through (the
-    server's refusal); raises ValueError when EXPLAIN's output holds no plan.
-    See https://www.postgresql.org/docs/current/sql-explain.html.
+    with NULLs before, ``version_num`` being ``server_version_num``, planned again without partition
+    pruning when the NULLs pruned partitions' scans; the prepared statements ``prepared`` and
+    ``<prepared>_unpruned`` are deallocated afterwards). With ``values`` (``()``: no parameters) it runs
+    under ``EXPLAIN (ANALYZE, BUFFERS)``. ``search_path`` is set for this transaction alone, and so is
+    ``enable_partition_pruning = off`` without ``partition_pruning`` (every partition's scan). Lets
+    :class:`psycopg.Error` through (the server's refusal); raises ValueError when EXPLAIN's output holds no
+    plan.
+    See https://www.postgresql.org/docs/current/sql-explain.html and, for the partitions,
+    https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITION-PRUNING.
     """
     prepared_done: list[str] = []
     try:
         with conn.transaction(force_rollback=True):
             if search_path is not None:  # the session's own path, for this transaction only
                 conn.execute(_SET, ("search_path", ", ".join(quote_ident(s) for s in search_path), True))
+            if not partition_pruning:
+                conn.execute(_SET, ("enable_partition_pruning", "off", True))
             return Plan.from_json(_run_explain(conn, sql, parameter_count(sql), values, prepared, version_num,
                                                prepared_done))
     finally:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from dbtune.advisor.model import Advice, Measured, QueryCost, Recommendation, Rejected
+from dbtune.advisor.model import NO_CANDIDATE_FOR, Advice, Measured, QueryCost, Recommendation, Rejected
 from dbtune.escape import clip, display_sql, one_line, printable
 from dbtune.report.bench_text import ms
 from dbtune.units import size_pretty
@@ -112,6 +112,8 @@ def _why_none(advice: Advice) -> str:
                 "the workload holds no statement an index could serve (utility statements such as DDL, SET or "
                 "VACUUM are left out)")
     if advice.candidates == 0:
+        if NO_CANDIDATE_FOR in advice.engine_note:
+            return "the statements suggested no index dbtune could propose (the engine line says why)"
         return "no statement of the workload suggested an index"
     if any(r.reason.startswith(("over budget", "beyond --max-indexes")) for r in advice.rejected):
         return "the candidates that make a query cheaper do not fit --budget or --max-indexes (see REJECTED)"
