@@ -342,3 +342,42 @@ def test_pooler_model_is_frozen() -> None:
     assert isinstance(bouncer, Pooler)
     with pytest.raises(AttributeError):
         bouncer.pool_mode = "session"  # type: ignore[misc]
+
+
+# --- connect hooks ----------------------------------------------------------------------------------
+
+
+def test_the_guides_database_js_sets_lock_timeout() -> None:
+    path = GUIDE_DIR / "database.js"
+    if GUIDE.is_file():
+        assert "await prisma.$executeRaw`SET lock_timeout TO '30s';`" in GUIDE.read_text()
+    [pool] = read_app_config([path]).pools
+    [feature] = pool.session_features
+    assert (feature.kind, feature.text, feature.origin.key) == ("set", "SET lock_timeout TO '30s'", "lock_timeout")
+    assert feature.origin.line == line_of(path, "SET lock_timeout")
+
+
+def test_connect_hooks_take_only_sql(tmp_path: Path) -> None:
+    """Only string literals PostgreSQL's grammar reads as SET count; with the .env they are one pool."""
+    js = write(tmp_path / "db.ts", """pool.on('connect', (client) => {
+  client.query("SET statement_timeout = ${timeoutMs}");
+  client.query('SET LOCAL search_path TO app, public');
+  log('Set up the connection');
+  log("settings ready");
+});
+""")
+    env = write(tmp_path / ".env", "DATABASE_POOL_MAX=10\n")
+    pool = the_pool(read_app_config([env, js]))
+    assert pool.max == 10
+    assert [(f.origin.key, f.origin.line) for f in pool.session_features] == [("statement_timeout", 2),
+                                                                               ("search_path", 3)]
+    assert pool.session_features[0].text == "SET statement_timeout = ${timeoutMs}"
+
+
+def test_every_guide_sample_is_read() -> None:
+    """Every application-config sample of ``sample_configs/guide/`` (all but its SQL) reads, so none rots."""
+    files = sorted(p for p in GUIDE_DIR.iterdir() if p.suffix != ".sql")
+    assert {p.name for p in files} == {".env.production", "docker-compose.yml", "pgbouncer.ini", "database.js"}
+    app = read_app_config(files)
+    assert [s.status for s in app.sources] == ["read"] * 4
+    assert the_pool(app).session_features and app.poolers and app.replicas

@@ -4,9 +4,10 @@ with its reader, and put the pools, poolers and replicas of every source into on
 
 Formats: ``dotenv`` (``.env``, ``.env.production``, ``app.env``), ``compose`` (``docker-compose.yml``,
 ``compose.yaml``, or YAML with ``services:``), ``pgbouncer`` (``pgbouncer.ini``, or INI with
-``[pgbouncer]``), ``properties`` (HikariCP / Spring ``*.properties``), and a live PgBouncer given as its
-admin console's connection string (``dbname=pgbouncer``). A file none of these recognises is an error that
-says so: dbtune never guesses.
+``[pgbouncer]``), ``properties`` (HikariCP / Spring ``*.properties``), ``javascript`` (the ``SET``
+statements of a ``.js``/``.ts`` module's connect hook: :mod:`dbtune.appconfig.connect_hooks`), and a live
+PgBouncer given as its admin console's connection string (``dbname=pgbouncer``). A file none of these
+recognises is an error that says so: dbtune never guesses.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbtune.appconfig import compose, dotenv_file, hikari, pgbouncer_ini, pgbouncer_live
+from dbtune.appconfig import compose, connect_hooks, dotenv_file, hikari, pgbouncer_ini, pgbouncer_live
 from dbtune.appconfig.environment import read_environment
 from dbtune.appconfig.model import AppConfig, Origin, Pool, Pooler, Replica, Source
 from dbtune.errors import UsageError
 
 T = TypeVar("T", Pool, Pooler)
-FORMATS = ("dotenv", "compose", "pgbouncer", "properties")
+FORMATS = ("dotenv", "compose", "pgbouncer", "properties", "javascript")
 PGBOUNCER_DEFAULT_PORT = 6432
 
 
@@ -37,6 +38,8 @@ def detect_format(path: Path, text: str) -> str | None:
         return "pgbouncer"
     if name.endswith(".properties"):
         return "properties"
+    if name.endswith(connect_hooks.SUFFIXES):
+        return "javascript"
     if pgbouncer_ini.looks_like_pgbouncer_ini(text):
         return "pgbouncer"
     if name.endswith((".yml", ".yaml")):
@@ -127,7 +130,7 @@ def read_file(path: Path, shown: str) -> tuple[str, list[Pool], list[Pooler], li
     fmt = detect_format(path, text)
     if fmt is None:
         raise UsageError(f"{shown}: format not recognised (dbtune reads .env files, docker-compose files, "
-                         "pgbouncer.ini and HikariCP/Spring .properties)")
+                         "pgbouncer.ini, HikariCP/Spring .properties and .js/.ts connect hooks)")
     if fmt == "dotenv":
         p, b, r = read_environment(dotenv_file.parse_dotenv(text, shown), name="app", origin=Origin(shown))
         return fmt, p, b, r
@@ -135,6 +138,8 @@ def read_file(path: Path, shown: str) -> tuple[str, list[Pool], list[Pooler], li
         return (fmt, *compose.read_compose(path, shown, text))
     if fmt == "pgbouncer":
         return fmt, [], [pgbouncer_ini.read_pgbouncer_ini(path, shown)], []
+    if fmt == "javascript":
+        return fmt, connect_hooks.read_connect_hooks(text, shown), [], []
     return fmt, hikari.read_properties(path, shown, text), [], []
 
 
