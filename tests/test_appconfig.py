@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import SHARED
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dbtune.appconfig import AppConfig, read_app_config
 from dbtune.appconfig.model import Pool, Pooler
@@ -381,3 +384,38 @@ def test_every_guide_sample_is_read() -> None:
     app = read_app_config(files)
     assert [s.status for s in app.sources] == ["read"] * 4
     assert the_pool(app).session_features and app.poolers and app.replicas
+
+
+# --- masking ----------------------------------------------------------------------------------------
+
+
+@st.composite
+def url_with_password(draw: st.DrawFn) -> tuple[str, str]:
+    """A driver URL in one of the dialects with a password (a distinctive prefix, then any printable
+    characters), percent-encoded as it should be or left raw as people write it."""
+    pw = "Zq9" + draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=3, max_size=12))
+    encoded = quote(pw, safe="") if draw(st.booleans()) else pw
+    quoted = pw.replace("\\", "\\\\").replace("'", "\\'")
+    url = draw(st.sampled_from([
+        f"postgresql://app:{encoded}@db:5432/shop",
+        f"postgres://app:{encoded}@db/shop?sslmode=require",
+        f"postgresql+psycopg://app:{encoded}@db/shop?pool_size=3",
+        f"postgresql+asyncpg://app:{encoded}@db:5432/shop",
+        f"postgresql://app:{encoded}@pgbouncer:6432/shop?connection_limit=3&pgbouncer=true",
+        f"jdbc:postgresql://db/shop?user=app&password={quote(pw, safe='')}",
+        f"host=db dbname=shop user=app password='{quoted}'",
+    ]))
+    return url, pw
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=url_with_password())
+def test_no_password_in_the_model_or_an_error(case: tuple[str, str]) -> None:
+    url, pw = case
+    try:
+        target, hints = parse_url(url, "f:1: DATABASE_URL")
+        outputs = [repr(target), repr(hints), target.url]
+    except UsageError as exc:
+        outputs = [str(exc)]
+    for out in outputs:
+        assert pw not in out and quote(pw, safe="") not in out, (url, out)

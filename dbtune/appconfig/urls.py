@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from psycopg import ProgrammingError, conninfo
 
 from dbtune.appconfig.model import Target
+from dbtune.db.connect import check_userinfo
 from dbtune.errors import UsageError
 
 SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key",
@@ -91,13 +92,21 @@ def parse_url(text: str, where: str) -> tuple[Target, PoolHints]:
 
 
 def _split(text: str, where: str) -> tuple[str, str | None, str | None, int | None, str | None, list[tuple[str, str]]]:
-    """scheme, user, host, port, database, query of a URI; the password is dropped here."""
+    """scheme, user, host, port, database, query of a URI; the password is dropped here. A URI whose user
+    information holds an unencoded ``@`` or ``/`` (which would put part of a password in the host or
+    database) is refused (:func:`dbtune.db.connect.check_userinfo`)."""
+    check_userinfo(text.partition("://")[2], where)
     try:
         parts = urlsplit(text)
         port = parts.port if "," not in parts.netloc else None
     except ValueError as exc:
         reason = "its port is not a number" if "port" in str(exc) else "it is not a valid URL"
         raise UsageError(f"{where}: cannot read the URL: {reason}") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        # An unencoded "?", "#" or "/" in a password ends the user information early: the rest of it would
+        # be read as a path or query. Refused rather than shown.
+        raise UsageError(f"{where}: cannot read the URL: an \"@\" after the host; percent-encode \"@\", \"/\", "
+                         "\"?\" and \"#\" in a user name or password (%40, %2F, %3F, %23)")
     host = parts.hostname
     if "," in parts.netloc:  # libpq's multi-host form
         host = parts.netloc.rpartition("@")[2]
@@ -163,6 +172,7 @@ def _sqlalchemy(text: str, scheme: str, where: str) -> tuple[Target, PoolHints]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    check_userinfo(text.partition("://")[2], where)
     dialect = scheme.partition("+")[2]
     if dialect not in SQLALCHEMY_DIALECTS:
         raise UsageError(f"{where}: unknown URL scheme {scheme + '://'!r} (SQLAlchemy's PostgreSQL drivers are "
