@@ -213,7 +213,11 @@ def test_compose_list_environment_interpolation_and_replicas(tmp_path: Path) -> 
     environment:
       POOL_MODE: session
       DEFAULT_POOL_SIZE: ${BOUNCER_POOL:-15}
+      DB_HOST: db
+      DB_USER: shop
+      DB_NAME: shop
       DB_PASSWORD: ${DB_PASSWORD}
+      MAX_PREPARED_STATEMENTS: 0
 """)
     app = read_app_config([path])
     pool = the_pool(app, "api")
@@ -222,7 +226,9 @@ def test_compose_list_environment_interpolation_and_replicas(tmp_path: Path) -> 
     assert pool.origins["idle_timeout_ms"].file.endswith("app.env")
     assert pool.via == "pgbouncer" and "bouncer" in (pool.via_reason or "")
     [bouncer] = app.poolers
-    assert (bouncer.name, bouncer.pool_mode, bouncer.default_pool_size) == ("bouncer", "session", 15)
+    assert (bouncer.name, bouncer.pool_mode, bouncer.default_pool_size, bouncer.max_prepared_statements) == \
+        ("bouncer", "session", 15, 0)
+    assert bouncer.databases == {"shop": {"host": "db", "user": "shop", "dbname": "shop"}}  # edoburu's DB_*
     no_secret(app, SECRET)
 
 

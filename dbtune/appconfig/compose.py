@@ -17,7 +17,7 @@ import yaml
 from dbtune.appconfig.dotenv_file import parse_dotenv
 from dbtune.appconfig.environment import Variable, read_environment
 from dbtune.appconfig.model import Origin, Pool, Pooler, Replica
-from dbtune.appconfig.values import integer
+from dbtune.appconfig.values import integer, read_source
 from dbtune.errors import UsageError
 
 _VARIABLE = re.compile(r"\$(?:(?P<dollar>\$)|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|"
@@ -86,8 +86,8 @@ def read_compose(path: Path, shown: str, text: str) -> tuple[list[Pool], list[Po
     if not looks_like_compose(root):
         raise UsageError(f"{shown}: not a docker-compose file (no 'services:' mapping)")
     assert root is not None
-    dotenv_path = path.parent / ".env"
-    env = {v.name: v.value for v in parse_dotenv(dotenv_path.read_text(), str(Path(shown).parent / ".env"))} \
+    dotenv_path, dotenv_shown = path.parent / ".env", str(Path(shown).parent / ".env")
+    env = {v.name: v.value for v in parse_dotenv(read_source(dotenv_path, dotenv_shown), dotenv_shown)} \
         if dotenv_path.is_file() else {}
     pools: list[Pool] = []
     poolers: list[Pooler] = []
@@ -142,9 +142,8 @@ def _env_files(service: yaml.Node, path: Path, shown: str, env: dict[str, str]) 
         if entry is None:
             continue
         name = interpolate(_scalar(entry, "env_file", shown), env, Origin(shown, entry.start_mark.line + 1))
-        file = path.parent / name
-        if file.is_file():
-            out += parse_dotenv(file.read_text(), str(Path(shown).parent / name))
+        file, file_shown = path.parent / name, str(Path(shown).parent / name)
+        out += parse_dotenv(read_source(file, file_shown), file_shown)  # Compose refuses a missing env_file too
     return out
 
 

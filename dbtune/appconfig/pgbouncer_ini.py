@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dbtune.appconfig.model import Origin, Pooler
 from dbtune.appconfig.pgbouncer_settings import apply_setting
+from dbtune.appconfig.values import read_source
 from dbtune.errors import UsageError
 
 SECTIONS = ("databases", "users", "peers", "pgbouncer")
@@ -27,12 +28,7 @@ SECRET_KEYS = frozenset({"password", "auth_password"})
 
 def _lines(path: Path, shown: str, seen: tuple[Path, ...]) -> list[tuple[str, Origin]]:
     """The file's lines with ``%include`` expanded, each with the file and line it came from."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UsageError(f"{shown}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_source(path, shown)
     out: list[tuple[str, Origin]] = []
     for n, line in enumerate(text.splitlines(), start=1):
         m = _INCLUDE.match(line)

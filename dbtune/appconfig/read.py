@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from dbtune.appconfig import compose, connect_hooks, dotenv_file, hikari, pgbouncer_ini, pgbouncer_live
 from dbtune.appconfig.environment import read_environment
 from dbtune.appconfig.model import AppConfig, Origin, Pool, Pooler, Replica, Source
+from dbtune.appconfig.values import read_source
 from dbtune.errors import UsageError
 
 T = TypeVar("T", Pool, Pooler)
@@ -117,16 +118,7 @@ def merge_by_name(items: Sequence[T]) -> list[T]:
 
 def read_file(path: Path, shown: str) -> tuple[str, list[Pool], list[Pooler], list[Replica]]:
     """One file's format and what it declares. Raises :class:`UsageError` (see :func:`read_app_config`)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UsageError(f"--app-config {shown}: not found") from None
-    except IsADirectoryError:
-        raise UsageError(f"--app-config {shown}: is a directory; name the files") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UsageError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    text = read_source(path, shown)
     fmt = detect_format(path, text)
     if fmt is None:
         raise UsageError(f"{shown}: format not recognised (dbtune reads .env files, docker-compose files, "

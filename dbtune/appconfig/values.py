@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dbtune.appconfig.model import Origin, Pool, SessionFeature, Target, Via
@@ -78,3 +79,18 @@ class PoolBuilder:
     def build(self) -> Pool:
         return Pool(name=self.name, origin=self.origin, session_features=tuple(self.features),
                     origins=dict(self.origins), **self.values)
+
+
+def read_source(path: Path, shown: str) -> str:
+    """The text of an application config file (UTF-8). Raises :class:`UsageError` naming ``shown`` when it
+    is missing, a directory, unreadable or not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{shown}: not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{shown}: is a directory; name the files") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot read: {exc.strerror or exc}") from None
