@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from dbtune.appconfig.model import AppConfig
+from dbtune.appconfig.plan import pool_plan
 from dbtune.catalog.duplicate_keys import probe_duplicate_keys
 from dbtune.catalog.model import Skip
 from dbtune.catalog.snapshot import take
@@ -33,7 +35,7 @@ from dbtune.report.model import Report
 def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | None = None,
           catalogue: Catalogue | None = None, select: Iterable[str] = (),
           ignore: Iterable[str] = (), workload: Path | None = None,
-          workload_format: str | None = None) -> Report:
+          workload_format: str | None = None, app_config: AppConfig | None = None) -> Report:
     """Audit one database in a single ``REPEATABLE READ, READ ONLY`` transaction.
 
     Raises :class:`~dbtune.errors.ConnectionFailed` (cannot connect), :class:`~dbtune.errors.ConfigError`
@@ -41,16 +43,19 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     ``workload`` is a workload file whose queries are planned for the plan checks (instead of the top
     ``audit.plan_queries`` statements of pg_stat_statements); a missing or malformed file is a
     :class:`~dbtune.errors.UsageError`; ``workload_format`` reads it as a ``psql``, ``pgbench``, ``qgen``
-    or ``plain`` script (detected when ``None``). Never writes to the target.
+    or ``plain`` script (detected when ``None``). ``app_config`` is the application's own configuration
+    (:func:`dbtune.appconfig.read_app_config`): its pools and poolers join the config's for the pool checks,
+    and the report lists its sources and where each pool value came from. Never writes to the target.
     """
     started = time.perf_counter()
+    plan = pool_plan(config, app_config)  # before connecting: contradictory pool values are input errors
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     queries = (workload_queries(settings, path=workload, workload_format=workload_format)
                if workload is not None else None)
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
     try:
-        result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore)
+        result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore, app_config=app_config)
         plans = audit_plans(settings, config, catalogue, queries=queries, select=select, ignore=ignore,
                             pg_stat_statements="pg_stat_statements" in snapshot.server.extensions)
     except ConfigError as exc:
@@ -60,15 +65,18 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     advised = audit_advice(settings, config, catalogue, workload=workload, workload_format=workload_format,
                            pg_stat_statements="pg_stat_statements" in snapshot.server.extensions,
                            findings=(*result.findings, *plans.findings), select=select, ignore=ignore)
+    app_skipped = tuple(Skip("app-config", s.reason or "skipped") for s in app_config.sources
+                        if s.status == "skipped") if app_config is not None else ()
     findings, unprobed = probe_duplicate_keys(settings, (*result.findings, *plans.findings, *advised.findings))
     return Report(
         target=describe(settings), server=snapshot.server, findings=findings,
-        skipped=(*result.skipped, *plans.skipped, *advised.skipped, *unprobed),
+        skipped=(*app_skipped, *result.skipped, *plans.skipped, *advised.skipped, *unprobed),
         config_path=str(config_path) if config_path else None,
         profile=config.profile.name if config.profile else None,
         targets=config.targets.model_dump(exclude_none=True), statements_sent=snapshot.statements_sent,
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
         index_names=tuple(ix.qualified_name for ix in snapshot.indexes if ix.is_valid),
+        app_config=app_config, pool_values=plan.values if app_config is not None else (),
     )
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ import pytest
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
-from dbtune.db.local_server import LocalServer, embedded_bindir, system_bindir  # noqa: E402
+from dbtune.db.local_server import LocalServer, embedded_bindir, free_port, system_bindir  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED = Path(os.environ.get("DBTUNE_SHARED", SHARED))
@@ -51,6 +56,7 @@ def _start(name: str) -> LocalServer:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_pgbouncers()
     for server in _servers.values():
         server.destroy()
 
@@ -151,3 +157,87 @@ def load_as_history(db: TestDatabase, sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
         conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
         conn.execute("SELECT pg_catalog.pg_stat_reset()")
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer (Debian's package) in front of a test server, run as the server's unprivileged OS user
+    on its own port, ``auth_type = trust`` with an ``auth_file``, ``postgres`` as its admin."""
+
+    server: LocalServer
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def admin_dsn(self) -> str:
+        """The admin console (database ``pgbouncer``) over TCP."""
+        return f"host=127.0.0.1 port={self.port} dbname=pgbouncer user=postgres"
+
+    def dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user=postgres"
+
+    @property
+    def ini(self) -> Path:
+        return self.root / "pgbouncer.ini"
+
+
+PGBOUNCER_BIN = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+_bouncers: list[PgBouncer] = []
+
+
+def start_pgbouncer(server: LocalServer) -> PgBouncer:
+    """Start PgBouncer in transaction mode in front of ``server`` and wait until its console answers."""
+    if not Path(PGBOUNCER_BIN).exists():
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must install pgbouncer (see .ci/run)")
+        pytest.skip("PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+    root = Path(tempfile.mkdtemp(prefix="dbtune-pgbouncer-"))
+    port = free_port()
+    (root / "userlist.txt").write_text('"postgres" ""\n')
+    (root / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={server.socket_dir} port={server.port}\n\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {root / 'userlist.txt'}\nadmin_users = postgres\n"
+        "pool_mode = transaction\nmax_client_conn = 40\ndefault_pool_size = 7\nmin_pool_size = 0\n"
+        "reserve_pool_size = 2\nreserve_pool_timeout = 4\nserver_idle_timeout = 90\n"
+        f"logfile = {root / 'pgbouncer.log'}\n")
+    kwargs: dict[str, object] = {}
+    if server.os_user:
+        shutil.chown(root, user=server.os_user)
+        for name in ("userlist.txt", "pgbouncer.ini"):
+            shutil.chown(root / name, user=server.os_user)
+        kwargs = {"user": server.os_user, "group": pwd.getpwnam(server.os_user).pw_gid, "extra_groups": []}
+    process = subprocess.Popen([PGBOUNCER_BIN, str(root / "pgbouncer.ini")], cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    bouncer = PgBouncer(server, root, port, process)
+    _bouncers.append(bouncer)
+    for _ in range(100):
+        try:
+            with psycopg.connect(bouncer.admin_dsn(), autocommit=True, connect_timeout=2):
+                return bouncer
+        except psycopg.OperationalError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+    log = (root / "pgbouncer.log").read_text()[-600:] if (root / "pgbouncer.log").exists() else ""
+    raise RuntimeError(f"PgBouncer did not start: {log}")
+
+
+def stop_pgbouncers() -> None:
+    for bouncer in _bouncers:
+        if bouncer.process.poll() is None:
+            bouncer.process.terminate()
+            try:
+                bouncer.process.wait(10)
+            except subprocess.TimeoutExpired:
+                bouncer.process.kill()
+        shutil.rmtree(bouncer.root, ignore_errors=True)
+    _bouncers.clear()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg18: LocalServer) -> PgBouncer:
+    """PgBouncer in transaction mode in front of the embedded PostgreSQL 18, once per session."""
+    return start_pgbouncer(pg18)

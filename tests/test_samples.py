@@ -7,7 +7,6 @@ file); the production profile is checked against the guide's checklist, ``env.pr
 
 from __future__ import annotations
 
-import configparser
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import conftest
 import pytest
 from conftest import SHARED
 
+from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.config import load_config
 from dbtune.config.model import Config, PoolConfig
@@ -78,24 +78,21 @@ def test_production_encodes_the_guide() -> None:
 
 
 def test_env_production_matches_the_production_pool() -> None:
-    values = dict(line.split("=", 1) for line in (SAMPLES / "env.production").read_text().splitlines()
-                  if line and not line.startswith("#"))
+    """Read by dbtune's own .env reader, ``env.production`` is the production profile's pool."""
+    [app_pool] = read_app_config([SAMPLES / "env.production"]).pools
     [pool] = production().pool
-    assert {k: int(v) for k, v in values.items()} == {
-        "DATABASE_POOL_SIZE": pool.size, "DATABASE_POOL_MAX": pool.max,
-        "DATABASE_IDLE_TIMEOUT": pool.idle_timeout, "DATABASE_CONNECTION_TIMEOUT": pool.connection_timeout}
+    assert (app_pool.name, app_pool.size, app_pool.max, app_pool.idle_timeout_ms, app_pool.connection_timeout_ms) \
+        == (pool.name, pool.size, pool.max, pool.idle_timeout, pool.connection_timeout)
 
 
 def test_pgbouncer_ini_matches_production_pgbouncer() -> None:
-    ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
-    ini.read(SAMPLES / "pgbouncer.ini")
+    [bouncer] = read_app_config([SAMPLES / "pgbouncer.ini"]).poolers
     config, _ = load_config(SAMPLES / "production-pgbouncer.toml")
     assert config.pgbouncer is not None
-    section = ini["pgbouncer"]
-    assert section["pool_mode"] == config.pgbouncer.pool_mode == "transaction"
+    assert bouncer.pool_mode == config.pgbouncer.pool_mode == "transaction"
     for key in ("max_client_conn", "default_pool_size", "min_pool_size", "reserve_pool_size"):
-        assert int(section[key]) == getattr(config.pgbouncer, key), key
-    assert int(section["reserve_pool_timeout"]) * 1000 == config.pgbouncer.reserve_pool_timeout
+        assert getattr(bouncer, key) == getattr(config.pgbouncer, key), key
+    assert bouncer.reserve_pool_timeout_ms == config.pgbouncer.reserve_pool_timeout
     assert [p.via for p in config.pool] == ["pgbouncer"]
     assert config.profile is not None and config.profile.name == "production"  # from production.toml
 

@@ -1,7 +1,9 @@
 """The application's connection pools can open more connections than the server allows.
 
 ## What it does
-Adds up the connections the config's `[[pool]]` entries can open (`max` × `instances`), directly or
+Adds up the connections the application's pools can open (the config's `[[pool]]` entries and the pools
+read from the application's own configuration, `--app-config` / `app_config`: `.env`, docker-compose,
+`pgbouncer.ini`, HikariCP properties, a live PgBouncer) (`max` × `instances`), directly or
 through PgBouncer (`default_pool_size` + `reserve_pool_size` per pool, times its instances), and compares
 the total with `max_connections` minus `superuser_reserved_connections` (and `reserved_connections` on
 PostgreSQL 16+). Over the budget is an error; above `max_share` of it a warning. It also reports pools
@@ -56,9 +58,12 @@ def _int(ctx: CheckContext, name: str) -> int:
 
 @check(id="PO001", name="connection-budget", area="pool", severity="error", options={"max_share": 0.8})
 def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
-    pools = ctx.config.pool
+    plan = ctx.pool_plan()
+    pools = plan.pools
+    for name in plan.unsized:
+        ctx.skip(f"pool {name!r} from the application's config states no maximum size; it is not counted")
     if not pools:
-        ctx.skip("no [[pool]] entries in the config")
+        ctx.skip("no [[pool]] entries in the config and no sized pools in the application's config")
         return
     snap = ctx.snapshot
     db = quote_ident(snap.server.database)
@@ -67,17 +72,19 @@ def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
     budget = max_connections - reserved
     direct = {p.name: p.max * p.instances for p in pools if p.via == "direct"}
     through_bouncer = {p.name: p.max * p.instances for p in pools if p.via == "pgbouncer"}
-    bouncer = ctx.config.pgbouncer
+    bouncer = plan.pgbouncer
     server_side = dict(direct)
     if through_bouncer:
         if bouncer is None:
-            ctx.skip("pools go through PgBouncer but the config has no [pgbouncer] section")
+            ctx.skip("pools go through PgBouncer but neither the config's [pgbouncer] section nor the "
+                     "application's config describes it")
         else:
             server_side["pgbouncer"] = ((bouncer.default_pool_size + bouncer.reserve_pool_size)
                                         * bouncer.pools * bouncer.instances)
     demand = sum(server_side.values())
+    sources = {name: plan.sources[name] for name in (*server_side, *through_bouncer) if name in plan.sources}
     evidence = {"max_connections": max_connections, "reserved_connections": reserved, "budget": budget,
-                "demand": demand, "by_pool": server_side}
+                "demand": demand, "by_pool": server_side, "sources": sources}
     if demand > budget:
         yield ctx.finding(db, f"the pools can open {demand} connections but the server accepts {budget} "
                               f"(max_connections {max_connections} − {reserved} reserved)", evidence=evidence)
@@ -91,12 +98,14 @@ def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
         if clients > capacity:
             yield ctx.finding(db, f"the pools open {clients} client connections to PgBouncer but it accepts "
                                   f"{capacity} (max_client_conn × instances)",
-                              evidence={"client_connections": clients, "max_client_conn": capacity})
+                              evidence={"client_connections": clients, "max_client_conn": capacity,
+                                        "sources": sources})
     for p in pools:
         if p.connection_timeout in (None, 0):
             yield ctx.finding(f"pool {p.name}", f"pool {p.name!r} has no connection timeout: when it is "
                                                 f"exhausted, requests wait forever",
-                              evidence={"pool": p.name, "connection_timeout_ms": p.connection_timeout},
+                              evidence={"pool": p.name, "connection_timeout_ms": p.connection_timeout,
+                                        "sources": plan.sources.get(p.name, {})},
                               severity=Severity.WARNING)
     limits = {r.name: r for r in snap.roles}
     per_role: dict[str, int] = {}

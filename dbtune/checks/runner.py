@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbtune.appconfig.model import AppConfig
+from dbtune.appconfig.plan import PoolPlan, pool_plan
 from dbtune.catalog.model import Relation, Skip, Snapshot
 from dbtune.checks.registry import Catalogue, Check, CheckMeta
 from dbtune.config.messages import did_you_mean
@@ -25,6 +27,12 @@ class CheckContext:
     options: dict[str, Any]
     severity: Severity
     skipped: list[Skip] = field(default_factory=list)
+    app_config: AppConfig = field(default_factory=AppConfig)
+
+    def pool_plan(self) -> PoolPlan:
+        """The config's pools and PgBouncer merged with the application's own configuration, each value with
+        its source (:func:`dbtune.appconfig.plan.pool_plan`)."""
+        return pool_plan(self.config, self.app_config)
 
     def skip(self, reason: str, privilege: str | None = None) -> None:
         """Record that this check could not judge (too young statistics, a missing privilege …)."""
@@ -168,8 +176,9 @@ def _options(check: Check, config: Config) -> tuple[dict[str, Any], Severity]:
 
 
 def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, select: Iterable[str] = (),
-               ignore: Iterable[str] = ()) -> AuditResult:
-    """Run every selected check. Raises :class:`ConfigError` for unknown check names or options, and
+               ignore: Iterable[str] = (), app_config: AppConfig | None = None) -> AuditResult:
+    """Run every selected check; ``app_config`` is what the application's own configuration declares (its
+    pools and poolers join the config's). Raises :class:`ConfigError` for unknown check names or options, and
     whatever :class:`~dbtune.errors.DbtuneError` a check raises for config that names missing objects."""
     result = AuditResult(skipped=list(snapshot.skipped))
     for check in _selected(catalogue, config, select, ignore):
@@ -178,7 +187,8 @@ def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, sele
             result.skipped.append(Skip(check.meta.name, f"needs server_version_num >= "
                                                         f"{check.meta.min_version_num}"))
             continue
-        ctx = CheckContext(snapshot, config, check.meta, options, severity, result.skipped)
+        ctx = CheckContext(snapshot, config, check.meta, options, severity, result.skipped,
+                           app_config or AppConfig())
         result.findings.extend(check.run(ctx))
         result.checks_run.append(check.meta.id)
     return result

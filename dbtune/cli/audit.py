@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from dbtune.appconfig import AppConfig, read_app_config
+from dbtune.appconfig.read import relative_to
 from dbtune.audit import audit
 from dbtune.cli.common import (
     ConfigOption,
@@ -23,8 +25,18 @@ from dbtune.cli.common import (
     write_output,
 )
 from dbtune.config import load_config
+from dbtune.config.model import Config
 from dbtune.errors import ExitCode
 from dbtune.report import Format, render
+
+
+def app_config_of(config: Config, config_path: Path | None, paths: list[str]) -> AppConfig | None:
+    """The application config of the config's ``app_config`` (relative to the config file) and the command
+    line's ``--app-config`` (relative to the working directory); ``None`` when neither names any."""
+    if not config.app_config and not paths:
+        return None
+    base = config_path.parent if config_path else None
+    return read_app_config([*(relative_to(item, base) for item in config.app_config), *paths])
 
 
 def audit_command(
@@ -47,6 +59,11 @@ def audit_command(
         "top audit.plan_queries statements of pg_stat_statements, when it is created).",
         show_default=False)] = None,
     workload_format: WorkloadFormatOption = None,
+    app_config: Annotated[list[str] | None, typer.Option(
+        "--app-config", metavar="PATH",
+        help="The application's own config: a .env file, docker-compose file, pgbouncer.ini or HikariCP "
+             ".properties, or a PgBouncer admin console DSN (dbname=pgbouncer) to read live; repeat for more. "
+             "Added to the config's app_config.", show_default=False)] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     no_color: NoColorOption = False,
@@ -56,8 +73,9 @@ def audit_command(
     check_workload_format(workload_format, workload)
     cfg, cfg_path = load_config(config)
     level = fail_on_level(fail_on, cfg)
+    app = app_config_of(cfg, cfg_path, app_config or [])
     settings = connection_settings(dsn, cfg, statement_timeout)
     report = audit(settings, cfg, config_path=cfg_path, select=select or (), ignore=ignore or (),
-                   workload=workload, workload_format=workload_format)
+                   workload=workload, workload_format=workload_format, app_config=app)
     write_output(render(report, format), output)
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), level) else ExitCode.CLEAN))

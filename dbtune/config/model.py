@@ -247,6 +247,8 @@ class Config(_Strict):
     """The whole configuration. Every section is optional."""
 
     profile: Profile | None = None
+    app_config: list[str] = Field(default=[], description="the application's own config files (.env, "
+                                  "docker-compose, pgbouncer.ini, .properties), relative to this file")
     database: DatabaseConfig = DatabaseConfig()
     audit: AuditConfig = AuditConfig()
     migrate: MigrateConfig = MigrateConfig()

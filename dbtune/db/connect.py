@@ -123,11 +123,11 @@ def normalise_dsn(dsn: str, source: str = "--dsn") -> str:
         raise UsageError(f"{source} is a {scheme}:// URL: dbtune connects to PostgreSQL "
                          "(postgresql://user@host:port/dbname or key=value)")
     rest = dsn[m.end():]
-    _check_userinfo(rest, source)
+    check_userinfo(rest, source)
     return "postgresql://" + rest
 
 
-def _check_userinfo(rest: str, source: str) -> None:
+def check_userinfo(rest: str, source: str) -> None:
     """Refuse a URI (after ``scheme://``) whose user name or password holds an unencoded ``@`` or ``/``, or
     that holds a space anywhere (which libpq would take, but no reader of the URI could tell apart).
 

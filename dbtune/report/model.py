@@ -9,6 +9,8 @@ from functools import cached_property
 from typing import Any
 
 from dbtune import __version__
+from dbtune.appconfig.model import AppConfig
+from dbtune.appconfig.plan import PlannedValue
 from dbtune.catalog.model import Server, Skip
 from dbtune.migrate.plan import PLANNABLE_KINDS, MigrationPlan, plan_migration
 from dbtune.model import Change, Finding, Severity
@@ -31,6 +33,8 @@ class Report:
     duration_ms: float = 0.0
     generated_at: datetime | None = None
     index_names: tuple[str, ...] = ()
+    app_config: AppConfig | None = None
+    pool_values: tuple[PlannedValue, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Findings by severity: ``{"error": n, "warning": n, "info": n}``."""
@@ -99,6 +103,10 @@ class Report:
                 for n, f in enumerate(self.findings)
             ],
             "fix_plan": self._plan_json(),
+            **({"app_config": {**self.app_config.to_json(),
+                               "plan": [{"owner": v.owner, "setting": v.setting, "value": v.value,
+                                         "source": v.source} for v in self.pool_values]}}
+               if self.app_config is not None else {}),
             "skipped": [{"what": s.what, "reason": s.reason, "privilege": s.privilege} for s in self.skipped],
             "summary": {**self.counts(), "total": len(self.findings)},
             "statements_sent": self.statements_sent,

@@ -63,6 +63,29 @@ def _fix_sql(report: Report, number: dict[int, int]) -> list[str]:
     return lines
 
 
+def _app_config(report: Report) -> list[str]:
+    """The APPLICATION CONFIG section: the sources read (or skipped), then every pool and PgBouncer value
+    the pool checks used, with where it came from."""
+    app = report.app_config
+    if app is None:
+        return []
+    lines = ["", "APPLICATION CONFIG"]
+    for s in app.sources:
+        status = s.format if s.status == "read" else f"{s.format}, skipped: {s.reason}"
+        lines.append(one_line(f"- {s.path} ({status})"))
+    for p in app.pools:
+        if p.target is not None:
+            lines.append(one_line(f"- pool {p.name}: {p.target.url} ({p.driver}, {p.via})"))
+    for r in app.replicas:
+        weight = f", weight {r.weight}" if r.weight is not None else ""
+        lines.append(one_line(f"- replica {r.target.url}{weight} ({r.origin})"))
+    if report.pool_values:
+        rows = [(printable(v.owner), v.setting, printable(str(v.value)), clip(printable(v.source)))
+                for v in report.pool_values]
+        lines += ["", tabulate(rows, headers=["pool", "setting", "value", "from"], tablefmt="simple")]
+    return lines
+
+
 def render_text(report: Report) -> str:
     counts = report.counts()
     lines = [
@@ -85,6 +108,7 @@ def render_text(report: Report) -> str:
                   tabulate(rows, headers=["#", "severity", "check", "object", "message"],
                            maxcolwidths=[None, None, None, OBJECT_WIDTH, message_width], tablefmt="simple")]
     lines += _fix_sql(report, {id(f): n for n, f in numbered})
+    lines += _app_config(report)
     if report.skipped:
         lines += ["", "SKIPPED"]
         for s in report.skipped:
