@@ -135,7 +135,10 @@ class AdvisorQuery:
     """One workload statement as the advisor costs it: ``key`` identifies it in the run (its fingerprint
     and relations), ``sql`` is its text with ``$n`` parameters (generic plans for those), ``weight`` its
     calls (pg_stat_statements) or the workload file's weight (1 by default), ``tables`` the tables it
-    reads or writes (qualified, quoted), ``writes`` whether it modifies ``tables``' rows."""
+    reads or writes (qualified, quoted), ``writes`` whether it modifies ``tables``' rows, ``columns`` for
+    each table whose columns are known, every column of it the statement references in any clause
+    (:attr:`dbtune.workload.model.TableUsage.referenced`, unquoted catalog names; a table left out, or
+    ``columns`` None, is one whose columns are not known)."""
 
     key: str
     name: str
@@ -143,6 +146,14 @@ class AdvisorQuery:
     weight: float
     tables: tuple[str, ...]
     writes: bool = False
+    columns: tuple[tuple[str, frozenset[str]], ...] | None = None
+
+    def referenced(self, table: str) -> frozenset[str] | None:
+        """The columns of ``table`` (qualified, quoted) the statement references, or None when not known."""
+        for name, columns in self.columns or ():
+            if name == table:
+                return columns
+        return None
 
 
 @dataclass(frozen=True)
