@@ -153,10 +153,6 @@ def many_statements() -> str:
     return "".join(out)
 
 
-@pytest.mark.xfail(strict=True, reason="select: 18 statements on one table with 50 candidates, most of which help "
-                   "every statement alone: the peeled alone step still takes ~20 calls a statement, and greedy, "
-                   "merge and the verdicts re-cost the shared statements (908 calls on 15, 1,162 on 18; bound 680; "
-                   "pagila's 60 statements now stay within 6 x (queries + candidates))")
 def test_what_if_calls_grow_linearly_with_the_workload(target: Target) -> None:
     advice = run(target, many_statements())
     assert advice.queries >= 16

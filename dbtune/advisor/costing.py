@@ -147,7 +147,7 @@ class CostCache:
     on the query's tables, ``query.tables``, qualified and quoted as :attr:`Candidate.qualified_table`, and
     naming a column it references), so a query is asked again only when that set changes; a recorded
     costing with candidates ``C`` present whose plan used ``U`` answers any request
-    ``C'`` with ``U ⊆ C' ⊆ C`` (see the module docstring); an error answers every subset of its set.
+    ``C'`` with ``U ⊆ C' ⊆ C`` (see the module docstring); an error answers its own set only.
     ``calls`` counts the cost requests sent to the engine (cache hits are not counted), ``size_calls`` the
     size requests. An engine with a ``cost_many(queries, indexes)`` method (trial builds: one build for
     several queries) is asked through it by :meth:`cost_many`.
@@ -160,6 +160,18 @@ class CostCache:
         self._recorded: dict[str, list[_Recorded]] = {}
         self._exact: dict[tuple[str, frozenset[Candidate]], Costing] = {}
         self._sizes: dict[Candidate, int] = {}
+        self._usable: dict[tuple[str, Candidate], bool] = {}
+
+    def _relevant(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> frozenset[Candidate]:
+        """:meth:`relevant`, remembering :func:`could_use` for each query and candidate."""
+        out = []
+        for c in indexes:
+            usable = self._usable.get((query.key, c))
+            if usable is None:
+                usable = self._usable[(query.key, c)] = could_use(query, c)
+            if usable:
+                out.append(c)
+        return frozenset(out)
 
     @staticmethod
     def relevant(query: AdvisorQuery, indexes: Iterable[Candidate]) -> frozenset[Candidate]:
@@ -168,7 +180,9 @@ class CostCache:
 
     def cached(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing | None:
         """The answer the cache holds for ``query`` with ``indexes`` (filtered as :meth:`cost` does), or None."""
-        present = self.relevant(query, indexes)
+        return self._lookup(query, self._relevant(query, indexes))
+
+    def _lookup(self, query: AdvisorQuery, present: frozenset[Candidate]) -> Costing | None:
         found = self._exact.get((query.key, present))
         if found is not None:
             return found
@@ -180,14 +194,15 @@ class CostCache:
 
     def _record(self, query: AdvisorQuery, present: frozenset[Candidate], costing: Costing) -> Costing:
         self._exact[(query.key, present)] = costing
-        self._recorded.setdefault(query.key, []).append(_Recorded(present, costing))
+        if costing.error is None:  # a refused candidate refuses only the sets it is in
+            self._recorded.setdefault(query.key, []).append(_Recorded(present, costing))
         return costing
 
     def cost(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing:
         """``query``'s costing with ``indexes`` (those on its tables) present, from the cache or the engine.
         Never raises for a query the server refuses: the costing's ``error`` holds the message."""
-        present = self.relevant(query, indexes)
-        found = self.cached(query, present)
+        present = self._relevant(query, indexes)
+        found = self._lookup(query, present)
         if found is not None:
             return found
         self.calls += 1
@@ -203,7 +218,7 @@ class CostCache:
         out: dict[int, Costing] = {}
         missing: dict[frozenset[Candidate], list[int]] = {}
         for i, query in enumerate(queries):
-            present = self.relevant(query, wanted)
+            present = self._relevant(query, wanted)
             found = self.cached(query, present)
             if found is not None:
                 out[i] = found

@@ -9,8 +9,9 @@ by a name: names are given when DDL is written (:meth:`Candidate.index_name`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from dbtune import __version__
@@ -84,7 +85,18 @@ class Candidate:
     origin: Origin = field(default=Origin.WORKLOAD, compare=False)
     reason: str = field(default="", compare=False)
 
-    @property
+    def __hash__(self) -> int:
+        # computed once: the selection hashes each candidate many times (sets of them key the cost cache)
+        found: int | None = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((self.schema, self.table, self.keys, self.include, self.predicate, self.method, self.unique))
+            self.__dict__["_hash"] = found
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k in {f.name for f in fields(self)}}
+
+    @cached_property
     def qualified_table(self) -> str:
         """The table, schema-qualified and quoted as needed (``public."Order"``)."""
         return qualified(self.schema, self.table)

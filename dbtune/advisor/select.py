@@ -241,18 +241,21 @@ def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cach
         if best.cost is not None:
             state.best[key] = best.cost
         threshold = max(EPSILON, MIN_GAIN * state.base[key])
-        todo = list(neighbours[key])
+        mine = set(neighbours[key])
+        todo = [c for c in costable if could_use(query, c)]
         while todo:
             costing = cache.cost(query, todo)
             used = [c for c in todo if c in costing.used]
             if costing.cost is None:  # one of them is refused: each on its own
                 for cand in todo:
-                    _settle(state, cache, key, cand, savings)
+                    if cand in mine:
+                        _settle(state, cache, key, cand, savings)
                 break
             if not used or state.base[key] - costing.cost <= threshold:
                 break  # no subset of ``todo`` saves more than the threshold
             for cand in used:
-                _settle(state, cache, key, cand, savings)
+                if cand in mine:
+                    _settle(state, cache, key, cand, savings)
             todo = [c for c in todo if c not in used]
     for cand in costable:
         found = savings[cand]
