@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import conftest
 import psycopg
@@ -449,6 +449,20 @@ def test_the_cache_filters_to_the_query_tables(target: Target) -> None:
         # the plan used BY_CUSTOMER only: with BY_NOTE too, or without BY_STATUS, the answer stands
         assert cache.cost(q, [BY_CUSTOMER, BY_NOTE, BY_STATUS]).used == {BY_CUSTOMER} and cache.calls == 2
         assert cache.cost(q, [BY_CUSTOMER, BY_NOTE]) == first and cache.calls == 2
+
+
+def test_a_candidate_on_columns_the_query_never_references_causes_no_costing(target: Target) -> None:
+    """``SELECT id, status FROM orders WHERE customer_id = $1`` with its referenced columns known: an index on
+    ``note`` or ``created_at`` cannot change its plan, so the cache answers without asking the engine (whose
+    own answer with them present is the same cost); an index on ``status``, which the query reads, is asked."""
+    q = replace(SERVED[0][0], columns=((ORDERS, frozenset({"id", "status", "customer_id"})),))
+    for engine, _ in target.engines():
+        cache = CostCache(engine)
+        first = cache.cost(q, [BY_CUSTOMER])
+        assert cache.cost(q, [BY_CUSTOMER, BY_NOTE, BY_CREATED]) == first and cache.calls == 1
+        assert engine.cost(q, frozenset({BY_CUSTOMER, BY_NOTE, BY_CREATED})).cost == first.cost
+        cache.cost(q, [BY_CUSTOMER, BY_STATUS])
+        assert cache.calls == 2, engine.kind
 
 
 WRITE_COUNTERS = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0), "
