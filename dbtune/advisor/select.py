@@ -19,8 +19,9 @@ The steps:
    by 10% or more") and never costed again; the queries it makes that much cheaper alone are the only
    ones re-costed for it later (a candidate that does not help a query alone is not asked about that
    query again), which keeps the what-if calls to a few per candidate. The costs alone are found query by
-   query, peeled from the set of all its neighbours (:func:`_cost_alone`), so a query takes one request
-   per candidate that helps it, plus one, not one per neighbour.
+   query, peeled from the set of every candidate its plan could use (:func:`_cost_alone`), so a query takes
+   one request per candidate that helps it, plus one, not one per candidate on its tables; and what the
+   later steps ask (a chosen set with one more) is mostly answered by those records.
 2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
    ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen that
@@ -220,13 +221,15 @@ def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cach
     leading key column on its table; and each query's cost with every costable candidate (``state.best``).
 
     Peeled, query by query (not under trial builds, where a build of each candidate serves all its
-    queries): the query is costed with all its remaining neighbours present; a plan that uses one of them,
-    ``c``, costs what it does with ``c`` alone (the cache's argument, :mod:`dbtune.advisor.costing`), so
-    ``c`` is settled and taken out; several used are each costed alone and taken out; a plan that uses
-    none, or saves no more than the threshold, settles all the rest as not helping. That assumes, as the
-    cache does, that the planner finds the cheapest plan the present indexes allow, so a cost never rises
-    when an index is added. Each query then takes one request per candidate that helps it, plus one,
-    rather than one per neighbour."""
+    queries): the query is costed with every remaining candidate its plan could use present
+    (:func:`~dbtune.advisor.costing.could_use`); a plan that uses one of them, ``c``, costs what it does
+    with ``c`` alone (the cache's argument, :mod:`dbtune.advisor.costing`), so ``c`` is settled and taken
+    out; several used are each costed alone and taken out; a plan that uses none, or saves no more than
+    the threshold, settles all the rest as not helping. That assumes, as the cache does, that the planner
+    finds the cheapest plan the present indexes allow, so a cost never rises when an index is added. Each
+    query then takes one request per candidate that helps it, plus one, rather than one per neighbour;
+    and the cache's records of those plans answer most later requests (any set of the query's candidates
+    whose first-peeled member its plan used)."""
     neighbours = _neighbours(state, by_query, costable)
     savings: dict[Candidate, dict[str, float]] = {c: {} for c in costable}
     peel = cache.engine.kind is not EngineKind.TRIAL_BUILD
