@@ -121,7 +121,8 @@ class _Workload:
 
 def _workload(queries: Sequence[Query], analyzer: UsageAnalyzer) -> _Workload:
     """The statements as the advisor costs them: one :class:`AdvisorQuery` per fingerprint and relations
-    (weights added up), those that do not parse as problems; skipped and utility statements left out."""
+    (weights added up, each table's referenced columns from its usage, none when a column reference is
+    unresolved), those that do not parse as problems; skipped and utility statements left out."""
     found: dict[str, AdvisorQuery] = {}
     usages: dict[str, QueryUsage] = {}
     sources: dict[str, Query] = {}
@@ -145,7 +146,9 @@ def _workload(queries: Sequence[Query], analyzer: UsageAnalyzer) -> _Workload:
         if key in found:
             found[key] = replace(found[key], weight=found[key].weight + weight)
             continue
-        found[key] = AdvisorQuery(key, name, q.text, weight, tables, writes=_modifies(q.text))
+        columns = None if usage.unresolved else tuple((t.table, frozenset(t.referenced)) for t in usage.tables
+                                                      if t.referenced)
+        found[key] = AdvisorQuery(key, name, q.text, weight, tables, writes=_modifies(q.text), columns=columns)
         usages[key] = usage
         sources[key] = q
     return _Workload(tuple(found.values()), usages, tuple(problems), sources)

@@ -130,6 +130,29 @@ def plan_costing(conn: psycopg.Connection, query: AdvisorQuery, version_num: int
     return Costing(plan.total_cost, used)
 
 
+def could_use(query: AdvisorQuery, candidate: Candidate) -> bool:
+    """Whether ``query``'s plan could use ``candidate`` at all: it is on one of the query's tables and,
+    where the query's referenced columns of that table are known (:meth:`AdvisorQuery.referenced`), its
+    key or INCLUDE names one of them; a key expression or a predicate counts as naming one (not looked
+    into).
+
+    Why a candidate naming none of them cannot change the plan: every use the planner makes of an index
+    (an index condition, a join's parameterized lookup, the order of an ORDER BY, GROUP BY, DISTINCT,
+    window or merge join, min()/max(), an index-only scan, a unique index proving a join's inner side
+    unique) involves a column of the table the statement names, and an index-only scan needs all of them
+    (https://www.postgresql.org/docs/current/indexes-index-only-scans.html). Assumed: the statement's
+    text is all the planner sees of the table; a row-level security policy's qualifications, which the
+    planner adds, are not in it (their columns are not counted).
+    """
+    if candidate.qualified_table not in query.tables:
+        return False
+    columns = query.referenced(candidate.qualified_table)
+    if columns is None or candidate.predicate is not None:
+        return True
+    return any(k.expression or k.text in columns for k in candidate.keys) or any(c in columns
+                                                                                for c in candidate.include)
+
+
 @dataclass(frozen=True)
 class _Recorded:
     present: frozenset[Candidate]
@@ -139,10 +162,11 @@ class _Recorded:
 class CostCache:
     """An :class:`~dbtune.advisor.model.Engine`'s answers, cached.
 
-    :meth:`cost` keeps of ``indexes`` only the candidates on the query's tables (``query.tables``, qualified
-    and quoted as :attr:`Candidate.qualified_table`), so a query is asked again only when its own tables'
-    set changes; a recorded costing with candidates ``C`` present whose plan used ``U`` answers any request
-    ``C'`` with ``U ⊆ C' ⊆ C`` (see the module docstring); an error answers every subset of its set.
+    :meth:`cost` keeps of ``indexes`` only the candidates the query's plan could use (:func:`could_use`:
+    on the query's tables, ``query.tables``, qualified and quoted as :attr:`Candidate.qualified_table`, and
+    naming a column it references), so a query is asked again only when that set changes; a recorded
+    costing with candidates ``C`` present whose plan used ``U`` answers any request
+    ``C'`` with ``U ⊆ C' ⊆ C`` (see the module docstring); an error answers its own set only.
     ``calls`` counts the cost requests sent to the engine (cache hits are not counted), ``size_calls`` the
     size requests. An engine with a ``cost_many(queries, indexes)`` method (trial builds: one build for
     several queries) is asked through it by :meth:`cost_many`.
@@ -155,16 +179,29 @@ class CostCache:
         self._recorded: dict[str, list[_Recorded]] = {}
         self._exact: dict[tuple[str, frozenset[Candidate]], Costing] = {}
         self._sizes: dict[Candidate, int] = {}
+        self._usable: dict[tuple[str, Candidate], bool] = {}
+
+    def _relevant(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> frozenset[Candidate]:
+        """:meth:`relevant`, remembering :func:`could_use` for each query and candidate."""
+        out = []
+        for c in indexes:
+            usable = self._usable.get((query.key, c))
+            if usable is None:
+                usable = self._usable[(query.key, c)] = could_use(query, c)
+            if usable:
+                out.append(c)
+        return frozenset(out)
 
     @staticmethod
     def relevant(query: AdvisorQuery, indexes: Iterable[Candidate]) -> frozenset[Candidate]:
-        """The candidates of ``indexes`` on a table ``query`` reads or writes."""
-        tables = set(query.tables)
-        return frozenset(c for c in indexes if c.qualified_table in tables)
+        """The candidates of ``indexes`` that ``query``'s plan could use (see :func:`could_use`)."""
+        return frozenset(c for c in indexes if could_use(query, c))
 
     def cached(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing | None:
         """The answer the cache holds for ``query`` with ``indexes`` (filtered as :meth:`cost` does), or None."""
-        present = self.relevant(query, indexes)
+        return self._lookup(query, self._relevant(query, indexes))
+
+    def _lookup(self, query: AdvisorQuery, present: frozenset[Candidate]) -> Costing | None:
         found = self._exact.get((query.key, present))
         if found is not None:
             return found
@@ -176,14 +213,15 @@ class CostCache:
 
     def _record(self, query: AdvisorQuery, present: frozenset[Candidate], costing: Costing) -> Costing:
         self._exact[(query.key, present)] = costing
-        self._recorded.setdefault(query.key, []).append(_Recorded(present, costing))
+        if costing.error is None:  # a refused candidate refuses only the sets it is in
+            self._recorded.setdefault(query.key, []).append(_Recorded(present, costing))
         return costing
 
     def cost(self, query: AdvisorQuery, indexes: Iterable[Candidate]) -> Costing:
         """``query``'s costing with ``indexes`` (those on its tables) present, from the cache or the engine.
         Never raises for a query the server refuses: the costing's ``error`` holds the message."""
-        present = self.relevant(query, indexes)
-        found = self.cached(query, present)
+        present = self._relevant(query, indexes)
+        found = self._lookup(query, present)
         if found is not None:
             return found
         self.calls += 1
@@ -199,7 +237,7 @@ class CostCache:
         out: dict[int, Costing] = {}
         missing: dict[frozenset[Candidate], list[int]] = {}
         for i, query in enumerate(queries):
-            present = self.relevant(query, wanted)
+            present = self._relevant(query, wanted)
             found = self.cached(query, present)
             if found is not None:
                 out[i] = found

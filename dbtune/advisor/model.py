@@ -9,8 +9,9 @@ by a name: names are given when DDL is written (:meth:`Candidate.index_name`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from dbtune import __version__
@@ -86,7 +87,18 @@ class Candidate:
     origin: Origin = field(default=Origin.WORKLOAD, compare=False)
     reason: str = field(default="", compare=False)
 
-    @property
+    def __hash__(self) -> int:
+        # computed once: the selection hashes each candidate many times (sets of them key the cost cache)
+        found: int | None = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((self.schema, self.table, self.keys, self.include, self.predicate, self.method, self.unique))
+            self.__dict__["_hash"] = found
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k in {f.name for f in fields(self)}}
+
+    @cached_property
     def qualified_table(self) -> str:
         """The table, schema-qualified and quoted as needed (``public."Order"``)."""
         return qualified(self.schema, self.table)
@@ -137,7 +149,10 @@ class AdvisorQuery:
     """One workload statement as the advisor costs it: ``key`` identifies it in the run (its fingerprint
     and relations), ``sql`` is its text with ``$n`` parameters (generic plans for those), ``weight`` its
     calls (pg_stat_statements) or the workload file's weight (1 by default), ``tables`` the tables it
-    reads or writes (qualified, quoted), ``writes`` whether it modifies ``tables``' rows."""
+    reads or writes (qualified, quoted), ``writes`` whether it modifies ``tables``' rows, ``columns`` for
+    each table whose columns are known, every column of it the statement references in any clause
+    (:attr:`dbtune.workload.model.TableUsage.referenced`, unquoted catalog names; a table left out, or
+    ``columns`` None, is one whose columns are not known)."""
 
     key: str
     name: str
@@ -145,6 +160,14 @@ class AdvisorQuery:
     weight: float
     tables: tuple[str, ...]
     writes: bool = False
+    columns: tuple[tuple[str, frozenset[str]], ...] | None = None
+
+    def referenced(self, table: str) -> frozenset[str] | None:
+        """The columns of ``table`` (qualified, quoted) the statement references, or None when not known."""
+        for name, columns in self.columns or ():
+            if name == table:
+                return columns
+        return None
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,23 @@ The steps:
    One that makes no query at least :data:`MIN_GAIN` (10 %) cheaper is rejected ("no query gets cheaper
    by 10% or more") and never costed again; the queries it makes that much cheaper alone are the only
    ones re-costed for it later (a candidate that does not help a query alone is not asked about that
-   query again), which keeps the what-if calls to a few per candidate.
+   query again), which keeps the what-if calls to a few per candidate. The costs alone are found query by
+   query, peeled from the set of every candidate its plan could use (:func:`_cost_alone`), so a query takes
+   one request per candidate that helps it, plus one, not one per candidate on its tables; and what the
+   later steps ask (a chosen set with one more) is mostly answered by those records.
 2. **Greedy** (lazily re-evaluated): repeatedly add the candidate with the highest net marginal value per
    byte (``CostCache.size``) that fits the budget, until none has a positive net value or
    ``max_indexes`` is reached. A candidate's value is recomputed only when an index was chosen that
-   makes one of its queries cheaper alone (the others' plans do not change).
+   makes one of its queries cheaper alone (the others' plans do not change), and then only on the
+   queries that could still get cheaper: one that costs with the chosen set what it costs with every
+   candidate present is not asked again.
 3. **Swaps.** A candidate passed over for the budget or ``max_indexes`` replaces a chosen one when the
    net total rises and the set still fits.
 4. **Merging.** An unchosen candidate replaces two or more chosen indexes on its table whose queries it
    helps too, when the net total does not fall: one wider index over two narrower ones it serves.
 5. **Filling.** What now pays against the set as it stands (one judged not worth it beside an index that
-   a swap or merge then took out) is added, best per byte first, while it fits.
+   a swap or merge then took out) is added, best per byte first, while it fits: the greedy step again,
+   from the set as it stands (lazily: only what the set's queries touch is re-evaluated).
 6. **Pruning.** A chosen index whose removal lowers the net total by less than
    :data:`PRUNE_TOLERANCE` of what it saves alone is dropped: one wider index is kept over two it serves,
    and the narrower one is rejected "served by <wider>".
@@ -45,10 +51,12 @@ what the budget and ``max_indexes`` leave; otherwise it is rejected with the rea
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dbtune.advisor.costing import could_use
 from dbtune.advisor.model import AdvisorQuery, Candidate, Costing, EngineKind, QueryCost, Recommendation, Rejected
 from dbtune.units import size_pretty
 
@@ -106,6 +114,8 @@ class _State:
     base: dict[str, float]
     alone: dict[Candidate, float] = field(default_factory=dict)
     helps: dict[Candidate, tuple[str, ...]] = field(default_factory=dict)
+    # each query's cost with every costable candidate present: no set of them makes it cheaper
+    best: dict[str, float] = field(default_factory=dict)
 
 
 def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Sequence[Candidate]], cache: Costs, *,
@@ -129,8 +139,8 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
             costable.append(cand)
         else:
             uncostable.append((cand, why))
+    _cost_alone(state, by_query, cache, costable)
     for cand in costable:
-        _cost_alone(state, by_query, cache, cand)
         if state.alone[cand] <= EPSILON:
             rejected[cand] = _reject(cand, cache, write_cost, NO_GAIN, 0.0)
     live = [c for c in costable if c not in rejected]
@@ -138,7 +148,8 @@ def select_indexes(queries: Sequence[AdvisorQuery], by_query: Mapping[str, Seque
     chosen, passed_over = _greedy(state, cache, live, budget_bytes, max_indexes, write_cost, not_worth)
     chosen, swapped_out = _swap(state, cache, chosen, passed_over, budget_bytes, write_cost)
     chosen = _merge(state, cache, chosen, [c for c in live if c not in passed_over], budget_bytes, write_cost)
-    chosen = _fill(state, cache, chosen, live, budget_bytes, max_indexes, write_cost)
+    chosen, _ = _greedy(state, cache, [c for c in live if c not in chosen], budget_bytes, max_indexes, write_cost,
+                        [], chosen=chosen)
     chosen, marginal = _prune(state, cache, chosen, write_cost, not_worth)
     for old, new in swapped_out.items():
         if old not in chosen and old not in not_worth:
@@ -191,22 +202,76 @@ def _leading(cand: Candidate) -> str:
     return cand.keys[0].sql() if cand.keys else ""
 
 
-def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cache: Costs, cand: Candidate) -> None:
-    """``cand``'s weighted saving alone, over the queries that propose it or a candidate with its leading
-    key column on its table."""
-    total, helps = 0.0, []
+def _neighbours(state: _State, by_query: Mapping[str, Sequence[Candidate]], costable: Sequence[Candidate]
+                ) -> dict[str, list[Candidate]]:
+    """For each query that has a base cost, the candidates it could be helped by alone: those it proposes,
+    and those with the leading key column of one it proposes, on the same table (``costable``'s order)."""
+    out: dict[str, list[Candidate]] = {}
     for key in state.base:
         proposed = by_query.get(key, ())
-        if cand not in proposed and not any(p.qualified_table == cand.qualified_table
-                                            and _leading(p) == _leading(cand) for p in proposed):
-            continue
+        leading = {(p.qualified_table, _leading(p)) for p in proposed}
+        out[key] = [c for c in costable if c in proposed or (c.qualified_table, _leading(c)) in leading]
+    return out
+
+
+def _cost_alone(state: _State, by_query: Mapping[str, Sequence[Candidate]], cache: Costs,
+                costable: Sequence[Candidate]) -> None:
+    """Each candidate's weighted saving alone (``state.alone``) over the queries it helps alone
+    (``state.helps``: by more than :data:`MIN_GAIN`), among those that propose it or a candidate with its
+    leading key column on its table; and each query's cost with every costable candidate (``state.best``).
+
+    Peeled, query by query (not under trial builds, where a build of each candidate serves all its
+    queries): the query is costed with every remaining candidate its plan could use present
+    (:func:`~dbtune.advisor.costing.could_use`); a plan that uses one of them, ``c``, costs what it does
+    with ``c`` alone (the cache's argument, :mod:`dbtune.advisor.costing`), so ``c`` is settled and taken
+    out; several used are each costed alone and taken out; a plan that uses none, or saves no more than
+    the threshold, settles all the rest as not helping. That assumes, as the cache does, that the planner
+    finds the cheapest plan the present indexes allow, so a cost never rises when an index is added. Each
+    query then takes one request per candidate that helps it, plus one, rather than one per neighbour;
+    and the cache's records of those plans answer most later requests (any set of the query's candidates
+    whose first-peeled member its plan used)."""
+    neighbours = _neighbours(state, by_query, costable)
+    savings: dict[Candidate, dict[str, float]] = {c: {} for c in costable}
+    peel = cache.engine.kind is not EngineKind.TRIAL_BUILD
+    if not peel:
+        for cand in costable:
+            for key in state.base:
+                if cand in neighbours[key]:
+                    _settle(state, cache, key, cand, savings)
+    for key in state.base if peel else ():
         query = state.queries[key]
-        saving = _saving(state, cache, query, [cand], cand)
-        if saving > max(EPSILON, MIN_GAIN * state.base[key]):
-            total += query.weight * saving
-            helps.append(key)
-    state.alone[cand] = total
-    state.helps[cand] = tuple(helps)
+        best = cache.cost(query, costable)
+        if best.cost is not None:
+            state.best[key] = best.cost
+        threshold = max(EPSILON, MIN_GAIN * state.base[key])
+        mine = set(neighbours[key])
+        todo = [c for c in costable if could_use(query, c)]
+        while todo:
+            costing = cache.cost(query, todo)
+            used = [c for c in todo if c in costing.used]
+            if costing.cost is None:  # one of them is refused: each on its own
+                for cand in todo:
+                    if cand in mine:
+                        _settle(state, cache, key, cand, savings)
+                break
+            if not used or state.base[key] - costing.cost <= threshold:
+                break  # no subset of ``todo`` saves more than the threshold
+            for cand in used:
+                if cand in mine:
+                    _settle(state, cache, key, cand, savings)
+            todo = [c for c in todo if c not in used]
+    for cand in costable:
+        found = savings[cand]
+        state.alone[cand] = sum(state.queries[k].weight * found[k] for k in state.base if k in found)
+        state.helps[cand] = tuple(k for k in state.base if k in found)
+
+
+def _settle(state: _State, cache: Costs, key: str, cand: Candidate, savings: dict[Candidate, dict[str, float]]
+            ) -> None:
+    """Record ``cand``'s saving alone on query ``key`` when it is above the threshold."""
+    saving = _saving(state, cache, state.queries[key], [cand], cand)
+    if saving > max(EPSILON, MIN_GAIN * state.base[key]):
+        savings[cand][key] = saving
 
 
 def _saving(state: _State, cache: Costs, query: AdvisorQuery, present: Iterable[Candidate],
@@ -225,9 +290,26 @@ def _benefit(state: _State, cache: Costs, keys: Iterable[str], present: Sequence
 
 
 def _marginal(state: _State, cache: Costs, chosen: Sequence[Candidate], cand: Candidate) -> float:
-    """What adding ``cand`` to ``chosen`` saves on the queries it helps alone (weighted)."""
-    keys = state.helps[cand]
-    return _benefit(state, cache, keys, [*chosen, cand]) - _benefit(state, cache, keys, chosen)
+    """What adding ``cand`` to ``chosen`` saves on the queries it helps alone (weighted). A query that
+    costs with ``chosen`` what it costs with every candidate (``state.best``) gains nothing from one more
+    (a cost never falls below that), and is not asked again."""
+    total = 0.0
+    for key in state.helps[cand]:
+        if _room(state, cache, chosen, key) <= EPSILON:
+            continue
+        query = state.queries[key]
+        total += query.weight * (_saving(state, cache, query, [*chosen, cand]) - _saving(state, cache, query, chosen))
+    return total
+
+
+def _room(state: _State, cache: Costs, chosen: Sequence[Candidate], key: str) -> float:
+    """How much cheaper query ``key`` could still get with more candidates than ``chosen``: its cost with
+    ``chosen`` less its cost with every candidate (``state.best``; infinite when that is not known). No
+    set of candidates takes more off it."""
+    best = state.best.get(key)
+    if best is None:
+        return math.inf
+    return max(0.0, state.base[key] - _saving(state, cache, state.queries[key], chosen) - best)
 
 
 def _reject(cand: Candidate, cache: Costs, write_cost: Callable[[Candidate], float], reason: str,
@@ -240,15 +322,17 @@ def _reject(cand: Candidate, cache: Costs, write_cost: Callable[[Candidate], flo
 
 
 def _greedy(state: _State, cache: Costs, live: list[Candidate], budget_bytes: int, max_indexes: int | None,
-            write_cost: Callable[[Candidate], float],
-            not_worth: list[Candidate]) -> tuple[list[Candidate], dict[Candidate, str]]:
-    """Lazy greedy by net value per byte; returns the chosen candidates and those passed over for the
+            write_cost: Callable[[Candidate], float], not_worth: list[Candidate],
+            chosen: Sequence[Candidate] = ()) -> tuple[list[Candidate], dict[Candidate, str]]:
+    """Lazy greedy by net value per byte, adding to ``chosen`` (filling: after swaps and merges, what now
+    pays against the set as it stands); returns the chosen candidates and those passed over for the
     budget or ``max_indexes`` (with the reason), and adds to ``not_worth`` those whose net value is not
     positive."""
-    chosen: list[Candidate] = []
-    used = 0
+    chosen = list(chosen)
+    used = sum(cache.size(c) for c in chosen)
     passed_over: dict[Candidate, str] = {}
-    changed: dict[str, int] = {}  # query key -> the round an index it helps alone was last chosen
+    # query key -> the round an index it helps alone was last chosen (round 0: those chosen already)
+    changed: dict[str, int] = {k: 0 for c in chosen for k in state.helps[c]}
     evaluated: dict[Candidate, int] = {}
     heap: list[tuple[float, int, Candidate, float]] = []
     for n, cand in enumerate(live):
@@ -327,6 +411,7 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
     Returns the new set and what replaced each index swapped out."""
     chosen = list(chosen)
     swapped_out: dict[Candidate, Candidate] = {}
+    adds: dict[Candidate, float] = {}  # what each chosen index adds to the others, while ``chosen`` stands
     for cand in sorted(passed_over, key=lambda c: -(state.alone[c] - write_cost(c))):
         if cand in chosen:
             continue
@@ -335,10 +420,16 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
         for old in chosen:
             if used - cache.size(old) + cache.size(cand) > budget_bytes:
                 continue
-            if state.alone[cand] - write_cost(cand) <= _marginal(state, cache, [c for c in chosen if c != old], old) \
-                    - write_cost(old):
+            if old not in adds:
+                adds[old] = _marginal(state, cache, [c for c in chosen if c != old], old)
+            if state.alone[cand] - write_cost(cand) <= adds[old] - write_cost(old):
                 continue  # it cannot beat what ``old`` adds
             keys = sorted(set(state.helps[cand]) | set(state.helps[old]))
+            # only a query whose plan could use ``cand`` can get cheaper, and by no more than its room
+            bound = sum(state.queries[k].weight * _room(state, cache, chosen, k) for k in keys
+                        if could_use(state.queries[k], cand))
+            if bound - write_cost(cand) + write_cost(old) <= EPSILON:
+                continue
             swapped = [cand if c == old else c for c in chosen]
             gain = _net(state, cache, keys, swapped, write_cost) - _net(state, cache, keys, chosen, write_cost)
             if gain > EPSILON and (best is None or gain > best[0]):
@@ -346,6 +437,7 @@ def _swap(state: _State, cache: Costs, chosen: list[Candidate], passed_over: Map
         if best is not None:
             chosen = [cand if c == best[1] else c for c in chosen]
             swapped_out[best[1]] = cand
+            adds.clear()
     return chosen, swapped_out
 
 
@@ -368,29 +460,6 @@ def _merge(state: _State, cache: Costs, chosen: list[Candidate], others: Sequenc
         keys = sorted(helps | {k for c in olds for k in state.helps[c]})
         if _net(state, cache, keys, merged, write_cost) >= _net(state, cache, keys, chosen, write_cost) - EPSILON:
             chosen = merged
-    return chosen
-
-
-def _fill(state: _State, cache: Costs, chosen: list[Candidate], pool: Sequence[Candidate], budget_bytes: int,
-          max_indexes: int | None, write_cost: Callable[[Candidate], float]) -> list[Candidate]:
-    """After swaps and merges, add what now pays against the set as it stands (an index judged not worth
-    it beside one that a swap or merge then took out): the best net marginal value per byte first, while
-    it fits the budget and ``max_indexes``."""
-    chosen = list(chosen)
-    used = sum(cache.size(c) for c in chosen)
-    while max_indexes is None or len(chosen) < max_indexes:
-        best: tuple[float, Candidate] | None = None
-        for cand in pool:
-            size = cache.size(cand)
-            if cand in chosen or used + size > budget_bytes:
-                continue
-            net = _marginal(state, cache, chosen, cand) - write_cost(cand)
-            if net > EPSILON and (best is None or net / max(size, 1) > best[0]):
-                best = (net / max(size, 1), cand)
-        if best is None:
-            return chosen
-        chosen.append(best[1])
-        used += cache.size(best[1])
     return chosen
 
 

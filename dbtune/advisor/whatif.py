@@ -1,11 +1,14 @@
 """What-if costing through hypopg: hypothetical indexes, visible to the planner of this backend alone,
 never written anywhere (https://hypopg.readthedocs.io/en/rel1_stable/usage.html).
 
-Each request creates the candidates with ``hypopg_create_index()`` from dbtune's own DDL
-(:meth:`Candidate.create_sql`, identifiers quoted exactly: hypopg's ``hypopg_get_indexdef`` does not quote
-them), plans the query (its generic plan for ``$n`` parameters), reads the top node's ``Total Cost`` and the
-hypothetical indexes the plan scans (by the names hypopg returned), then drops them with
-``hypopg_drop_index()``: hypopg hands out object ids from a small range and runs out otherwise.
+Each request makes exactly its candidates exist hypothetically: it drops with ``hypopg_drop_index()``
+those left from the request before that it does not ask for, and creates with ``hypopg_create_index()``
+those missing, from dbtune's own DDL (:meth:`Candidate.create_sql`, identifiers quoted exactly: hypopg's
+``hypopg_get_indexdef`` does not quote them); then it plans the query (its generic plan for ``$n``
+parameters), and reads the top node's ``Total Cost`` and the hypothetical indexes the plan scans (by the
+names hypopg returned). Consecutive requests differ by a few candidates (the selection peels a query's
+set one candidate at a time), so most are not created again; no more exist at once than the largest
+request asks for (hypopg hands out object ids from a small range and runs out otherwise).
 :meth:`HypoPGEngine.close` calls ``hypopg_reset()``.
 
 What hypopg 1.3.1 does (checked on PostgreSQL 15): it costs btree, brin, hash and bloom indexes and refuses
@@ -83,6 +86,7 @@ class HypoPGEngine:
         self._fn = f"{quote_ident(schema)}."
         set_read_only(conn)
         self._sizes: dict[Candidate, int] = {}
+        self._live: dict[Candidate, tuple[int, str]] = {}  # the hypothetical indexes that exist: oid, name
 
     def cannot_cost(self, candidate: Candidate) -> str | None:
         """Why hypopg cannot cost ``candidate`` (its access method, a foreign table), or None."""
@@ -105,28 +109,33 @@ class HypoPGEngine:
                 (oids,))
 
     def cost(self, query: AdvisorQuery, indexes: frozenset[Candidate]) -> Costing:
-        """``query``'s planner cost with ``indexes`` created hypothetically (and the existing indexes), and
-        which of them the plan scans. A candidate hypopg refuses, or a query the server cannot plan, gives a
-        Costing with ``error`` (the server's message); every hypothetical index is dropped before it returns.
-        Raises psycopg.Error only when the session itself is gone."""
+        """``query``'s planner cost with exactly ``indexes`` existing hypothetically (and the existing
+        indexes), and which of them the plan scans. A candidate hypopg refuses, or a query the server cannot
+        plan, gives a Costing with ``error`` (the server's message). The hypothetical indexes are kept for
+        the next request (see the module docstring). Raises psycopg.Error only when the session itself is
+        gone."""
         for candidate in indexes:
             why = self.cannot_cost(candidate)
             if why is not None:
                 return Costing(None, error=f"{candidate.describe()}: {why}")
-        created: list[int] = []
-        names: dict[tuple[str | None, str], Candidate] = {}
-        try:
-            for candidate in sorted(indexes, key=Candidate.describe):
-                try:
-                    oid, name = self._create(candidate)
-                except psycopg.Error as exc:
-                    return Costing(None, error=f"hypopg_create_index({candidate.describe()}): "
-                                              f"{server_message(exc)[0]}")
-                created.append(oid)
-                names[(None, name)] = candidate  # "<oid>…": unique
-            return plan_costing(self._conn, query, self._version, names)
-        finally:
-            self._drop(created)
+        # The planner meets hypothetical indexes in the order they were created, and of two equally cheap
+        # plans keeps the first: the set is always created in one order, so its plan does not depend on
+        # the requests before it. What was created in that order is kept; the rest is created after it.
+        wanted = sorted(indexes, key=Candidate.describe)
+        kept = 0
+        for live in [c for c in self._live if c in indexes]:
+            if live != wanted[kept]:
+                break
+            kept += 1
+        self._drop([self._live.pop(c)[0] for c in [c for c in self._live if c not in wanted[:kept]]])
+        for candidate in wanted[kept:]:
+            try:
+                self._live[candidate] = self._create(candidate)
+            except psycopg.Error as exc:
+                return Costing(None, error=f"hypopg_create_index({candidate.describe()}): "
+                                          f"{server_message(exc)[0]}")
+        names: dict[tuple[str | None, str], Candidate] = {(None, name): c for c, (_, name) in self._live.items()}
+        return plan_costing(self._conn, query, self._version, names)
 
     def size(self, candidate: Candidate) -> int:
         """``hypopg_relation_size`` of the candidate (bytes; hypopg's estimate from ``reltuples`` and the
@@ -157,5 +166,6 @@ class HypoPGEngine:
 
     def close(self) -> None:
         """``hypopg_reset()``: no hypothetical index of this session is left, whatever happened."""
+        self._live.clear()
         if not self._conn.closed:
             MarkedCursor(self._conn).execute(f"SELECT {self._fn}hypopg_reset()")  # type: ignore[arg-type]
