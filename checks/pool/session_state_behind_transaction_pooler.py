@@ -76,7 +76,8 @@ def session_state_behind_transaction_pooler(ctx: CheckContext) -> Iterator[Findi
             settings = feature_settings(feature)
             if settings and set(settings) <= ROLE_TIMEOUTS:
                 continue
-            yield ctx.finding(str(feature.origin), f"pool {pool.name!r} sends {feature.text} on its connections "
+            o = feature.origin
+            yield ctx.finding(f"{o.file}:{o.line}" if o.line else o.file, f"pool {pool.name!r} sends {feature.text} on its connections "
                                                    f"({feature.origin}), but PgBouncer runs in {mode.value} "
                                                    f"mode: it applies to one server connection, not the session",
                               evidence={"feature": feature.kind, "statement": feature.text,

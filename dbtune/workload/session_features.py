@@ -81,8 +81,9 @@ def _features(stmt: ast.Node | None) -> list[tuple[str, str]]:
                 and node.intoClause.rel.relpersistence == "t":
             out.append(("temporary table", node.intoClause.rel.relname or ""))
         if isinstance(node, ast.FuncCall):
-            name = node.funcname[-1].sval if node.funcname else ""
-            schema = node.funcname[0].sval if len(node.funcname or ()) == 2 else "pg_catalog"
+            parts = [p.sval for p in node.funcname or ()]
+            name = parts[-1] if parts else ""
+            schema = parts[0] if len(parts) == 2 else "pg_catalog"
             if name in SESSION_ADVISORY_LOCKS and schema == "pg_catalog":
                 out.append(("advisory lock", name))
     return out
