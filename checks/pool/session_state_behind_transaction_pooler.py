@@ -77,8 +77,8 @@ def session_state_behind_transaction_pooler(ctx: CheckContext) -> Iterator[Findi
             if settings and set(settings) <= ROLE_TIMEOUTS:
                 continue
             o = feature.origin
-            yield ctx.finding(f"{o.file}:{o.line}" if o.line else o.file, f"pool {pool.name!r} sends {feature.text} on its connections "
-                                                   f"({feature.origin}), but PgBouncer runs in {mode.value} "
-                                                   f"mode: it applies to one server connection, not the session",
+            yield ctx.finding(f"{o.file}:{o.line}" if o.line else o.file,
+                              f"pool {pool.name!r} sends {feature.text} on its connections ({o}), but PgBouncer "
+                              f"runs in {mode.value} mode: it applies to one server connection, not the session",
                               evidence={"feature": feature.kind, "statement": feature.text,
                                         "origin": str(feature.origin), **pooler})

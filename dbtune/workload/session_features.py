@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pglast import ast, enums
 from pglast.parser import ParseError
 
-from dbtune.escape import one_line
 from dbtune.pgsql import parse_sql
 from dbtune.workload.model import Query
-from dbtune.workload.statements import walk
+from dbtune.workload.statements import statement_line, walk
 
 # pglast's CURSOR_OPT_HOLD (parsenodes.h): DECLARE … WITH HOLD.
 CURSOR_OPT_HOLD = 0x0020
@@ -50,7 +49,7 @@ def session_feature_uses(queries: Iterable[Query]) -> list[SessionFeatureUse]:
             statements = parse_sql(q.text)
         except ParseError:
             continue
-        shown = one_line(q.text)
+        shown = statement_line(q.text)
         for raw in statements:
             for kind, detail in _features(raw.stmt):
                 found.append(SessionFeatureUse(kind, detail, shown, q.location))

@@ -23,11 +23,10 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from dbtune.checks.matching import conjuncts_of, key_column_text
-from dbtune.escape import one_line
 from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query
-from dbtune.workload.statements import walk
+from dbtune.workload.statements import statement_line, walk
 
 
 @dataclass(frozen=True)
@@ -199,9 +198,10 @@ def check_then_inserts(queries: Iterable[Query]) -> list[CheckThenInsert]:
             for checked, key, conditions, select in seen.get(where, []):
                 if checked == table and set(key) <= columns:
                     ident = (table, tuple(key), tuple(conditions))
-                    found.setdefault(ident, CheckThenInsert(table, tuple(key), tuple(conditions), select.location,
-                                                            q.location, one_line(select.text), one_line(q.text)))
-        if isinstance(stmt, ast.SelectStmt) or isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+                    found.setdefault(ident, CheckThenInsert(
+                        table, tuple(key), tuple(conditions), select.location, q.location,
+                        statement_line(select.text), statement_line(q.text)))
+        if isinstance(stmt, ast.SelectStmt | ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
             for table, key, conditions in _checks_in(stmt):
                 seen.setdefault(where, []).append((table, key, conditions, q))
     return list(found.values())
@@ -223,7 +223,7 @@ def on_conflict_targets(queries: Iterable[Query]) -> list[OnConflictTarget]:
             where_text = _deparse(infer.whereClause) if infer.whereClause is not None else None
             columns = tuple(key_column_text(e) for e in infer.indexElems or () if isinstance(e, ast.IndexElem))
             out.append(OnConflictTarget(_table(node.relation), columns, conjuncts_of(infer.whereClause),
-                                        where_text, infer.conname, action, q.location, one_line(q.text)))
+                                        where_text, infer.conname, action, q.location, statement_line(q.text)))
     return out
 
 
@@ -238,5 +238,5 @@ def updates_of(queries: Iterable[Query]) -> list[UpdateOf]:
             compared = frozenset(key) | frozenset(c.split(" ", 1)[0] for c in conditions)
             sets = {t.name: _deparse(t.val) for t in node.targetList or ()
                     if isinstance(t, ast.ResTarget) and t.name and t.val is not None}
-            out.append(UpdateOf(_table(node.relation), sets, compared, q.location, one_line(q.text)))
+            out.append(UpdateOf(_table(node.relation), sets, compared, q.location, statement_line(q.text)))
     return out
