@@ -45,12 +45,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.pooling import feature_settings, transaction_pooler
+from dbtune.checks.pooling import ROLE_TIMEOUTS, feature_settings, transaction_pooler
 from dbtune.model import Finding
 from dbtune.workload.session_features import session_feature_uses
-
-# Left to session-timeout-behind-transaction-pooler (PO006).
-ROLE_TIMEOUTS = frozenset({"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"})
 
 
 @check(id="PO004", name="session-state-behind-transaction-pooler", area="pool", severity="error")

@@ -43,44 +43,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dbtune.appconfig.model import Origin, SessionFeature
 from dbtune.checks import CheckContext, check
-from dbtune.checks.pooling import feature_settings, transaction_pooler
+from dbtune.checks.pooling import session_timeouts, transaction_pooler
 from dbtune.config.model import parse_duration_ms
 from dbtune.migrate.changes import set_parameter
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
-from dbtune.workload.session_features import session_feature_uses
-
-TIMEOUTS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
-
-
-def _workload_settings(ctx: CheckContext) -> dict[str, tuple[str, str]]:
-    found: dict[str, tuple[str, str]] = {}
-    for use in session_feature_uses(ctx.workload):
-        if use.kind == "SET" and use.detail in TIMEOUTS and use.detail not in found:
-            value = feature_settings(SessionFeature("set", use.statement, Origin(use.location))).get(use.detail)
-            if value is not None:
-                found[use.detail] = (value, use.location)
-    return found
 
 
 @check(id="PO006", name="session-timeout-behind-transaction-pooler", area="pool", severity="error", fix=True)
 def session_timeout_behind_transaction_pooler(ctx: CheckContext) -> Iterator[Finding]:
     mode = transaction_pooler(ctx)
-    if mode is None:
-        return
-    wanted = _workload_settings(ctx)
-    for pool in ctx.app_config.pools:
-        for feature in pool.session_features:
-            for name, value in feature_settings(feature).items():
-                if name in TIMEOUTS:
-                    wanted.setdefault(name, (value, str(feature.origin)))
-        if pool.target is not None:
-            for name, value in pool.target.session_settings.items():
-                if name in TIMEOUTS:
-                    wanted.setdefault(name, (value, str(pool.origin)))
-    if not wanted:
+    wanted = session_timeouts(ctx)
+    if mode is None or not wanted:
         return
     snap = ctx.snapshot
     db = snap.server.database

@@ -11,10 +11,11 @@ from pglast import ast
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from dbtune.appconfig.model import SessionFeature
+from dbtune.appconfig.model import Origin, SessionFeature
 from dbtune.appconfig.urls import session_settings
 from dbtune.checks.runner import CheckContext
 from dbtune.pgsql import parse_sql
+from dbtune.workload.session_features import session_feature_uses
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,35 @@ def _value(node: ast.Node) -> str:
         val = node.val
         return str(getattr(val, "sval", None) or getattr(val, "ival", None) or getattr(val, "fval", ""))
     return str(RawStream()(node))
+
+
+# The timeouts an application should set on its role, not per session, behind a transaction pooler.
+ROLE_TIMEOUTS = frozenset({"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"})
+
+
+def session_timeouts(ctx: CheckContext) -> dict[str, tuple[str, str]]:
+    """The :data:`ROLE_TIMEOUTS` the application sets per session, name → (value as written, where): a
+    plain ``SET`` in the workload, a ``SET`` of a connect hook or ``connectionInitSql``, ``options=-c …`` of
+    a URL; the first place each is set wins."""
+    found: dict[str, tuple[str, str]] = {}
+    for use in session_feature_uses(ctx.workload):
+        if use.kind == "SET" and use.detail in ROLE_TIMEOUTS and use.detail not in found:
+            value = feature_settings(SessionFeature("set", use.statement, Origin(use.location))).get(use.detail)
+            if value is not None:
+                found[use.detail] = (value, use.location)
+    for pool in ctx.app_config.pools:
+        for feature in pool.session_features:
+            for name, value in feature_settings(feature).items():
+                if name in ROLE_TIMEOUTS:
+                    found.setdefault(name, (value, str(feature.origin)))
+        if pool.target is not None:
+            for name, value in pool.target.session_settings.items():
+                if name in ROLE_TIMEOUTS:
+                    found.setdefault(name, (value, str(pool.origin)))
+    return found
+
+
+def left_to_the_pooler_check(ctx: CheckContext) -> frozenset[str]:
+    """The timeouts ``session-timeout-behind-transaction-pooler`` (PO006) reports with their per-role fix:
+    those the application sets per session behind a transaction pooler (empty without one)."""
+    return frozenset(session_timeouts(ctx)) if transaction_pooler(ctx) is not None else frozenset()
