@@ -27,11 +27,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_configs"
 
 def test_pool_pressure_sees_idle_in_transaction_and_lock_waits(db18: conftest.TestDatabase) -> None:
     db18.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int); INSERT INTO accounts VALUES (1, 0)")
-    config = parse_config({"checks": {"pool-pressure": {"idle_in_transaction_s": 0}}}, "test")
+    config = parse_config({"checks": {"pool-pressure": {"idle_in_transaction_s": 0}},
+                           "pool": [{"name": "waiter", "size": 0, "max": 1, "connection_timeout": "5s"}]}, "test")
     quiet = audit(resolve(db18.dsn), config, select=["pool-pressure"])
     assert quiet.findings == ()
     holder = psycopg.connect(db18.dsn, application_name="holder")
     waiter = psycopg.connect(db18.dsn, application_name="waiter", autocommit=True)
+    second = psycopg.connect(db18.dsn, application_name="waiter")  # two connections of a pool of one
     try:
         holder.execute("UPDATE accounts SET balance = 1 WHERE id = 1")  # idle in transaction from here
         blocked = threading.Thread(target=waiter.execute, args=("UPDATE accounts SET balance = 2 WHERE id = 1",))
@@ -50,7 +52,10 @@ def test_pool_pressure_sees_idle_in_transaction_and_lock_waits(db18: conftest.Te
         [waits] = [f for f in report.findings if "wait on locks" in f.message]
         assert waits.message == f"1 session(s) wait on locks held by {holder_pid}"
         assert waits.evidence["waiting"][0]["pid"] == waiter.info.backend_pid
+        assert by_object["pool waiter"].message == "application 'waiter' holds 2 connections but its pool may open 1"
+        assert by_object["pool waiter"].evidence["by_state"] == {"active": 1, "idle": 1}
     finally:
+        second.close()
         holder.rollback()
         holder.close()
         blocked.join(10)

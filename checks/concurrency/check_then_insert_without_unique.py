@@ -1,8 +1,9 @@
 """The workload checks whether a row exists, then inserts it, on a key no unique index enforces.
 
 ## What it does
-Reads the workload (`--workload`) with PostgreSQL's grammar and finds existence checks followed, later in
-the same file, by an `INSERT` into the same table: a `SELECT` on one table whose `WHERE` compares
+Reports a workload that checks whether a row exists and then inserts it, on a key no unique index
+enforces. Reads the workload (`--workload`) with PostgreSQL's grammar and finds existence checks followed,
+later in the same file, by an `INSERT` into the same table: a `SELECT` on one table whose `WHERE` compares
 columns for equality (the business key: `routing_id = $1`, `message_sid = $1`), with no `ORDER BY` and at
 most `LIMIT 1` (or inside `EXISTS`), then an `INSERT` (without `ON CONFLICT`) that gives those columns
 values. The check's `column = constant` terms (`response = 'ACCEPTED'`) are the condition of the rule.

@@ -1,14 +1,15 @@
 """The database has recorded deadlocks, recovery conflicts or sessions that ended abnormally.
 
 ## What it does
-Reads the current database's cumulative counters in `pg_stat_database` since `stats_reset` (or since
-the server started, when the statistics were never reset) and reports `deadlocks` (with the rate per
-day), `conflicts` (queries a standby cancelled because of recovery) and, on PostgreSQL 14+, sessions
-ended by a client that went away (`sessions_abandoned`), by a FATAL error (`sessions_fatal`) or by an
-operator (`sessions_killed`). Serialization failures (SQLSTATE 40001 under `REPEATABLE READ` or
-`SERIALIZABLE`) are not counted by PostgreSQL anywhere dbtune can read: neither `pg_stat_database` nor
-`pg_stat_statements` records errors; only the server log (with `log_min_error_statement`) shows them,
-and dbtune reads statements from logs, not errors.
+Reports deadlocks, recovery conflicts and abnormally ended sessions of the current database. Reads its
+cumulative counters in `pg_stat_database` since `stats_reset` (or since the server started, when the
+statistics were never reset) and reports `deadlocks` (with the rate per day), `conflicts` (queries a
+standby cancelled because of recovery) and, on PostgreSQL 14+, sessions ended by a client that went away
+(`sessions_abandoned`), by a FATAL error (`sessions_fatal`) or by an operator (`sessions_killed`).
+Serialization failures (SQLSTATE 40001 under `REPEATABLE READ` or `SERIALIZABLE`) are not counted by
+PostgreSQL anywhere dbtune can read: neither `pg_stat_database` nor `pg_stat_statements` records errors;
+only the server log (with `log_min_error_statement`) shows them, and dbtune reads statements from logs,
+not errors.
 
 ## Why it matters
 Each deadlock aborts one of the transactions involved after `deadlock_timeout`; the application sees

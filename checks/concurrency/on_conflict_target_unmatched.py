@@ -1,14 +1,15 @@
 """An `INSERT … ON CONFLICT` names a target that no unique index or constraint matches.
 
 ## What it does
-Reads the workload's `INSERT … ON CONFLICT (columns) [WHERE …]` and `ON CONFLICT ON CONSTRAINT name`
-statements with PostgreSQL's grammar and infers their arbiter as the server does at plan time: a valid
-unique index whose key columns (or expressions) are exactly the target's, in any order, and which is
-either not partial or has a predicate the statement's `WHERE` states (each of its `AND` terms written in
-the statement, compared after normalising both with PostgreSQL's grammar; the server proves implication
-more generally). Reports a target that matches no index, and a target that matches a partial unique
-index only because the statement leaves out its predicate (`ON CONFLICT (routing_id)` against `UNIQUE
-(routing_id) WHERE response = 'ACCEPTED'`), naming the `WHERE` to add.
+Reports `ON CONFLICT` targets the server cannot match to a unique index. Reads the workload's `INSERT … ON
+CONFLICT (columns) [WHERE …]` and `ON CONFLICT ON CONSTRAINT name` statements with PostgreSQL's grammar
+and infers their arbiter as the server does at plan time: a valid unique index whose key columns (or
+expressions) are exactly the target's, in any order, and which is either not partial or has a predicate
+the statement's `WHERE` states (each of its `AND` terms written in the statement, compared after
+normalising both with PostgreSQL's grammar; the server proves implication more generally). Reports a
+target that matches no index, and a target that matches a partial unique index only because the statement
+leaves out its predicate (`ON CONFLICT (routing_id)` against `UNIQUE (routing_id) WHERE response =
+'ACCEPTED'`), naming the `WHERE` to add.
 
 ## Why it matters
 The server refuses such a statement every time it runs: `there is no unique or exclusion constraint

@@ -1,10 +1,11 @@
 """An UPDATE of a table with an optimistic-locking version column neither bumps nor compares it.
 
 ## What it does
-For each `[[expect.version_column]]` entry of the config (`table`, `column`, default `version`), reads
-the workload's `UPDATE` statements on that table with PostgreSQL's grammar and reports each one that does
-not both set the column to itself plus one (`SET version = version + 1`) and compare it for equality in
-its `WHERE` (`… AND version = $3`). A table or column that does not exist is a config error; without a
+Reports UPDATEs that bypass a declared optimistic-locking version column. For each
+`[[expect.version_column]]` entry of the config (`table`, `column`, default `version`), reads the
+workload's `UPDATE` statements on that table with PostgreSQL's grammar and reports each one that does not
+both set the column to itself plus one (`SET version = version + 1`) and compare it for equality in its
+`WHERE` (`… AND version = $3`). A table or column that does not exist is a config error; without a
 workload, or with no `UPDATE` of the table in it, there is nothing to judge.
 
 ## Why it matters

@@ -1,12 +1,13 @@
 """A pool keeps idle connections longer than the server (or PgBouncer) lets them live.
 
 ## What it does
-Compares the idle timeouts on the way from the application to the server. A pool's idle timeout (or a
-PgBouncer's `server_idle_timeout`) that is unbounded or longer than the server's `idle_session_timeout`
-(when that is set, PostgreSQL 14+, for the pool's role as `ALTER ROLE … SET` would make it): the server
-closes the connection first. Behind PgBouncer, a pool whose idle timeout is unbounded or longer than
-PgBouncer's `client_idle_timeout`: PgBouncer closes the client connection first. Where only one side is
-stated, PgBouncer's defaults apply (`server_idle_timeout` 600 s, `client_idle_timeout` 0: never).
+Reports idle timeouts longer than the next hop's. Compares the idle timeouts on the way from the
+application to the server. A pool's idle timeout (or a PgBouncer's `server_idle_timeout`) that is
+unbounded or longer than the server's `idle_session_timeout` (when that is set, PostgreSQL 14+, for the
+pool's role as `ALTER ROLE … SET` would make it): the server closes the connection first. Behind
+PgBouncer, a pool whose idle timeout is unbounded or longer than PgBouncer's `client_idle_timeout`:
+PgBouncer closes the client connection first. Where only one side is stated, PgBouncer's defaults apply
+(`server_idle_timeout` 600 s, `client_idle_timeout` 0: never).
 
 ## Why it matters
 The side that closes first leaves the other holding a dead connection: the next query on it fails with

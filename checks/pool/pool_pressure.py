@@ -2,6 +2,7 @@
 waiting on locks.
 
 ## What it does
+Reports live pool pressure: connections near the limits, sessions idle in a transaction, lock waits.
 Reads `pg_stat_activity` for the current database in the audit's snapshot (client backends other than
 dbtune's own) and reports: all client connections of the server's budget (`max_connections` minus the
 reserved slots) above `max_share`; an application (`application_name`) holding more connections than

@@ -1,12 +1,13 @@
 """An application pool waits forever for a free connection, or never releases an idle one.
 
 ## What it does
-For every pool the config's `[[pool]]` entries and the application's configuration (`--app-config`)
-describe, reports a connection (acquire) timeout that is missing or `0`, and an idle timeout stated as
-`0`. In the drivers' own terms `0` means "no limit": HikariCP `connectionTimeout=0` (HikariCP itself
-turns 0 into its maximum), node-postgres `connectionTimeoutMillis: 0` (its default), Prisma
-`pool_timeout=0`, SQLAlchemy `pool_timeout`; the guide's `DATABASE_CONNECTION_TIMEOUT` /
-`DATABASE_IDLE_TIMEOUT`. An idle timeout that is not stated is not judged (the driver's default applies).
+Reports pools whose connection timeout is missing or unbounded. For every pool the config's `[[pool]]`
+entries and the application's configuration (`--app-config`) describe, reports a connection (acquire)
+timeout that is missing or `0`, and an idle timeout stated as `0`. In the drivers' own terms `0` means "no
+limit": HikariCP `connectionTimeout=0` (HikariCP itself turns 0 into its maximum), node-postgres
+`connectionTimeoutMillis: 0` (its default), Prisma `pool_timeout=0`, SQLAlchemy `pool_timeout`; the
+guide's `DATABASE_CONNECTION_TIMEOUT` / `DATABASE_IDLE_TIMEOUT`. An idle timeout that is not stated is not
+judged (the driver's default applies).
 
 ## Why it matters
 When the pool is exhausted (a slow query, a lock queue, a restart), a request without an acquire

@@ -1,7 +1,8 @@
 """A driver uses protocol-level prepared statements behind a transaction pooler that does not track them.
 
 ## What it does
-When PgBouncer runs with `pool_mode = transaction` (or `statement`) and its `max_prepared_statements` is
+Reports drivers that prepare statements behind a transaction pooler that cannot track them. When
+PgBouncer runs with `pool_mode = transaction` (or `statement`) and its `max_prepared_statements` is
 not set or 0, reports every application pool whose driver prepares statements at the protocol level by
 default, as its URL shows: JDBC (pgjdbc, after `prepareThreshold` executions, default 5, unless
 `prepareThreshold=0`), asyncpg (`postgresql+asyncpg://`, its statement cache, unless

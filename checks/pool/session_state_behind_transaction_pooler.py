@@ -1,14 +1,15 @@
 """The workload or the application's config relies on session state behind a transaction pooler.
 
 ## What it does
-When PgBouncer runs in front of the server with `pool_mode = transaction` (or `statement`), reports the
-session-level features the application uses: in the workload (`--workload`, parsed with PostgreSQL's
-grammar) a plain `SET` (not `SET LOCAL`), `LISTEN`, SQL `PREPARE`, a session advisory lock
-(`pg_advisory_lock`, `pg_try_advisory_lock` and their `_shared` forms, not the `_xact_` ones), a
-`DECLARE … WITH HOLD` cursor, a temporary table; in the application's config a `SET` in a connect hook
-(the guide's `database.js`), HikariCP's `connectionInitSql`, or `options=-c …` in a URL. A `SET` of
-`statement_timeout`, `lock_timeout` or `idle_in_transaction_session_timeout` is left to
-`session-timeout-behind-transaction-pooler` (PO006), which generates the per-role fix.
+Reports session-level features used behind a transaction pooler. When PgBouncer runs in front of the
+server with `pool_mode = transaction` (or `statement`), reports the session-level features the application
+uses: in the workload (`--workload`, parsed with PostgreSQL's grammar) a plain `SET` (not `SET LOCAL`),
+`LISTEN`, SQL `PREPARE`, a session advisory lock (`pg_advisory_lock`, `pg_try_advisory_lock` and their
+`_shared` forms, not the `_xact_` ones), a `DECLARE … WITH HOLD` cursor, a temporary table; in the
+application's config a `SET` in a connect hook (the guide's `database.js`), HikariCP's
+`connectionInitSql`, or `options=-c …` in a URL. A `SET` of `statement_timeout`, `lock_timeout` or
+`idle_in_transaction_session_timeout` is left to `session-timeout-behind-transaction-pooler` (PO006),
+which generates the per-role fix.
 
 ## Why it matters
 In transaction mode a client's session is lent a server connection for one transaction at a time.

@@ -1,7 +1,8 @@
 """The application sets its timeouts per session behind a transaction pooler instead of on its role.
 
 ## What it does
-When PgBouncer runs with `pool_mode = transaction` (or `statement`), collects the `statement_timeout`,
+Reports timeouts set per session behind a transaction pooler, to be set on the role. When PgBouncer
+runs with `pool_mode = transaction` (or `statement`), collects the `statement_timeout`,
 `lock_timeout` and `idle_in_transaction_session_timeout` the application sets per session: a plain
 `SET` in the workload, a `SET` in a connect hook (the guide's `database.js`), HikariCP's
 `connectionInitSql`, `options=-c …` in a URL. For each application role (`database.application_roles`,
