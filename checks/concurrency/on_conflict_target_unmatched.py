@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.matching import index_key, predicate_conjuncts
+from dbtune.checks.matching import index_key, parse_columns, predicate_conjuncts
 from dbtune.model import Finding
 from dbtune.workload.writes import on_conflict_targets
 
@@ -57,7 +57,7 @@ def on_conflict_target_unmatched(ctx: CheckContext) -> Iterator[Finding]:
         if table is None:
             continue
         evidence = {"statement": target.statement, "location": target.location, "target": list(target.columns),
-                    "where": target.where_text, "constraint": target.constraint}
+                    "where": target.where, "constraint": target.constraint}
         if target.constraint is not None:
             if not any(c.name == target.constraint and c.table_oid == table.oid and c.type in ("u", "p", "x")
                        for c in ctx.snapshot.constraints):
@@ -65,13 +65,13 @@ def on_conflict_target_unmatched(ctx: CheckContext) -> Iterator[Finding]:
                                                    f"unique, primary-key or exclusion constraint of "
                                                    f"{table.qualified_name}", evidence=evidence)
             continue
-        wanted = sorted(target.columns)
+        wanted = sorted(k.text for k in parse_columns(list(target.columns), target.location))
+        stated = predicate_conjuncts(target.where)
         candidates = [ix for ix in ctx.snapshot.indexes_on(table.oid) if ix.is_unique and ix.is_valid
                       and sorted(k.text for k in index_key(ix)) == wanted]
-        if any(not ix.predicate or predicate_conjuncts(ix.predicate) <= target.where for ix in candidates):
+        if any(not ix.predicate or predicate_conjuncts(ix.predicate) <= stated for ix in candidates):
             continue
-        shown = f"ON CONFLICT ({', '.join(target.columns)})" + (f" WHERE {target.where_text}"
-                                                              if target.where_text else "")
+        shown = f"ON CONFLICT ({', '.join(target.columns)})" + (f" WHERE {target.where}" if target.where else "")
         if candidates:
             partial = candidates[0]
             yield ctx.finding(target.location, f"{shown} on {table.qualified_name} matches {partial.qualified_name} "

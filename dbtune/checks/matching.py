@@ -170,27 +170,20 @@ def _normalize_index_expr(text: str) -> str:
         return text
 
 
-def key_column_text(elem: ast.IndexElem) -> str:
-    """The normalised text of one index element (a ``CREATE INDEX`` column or an ``ON CONFLICT (…)``
-    target): a column's quoted name, or an expression as :func:`normalize_expr` writes it."""
-    return _key_column(elem).text
-
-
 def predicate_conjuncts(text: str | None) -> frozenset[str]:
     """The top-level ``AND`` terms of a predicate, each normalised as :func:`normalize_expr` does (empty
     for ``None``). Raises :class:`pglast.parser.ParseError` when ``text`` is not an expression."""
     if text is None:
         return frozenset()
     stmt = parse_one(f"SELECT 1 WHERE {text}", ast.SelectStmt)
-    return conjuncts_of(stmt.whereClause)
+    return _conjuncts(stmt.whereClause)
 
 
-def conjuncts_of(node: ast.Node | None) -> frozenset[str]:
-    """:func:`predicate_conjuncts` of an already parsed expression."""
+def _conjuncts(node: ast.Node | None) -> frozenset[str]:
     if node is None:
         return frozenset()
     if isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.AND_EXPR:
-        return frozenset(t for arg in node.args or () for t in conjuncts_of(arg))
+        return frozenset(t for arg in node.args or () for t in _conjuncts(arg))
     return frozenset({_strip(node)})
 
 

@@ -22,7 +22,6 @@ from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from dbtune.checks.matching import conjuncts_of, key_column_text
 from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query
@@ -45,7 +44,7 @@ class TableName:
 class CheckThenInsert:
     """An existence check and the insert after it. ``key``: the columns the check compares with a
     parameter or another expression (the business key); ``conditions``: ``column = constant`` terms of the
-    check (``response = 'ACCEPTED'``), the predicate a partial unique index needs; the locations and the
+    check as written (``response = 'ACCEPTED'``), the predicate a partial unique index needs; the locations and the
     two statements on one line."""
 
     table: TableName
@@ -64,15 +63,14 @@ class CheckThenInsert:
 
 @dataclass(frozen=True)
 class OnConflictTarget:
-    """One ``INSERT … ON CONFLICT`` arbiter: the target's columns or expressions (normalised as index keys
-    are: :func:`~dbtune.checks.matching.key_column_text`), the ``WHERE`` it states (normalised terms), or
-    the constraint it names (``ON CONFLICT ON CONSTRAINT``); ``action`` is ``DO NOTHING`` or ``DO
-    UPDATE``."""
+    """One ``INSERT … ON CONFLICT`` arbiter: the target's columns or expressions and the ``WHERE`` it
+    states, as PostgreSQL's grammar prints them back (the checks compare them with index keys and
+    predicates after their own normalisation), or the constraint it names (``ON CONFLICT ON
+    CONSTRAINT``); ``action`` is ``DO NOTHING`` or ``DO UPDATE``."""
 
     table: TableName
     columns: tuple[str, ...]
-    where: frozenset[str]
-    where_text: str | None
+    where: str | None
     constraint: str | None
     action: str
     location: str
@@ -136,11 +134,11 @@ def _terms(where: ast.Node | None) -> list[ast.Node]:
     return [where]
 
 
-def _equalities(where: ast.Node | None) -> tuple[list[str], list[str]]:
+def _equalities(where: ast.Node | None) -> tuple[list[str], list[tuple[str, str]]]:
     """The columns compared for equality with something other than a constant, and the ``column =
-    constant`` terms (deparsed), of the top-level ``AND`` terms of ``where``."""
+    constant`` terms (column, the term deparsed), of the top-level ``AND`` terms of ``where``."""
     key: list[str] = []
-    conditions: list[str] = []
+    conditions: list[tuple[str, str]] = []
     for term in _terms(where):
         if not (isinstance(term, ast.A_Expr) and term.kind == enums.A_Expr_Kind.AEXPR_OP
                 and term.name is not None and len(term.name) == 1 and term.name[0].sval == "="):
@@ -151,7 +149,7 @@ def _equalities(where: ast.Node | None) -> tuple[list[str], list[str]]:
                 continue
             if _constant(other):
                 assert isinstance(other, ast.Node)
-                conditions.append(f"{quote_ident(col)} = {next(iter(conjuncts_of(other)))}")
+                conditions.append((col, f"{quote_ident(col)} = {_deparse(other)}"))
             else:
                 key.append(col)
             break
@@ -170,7 +168,7 @@ def _existence_check(select: ast.SelectStmt, inside_exists: bool) -> bool:
     return True
 
 
-def _checks_in(stmt: ast.Node) -> Iterator[tuple[TableName, list[str], list[str]]]:
+def _checks_in(stmt: ast.Node) -> Iterator[tuple[TableName, list[str], list[tuple[str, str]]]]:
     exists_selects = {id(n.subselect) for n in walk(stmt)
                       if isinstance(n, ast.SubLink) and n.subLinkType == enums.SubLinkType.EXISTS_SUBLINK}
     for node in walk(stmt):
@@ -188,7 +186,7 @@ def check_then_inserts(queries: Iterable[Query]) -> list[CheckThenInsert]:
     """Every existence check followed, later in the same file, by an ``INSERT`` (without ``ON CONFLICT``)
     into the same table that names every column of the check's key; one result per (table, key,
     conditions), the first pair found. Statements that do not parse are passed over."""
-    seen: dict[str, list[tuple[TableName, list[str], list[str], Query]]] = {}
+    seen: dict[str, list[tuple[TableName, list[str], list[tuple[str, str]], Query]]] = {}
     found: dict[tuple[TableName, tuple[str, ...], tuple[str, ...]], CheckThenInsert] = {}
     for q, stmt in _parsed(queries):
         where = _file(q.location)
@@ -197,9 +195,9 @@ def check_then_inserts(queries: Iterable[Query]) -> list[CheckThenInsert]:
             columns = {c.name for c in stmt.cols or () if isinstance(c, ast.ResTarget)}
             for checked, key, conditions, select in seen.get(where, []):
                 if checked == table and set(key) <= columns:
-                    ident = (table, tuple(key), tuple(conditions))
-                    found.setdefault(ident, CheckThenInsert(
-                        table, tuple(key), tuple(conditions), select.location, q.location,
+                    terms = tuple(text for _col, text in conditions)
+                    found.setdefault((table, tuple(key), terms), CheckThenInsert(
+                        table, tuple(key), terms, select.location, q.location,
                         statement_line(select.text), statement_line(q.text)))
         if isinstance(stmt, ast.SelectStmt | ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
             for table, key, conditions in _checks_in(stmt):
@@ -220,10 +218,10 @@ def on_conflict_targets(queries: Iterable[Query]) -> list[OnConflictTarget]:
                 continue
             action = "DO UPDATE" if node.onConflictClause.action == enums.OnConflictAction.ONCONFLICT_UPDATE \
                 else "DO NOTHING"
-            where_text = _deparse(infer.whereClause) if infer.whereClause is not None else None
-            columns = tuple(key_column_text(e) for e in infer.indexElems or () if isinstance(e, ast.IndexElem))
-            out.append(OnConflictTarget(_table(node.relation), columns, conjuncts_of(infer.whereClause),
-                                        where_text, infer.conname, action, q.location, statement_line(q.text)))
+            where = _deparse(infer.whereClause) if infer.whereClause is not None else None
+            columns = tuple(_deparse(e) for e in infer.indexElems or () if isinstance(e, ast.IndexElem))
+            out.append(OnConflictTarget(_table(node.relation), columns, where, infer.conname, action, q.location,
+                                        statement_line(q.text)))
     return out
 
 
@@ -235,7 +233,7 @@ def updates_of(queries: Iterable[Query]) -> list[UpdateOf]:
             if not isinstance(node, ast.UpdateStmt) or node.relation is None:
                 continue
             key, conditions = _equalities(node.whereClause)
-            compared = frozenset(key) | frozenset(c.split(" ", 1)[0] for c in conditions)
+            compared = frozenset(key) | frozenset(col for col, _text in conditions)
             sets = {t.name: _deparse(t.val) for t in node.targetList or ()
                     if isinstance(t, ast.ResTarget) and t.name and t.val is not None}
             out.append(UpdateOf(_table(node.relation), sets, compared, q.location, statement_line(q.text)))
