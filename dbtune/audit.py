@@ -29,7 +29,9 @@ from dbtune.db.connect import ConnectionSettings, describe, read_only_snapshot
 from dbtune.errors import ConfigError, DbtuneError
 from dbtune.model import Finding
 from dbtune.plans import audit_plans, workload_queries
+from dbtune.plans.collect import PlanQuery
 from dbtune.report.model import Report
+from dbtune.workload.model import Query, Source
 
 
 def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | None = None,
@@ -52,10 +54,12 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     queries = (workload_queries(settings, path=workload, workload_format=workload_format)
                if workload is not None else None)
+    statements = _workload_statements(workload, workload_format, queries)
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
     try:
-        result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore, app_config=app_config)
+        result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore, app_config=app_config,
+                            workload=statements)
         plans = audit_plans(settings, config, catalogue, queries=queries, select=select, ignore=ignore,
                             pg_stat_statements="pg_stat_statements" in snapshot.server.extensions)
     except ConfigError as exc:
@@ -78,6 +82,21 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         index_names=tuple(ix.qualified_name for ix in snapshot.indexes if ix.is_valid),
         app_config=app_config, pool_values=plan.values if app_config is not None else (),
     )
+
+
+def _workload_statements(workload: Path | None, workload_format: str | None,
+                         queries: Sequence[PlanQuery] | None) -> tuple[Query, ...]:
+    """The workload file's statements in file order, every one (not grouped by fingerprint), for the checks
+    that read how the application's statements follow each other; standard input's from ``queries``
+    (read once, for the plans)."""
+    if workload is None or queries is None:
+        return ()
+    if str(workload) != "-":
+        from dbtune.workload import load_queries
+
+        return tuple(load_queries(workload, group=False, workload_format=workload_format).queries)
+    return tuple(Query(q.sql, Source.SQL, q.location or "<stdin>", "", name=q.name, skipped=q.skipped)
+                 for q in queries if q.parse_error is None)
 
 
 def audit_advice(settings: ConnectionSettings, config: Config, catalogue: Catalogue, *, workload: Path | None,

@@ -29,6 +29,11 @@
     a substring of the reason of a skip recorded by this check.
 ``expect_error``
     a substring of the :class:`~dbtune.errors.DbtuneError` the audit raises (no findings then).
+``workload``
+    a workload file's text (SQL), given to the audit as ``workload=`` (the plan checks are not selected).
+``app_files``
+    the application's config files, file name → text (``".env"``, ``"pgbouncer.ini"``, ``"database.js"``
+    …), written to a folder of their own and read as ``--app-config`` reads them.
 
 After setup, pending cumulative statistics are flushed (``pg_stat_force_next_flush()``, PostgreSQL 15+)
 so scan counters are exact when the audit reads them.
@@ -53,6 +58,7 @@ from conftest import TestDatabase as CaseDatabase  # the rootdir conftest, as py
 from conftest import drop_database
 from pglast import split
 
+from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.checks import load_catalogue, runner
 from dbtune.config.loader import parse_config
@@ -64,7 +70,7 @@ from dbtune.model import Finding
 CASES_DIR = Path(__file__).parent / "cases"
 CATALOGUE = load_catalogue()
 _CASE_KEYS = {"name", "setup", "setup_fails", "teardown", "config", "min_version", "expect",
-              "expect_fix_contains", "expect_no_fix", "expect_skipped", "expect_error"}
+              "expect_fix_contains", "expect_no_fix", "expect_skipped", "expect_error", "workload", "app_files"}
 _EXPECT_KEYS = {"object", "message_contains", "severity", "evidence_keys"}
 
 
@@ -82,6 +88,8 @@ class Case:
     expect_no_fix: bool = False
     expect_skipped: str | None = None
     expect_error: str | None = None
+    workload: str | None = None
+    app_files: dict[str, str] = field(default_factory=dict)
 
     def _problems(self) -> list[dict[str, Any]]:
         """The expected findings that report a problem: those not at ``info`` (a finding without a
@@ -129,7 +137,8 @@ def load_cases(path: Path) -> list[Case]:
             config=raw.get("config", {}), min_version=raw.get("min_version", 0),
             expect=tuple(raw.get("expect", [])), expect_fix_contains=_as_tuple(raw.get("expect_fix_contains")),
             expect_no_fix=raw.get("expect_no_fix", False), expect_skipped=raw.get("expect_skipped"),
-            expect_error=raw.get("expect_error"),
+            expect_error=raw.get("expect_error"), workload=raw.get("workload"),
+            app_files=raw.get("app_files", {}),
         ))
     names = Counter(c.name for c in cases)
     duplicated = [name for name, k in names.items() if k > 1]
@@ -241,9 +250,18 @@ def case_db(fresh_databases: FreshDatabases) -> Iterator[CaseDatabase]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.check_id}-{c.name}" for c in CASES])
-def test_check_case(case: Case, case_db: CaseDatabase) -> None:
+def test_check_case(case: Case, case_db: CaseDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = case_db
     config = parse_config(case.config, f"{case.check_id}.toml case {case.name!r}")
+    inputs: dict[str, Any] = {}
+    monkeypatch.chdir(tmp_path)  # findings name the workload's and the app files' paths as given: relative
+    if case.workload is not None:
+        inputs["workload"] = Path("workload.sql")
+        inputs["workload"].write_text(case.workload)
+    if case.app_files:
+        for name, text in case.app_files.items():
+            Path(name).write_text(text)
+        inputs["app_config"] = read_app_config([Path(name) for name in case.app_files])
     try:
         with psycopg.connect(db.dsn, autocommit=True) as conn:
             if conn.info.server_version < case.min_version:
@@ -255,10 +273,10 @@ def test_check_case(case: Case, case_db: CaseDatabase) -> None:
             _run_setup(conn, case)
         if case.expect_error is not None:
             with pytest.raises(DbtuneError) as err:
-                audit(resolve(db.dsn), config, catalogue=CATALOGUE, select=[case.check_id])
+                audit(resolve(db.dsn), config, catalogue=CATALOGUE, select=[case.check_id], **inputs)
             assert case.expect_error.replace("{database}", db.name) in str(err.value)
             return
-        report = audit(resolve(db.dsn), config, catalogue=CATALOGUE, select=[case.check_id])
+        report = audit(resolve(db.dsn), config, catalogue=CATALOGUE, select=[case.check_id], **inputs)
     finally:
         if case.teardown.strip():
             db.execute(case.teardown)

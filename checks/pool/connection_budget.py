@@ -6,10 +6,10 @@ read from the application's own configuration, `--app-config` / `app_config`: `.
 `pgbouncer.ini`, HikariCP properties, a live PgBouncer) (`max` × `instances`), directly or
 through PgBouncer (`default_pool_size` + `reserve_pool_size` per pool, times its instances), and compares
 the total with `max_connections` minus `superuser_reserved_connections` (and `reserved_connections` on
-PostgreSQL 16+). Over the budget is an error; above `max_share` of it a warning. It also reports pools
-without a connection timeout (a client waits forever when the pool is exhausted), application traffic
-through PgBouncer beyond its `max_client_conn`, and login roles whose `rolconnlimit` is below what their
-pools open.
+PostgreSQL 16+). Over the budget is an error; above `max_share` of it a warning. It also reports
+application traffic through PgBouncer beyond its `max_client_conn`, and login roles whose
+`rolconnlimit` is below what their pools open. A pool without a connection timeout is
+`pool-timeout-unbounded`'s (PO002).
 
 ## Why it matters
 When the pools together can ask for more connections than the server has slots, the instance that asks
@@ -100,13 +100,6 @@ def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
                                   f"{capacity} (max_client_conn × instances)",
                               evidence={"client_connections": clients, "max_client_conn": capacity,
                                         "sources": sources})
-    for p in pools:
-        if p.connection_timeout in (None, 0):
-            yield ctx.finding(f"pool {p.name}", f"pool {p.name!r} has no connection timeout: when it is "
-                                                f"exhausted, requests wait forever",
-                              evidence={"pool": p.name, "connection_timeout_ms": p.connection_timeout,
-                                        "sources": plan.sources.get(p.name, {})},
-                              severity=Severity.WARNING)
     limits = {r.name: r for r in snap.roles}
     per_role: dict[str, int] = {}
     for p in pools:

@@ -5,7 +5,9 @@ Works out the value a new session starts with, for the database and for each app
 (`database.application_roles` and the `role` of each `[[pool]]` in the config), from `ALTER ROLE … IN
 DATABASE … SET`, `ALTER ROLE … SET`, `ALTER DATABASE … SET` and the server's own setting, in PostgreSQL's
 order of precedence. Reports each application role where any of the three timeouts is 0, with a fix for
-that role. A timeout left at 0 for the whole database is reported as advice, without a fix: as a warning
+that role; a timeout the application sets per session behind a transaction pooler is left to
+`session-timeout-behind-transaction-pooler` (PO006), whose fix sets the application's own value. A
+timeout left at 0 for the whole database is reported as advice, without a fix: as a warning
 when the config names no application role that exists (so no session is known to be limited), as
 information when the application roles are judged on their own.
 
@@ -47,6 +49,7 @@ from collections.abc import Iterator
 
 from dbtune.catalog.model import Snapshot
 from dbtune.checks import CheckContext, check
+from dbtune.checks.pooling import left_to_the_pooler_check
 from dbtune.migrate.changes import set_parameter
 from dbtune.model import Finding, Severity
 from dbtune.sqlnames import quote_ident
@@ -84,8 +87,9 @@ def timeout_unset(ctx: CheckContext) -> Iterator[Finding]:
             evidence={"unset": database_unset, "database": db, "role": None, "application_roles": roles},
             severity=Severity.INFO if roles else None,
         )
+    pooled = left_to_the_pooler_check(ctx)  # PO006 proposes the application's own value for these
     for role in roles:
-        unset = _unset(snap, role)
+        unset = {name: source for name, source in _unset(snap, role).items() if name not in pooled}
         if unset:
             yield ctx.finding(
                 quote_ident(role), f"{_are_zero(unset)} for role {quote_ident(role)}{where}",

@@ -100,6 +100,7 @@ class Pooler:
     reserve_pool_size: int | None = None
     reserve_pool_timeout_ms: int | None = None
     server_idle_timeout_ms: int | None = None
+    client_idle_timeout_ms: int | None = None
     max_prepared_statements: int | None = None
     listen_addr: str | None = None
     listen_port: int | None = None
@@ -173,6 +174,7 @@ class AppConfig:
                          "min_pool_size": b.min_pool_size, "reserve_pool_size": b.reserve_pool_size,
                          "reserve_pool_timeout_ms": b.reserve_pool_timeout_ms,
                          "server_idle_timeout_ms": b.server_idle_timeout_ms,
+                         "client_idle_timeout_ms": b.client_idle_timeout_ms,
                          "max_prepared_statements": b.max_prepared_statements, "listen_addr": b.listen_addr,
                          "listen_port": b.listen_port, "databases": {k: dict(v) for k, v in b.databases.items()},
                          "users": {k: dict(v) for k, v in b.users.items()},

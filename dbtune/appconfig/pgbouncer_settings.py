@@ -18,6 +18,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "reserve_pool_size": ("reserve_pool_size", "count"),
     "reserve_pool_timeout": ("reserve_pool_timeout_ms", "seconds"),
     "server_idle_timeout": ("server_idle_timeout_ms", "seconds"),
+    "client_idle_timeout": ("client_idle_timeout_ms", "seconds"),
     "max_prepared_statements": ("max_prepared_statements", "count"),
     "listen_addr": ("listen_addr", "text"),
     "listen_port": ("listen_port", "count"),

@@ -204,6 +204,39 @@ class Role:
 
 
 @dataclass(frozen=True)
+class DatabaseStats:
+    """The current database's ``pg_stat_database`` counters since ``stats_reset``
+    (https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW);
+    the ``sessions*`` counters are ``None`` before PostgreSQL 14."""
+
+    xact_commit: int
+    xact_rollback: int
+    deadlocks: int
+    conflicts: int
+    stats_reset: datetime | None
+    sessions: int | None = None
+    sessions_abandoned: int | None = None
+    sessions_fatal: int | None = None
+    sessions_killed: int | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One other client backend of the current database (``pg_stat_activity``): ``state`` is ``None`` when
+    the reading role may not see it; ages in seconds at the snapshot's ``now()`` (``None``: no transaction
+    open); ``blocked_by``: the pids holding the locks it waits for (``pg_blocking_pids``)."""
+
+    pid: int
+    role: str | None
+    application_name: str
+    state: str | None
+    wait_event_type: str | None
+    xact_age_s: float | None
+    state_age_s: float | None
+    blocked_by: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Skip:
     """A source or check that could not run, and why (usually a missing privilege)."""
 
@@ -242,6 +275,8 @@ class Snapshot:
     # (schema, name) -> relkind of the relations that are not tables: views (v), foreign tables (f),
     # sequences (S), composite types (c).
     other_relations: dict[tuple[str, str], str] = field(default_factory=dict)
+    database_stats: DatabaseStats | None = None
+    activity: tuple[Backend, ...] | None = None  # None: pg_stat_activity could not be read
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:

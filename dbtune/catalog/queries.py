@@ -185,6 +185,37 @@ SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n O
 WHERE e.extname = 'pg_stat_statements'
 """
 
+_DATABASE_STATS = """
+-- The current database's cumulative counters since stats_reset: transactions committed and rolled back,
+-- deadlocks detected, queries cancelled by recovery conflicts (a standby){sessions}.
+SELECT d.xact_commit, d.xact_rollback, d.deadlocks, d.conflicts, d.stats_reset{columns}
+FROM pg_catalog.pg_stat_database d WHERE d.datname = pg_catalog.current_database()
+"""
+DATABASE_STATS_V13 = _DATABASE_STATS.format(sessions="", columns="")
+DATABASE_STATS_V14 = _DATABASE_STATS.format(
+    sessions=(", and (14+) sessions opened and those\n-- ended by a client that went away, by a FATAL error "
+              "or by an operator"),
+    columns=", d.sessions, d.sessions_abandoned, d.sessions_fatal, d.sessions_killed")
+
+ACTIVITY = """
+-- The other client backends of the current database: role, application_name, state, wait event type,
+-- the age of the open transaction and of the current state (seconds, at the snapshot's now()), and the
+-- pids blocking each one (pg_blocking_pids). Without pg_read_all_stats other roles' state reads NULL.
+SELECT a.pid, a.usename::text AS usename, a.application_name, a.state, a.wait_event_type,
+       greatest(0, extract(epoch FROM pg_catalog.now() - a.xact_start))::float8 AS xact_age_s,
+       greatest(0, extract(epoch FROM pg_catalog.now() - a.state_change))::float8 AS state_age_s,
+       pg_catalog.pg_blocking_pids(a.pid) AS blocked_by
+FROM pg_catalog.pg_stat_activity a
+WHERE a.datname = pg_catalog.current_database() AND a.backend_type = 'client backend'
+  AND a.pid <> pg_catalog.pg_backend_pid()
+ORDER BY a.pid
+"""
+
+
+def database_stats_query(version_num: int) -> str:
+    """The DATABASE_STATS variant: the session counters exist from PostgreSQL 14."""
+    return DATABASE_STATS_V14 if version_num >= 140000 else DATABASE_STATS_V13
+
 
 def indexes_query(version_num: int) -> str:
     """The INDEXES variant for a server: ``indnullsnotdistinct`` exists from PostgreSQL 15."""

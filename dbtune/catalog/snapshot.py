@@ -13,8 +13,10 @@ from psycopg.rows import dict_row
 
 from dbtune.catalog import queries
 from dbtune.catalog.model import (
+    Backend,
     Column,
     Constraint,
+    DatabaseStats,
     Index,
     PgStatStatements,
     Relation,
@@ -85,10 +87,18 @@ def take(conn: psycopg.Connection) -> Snapshot:
     roles = tuple(Role(r["rolname"], r["rolcanlogin"], r["rolsuper"], r["rolconnlimit"])
                   for r in q.rows(queries.ROLES))
     pgss = _pg_stat_statements(q, settings, skipped)
+    stats_rows, _ = q.optional(queries.database_stats_query(server.version_num))
+    database_stats = _database_stats(stats_rows[0]) if stats_rows else None
+    activity_rows, err = q.optional(queries.ACTIVITY)
+    if err is not None:
+        skipped.append(Skip("pg_stat_activity", _reason(err), "pg_read_all_stats"))
+    activity = None if activity_rows is None else tuple(
+        Backend(r["pid"], r["usename"], r["application_name"] or "", r["state"], r["wait_event_type"],
+                r["xact_age_s"], r["state_age_s"], tuple(r["blocked_by"] or ())) for r in activity_rows)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
-                    other_relations=other_relations,
+                    other_relations=other_relations, database_stats=database_stats, activity=activity,
                     statements_sent=q.sent)
 
 
@@ -111,6 +121,12 @@ def _pg_stat_statements(q: _Counter, settings: dict[str, Setting], skipped: list
         skipped.append(Skip("pg_stat_statements", _reason(err), privilege))
         return PgStatStatements(preloaded, True, False, None, _reason(err))
     return PgStatStatements(preloaded, True, True, int(counted[0]["count"]) if counted else 0)
+
+
+def _database_stats(r: dict[str, Any]) -> DatabaseStats:
+    return DatabaseStats(int(r["xact_commit"]), int(r["xact_rollback"]), int(r["deadlocks"]), int(r["conflicts"]),
+                         r["stats_reset"], r.get("sessions"), r.get("sessions_abandoned"), r.get("sessions_fatal"),
+                         r.get("sessions_killed"))
 
 
 def _server(r: dict[str, Any]) -> Server:

@@ -170,6 +170,23 @@ def _normalize_index_expr(text: str) -> str:
         return text
 
 
+def predicate_conjuncts(text: str | None) -> frozenset[str]:
+    """The top-level ``AND`` terms of a predicate, each normalised as :func:`normalize_expr` does (empty
+    for ``None``). Raises :class:`pglast.parser.ParseError` when ``text`` is not an expression."""
+    if text is None:
+        return frozenset()
+    stmt = parse_one(f"SELECT 1 WHERE {text}", ast.SelectStmt)
+    return _conjuncts(stmt.whereClause)
+
+
+def _conjuncts(node: ast.Node | None) -> frozenset[str]:
+    if node is None:
+        return frozenset()
+    if isinstance(node, ast.BoolExpr) and node.boolop == enums.BoolExprType.AND_EXPR:
+        return frozenset(t for arg in node.args or () for t in _conjuncts(arg))
+    return frozenset({_strip(node)})
+
+
 def same_predicate(expected: str | None, actual: str | None) -> bool:
     if expected is None or actual is None:
         return expected is None and actual is None

@@ -31,6 +31,7 @@ AREAS: dict[str, str] = {
     "plans": "PL",
     "maintenance": "MT",
     "migrations": "MG",
+    "concurrency": "CC",
 }
 DOC_SECTIONS: tuple[str, ...] = (
     "What it does",

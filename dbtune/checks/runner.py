@@ -15,11 +15,14 @@ from dbtune.config.model import Config
 from dbtune.errors import ConfigError
 from dbtune.model import Change, Finding, Severity
 from dbtune.sqlnames import qualified
+from dbtune.workload.model import Query
 
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a check receives: the snapshot, the config, its own options, and a finding factory."""
+    """What a check receives: the snapshot, the config, its own options, and a finding factory; the
+    application's configuration, and ``workload``: the audit's workload statements in file order (a
+    workload file's, ungrouped; empty without one)."""
 
     snapshot: Snapshot
     config: Config
@@ -28,6 +31,7 @@ class CheckContext:
     severity: Severity
     skipped: list[Skip] = field(default_factory=list)
     app_config: AppConfig = field(default_factory=AppConfig)
+    workload: tuple[Query, ...] = ()
 
     def pool_plan(self) -> PoolPlan:
         """The config's pools and PgBouncer merged with the application's own configuration, each value with
@@ -176,9 +180,11 @@ def _options(check: Check, config: Config) -> tuple[dict[str, Any], Severity]:
 
 
 def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, select: Iterable[str] = (),
-               ignore: Iterable[str] = (), app_config: AppConfig | None = None) -> AuditResult:
+               ignore: Iterable[str] = (), app_config: AppConfig | None = None,
+               workload: Iterable[Query] = ()) -> AuditResult:
     """Run every selected check; ``app_config`` is what the application's own configuration declares (its
-    pools and poolers join the config's). Raises :class:`ConfigError` for unknown check names or options, and
+    pools and poolers join the config's); ``workload`` the statements the workload checks read, in order.
+    Raises :class:`ConfigError` for unknown check names or options, and
     whatever :class:`~dbtune.errors.DbtuneError` a check raises for config that names missing objects."""
     result = AuditResult(skipped=list(snapshot.skipped))
     for check in _selected(catalogue, config, select, ignore):
@@ -188,7 +194,7 @@ def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, sele
                                                         f"{check.meta.min_version_num}"))
             continue
         ctx = CheckContext(snapshot, config, check.meta, options, severity, result.skipped,
-                           app_config or AppConfig())
+                           app_config or AppConfig(), tuple(workload))
         result.findings.extend(check.run(ctx))
         result.checks_run.append(check.meta.id)
     return result

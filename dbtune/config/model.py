@@ -221,10 +221,21 @@ class ExpectedConstraint(_Strict):
             raise ValueError(f"{definition!r} is not one constraint definition: {exc}") from None
 
 
+class ExpectedVersionColumn(_Strict):
+    """An optimistic-locking version column the application relies on: every UPDATE of ``table`` should
+    bump it (``SET version = version + 1``) and compare it with the version read (``WHERE … AND version =
+    $n``), so a concurrent writer's change is detected instead of overwritten."""
+
+    table: str
+    column: str = "version"
+    reason: str | None = None
+
+
 class ExpectConfig(_Strict):
     index: list[ExpectedIndex] = []
     unique: list[ExpectedIndex] = []
     constraint: list[ExpectedConstraint] = []
+    version_column: list[ExpectedVersionColumn] = []
 
 
 class IsolationConfig(_Strict):

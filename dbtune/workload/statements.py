@@ -8,6 +8,7 @@ from pglast import ast, enums, parser
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
+from dbtune.escape import one_line
 from dbtune.pgsql import parse_sql
 from dbtune.sqlnames import qualified, quote_ident
 
@@ -34,6 +35,12 @@ def node_kind(stmt: ast.Node | None) -> str:
         if isinstance(node, ast.SelectStmt) and (node.intoClause is not None or node.lockingClause):
             return "write"
     return "read"
+
+
+def statement_line(sql: str) -> str:
+    """A statement on one line, as a finding shows it: whitespace collapsed, control characters escaped
+    (:func:`dbtune.escape.one_line`)."""
+    return one_line(" ".join(sql.split()))
 
 
 def fields(node: ast.Node) -> tuple[str, ...]:
