@@ -147,6 +147,7 @@ def test_refused_without_yes_and_on_a_read_only_database(cli: CLI, db18: TestDat
     ((), '[probe.race]\nrouting_column = "routing"\n',
      "[probe.race] routing_column 'routing': no such column in public.vendor_routing_responses"),
     (("--sessions", "1"), "", "--sessions: a race needs at least 2 sessions, got 1"),
+    ((), '[probe.race]\ntabel = "x"\n', "probe.race.tabel"),
 ])
 def test_bad_input_is_one_error_line(cli: CLI, race_db: TestDatabase, tmp_path: object, args: tuple[str, ...],
                                      config: str, culprit: str) -> None:

@@ -163,7 +163,7 @@ class RaceResult:
     elapsed_s: float
     total_s: float
     notes: tuple[str, ...] = ()
-    accept: tuple[str, ...] = field(default=())  # the accept's read and insert, as sent (on the scratch table)
+    accept: tuple[str, ...] = ()  # the accept's read and insert on the target's table (accept_statements)
 
     @property
     def win_rate_pct(self) -> float:
@@ -263,8 +263,7 @@ def run_race(settings: ConnectionSettings, options: RaceOptions, *, yes: bool,
             winners = _winners(admin, statements, values, options)
         finally:
             _drop_scratch(admin, settings, schema)
-    return _result(shape, options, schema, winners, outcomes, elapsed, time.perf_counter() - started, notes,
-                   statements)
+    return _result(shape, options, schema, winners, outcomes, elapsed, time.perf_counter() - started, notes)
 
 
 def _read_shape(conn: psycopg.Connection, options: RaceOptions) -> _Shape:
@@ -517,7 +516,7 @@ def _drop_scratch(conn: psycopg.Connection, settings: ConnectionSettings, schema
 
 
 def _result(shape: _Shape, options: RaceOptions, schema: str, winners: Counter[int], outcomes: _Outcomes,
-            elapsed: float, total: float, notes: tuple[str, ...], accept: _Accept) -> RaceResult:
+            elapsed: float, total: float, notes: tuple[str, ...]) -> RaceResult:
     errors = tuple(RaceError(state, condition, constraint, n)
                    for (state, condition, constraint), n in sorted(outcomes.errors.items(), key=lambda e: -e[1]))
     enforcing = Counter(e.constraint for e in errors if e.unique_violation and e.constraint)
@@ -535,7 +534,17 @@ def _result(shape: _Shape, options: RaceOptions, schema: str, winners: Counter[i
         enforced_definition=definition,
         suggestion=None if enforced_by else partial_unique_index(shape.schema, shape.name, options),
         scratch_schema=schema, elapsed_s=elapsed, total_s=total, notes=notes,
-        accept=(accept.read.as_string(None), accept.insert.as_string(None)))
+        accept=accept_statements(shape.qualified, options))
+
+
+def accept_statements(table: str, options: RaceOptions) -> tuple[str, str]:
+    """The accept's read and insert as the application sends them, on ``table`` (qualified, quoted), with
+    ``$1`` the routing and ``$2`` the vendor (the probe sends them on its scratch copy)."""
+    routing, vendor, response = (quote_ident(c) for c in (options.routing_column, options.vendor_column,
+                                                           options.response_column))
+    accepted = quote_literal(options.accepted)
+    return (f"SELECT 1 FROM {table} WHERE {routing} = $1 AND {response} = {accepted} LIMIT 1",
+            f"INSERT INTO {table} ({routing}, {vendor}, {response}) VALUES ($1, $2, {accepted})")
 
 
 def partial_unique_index(schema: str, table: str, options: RaceOptions) -> str:

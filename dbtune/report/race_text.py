@@ -25,6 +25,9 @@ def render_race_text(result: RaceResult) -> str:
     lines = [f"probe race on {printable(result.table)}: {result.sessions} sessions × {result.rounds} rounds in "
              f"{result.elapsed_s:.1f} s (read, then insert, in one READ COMMITTED transaction)",
              win_rate_line(result), ""]
+    if result.accept:
+        lines += [f"each session, each round: {display_sql(result.accept[0])};",
+                  f"  then, when it read no row: {display_sql(result.accept[1])}; COMMIT", ""]
     lines += tabulate([["rounds", result.zero, result.one, result.many, result.most]],
                       headers=["winners", "0", "1", ">1", "most in a round"], tablefmt="simple").splitlines()
     lines.append("")
@@ -40,9 +43,8 @@ def render_race_text(result: RaceResult) -> str:
         lines.append(f"one winner per round enforced by {printable(result.enforced_by)}:")
         lines += [f"  {line}" for line in display_sql(result.enforced_definition or "").splitlines()]
     else:
-        lines.append("nothing enforces one accepted response per routing: no unique violation was seen"
-                     + ("" if result.passed else ", and rounds had more than one winner or none")
-                     + "; the partial unique index that would:")
+        lines.append("no unique index or constraint stopped a second accepted response for a routing (no unique "
+                     "violation seen); the partial unique index that makes it one winner a round:")
         lines += [f"  {line}" for line in display_sql(result.suggestion or "").splitlines()]
     lines += [f"note: {one_line(n)}" for n in result.notes]
     lines.append(f"scratch schema {printable(result.scratch_schema)} dropped")
