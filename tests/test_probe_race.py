@@ -13,7 +13,7 @@ from conftest import TestDatabase, drop_database, new_database
 
 from dbtune.db.connect import resolve
 from dbtune.db.local_server import LocalServer
-from dbtune.errors import UsageError
+from dbtune.errors import ConnectionFailed, UsageError
 from dbtune.probe.race import RaceOptions, run_race
 
 # The guide's response table (sample_configs/guide/schema.sql), in two copies: as the guide ships it and
@@ -129,6 +129,22 @@ def test_the_scratch_schema_is_dropped_when_the_race_is_interrupted(race_db: Tes
     with pytest.raises(KeyboardInterrupt):
         run_race(resolve(race_db.dsn), RaceOptions(sessions=4, rounds=20), yes=True, progress=interrupt)
     assert seen[-1] == "round 2/20"
+    assert _scratch_schemas(race_db) == []
+
+
+def test_a_session_that_loses_its_connection_stops_the_race_and_the_schema_is_dropped(
+        race_db: TestDatabase) -> None:
+    """A racing session's backend terminated by the server (pg_terminate_backend, between two rounds):
+    ConnectionFailed (exit 3) names the session, and the scratch schema is dropped all the same."""
+
+    def terminate(message: str) -> None:
+        if message == "round 2/20":
+            assert race_db.query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM "
+                                 f"pg_stat_activity WHERE datname = '{race_db.name}' AND application_name = "
+                                 "'dbtune probe race'") == [(4,)]
+
+    with pytest.raises(ConnectionFailed, match="probe race: a session lost its connection: session \\d+: "):
+        run_race(resolve(race_db.dsn), RaceOptions(sessions=4, rounds=20), yes=True, progress=terminate)
     assert _scratch_schemas(race_db) == []
 
 

@@ -47,6 +47,7 @@ from dbtune.pgsql import parse_one, render
 from dbtune.sqlnames import qualified, quote_ident, quote_literal
 
 SCHEMA_PREFIX = "dbtune_probe_"
+APPLICATION_NAME = "dbtune probe race"  # the racing sessions' application_name, in pg_stat_activity
 UNIQUE_VIOLATION = "23505"
 RACE_VERSION = 1
 
@@ -238,7 +239,8 @@ def run_race(settings: ConnectionSettings, options: RaceOptions, *, yes: bool,
     Raises :class:`UsageError` without ``yes`` or when the target looks like production
     (:func:`dbtune.advisor.validate.refuse_production`), when the table or a column does not exist or
     has a shape the accept cannot fill; :class:`ConnectionFailed` when a session cannot connect or loses
-    its connection; :class:`ServerRefused` when the server refuses the scratch schema.
+    its connection; :class:`ServerRefused` when the server refuses the scratch schema or an accept does not
+    finish in time. See https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED.
     """
     from dbtune.advisor.validate import refuse_production
 
@@ -255,7 +257,7 @@ def run_race(settings: ConnectionSettings, options: RaceOptions, *, yes: bool,
             sessions = _open_sessions(settings, options.sessions)
             try:
                 progress(f"racing {options.sessions} sessions × {options.rounds} rounds")
-                statements = _Accept(schema, shape.name, options)
+                statements = _accept(schema, shape.name, options)
                 outcomes, elapsed = _race(sessions, statements, values, options, settings.statement_timeout_ms,
                                            progress)
             finally:
@@ -321,16 +323,15 @@ class _Accept:
     insert: sql.Composed
     count: sql.Composed
 
-    def __init__(self, schema: str, table: str, options: RaceOptions) -> None:
-        target = sql.Identifier(schema, table)
-        routing, vendor, response = (sql.Identifier(c) for c in (options.routing_column, options.vendor_column,
-                                                                   options.response_column))
-        object.__setattr__(self, "read", sql.SQL("SELECT 1 FROM {} WHERE {} = %s AND {} = %s LIMIT 1").format(
-            target, routing, response))
-        object.__setattr__(self, "insert", sql.SQL("INSERT INTO {} ({}, {}, {}) VALUES (%s, %s, %s)").format(
-            target, routing, vendor, response))
-        object.__setattr__(self, "count", sql.SQL(
-            "SELECT {}::text, count(*) FROM {} WHERE {} = %s GROUP BY 1").format(routing, target, response))
+
+def _accept(schema: str, table: str, options: RaceOptions) -> _Accept:
+    target = sql.Identifier(schema, table)
+    routing, vendor, response = (sql.Identifier(c) for c in (options.routing_column, options.vendor_column,
+                                                               options.response_column))
+    return _Accept(
+        read=sql.SQL("SELECT 1 FROM {} WHERE {} = %s AND {} = %s LIMIT 1").format(target, routing, response),
+        insert=sql.SQL("INSERT INTO {} ({}, {}, {}) VALUES (%s, %s, %s)").format(target, routing, vendor, response),
+        count=sql.SQL("SELECT {}::text, count(*) FROM {} WHERE {} = %s GROUP BY 1").format(routing, target, response))
 
 
 def _create_scratch(conn: psycopg.Connection, shape: _Shape, schema: str) -> tuple[str, ...]:
@@ -382,7 +383,8 @@ def _copy_index(index: _Index, schema: str, table: str) -> sql.SQL | sql.Compose
 
 
 def _open_sessions(settings: ConnectionSettings, n: int) -> list[psycopg.Connection]:
-    """``n`` connections, each in READ COMMITTED for its transactions (the application's level)."""
+    """``n`` connections, each in READ COMMITTED for its transactions (the application's level), named
+    :data:`APPLICATION_NAME`."""
     sessions: list[psycopg.Connection] = []
     try:
         for _ in range(n):
@@ -390,6 +392,7 @@ def _open_sessions(settings: ConnectionSettings, n: int) -> list[psycopg.Connect
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
             conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(settings.statement_timeout_ms)))
             conn.execute("SET lock_timeout = 0")
+            conn.execute(sql.SQL("SET application_name = {}").format(sql.Literal(APPLICATION_NAME)))
             conn.commit()
             sessions.append(conn)
     except BaseException:
@@ -442,15 +445,16 @@ def _race(sessions: Sequence[psycopg.Connection], accept: _Accept, values: _Valu
                     conn.commit()
                 except psycopg.Error as exc:
                     if conn.broken or conn.closed:
-                        outcomes.lost = outcomes.lost or f"session {i + 1}: {one_line(str(exc))}"
-                        start.abort()
-                        done.abort()
-                        return
+                        raise
                     conn.rollback()
                     outcomes.error(exc)
                 done.wait()
         except threading.BrokenBarrierError:
             return
+        except Exception as exc:  # a lost connection (or anything else): stop every session and say why
+            outcomes.lost = outcomes.lost or f"session {i + 1}: {one_line(str(exc))}"
+            start.abort()
+            done.abort()
 
     threads = [threading.Thread(target=session, args=(i, conn), daemon=True, name=f"dbtune-race-{i + 1}")
                for i, conn in enumerate(sessions)]
@@ -464,21 +468,21 @@ def _race(sessions: Sequence[psycopg.Connection], accept: _Accept, values: _Valu
             done.wait(timeout=wait_s)
             if (r + 1) % step == 0 and r + 1 < options.rounds:
                 progress(f"round {r + 1}/{options.rounds}")
-    except threading.BrokenBarrierError:
-        if outcomes.lost is None:
-            raise ServerRefused("probe race: a session did not finish its accept in time") from None
-    except BaseException:
+    except BaseException as exc:  # Ctrl-C, the progress callback, a broken barrier: stop every session
         start.abort()
         done.abort()
         for conn in sessions:
             _cancel(conn)
-        raise
-    finally:
-        elapsed = time.perf_counter() - began
         for thread in threads:
             thread.join(timeout=wait_s)
-    if outcomes.lost is not None:
-        raise ConnectionFailed(f"probe race: a session lost its connection: {outcomes.lost}")
+        if outcomes.lost is not None:
+            raise ConnectionFailed(f"probe race: a session lost its connection: {outcomes.lost}") from None
+        if isinstance(exc, threading.BrokenBarrierError):
+            raise ServerRefused(f"probe race: a session did not finish its accept within {wait_s:.0f} s") from None
+        raise
+    elapsed = time.perf_counter() - began
+    for thread in threads:
+        thread.join(timeout=wait_s)
     return outcomes, elapsed
 
 
