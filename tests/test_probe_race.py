@@ -40,8 +40,9 @@ SESSIONS, ROUNDS = 8, 20
 
 
 @pytest.fixture(scope="module")
-def race_db(pg18: LocalServer) -> Iterator[TestDatabase]:
-    database = new_database(pg18, "race")
+def race_db(pg: LocalServer) -> Iterator[TestDatabase]:
+    """The tables above, on each available server."""
+    database = new_database(pg, "race")
     database.execute(SCHEMA)
     yield database
     drop_database(database)
