@@ -5,10 +5,14 @@ of the response table, without and with the partial unique index; the scratch sc
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from cli_runner import CLI, assert_error
+from cli_runner import CLI, _clean_env, assert_error
 from conftest import TestDatabase, drop_database, new_database
 
 from dbtune.db.connect import resolve
@@ -133,6 +137,28 @@ def test_the_scratch_schema_is_dropped_when_the_race_is_interrupted(race_db: Tes
     assert _scratch_schemas(race_db) == []
 
 
+def test_ctrl_c_in_the_cli_drops_the_scratch_schema(race_db: TestDatabase, tmp_path: Path) -> None:
+    """A real SIGINT to ``dbtune probe race`` once its rounds are under way: ``error: interrupted``, exit
+    130, and the scratch schema is gone."""
+    process = subprocess.Popen([sys.executable, "-m", "dbtune", "probe", "race", "--dsn", race_db.dsn, "--yes",
+                                "--sessions", "4", "--rounds", "100000"], cwd=tmp_path, env=_clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("racing "):
+                break
+        assert _scratch_schemas(race_db) != []
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        assert process.stdout is not None
+        out, err = process.stdout.read(), process.stderr.read()
+    finally:
+        process.kill()
+    assert code == 130 and err.strip() == "error: interrupted" and out == "", (out, err)
+    assert _scratch_schemas(race_db) == []
+
+
 def test_a_session_that_loses_its_connection_stops_the_race_and_the_schema_is_dropped(
         race_db: TestDatabase) -> None:
     """A racing session's backend terminated by the server (pg_terminate_backend, between two rounds):
@@ -166,11 +192,8 @@ def test_refused_without_yes_and_on_a_read_only_database(cli: CLI, db18: TestDat
     (("--sessions", "1"), "", "--sessions: a race needs at least 2 sessions, got 1"),
     ((), '[probe.race]\ntabel = "x"\n', "probe.race.tabel"),
 ])
-def test_bad_input_is_one_error_line(cli: CLI, race_db: TestDatabase, tmp_path: object, args: tuple[str, ...],
+def test_bad_input_is_one_error_line(cli: CLI, race_db: TestDatabase, tmp_path: Path, args: tuple[str, ...],
                                      config: str, culprit: str) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
     (tmp_path / "dbtune.toml").write_text(config)
     run = cli("probe", "race", "--dsn", race_db.dsn, "--yes", *args, cwd=tmp_path)
     assert_error(run, 2, culprit)

@@ -107,4 +107,6 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(130)
+    if code == 130:  # Typer turns a KeyboardInterrupt (Ctrl-C) inside a command into exit code 130 itself
+        error_line("interrupted")
     sys.exit(code if isinstance(code, int) else int(ExitCode.CLEAN))
