@@ -11,6 +11,10 @@ for good and the kept ones to be built by the migration, so that the loop's own 
 without them. The audits of the loop run with ``[audit] recommendations = 0``: the advisor runs once, in
 its own stage, and only its validated choice reaches the migration (as ``index-recommended`` findings).
 
+With a :class:`RaceStage` (the demo), ``probe race`` runs after the benchmark before the migration and
+again after the benchmark after it (:func:`dbtune.probe.race.run_race`): the guide's vendor win rate before
+and after the migration that adds the partial unique index.
+
 Each stage's result goes to a :class:`LoopObserver` as soon as the stage ends, so a command can show it
 then (the audit report before the benchmarks run, not after them); :class:`LoopResult` holds them all.
 """
@@ -40,6 +44,7 @@ from dbtune.workload.model import Query
 if TYPE_CHECKING:
     from dbtune.advisor.api import AdviseOptions
     from dbtune.advisor.model import Advice
+    from dbtune.probe.race import RaceOptions, RaceResult
 
 INDEX_RECOMMENDED = "index-recommended"
 
@@ -54,6 +59,15 @@ class AdvisorStage:
     options: AdviseOptions
     queries: Sequence[Query] | None = None
     timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class RaceStage:
+    """How the loop runs ``probe race`` before and after the migration: ``options``, and ``yes``, the user's
+    confirmation that the target is not production (the race writes a scratch schema)."""
+
+    options: RaceOptions
+    yes: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class LoopResult:
     comparison: Comparison | None
     after_audit: AfterMigration | None = None
     advice: Advice | None = None
+    race_before: RaceResult | None = None
+    race_after: RaceResult | None = None
 
 
 class LoopObserver:
@@ -110,6 +126,9 @@ class LoopObserver:
     def linted(self, lint: LintResult) -> None:
         """The lint verdict on the files written (only when files were written)."""
 
+    def raced(self, when: str, result: RaceResult) -> None:
+        """The race probe's result, ``when`` ``"before"`` or ``"after"`` the migration."""
+
     def applied(self, revisions: tuple[str, ...]) -> None:
         """The revisions applied to the target."""
 
@@ -125,9 +144,11 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
              confirm: Callable[[MigrationPlan], bool] = lambda _: True,
              stage: Callable[[str], None] = lambda _: None,
              progress: Callable[[str], None] = lambda _: None,
-             observer: LoopObserver | None = None, advisor: AdvisorStage | None = None) -> LoopResult:
+             observer: LoopObserver | None = None, advisor: AdvisorStage | None = None,
+             race: RaceStage | None = None) -> LoopResult:
     """Run the loop. ``confirm`` is asked before the migration is applied; when it says no, the loop
-    stops after the before-benchmark. ``advisor`` (None: no advisor stage) runs after the audit; with
+    stops after the before-benchmark (and the race before it, with ``race``: None runs no race).
+    ``advisor`` (None: no advisor stage) runs after the audit; with
     ``advisor.options.validate`` it builds and drops indexes on the target, which its ``yes`` must allow
     (:func:`~dbtune.advisor.validate.refuse_production`). ``stage`` is told each stage's name as it
     starts, ``observer`` each stage's result as it ends. Raises what each stage raises (DbtuneError
@@ -158,14 +179,16 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
         observer.linted(lint)
     stage("benchmark before")
     before = run_bench(settings, workload, bench, source="workload", progress=progress)
+    race_before = _race(settings, race, "before", stage, progress, observer)
     if plan.empty or not confirm(plan):
-        return LoopResult(report, plan, files, lint, before, (), None, None, advice=advice)
+        return LoopResult(report, plan, files, lint, before, (), None, None, advice=advice, race_before=race_before)
     stage("apply")
     applied = tuple(migrate_api.apply(directory, settings, apply_options,
                                       version_table=config.migrate.version_table))
     observer.applied(applied)
     stage("benchmark after")
     after = run_bench(settings, workload, bench, source="workload", progress=progress)
+    race_after = _race(settings, race, "after", stage, progress, observer)
     stage("compare")
     comparison = compare(before, after)
     observer.compared(comparison)
@@ -173,7 +196,21 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     after_audit = after_migration(report, audit(settings, config, catalogue=catalogue), catalogue,
                                   include_drops=include_drops)
     observer.audited_after(after_audit)
-    return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit, advice)
+    return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit, advice,
+                      race_before, race_after)
+
+
+def _race(settings: ConnectionSettings, race: RaceStage | None, when: str, stage: Callable[[str], None],
+          progress: Callable[[str], None], observer: LoopObserver) -> RaceResult | None:
+    """The race stage ``when`` (``"before"``/``"after"``) the migration, or None without ``race``."""
+    if race is None:
+        return None
+    from dbtune.probe.race import run_race
+
+    stage(f"race {when}")
+    result = run_race(settings, race.options, yes=race.yes, progress=progress)
+    observer.raced(when, result)
+    return result
 
 
 def without_audit_advice(config: Config) -> Config:

@@ -34,6 +34,7 @@ from dbtune.units import kb_pretty, size_pretty
     (("migrate",), ("generate", "lint", "apply", "status")),
     (("bench",), ("run", "compare")),
     (("checks",), ("list", "show")),
+    (("probe",), ("race",)),
 ])
 def test_bare_command_prints_its_usage(cli: CLI, args: tuple[str, ...], commands: tuple[str, ...]) -> None:
     run = cli(*args, process=True)

@@ -44,20 +44,39 @@ def _position(out: str, marker: str) -> int:
 
 
 def test_each_stage_prints_its_result_when_it_runs(demo_run: str) -> None:
-    """The audit report comes after "[4/12] audit" and before "[5/12] advise", not after the benchmarks;
-    likewise the advisor's choice, the migration, the lint verdict, the revisions applied, the comparison
-    and the last audit."""
+    """The audit report comes after "[4/14] audit" and before "[5/14] advise", not after the benchmarks;
+    likewise the advisor's choice, the migration, the lint verdict, the race before the migration, the
+    revisions applied, the race after it, the comparison and the last audit."""
     out = demo_run
-    stages = ["audit", "advise", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
-              "audit after the migration"]
+    stages = ["audit", "advise", "generate", "lint", "benchmark before", "race before", "apply", "benchmark after",
+              "race after", "compare", "audit after the migration"]
     results = {"audit": "dbtune audit of ", "advise": "ADVISOR: ranked by trial build", "generate": "MIGRATION (",
-               "lint": "LINT: ", "apply": "APPLIED: ", "compare": "BEFORE / AFTER",
+               "lint": "LINT: ", "race before": "RACE BEFORE THE MIGRATION", "apply": "APPLIED: ",
+               "race after": "RACE AFTER THE MIGRATION", "compare": "BEFORE / AFTER",
                "audit after the migration": "AUDIT AFTER THE MIGRATION of "}
-    starts = [_position(out, f"[{n}/12] {name}") for n, name in enumerate(stages, start=4)]
+    starts = [_position(out, f"[{n}/14] {name}") for n, name in enumerate(stages, start=4)]
     ends = [*starts[1:], _position(out, "demo finished in ")]
     for name, start, end in zip(stages, starts, ends, strict=True):
         if name in results:
             assert start < _position(out, results[name]) < end, (name, out[start:end][:2000])
+
+
+def test_the_demo_races_vendor_accepts_before_and_after_the_migration(demo_run: str) -> None:
+    """``probe race`` on the guide's vendor_routing_responses before the migration finds rounds with several
+    winning vendors and names the partial unique index; after the migration, which builds it, every round
+    has exactly one winner and the unique violations name the index."""
+    before = demo_run[_position(demo_run, "RACE BEFORE THE MIGRATION"):_position(demo_run, "APPLIED: ")]
+    after = demo_run[_position(demo_run, "RACE AFTER THE MIGRATION"):_position(demo_run, "BEFORE / AFTER")]
+    rate = re.search(r"^vendor win rate ([0-9.]+) % \((\d+) of 200 rounds with exactly one winner\)$", before,
+                     re.MULTILINE)
+    assert rate is not None and float(rate.group(1)) < 100, before
+    assert "16 sessions × 200 rounds" in before
+    assert "CREATE UNIQUE INDEX CONCURRENTLY unique_routing_acceptance" in before
+    assert re.search(r"^vendor win rate 100 % \(200 of 200 rounds with exactly one winner\)$", after,
+                     re.MULTILINE), after
+    assert "one winner per round enforced by unique_routing_acceptance:" in after
+    assert re.search(r"^ +\d+  23505 UniqueViolation on unique_routing_acceptance \(the constraint working\)$",
+                     after, re.MULTILINE), after
 
 
 def test_the_demo_ends_with_what_the_migration_left_and_why(demo_run: str) -> None:

@@ -97,9 +97,11 @@ STAGE = "validation"
 _TIMED_OUT = "statement timeout"  # in the server's message for SQLSTATE 57014 from statement_timeout
 
 
-def refuse_production(conn_or_settings: psycopg.Connection | ConnectionSettings, *, yes: bool, what: str) -> None:
+def refuse_production(conn_or_settings: psycopg.Connection | ConnectionSettings, *, yes: bool, what: str,
+                      acts: str = "builds indexes") -> None:
     """Raise :class:`UsageError` (exit 2) unless ``what`` (``--validate``, ``--trial-builds``, ``dbtune
-    tune``) may build indexes on this target: ``yes`` must be given (``--yes``), and the server must not
+    tune``, ``probe race``) may write to this target as it ``acts`` ("builds indexes", "writes a scratch
+    schema"): ``yes`` must be given (``--yes``), and the server must not
     look like production: ``default_transaction_read_only`` on for new sessions (``reset_val``: as set by
     ``ALTER DATABASE``/``ALTER ROLE``, the server's config or the connection's options),
     ``transaction_read_only`` on in a fresh session, or a hot standby (``pg_is_in_recovery()``).
@@ -111,7 +113,7 @@ def refuse_production(conn_or_settings: psycopg.Connection | ConnectionSettings,
     and https://www.postgresql.org/docs/current/hot-standby.html.
     """
     if not yes:
-        raise UsageError(f"{what} builds indexes on the target: pass --yes on a non-production server")
+        raise UsageError(f"{what} {acts} on the target: pass --yes on a non-production server")
     if isinstance(conn_or_settings, ConnectionSettings):
         with connect(conn_or_settings, autocommit=True) as conn:
             reasons = _production_signs(conn, fresh=True)
@@ -120,8 +122,8 @@ def refuse_production(conn_or_settings: psycopg.Connection | ConnectionSettings,
         reasons = _production_signs(conn_or_settings, fresh=False)
         target = "the target"
     if reasons:
-        raise UsageError(f"{what} refused: {target} looks like production ({'; '.join(reasons)}); it builds "
-                         "indexes only on a non-production server")
+        raise UsageError(f"{what} refused: {target} looks like production ({'; '.join(reasons)}); it {acts} "
+                         "only on a non-production server")
 
 
 _READ_ONLY = """

@@ -19,6 +19,7 @@ from dbtune.cli import bench as bench_cli
 from dbtune.cli import checks as checks_cli
 from dbtune.cli import migrate as migrate_cli
 from dbtune.cli import migrate_ops
+from dbtune.cli import probe as probe_cli
 from dbtune.cli.advise import advise_command
 from dbtune.cli.audit import audit_command
 from dbtune.cli.common import echo, error_line
@@ -49,6 +50,7 @@ app.add_typer(checks_cli.app, name="checks")
 migrate_ops.register(migrate_cli.app)
 app.add_typer(migrate_cli.app, name="migrate")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(probe_cli.probe_app, name="probe")
 
 
 def _version(value: bool) -> None:
@@ -105,4 +107,6 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(130)
+    if code == 130:  # Typer turns a KeyboardInterrupt (Ctrl-C) inside a command into exit code 130 itself
+        error_line("interrupted")
     sys.exit(code if isinstance(code, int) else int(ExitCode.CLEAN))

@@ -1,8 +1,9 @@
 """``dbtune demo``: the guide's application on an embedded PostgreSQL, and the whole loop on it: audit,
 advise (the index advisor with trial builds, its choice proven on the server: what helps is kept, the rest
 reverted; beside the guide's expected indexes, which of them the workload needs), generate the migration,
-lint it, benchmark before, apply, benchmark after, compare, audit again (what the migration left, and
-why). Each stage's result is printed as the stage ends."""
+lint it, benchmark before, race concurrent vendor accepts (``probe race``: the guide's vendor win rate),
+apply, benchmark after, race again, compare, audit again (what the migration left, and why). Each stage's
+result is printed as the stage ends."""
 
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
 from dbtune.errors import UsageError
-from dbtune.loop import AdvisorStage, run_loop
+from dbtune.loop import AdvisorStage, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format, render
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
-STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
-          "audit after the migration"]
+STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "race before", "apply", "benchmark after",
+          "race after", "compare", "audit after the migration"]
 
 
 def demo_command(
@@ -50,7 +51,8 @@ def demo_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
-    lint and apply the fixes, benchmark the queries before and after, and audit again."""
+    lint and apply the fixes, benchmark the queries and race concurrent vendor accepts (the vendor win rate)
+    before and after, and audit again."""
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)
@@ -82,6 +84,7 @@ def demo_command(
             echo(render(report, format), nl=False)
         else:
             from dbtune.advisor.api import AdviseOptions
+            from dbtune.probe.race import RaceOptions
 
             printer = LoopPrinter(format, expected=config.expect.index)
             workload = guide_file("workload.sql")
@@ -94,7 +97,8 @@ def demo_command(
                                        rounds=min(DEFAULT_ROUNDS, bench_iterations)),
                     apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
-                    progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor)
+                    progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor,
+                    race=RaceStage(RaceOptions.from_config(config.probe.race), yes=True))
                 printer.finish(result)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:

@@ -15,9 +15,11 @@ from dbtune.escape import one_line, printable
 from dbtune.loop import AfterMigration, LoopObserver, LoopResult
 from dbtune.migrate.lint import LintResult
 from dbtune.migrate.plan import MigrationPlan
+from dbtune.probe.race import RaceResult
 from dbtune.report import Format, render
 from dbtune.report.bench import render_comparison
 from dbtune.report.model import Report
+from dbtune.report.race import render_race
 from dbtune.units import size_pretty
 
 WIDTH = 120
@@ -27,7 +29,8 @@ class LoopPrinter(LoopObserver):
     """Prints each stage's result on stdout when the stage ends, flushed so that it lands between the
     progress lines on stderr: the audit report, the advisor's choice (what it kept, what it reverted and
     why, and its judgement of the checklist's ``expected`` indexes), the migration written, the lint
-    verdict, the revisions applied, the before/after table, then the audit after the migration."""
+    verdict, the race probe before the migration, the revisions applied, the before/after table, the race
+    probe after it, then the audit after the migration."""
 
     def __init__(self, fmt: Format = Format.TEXT, expected: Sequence[ExpectedIndex] = ()) -> None:
         self.fmt = fmt
@@ -57,6 +60,9 @@ class LoopPrinter(LoopObserver):
                               f"warning, {counts['info']} info); {squawk}",
                               *(f"  {f.location} {f.severity.value} {f.rule} ({f.source}): {f.message}"
                                 for f in lint.findings)]))
+
+    def raced(self, when: str, result: RaceResult) -> None:
+        self._show(f"\nRACE {when.upper()} THE MIGRATION\n" + render_race(result, Format.TEXT).rstrip("\n"))
 
     def applied(self, revisions: tuple[str, ...]) -> None:
         self._show(f"\nAPPLIED: {', '.join(revisions) or 'nothing new'}")

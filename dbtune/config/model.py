@@ -254,6 +254,30 @@ class Targets(_Strict):
     db_recovery_s_max: float | None = None
 
 
+class RaceProbeConfig(_Strict):
+    """``[probe.race]``: the shape of the accept that ``dbtune probe race`` races (the guide's vendor
+    acceptance by default). ``table`` is the response table (``schema.table``, or a name found through the
+    server's ``search_path``); each accept reads whether a row with ``response_column = accepted`` exists
+    for its routing (``routing_column``), and inserts one with its ``vendor_column`` when none does.
+    ``index_name`` names the partial unique index the probe proposes when nothing enforces one accepted
+    response per routing. ``sessions`` and ``rounds`` are the defaults of ``--sessions`` and ``--rounds``."""
+
+    table: str = "vendor_routing_responses"
+    routing_column: str = "routing_id"
+    vendor_column: str = "vendor_id"
+    response_column: str = "response"
+    accepted: str = "ACCEPTED"
+    index_name: str = Field(default="unique_routing_acceptance", min_length=1, max_length=63)
+    sessions: int = Field(default=16, ge=2, le=1000)
+    rounds: int = Field(default=200, ge=1, le=1_000_000)
+
+
+class ProbeConfig(_Strict):
+    """``[probe]``: the probes' settings, one table per probe."""
+
+    race: RaceProbeConfig = RaceProbeConfig()
+
+
 class Config(_Strict):
     """The whole configuration. Every section is optional."""
 
@@ -268,4 +292,5 @@ class Config(_Strict):
     isolation: IsolationConfig = IsolationConfig()
     expect: ExpectConfig = ExpectConfig()
     targets: Targets = Targets()
+    probe: ProbeConfig = ProbeConfig()
     checks: dict[str, dict[str, Any]] = {}
