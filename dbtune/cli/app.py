@@ -18,12 +18,13 @@ from dbtune import __version__
 from dbtune.cli import bench as bench_cli
 from dbtune.cli import checks as checks_cli
 from dbtune.cli import migrate as migrate_cli
-from dbtune.cli import migrate_ops
+from dbtune.cli import migrate_ops, probe_load
 from dbtune.cli.advise import advise_command
 from dbtune.cli.audit import audit_command
 from dbtune.cli.common import echo, error_line
 from dbtune.cli.demo import demo_command
 from dbtune.cli.explain import explain_command
+from dbtune.cli.probe import probe_app
 from dbtune.cli.tune import tune_command
 from dbtune.config.messages import plain_message
 from dbtune.errors import DbtuneError, ExitCode
@@ -49,6 +50,8 @@ app.add_typer(checks_cli.app, name="checks")
 migrate_ops.register(migrate_cli.app)
 app.add_typer(migrate_cli.app, name="migrate")
 app.add_typer(bench_cli.app, name="bench")
+probe_load.register(probe_app)
+app.add_typer(probe_app, name="probe")
 
 
 def _version(value: bool) -> None:
