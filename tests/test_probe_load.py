@@ -1,0 +1,156 @@
+"""``dbtune probe load``, ``probe recovery``, ``probe lag`` and the profile table, on real servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TestDatabase, drop_database, new_database, standby_of
+
+from dbtune.db.connect import resolve
+from dbtune.db.local_server import LocalServer, embedded_bindir
+from dbtune.probe.lag import measure_lag
+from dbtune.probe.load import Engine, LoadOptions, run_load
+from dbtune.probe.profile import Status, profile_table
+from dbtune.probe.recovery import crash_and_recover, estimate_recovery
+from dbtune.workload.load import parse_workload
+
+WORKLOAD = """
+-- name: by-id
+SELECT qty FROM items WHERE id = $1;
+-- name: bump
+UPDATE items SET qty = qty + 1 WHERE id = $1;
+"""
+TEXT_WORKLOAD = """
+-- name: by-code
+SELECT qty FROM items WHERE code = $1;
+"""
+
+
+@pytest.fixture(scope="module")
+def items(pg18: LocalServer) -> Iterator[TestDatabase]:
+    db = new_database(pg18, "load")
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, code text UNIQUE, qty int NOT NULL);"
+               "INSERT INTO items SELECT g, 'c' || g, 0 FROM generate_series(1, 2000) g; ANALYZE items")
+    yield db
+    drop_database(db)
+
+
+@pytest.mark.parametrize("engine", [Engine.PGBENCH, Engine.RUNNER])
+def test_load_runs_the_mix_on_both_engines(items: TestDatabase, engine: Engine) -> None:
+    result = run_load(resolve(items.dsn), parse_workload(WORKLOAD),
+                      LoadOptions(clients=2, duration_s=1, allow_writes=True, engine=engine))
+    assert result.engine == engine
+    assert {s.name for s in result.statements} == {"by-id", "bump"}
+    assert all(s.count > 0 for s in result.statements)
+    assert result.transactions == sum(s.count for s in result.statements)
+    assert result.errors == 0 and result.tps > 0
+    assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms
+    # the writes were rolled back, whichever engine ran them
+    assert items.query("SELECT sum(qty) FROM items") == [(0,)]
+
+
+def test_load_picks_pgbench_for_numbers_and_the_runner_for_text(items: TestDatabase) -> None:
+    numbers = run_load(resolve(items.dsn), parse_workload(WORKLOAD), LoadOptions(clients=1, duration_s=1))
+    assert numbers.engine == Engine.PGBENCH
+    assert [s.reason for s in numbers.skipped] and "--allow-writes" in numbers.skipped[0].reason
+    text = run_load(resolve(items.dsn), parse_workload(TEXT_WORKLOAD), LoadOptions(clients=1, duration_s=1))
+    assert text.engine == Engine.RUNNER
+    assert "by-code: $1 takes values such as 'c" in text.engine_reason
+    assert text.statements[0].count > 0
+
+
+def test_probe_load_cli_reports_the_profile_targets(cli, items: TestDatabase, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wl = tmp_path / "w.sql"
+    wl.write_text(WORKLOAD)
+    run = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--clients", "1", "--duration", "1",
+              "--profile", "development")
+    assert run.code == 0, run.err
+    assert "engine: pgbench (every statement fits pgbench -f" in run.out
+    assert "Webhook p99" in run.out and "≤ 2000 ms" in run.out and "met" in run.out
+    refused = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--profile", "production")
+    assert refused.code == 2
+    assert refused.err.strip().splitlines() == [
+        "error: probe load puts 4 sessions of load on the target for 10 s and the profile is production: pass "
+        "--yes (never on production without it)"]
+    forced = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--profile", "staging",
+                 "--engine", "pgbench", "--duration", "0")
+    assert forced.code == 2 and forced.err.startswith("error: --duration must be at least 1 second, got 0")
+
+
+def test_profile_table_sets_measured_values_against_the_targets(items: TestDatabase) -> None:
+    from dbtune.config import load_config
+    from dbtune.samples import samples_dir
+
+    config, _ = load_config(samples_dir() / "enterprise.toml")
+    result = run_load(resolve(items.dsn), parse_workload(WORKLOAD), LoadOptions(clients=1, duration_s=1))
+
+    class Race:
+        win_rate_pct = 97.5
+        sessions = 16
+        rounds = 40
+
+    table = profile_table(config, load=result, race=Race())
+    rows = {r.key: r for r in table.rows}
+    assert rows["webhook_rps_min"].bound == 1000 and rows["webhook_rps_min"].measured == result.tps
+    assert rows["webhook_rps_min"].status == (Status.MET if result.tps >= 1000 else Status.MISSED)
+    assert rows["vendor_win_rate_pct_min"].status == Status.MISSED
+    assert rows["db_recovery_s_max"].status == Status.NOT_MEASURED
+    assert rows["replication_lag_s_max"].bound == 5 and rows["replication_lag_s_max"].status == Status.NOT_MEASURED
+    assert rows["redis_availability"].how == "not measured: outside the database"
+
+
+def test_recovery_on_a_throwaway_server_and_the_estimate() -> None:
+    server = LocalServer.create(embedded_bindir())
+    try:
+        server.init()
+        server.start()
+        measured = crash_and_recover(server, "postgres", writers=2, load_s=1)
+        assert measured.transactions > 0 and measured.recovery_s > 0
+        assert measured.wal_to_replay_bytes and measured.wal_to_replay_bytes > 0
+        assert "redo done" in server.logfile.read_text()
+        estimate = estimate_recovery(resolve(server.dsn()), wal_rate_bytes_s=measured.wal_rate_bytes_s,
+                                     replay_rate_bytes_s=1024 * 1024, replay_rate_source="test")
+        assert estimate.checkpoint_timeout_s == 300 and estimate.max_wal_size_bytes == 1024 ** 3
+        expected = min(1024 ** 3, measured.wal_rate_bytes_s * 1.9 * 300)
+        assert estimate.worst_replay_bytes == int(expected)
+        assert estimate.estimate_s == round(int(expected) / (1024 * 1024), 3)
+        # the scratch table is gone
+        import psycopg
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.execute("SELECT to_regclass('dbtune_probe_recovery')").fetchone() == (None,)
+    finally:
+        server.destroy()
+
+
+def test_recovery_refuses_to_crash_a_server_dbtune_did_not_start(cli, items: TestDatabase) -> None:  # type: ignore[no-untyped-def]
+    run = cli("probe", "recovery", "--dsn", items.dsn, "--crash", "--profile", "staging")
+    assert run.code == 2
+    assert run.err.strip().splitlines() == [
+        "error: probe recovery --crash refused: dbtune crashes only a server it started (--local-server); for "
+        "--dsn it estimates the recovery from the checkpoint settings"]
+    estimate = cli("probe", "recovery", "--dsn", items.dsn, "--sample", "0.2", "--profile", "staging",
+                   "--format", "json")
+    assert estimate.code == 0, estimate.err
+    body = json.loads(estimate.out)
+    assert body["measured"] is None and body["estimate"]["docs"].endswith("wal-configuration.html")
+
+
+def test_lag_on_a_real_standby(pg18: LocalServer, cli) -> None:  # type: ignore[no-untyped-def]
+    standby = standby_of(pg18)
+    try:
+        result = measure_lag(resolve(pg18.dsn()), [(resolve(standby.dsn()), "--replica"),
+                                                   (resolve(pg18.dsn()), "--replica")])
+        assert len(result.standbys) == 1 and result.standbys[0].state == "streaming"
+        replica, not_a_replica = result.replicas
+        assert replica.error is None and replica.lag_s is not None and replica.lag_s >= 0
+        assert not_a_replica.error == "not a standby (pg_is_in_recovery() is false)"
+        assert result.worst_s is not None
+        run = cli("probe", "lag", "--dsn", pg18.dsn(), "--replica", standby.dsn(), "--profile", "production")
+        assert "1 standby(s) in pg_stat_replication" in run.out
+        assert "Replication lag" in run.out and "≤ 5 s" in run.out
+        assert run.code == (0 if result.worst_s <= 5 else 1)
+    finally:
+        standby.destroy()
