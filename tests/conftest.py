@@ -245,12 +245,4 @@ def pgbouncer(pg18: LocalServer) -> PgBouncer:
 
 def standby_of(primary: LocalServer) -> LocalServer:
     """A hot standby of ``primary`` (``pg_basebackup -R``) on its own socket directory and port, started."""
-    standby = LocalServer.create(primary.bindir)
-    done = standby._run([str(primary.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-R", "-X", "stream",
-                         "--checkpoint=fast", "-d", primary.dsn()])
-    assert done.returncode == 0, done.stderr
-    with (standby.datadir / "postgresql.conf").open("a") as fh:
-        fh.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.socket_dir}'\n"
-                 "hot_standby = on\n")
-    standby.start()
-    return standby
+    return primary.start_standby()

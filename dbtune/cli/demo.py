@@ -2,7 +2,8 @@
 advise (the index advisor with trial builds, its choice proven on the server: what helps is kept, the rest
 reverted; beside the guide's expected indexes, which of them the workload needs), generate the migration,
 lint it, benchmark before, apply, benchmark after, compare, audit again (what the migration left, and
-why). Each stage's result is printed as the stage ends."""
+why), and last the profile's targets measured on the demo's server (:mod:`dbtune.probe.measure`: load,
+replication lag on a standby, a crash and restart). Each stage's result is printed as the stage ends."""
 
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ from dbtune.cli.common import echo, note
 from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
-from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
+from dbtune.db.demo import DEMO_DATABASE, STATE_FILE, Demo, stop_saved_demo
 from dbtune.errors import UsageError
 from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
+from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
+from dbtune.report.probe import render_profile
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
 STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "apply", "benchmark after", "compare",
-          "audit after the migration"]
+          "audit after the migration", "profile table"]
 
 
 def demo_command(
@@ -96,6 +99,11 @@ def demo_command(
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
                     progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor)
                 printer.finish(result)
+            # The profile's targets, measured on the demo's server (load, replication lag, crash recovery).
+            note(f"[{next(step)}/{total}] profile table: the {profile} profile's targets, measured", quiet)
+            measured = measure_targets(demo.server, DEMO_DATABASE, config, load_workload(workload),
+                                       progress=lambda m: note("      " + m, quiet))
+            echo("\n" + render_profile(measured.table, format), nl=False)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()

@@ -159,6 +159,25 @@ class LocalServer:
         if (self.datadir / "postmaster.pid").exists():
             self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"])
 
+    def start_standby(self) -> LocalServer:
+        """A hot standby of this server (``pg_basebackup -R -X stream``, its own port and socket directory),
+        started; the caller destroys it. Raises :class:`ServerStartError` when the base backup or the start
+        fails (https://www.postgresql.org/docs/current/app-pgbasebackup.html, hot-standby.html)."""
+        standby = LocalServer.create(self.bindir)
+        done = standby._run([str(self.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-R", "-X", "stream",
+                             "--checkpoint=fast", "-d", self.dsn()])
+        try:
+            if done.returncode != 0:
+                raise ServerStartError(f"pg_basebackup failed: {done.stderr.strip()[-400:]}")
+            with (standby.datadir / "postgresql.conf").open("a") as fh:
+                fh.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.socket_dir}'\n"
+                         "hot_standby = on\n")
+            standby.start()
+        except ServerStartError:
+            standby.destroy()
+            raise
+        return standby
+
     def destroy(self) -> None:
         """Stop the server and delete its directory."""
         self.stop("immediate")

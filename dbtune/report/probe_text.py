@@ -79,13 +79,18 @@ def _bound(row: TargetRow) -> str:
         return "—"
     if isinstance(row.bound, str):
         return row.bound
-    return f"{'≥' if row.minimum else '≤'} {row.bound:g} {row.unit}".rstrip()
+    return f"{'≥' if row.minimum else '≤'} {_number(row.bound)} {row.unit}".rstrip()
+
+
+def _number(value: float) -> str:
+    """``16,711``, ``2.15``, ``0.0803``: whole numbers from 1,000 on, else three significant digits."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _value(row: TargetRow) -> str:
     if row.measured is None:
         return "—"
-    return f"{row.measured:.4g} {row.unit}".rstrip()
+    return f"{_number(row.measured)} {row.unit}".rstrip()
 
 
 def render_profile_text(table: ProfileTable) -> str:
