@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +155,61 @@ def test_lag_on_a_real_standby(pg18: LocalServer, cli) -> None:  # type: ignore[
         assert run.code == (0 if result.worst_s <= 5 else 1)
     finally:
         standby.destroy()
+
+
+FAILING = """
+-- name: by-id
+SELECT qty FROM items WHERE id = $1;
+-- name: divide
+SELECT 1 / (qty - qty) FROM items WHERE id = $1;
+"""
+
+
+def test_a_failing_statement_is_counted_and_pgbench_gives_way_to_the_runner(items: TestDatabase) -> None:
+    """pgbench stops a session at its first error, so the load is no longer clients x duration: unless it
+    was forced, the runner measures instead, counting the errors and going on; forced, the report says so."""
+    settings, workload = resolve(items.dsn), parse_workload(FAILING)
+    result = run_load(settings, workload, LoadOptions(clients=2, duration_s=1))
+    assert result.engine == Engine.RUNNER
+    assert result.engine_reason.startswith("pgbench stopped 2 of 2 sessions at their first error (")
+    assert "division by zero" in result.engine_reason
+    by_name = {s.name: s for s in result.statements}
+    assert by_name["divide"].count == 0 and by_name["divide"].errors > 0
+    assert by_name["divide"].first_error == "division by zero" and by_name["by-id"].errors == 0
+    assert result.errors == by_name["divide"].errors and 0 < result.error_rate_pct < 100
+    forced = run_load(settings, workload, LoadOptions(clients=2, duration_s=1, engine=Engine.PGBENCH))
+    assert forced.engine == Engine.PGBENCH and forced.errors == 2
+    assert "; pgbench stopped 2 of 2 sessions at their first error" in forced.engine_reason
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--clients", "0"], "error: --clients must be at least 1, got 0"),
+    (["--engine", "pgbench", "--workload", "TEXT"], "error: --engine pgbench: by-code: $1 takes values such as "
+                                                    "'c"),
+    (["--profile", "nosuch"], "error: --profile 'nosuch': no such sample profile"),
+    (["--from-pg-stat-statements", "3"], "error: give exactly one of --workload FILE and --from-pg-stat-statements N"),
+])
+def test_probe_load_bad_input_is_one_error_line(cli, items: TestDatabase, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                args: list[str], message: str) -> None:
+    (tmp_path / "w.sql").write_text(WORKLOAD)
+    (tmp_path / "t.sql").write_text(TEXT_WORKLOAD)
+    args = [str(tmp_path / "t.sql") if a == "TEXT" else a for a in args]
+    if "--workload" not in args:
+        args += ["--workload", str(tmp_path / "w.sql")]
+    if "--profile" not in args:
+        args += ["--profile", "staging"]
+    run = cli("probe", "load", "--dsn", items.dsn, "--duration", "1", *args)
+    assert run.code == 2
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), run.err
+
+
+def test_lag_reports_an_unreachable_replica_and_goes_on(cli, items: TestDatabase) -> None:  # type: ignore[no-untyped-def]
+    from dbtune.db.local_server import free_port
+
+    run = cli("probe", "lag", "--dsn", items.dsn, "--replica", f"host=127.0.0.1 port={free_port()} dbname=x",
+              "--profile", "production")
+    assert run.code == 0, run.err
+    assert "0 standby(s) in pg_stat_replication" in run.out
+    assert re.search(r"\(--replica\): not measured: cannot connect to \S+ \(--replica\)", run.out), run.out
+    assert "not measured: no replica reached" in run.out

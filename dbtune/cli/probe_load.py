@@ -3,6 +3,7 @@ result and the profile's targets it measures (met or missed), and exits 1 when o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -177,7 +178,7 @@ def lag_command(
     replay lag, against the profile's target."""
     cfg, cfg_path = (targets_config(None, profile), None) if profile else load_config(config)
     settings = connection_settings(dsn, cfg)
-    replicas = [(connection_settings(r, cfg), "--replica") for r in replica or []]
+    replicas = [(replace(connection_settings(r, cfg), source="--replica"), "--replica") for r in replica or []]
     paths = [*(relative_to(item, cfg_path.parent if cfg_path else None) for item in cfg.app_config),
              *(app_config or [])]
     if paths:

@@ -228,9 +228,9 @@ def _pgbench_target(settings: ConnectionSettings) -> tuple[str, dict[str, str]]:
 
 
 def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[_Ready], options: LoadOptions
-                 ) -> tuple[float, float, list[HdrHistogram], list[int], list[int], str | None]:
+                 ) -> tuple[float, float, list[HdrHistogram], list[int], list[int], str | None, int]:
     """Run pgbench; (its tps, elapsed s, a histogram per statement, successes and failures per
-    statement, the first error line)."""
+    statement, the first error line, the sessions it stopped at an error)."""
     target, env = _pgbench_target(settings)
     if not options.allow_writes:
         env["PGOPTIONS"] += " -c default_transaction_read_only=on"
@@ -270,11 +270,13 @@ def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[_Re
                     continue
                 record(histograms[which], int(fields[2]) / 1000.0)
                 counts[which] += 1
-        for aborted in _ABORTED.finditer(done.stderr):  # a client stops at its first error, not logged
-            failed[int(aborted.group(1))] += 1
+        aborted = 0
+        for stopped in _ABORTED.finditer(done.stderr):  # a client stops at its first error, not logged
+            failed[int(stopped.group(1))] += 1
+            aborted += 1
         m = _TPS.search(done.stdout)
         tps = float(m.group(1)) if m else sum(counts) / options.duration_s
-        return tps, elapsed, histograms, counts, failed, (" ".join(errors[0].split()) if errors else None)
+        return tps, elapsed, histograms, counts, failed, (" ".join(errors[0].split()) if errors else None), aborted
 
 
 @dataclass
@@ -430,11 +432,19 @@ def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], op
     first_errors: list[str | None]
     if engine == Engine.PGBENCH:
         assert binary is not None
-        tps, elapsed, histograms, counts, failed, first_error = _run_pgbench(binary, settings, ready, options)
+        tps, elapsed, histograms, counts, failed, first_error, aborted = _run_pgbench(binary, settings, ready,
+                                                                                      options)
         first_errors = [first_error if f else None for f in failed]
-        if first_error and not any(first_errors):
-            first_errors[0] = first_error
-    else:
+        if aborted:
+            stopped = (f"pgbench stopped {aborted} of {options.clients} sessions at their first error "
+                       f"({first_error})")
+            if options.engine is None:
+                # Not a load at --clients x --duration any more: the runner counts errors and goes on.
+                engine, reason = Engine.RUNNER, f"{stopped}; dbtune's runner counts errors and goes on"
+                progress(f"  {reason}")
+            else:
+                reason += f"; {stopped}"
+    if engine == Engine.RUNNER:
         elapsed, histograms, counts, failed, first_errors = _run_threads(settings, ready, options)
         tps = sum(counts) / elapsed if elapsed > 0 else 0.0
     total = new_histogram()
