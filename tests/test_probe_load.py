@@ -213,3 +213,35 @@ def test_lag_reports_an_unreachable_replica_and_goes_on(cli, items: TestDatabase
     assert "0 standby(s) in pg_stat_replication" in run.out
     assert re.search(r"\(--replica\): not measured: cannot connect to \S+ \(--replica\)", run.out), run.out
     assert "not measured: no replica reached" in run.out
+
+
+def test_the_profile_table_renders_every_row_with_its_status() -> None:
+    """The text renderer, pinned: bounds with ≥/≤, measured values (whole numbers from 1,000 on), the
+    status and how each was measured; a target outside the database is not measured."""
+    from dbtune.config import load_config
+    from dbtune.probe.load import StatementLoad
+    from dbtune.probe.profile import LOAD_KEYS, only
+    from dbtune.report.probe import render_profile
+    from dbtune.samples import samples_dir
+
+    config, _ = load_config(samples_dir() / "development.toml")
+    from dbtune.probe.load import LoadResult
+
+    # The renderer takes any LoadResult; this one is built by hand.
+    load = LoadResult(Engine.PGBENCH, "every statement fits", 4, 10, 10.01, 25_000, 30, 2500.0, 0.2, 0.9, 2500.5,
+                      (StatementLoad("by-id", "SELECT 1", "read", 25_000, 30, 0.2, 0.9, 2500.5),))
+    text = render_profile(only(profile_table(config, load=load), (*LOAD_KEYS, "redis_availability")))
+    assert text.splitlines() == [
+        "profile development: 1 met, 1 missed",
+        "target                                 profile       measured    status        how",
+        "-------------------------------------  ------------  ----------  ------------  "
+        "----------------------------------------------------------",
+        "Webhook RPS (database transactions/s)  ≥ 100 tps     2,500 tps   met           "
+        "probe load: 4 clients x 10 s, pgbench, 25,000 transactions",
+        "Webhook p99                            ≤ 2,000 ms    2,500 ms    missed        "
+        "probe load: 4 clients x 10 s, pgbench, 25,000 transactions",
+        "Webhook errors                         —             0.12 %      no target     "
+        "probe load: 4 clients x 10 s, pgbench, 25,000 transactions",
+        "Redis availability                     not required  —           not measured  "
+        "not measured: outside the database",
+    ]
