@@ -70,7 +70,7 @@ def test_probe_load_cli_reports_the_profile_targets(cli, items: TestDatabase, tm
               "--profile", "development")
     assert run.code == 0, run.err
     assert "engine: pgbench (every statement fits pgbench -f" in run.out
-    assert "Webhook p99" in run.out and "≤ 2000 ms" in run.out and "met" in run.out
+    assert "Webhook p99" in run.out and "≤ 2,000 ms" in run.out and "met" in run.out
     refused = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--profile", "production")
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [
@@ -136,7 +136,10 @@ def test_recovery_refuses_to_crash_a_server_dbtune_did_not_start(cli, items: Tes
                    "--format", "json")
     assert estimate.code == 0, estimate.err
     body = json.loads(estimate.out)
-    assert body["measured"] is None and body["estimate"]["docs"].endswith("wal-configuration.html")
+    result = body["result"]
+    assert result["measured"] is None and result["estimate"]["docs"].endswith("wal-configuration.html")
+    assert [r["key"] for r in body["profile"]["rows"]] == ["db_recovery_s_max"]
+    assert body["profile"]["rows"][0]["measured"] == result["estimate"]["estimate_s"]
 
 
 def test_lag_on_a_real_standby(pg18: LocalServer, cli) -> None:  # type: ignore[no-untyped-def]

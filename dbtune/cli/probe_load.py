@@ -33,7 +33,7 @@ from dbtune.probe.load import Engine, LoadOptions, run_load
 from dbtune.probe.profile import LAG_KEYS, LOAD_KEYS, RECOVERY_KEYS, ProfileTable, only, profile_table
 from dbtune.probe.recovery import crash_and_recover, estimate_recovery
 from dbtune.report import Format
-from dbtune.report.probe import render_lag, render_load, render_profile, render_recovery
+from dbtune.report.probe import render_lag, render_load, render_recovery, with_profile
 from dbtune.samples import samples_dir
 
 ProfileOption = Annotated[str | None, typer.Option(
@@ -44,9 +44,10 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 NOT_PRODUCTION = ("development", "staging")
 
 
-def targets_config(config: Path | None, profile: str | None) -> Config:
-    """The config whose ``[targets]`` the probe measures against: ``--profile``'s sample, else ``--config``
-    (or the nearest dbtune.toml). Raises :class:`UsageError` for both at once or an unknown profile."""
+def targets_config(config: Path | None, profile: str | None) -> tuple[Config, Path | None]:
+    """The config whose ``[targets]`` the probe measures against, and its path: ``--profile``'s sample,
+    else ``--config`` (or the nearest dbtune.toml). Raises :class:`UsageError` for both at once or an
+    unknown profile."""
     if profile is not None:
         if config is not None:
             raise UsageError("give --config or --profile, not both")
@@ -54,15 +55,12 @@ def targets_config(config: Path | None, profile: str | None) -> Config:
         if not path.exists():
             raise UsageError(f"--profile {profile!r}: no such sample profile (development, staging, production, "
                              "enterprise)")
-        return load_config(path)[0]
-    return load_config(config)[0]
+        return load_config(path)
+    return load_config(config)
 
 
 def _finish(table: ProfileTable, format: Format, body: str) -> None:
-    if format == Format.TEXT:
-        write_output(body + "\n" + render_profile(table, format), None)
-    else:
-        write_output(body, None)
+    write_output(with_profile(body, table, format), None)
     raise typer.Exit(int(ExitCode.FINDINGS if table.missed else ExitCode.CLEAN))
 
 
@@ -94,7 +92,7 @@ def load_command(
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)
-    cfg = targets_config(config, profile)
+    cfg, _ = targets_config(config, profile)
     options = LoadOptions(clients=clients, duration_s=duration, allow_writes=allow_writes, engine=engine)
     options.validate()
     name = cfg.profile.name if cfg.profile else None
@@ -131,7 +129,7 @@ def recovery_command(
     """Crash recovery: measured on a server dbtune started (--local-server: pg_ctl stop -m immediate under
     write load, restart, time to the first query), estimated for any server from checkpoint_timeout,
     max_wal_size and its WAL rate, against the profile's recovery target."""
-    cfg = targets_config(config, profile)
+    cfg, _ = targets_config(config, profile)
     if crash and not local_server:
         raise UsageError("probe recovery --crash refused: dbtune crashes only a server it started "
                          "(--local-server); for --dsn it estimates the recovery from the checkpoint settings")
@@ -176,7 +174,7 @@ def lag_command(
 ) -> None:
     """Replication lag: the primary's pg_stat_replication (write/flush/replay lag) and each replica's
     replay lag, against the profile's target."""
-    cfg, cfg_path = (targets_config(None, profile), None) if profile else load_config(config)
+    cfg, cfg_path = targets_config(config, profile)
     settings = connection_settings(dsn, cfg)
     replicas = [(replace(connection_settings(r, cfg), source="--replica"), "--replica") for r in replica or []]
     paths = [*(relative_to(item, cfg_path.parent if cfg_path else None) for item in cfg.app_config),

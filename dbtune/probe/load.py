@@ -223,7 +223,8 @@ def _pgbench_target(settings: ConnectionSettings) -> tuple[str, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
     if password or settings.password():
         env["PGPASSWORD"] = password or settings.password() or ""
-    env["PGOPTIONS"] = f"-c statement_timeout={int(settings.statement_timeout_ms)}"
+    env["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "")
+                        + f" -c statement_timeout={int(settings.statement_timeout_ms)}").strip()
     return conninfo.make_conninfo(**params), env
 
 
@@ -289,7 +290,7 @@ class _ClientLoad:
 
 
 def _client(conn: psycopg.Connection, ready: Sequence[_Ready], stats: _ClientLoad, index: int, seed: int,
-            barrier: threading.Barrier, deadline: list[float]) -> None:
+            barrier: threading.Barrier, duration_s: float) -> None:
     """One session's loop: draw a statement, execute it with its next parameter set, record the latency.
 
     The statements are prepared once (``PQprepare``) and executed through libpq itself
@@ -310,7 +311,7 @@ def _client(conn: psycopg.Connection, ready: Sequence[_Ready], stats: _ClientLoa
                 raise ServerRefused(f"could not prepare {label(s.query.name, s.query.sql)}: "
                                     f"{' '.join(prepared.get_error_message().split())}")
         barrier.wait()
-        end = deadline[0]
+        end = time.monotonic() + duration_s
         while time.monotonic() < end:
             for i in rng.choices(choices, k=64):
                 params = values[i][position[i] % len(values[i])]
@@ -347,17 +348,16 @@ def _run_threads(settings: ConnectionSettings, ready: Sequence[_Ready], options:
         stats = [_ClientLoad([new_histogram() for _ in ready], [0] * len(ready), [0] * len(ready),
                              [None] * len(ready)) for _ in conns]
         barrier = threading.Barrier(len(conns) + 1)
-        deadline = [0.0]
-        threads = [threading.Thread(target=_client, args=(c, ready, stats[i], i, options.seed, barrier, deadline),
+        threads = [threading.Thread(target=_client, args=(c, ready, stats[i], i, options.seed, barrier,
+                                                          options.duration_s),
                                     name=f"dbtune-load-{i}", daemon=True) for i, c in enumerate(conns)]
         for t in threads:
             t.start()
-        deadline[0] = time.monotonic() + options.duration_s
-        started = time.perf_counter()
         try:
-            barrier.wait()
+            barrier.wait()  # every session has prepared its statements
         except threading.BrokenBarrierError:
             pass
+        started = time.perf_counter()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
@@ -427,7 +427,8 @@ def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], op
                   "every statement fits pgbench -f (parameters as \\set from sampled numbers)")
     else:
         reason = "forced (--engine dbtune)" if options.engine else f"pgbench does not fit: {unfit}"
-    progress(f"load on {describe(settings)}: {len(ready)} statements, {options.clients} clients x "
+    clients = f"{options.clients} client{'s' if options.clients != 1 else ''}"
+    progress(f"load on {describe(settings)}: {len(ready)} statements, {clients} x "
              f"{options.duration_s} s, engine {engine.value} ({reason})")
     first_errors: list[str | None]
     if engine == Engine.PGBENCH:

@@ -42,6 +42,7 @@ def _lag_on_a_standby(server: LocalServer, dbname: str) -> LagResult:
     standby = server.start_standby()
     try:
         with psycopg.connect(server.dsn(dbname), autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS /* dbtune */ dbtune_probe_lag")
             conn.execute("CREATE TABLE /* dbtune */ dbtune_probe_lag (at timestamptz)")
             conn.execute("INSERT /* dbtune */ INTO dbtune_probe_lag VALUES (now())")
         time.sleep(0.5)  # let the standby replay it, as a replica of a live primary does continuously

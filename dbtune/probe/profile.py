@@ -130,8 +130,9 @@ def profile_table(config: Config, *, load: LoadResult | None = None, race: RaceO
     be None: that row is ``not measured``, with the probe that measures it). Pure: it measures nothing."""
     t = config.targets
     rows = []
-    load_how = (f"probe load: {load.clients} clients x {load.duration_s} s, {load.engine.value}, "
-                f"{load.transactions:,} transactions" if load else "not measured: dbtune probe load")
+    load_how = (f"probe load: {load.clients} client{'s' if load.clients != 1 else ''} x {load.duration_s} s, "
+                f"{load.engine.value}, {load.transactions:,} transactions" if load else
+                "not measured: dbtune probe load")
     rows.append(_row("Webhook RPS (database transactions/s)", "webhook_rps_min", t.webhook_rps_min, True,
                      load.tps if load else None, "tps", load_how))
     rows.append(_row("Webhook p99", "webhook_p99_ms_max", t.webhook_p99_ms_max, False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from dbtune.probe.lag import LagResult
@@ -36,3 +37,12 @@ def render_lag(result: LagResult, fmt: Format = Format.TEXT) -> str:
 
 def render_profile(table: ProfileTable, fmt: Format = Format.TEXT) -> str:
     return PROFILE_RENDERERS[fmt](table)
+
+
+def with_profile(body: str, table: ProfileTable, fmt: Format = Format.TEXT) -> str:
+    """A probe's rendered ``body`` followed by its profile rows: the table under the text, or JSON
+    ``{"result": …, "profile": …}``."""
+    if fmt == Format.JSON:
+        return json.dumps({"result": json.loads(body), "profile": json.loads(render_profile(table, fmt))},
+                          indent=2) + "\n"
+    return body + "\n" + render_profile(table, fmt)

@@ -22,7 +22,8 @@ def _s(value: float | None) -> str:
 
 def render_load_text(result: LoadResult) -> str:
     """The load's totals, the engine and why, one row per statement, and the statements skipped."""
-    lines = [f"load on {result.target}: {result.clients} clients x {result.duration_s} s "
+    clients = f"{result.clients} client{'s' if result.clients != 1 else ''}"
+    lines = [f"load on {result.target}: {clients} x {result.duration_s} s "
              f"(measured {result.elapsed_s:.1f} s)",
              f"engine: {result.engine.value} ({result.engine_reason})",
              f"throughput: {result.tps:.1f} tps, {result.transactions} transactions, {result.errors} errors "
