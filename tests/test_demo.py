@@ -155,5 +155,5 @@ def test_the_demo_ends_with_the_profiles_targets_measured(demo_run: str) -> None
                   "Replication lag"):
         assert re.search(r"  (met|missed)  ", rows[label]), rows[label]
     assert re.search(r"≤ 97 connections\s+250 connections\s+missed", rows["Connection budget (pools x instances)"])
-    assert "probe recovery: crash under 4 writers" in rows["DB recovery time"]
+    assert "probe recovery: crash under writes from 4 sessions" in rows["DB recovery time"]
     assert "Vendor win rate" in rows

@@ -126,6 +126,27 @@ def test_recovery_on_a_throwaway_server_and_the_estimate() -> None:
         server.destroy()
 
 
+def test_probe_recovery_on_a_local_server_measures_and_estimates(cli) -> None:  # type: ignore[no-untyped-def]
+    run = cli("probe", "recovery", "--local-server", "--writers", "1", "--load", "0.5", "--profile", "production")
+    assert run.code in (0, 1), run.err
+    assert "measured: crash (pg_ctl stop -m immediate) under writes from 1 session after 0.5 s" in run.out
+    assert "of WAL to replay at" in run.out and "(measured by this crash's redo)" in run.out
+    row = next(line for line in run.out.splitlines() if line.startswith("DB recovery time"))
+    assert "≤ 10 s" in row and "probe recovery: crash under writes from 1 session" in row
+    assert run.code == (1 if " missed " in row else 0)
+
+
+def test_recovery_estimate_on_each_server(db: TestDatabase) -> None:
+    """The estimate reads the settings and the WAL rate from pg_stat_wal on every server (15 and 18)."""
+    db.execute("CREATE TABLE w (x int)")
+    estimate = estimate_recovery(resolve(db.dsn), sample_s=0.2)
+    assert estimate.wal_rate_source == "pg_stat_wal.wal_bytes over 0.2 s"
+    assert estimate.replay_rate_source == "assumed, not measured"
+    assert estimate.worst_replay_bytes == int(min(estimate.max_wal_size_bytes, estimate.wal_rate_bytes_s
+                                                  * (1 + estimate.completion_target) * estimate.checkpoint_timeout_s))
+    assert estimate.since_redo_bytes is not None and estimate.since_redo_bytes > 0
+
+
 def test_recovery_refuses_to_crash_a_server_dbtune_did_not_start(cli, items: TestDatabase) -> None:  # type: ignore[no-untyped-def]
     run = cli("probe", "recovery", "--dsn", items.dsn, "--crash", "--profile", "staging")
     assert run.code == 2

@@ -145,8 +145,8 @@ def profile_table(config: Config, *, load: LoadResult | None = None, race: RaceO
                      else "not measured: dbtune probe race"))
     if recovery is not None:
         rows.append(_row("DB recovery time", "db_recovery_s_max", t.db_recovery_s_max, False, recovery.recovery_s,
-                         "s", f"probe recovery: crash under {recovery.writers} writers, pg_ctl start to the first "
-                              "query"))
+                         "s", f"probe recovery: crash under writes from {recovery.writers} session"
+                              f"{'s' if recovery.writers != 1 else ''}, pg_ctl start to the first query"))
     else:
         rows.append(_row("DB recovery time (estimated)", "db_recovery_s_max", t.db_recovery_s_max, False,
                          estimate.estimate_s if estimate else None, "s",

@@ -42,7 +42,8 @@ def render_recovery_text(measured: RecoveryMeasurement | None, estimate: Recover
     """The crash and restart (when measured) and the estimate from the checkpoint settings."""
     lines = []
     if measured is not None:
-        lines += [f"measured: crash (pg_ctl stop -m immediate) under {measured.writers} writers after "
+        lines += [f"measured: crash (pg_ctl stop -m immediate) under writes from {measured.writers} session"
+                  f"{'s' if measured.writers != 1 else ''} after "
                   f"{measured.load_s:g} s ({measured.transactions} inserts, {_mb(measured.wal_to_replay_bytes)} "
                   "of WAL since the last checkpoint)",
                   f"  recovery: {_s(measured.recovery_s)} from pg_ctl start to the first query (redo "
