@@ -269,3 +269,22 @@ def test_the_profile_table_renders_every_row_with_its_status() -> None:
         "Redis availability                     not required  —           not measured  "
         "not measured: outside the database",
     ]
+
+
+def test_pgbench_scripts_keep_what_pgbench_would_change_out() -> None:
+    """A value \\set would print back otherwise ('007' as 7) is left to the runner; a ``$1`` in a string
+    literal stays as written, the statement's ``$n`` become ``:pn`` set from the sampled values."""
+    from dbtune.probe.load import LoadStatement, pgbench_binary, pgbench_script, pgbench_unfit
+    from dbtune.workload.model import WorkloadQuery
+    from dbtune.workload.params import Parameters
+
+    q = WorkloadQuery("zip", "SELECT count(*) FROM t WHERE zip = $1 AND note <> '$1'")
+    binary = pgbench_binary()
+    assert pgbench_unfit([LoadStatement(q, "read", Parameters((("007",),)))], binary) == (
+        "zip: $1 takes values such as '007', which pgbench's \\set cannot express")
+    ready = LoadStatement(q, "read", Parameters((("7",), ("-12",))))
+    assert pgbench_unfit([ready], binary) is None
+    assert pgbench_script(ready).splitlines() == [
+        "\\set i random(0, 1)",
+        "\\set p1 CASE WHEN :i = 0 THEN 7 ELSE -12 END",
+        "SELECT /* dbtune */ count(*) FROM t WHERE zip = :p1 AND note <> '$1';"]

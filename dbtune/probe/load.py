@@ -4,20 +4,24 @@ targets (:mod:`dbtune.probe.profile`).
 
 Unlike ``bench run`` (one query at a time, in rounds, to compare two runs), the load is a mix: each
 session draws its next statement at random, every statement alike, as ``pgbench`` draws among its ``-f``
-scripts. Each statement is one
-transaction; a write (with ``allow_writes`` only) runs in a transaction that is rolled back, as in ``bench``.
+scripts. Each statement is one transaction; a write (with ``allow_writes`` only) runs in a transaction
+that is rolled back, as in ``bench``.
 
 Two engines run the same statements:
 
 - **pgbench** (PostgreSQL's own load generator, https://www.postgresql.org/docs/current/pgbench.html),
   where the statements fit it: one ``-f`` script per statement, the ``$n`` parameters written as pgbench
   variables set by ``\\set`` from the sampled values (``\\set`` evaluates numbers only, so every sampled
-  value must be an integer or a decimal), ``-M prepared`` (the statement prepared once per session, as a
-  driver does after a few executions), per-transaction latencies from its ``--log`` files. A text value, a
-  ``:name`` in the statement's text (pgbench would read it as a variable) or no pgbench binary is a reason
-  it does not fit; the report says which.
-- **dbtune's runner** (:mod:`dbtune.bench.runner`'s sessions and timed execution), everywhere: threads,
-  one connection each, every latency recorded in an HdrHistogram.
+  value must be an integer, written as pgbench prints it back), ``-M prepared`` (the statement prepared
+  once per session, as a driver does after a few executions), per-transaction latencies from its
+  ``--log`` files. Any other value, a ``:name`` in the statement's text (pgbench would read it as a
+  variable) or no pgbench binary is a reason it does not fit; the report says which. pgbench stops a
+  session at its first error, so when it stopped any, the runner measures instead (unless pgbench was
+  forced).
+- **dbtune's runner** everywhere: :mod:`dbtune.bench.runner`'s sessions and parameter sampling, then
+  threads, one connection each, executing prepared statements through libpq itself (psycopg's
+  ``pgconn``, so the client adds little more per execution than pgbench's C), every latency recorded in
+  an HdrHistogram.
 
 The latencies of a write include, with pgbench, its ``BEGIN`` and ``ROLLBACK`` round trips (one script);
 the runner times the statement alone.
@@ -53,7 +57,9 @@ from dbtune.errors import ServerRefused, UsageError
 from dbtune.workload.model import WorkloadQuery
 from dbtune.workload.params import Parameters
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+# An integer as pgbench prints it back (no leading zero, no plus sign): a value \set would print otherwise
+# ("007" as 7, "1.50" as 1.5) would reach a text column changed, so it is left to the runner.
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 # A ``:name`` pgbench substitutes (not part of a ``::`` cast): https://www.postgresql.org/docs/current/pgbench.html
 _PGBENCH_VARIABLE = re.compile(r"(?<!:):(?=[A-Za-z0-9_])")
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.M)
@@ -142,8 +148,8 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
-class _Ready:
-    """A statement that runs: its query, kind and parameters."""
+class LoadStatement:
+    """A statement of the load: its query, kind (``read``/``write``) and sampled parameters."""
 
     query: WorkloadQuery
     kind: str
@@ -165,9 +171,10 @@ def pgbench_binary(given: Path | None = None) -> Path | None:
     return Path(found) if found else None
 
 
-def pgbench_unfit(statements: Sequence[_Ready], binary: Path | None) -> str | None:
+def pgbench_unfit(statements: Sequence[LoadStatement], binary: Path | None) -> str | None:
     """Why pgbench cannot run these statements as they are (None when it can): no binary, a ``:name`` in
-    a statement's text, or a sampled parameter value that ``\\set`` cannot express (not a number)."""
+    a statement's text, or a sampled parameter value that ``\\set`` cannot express (not an integer as
+    pgbench prints it)."""
     if binary is None:
         return "no pgbench binary (neither the embedded PostgreSQL's nor one on PATH)"
     for s in statements:
@@ -176,7 +183,7 @@ def pgbench_unfit(statements: Sequence[_Ready], binary: Path | None) -> str | No
             return f"{name} holds ':name' text, which pgbench would read as a variable"
         for values in s.params.sets:
             for n, value in enumerate(values, start=1):
-                if not _NUMBER.fullmatch(value) or ("." not in value and abs(int(value)) >= _INT64):
+                if not _INTEGER.fullmatch(value) or abs(int(value)) >= _INT64 or value == "-0":
                     return f"{name}: ${n} takes values such as {value[:20]!r}, which pgbench's \\set cannot express"
     return None
 
@@ -194,7 +201,7 @@ def _pgbench_sql(sql: str) -> str:
     return "".join(out)
 
 
-def pgbench_script(statement: _Ready) -> str:
+def pgbench_script(statement: LoadStatement) -> str:
     """The ``-f`` script of one statement: ``\\set i random(0, k-1)`` and one ``\\set pN`` per parameter
     choosing the ``i``-th sampled set, then the statement (marked), in ``BEGIN``/``ROLLBACK`` when it
     writes."""
@@ -206,7 +213,7 @@ def pgbench_script(statement: _Ready) -> str:
             cases = " ".join(f"WHEN :i = {i} THEN {values[n]}" for i, values in enumerate(sets[:-1]))
             last = sets[-1][n]
             lines.append(f"\\set p{n + 1} CASE {cases} ELSE {last} END" if cases else f"\\set p{n + 1} {last}")
-    sql = " ".join(_pgbench_sql(mark(statement.query.sql)).split())
+    sql = _pgbench_sql(mark(statement.query.sql))  # a command may span lines (pgbench 10+)
     if statement.kind == "write":
         lines += ["BEGIN;", sql + ";", "ROLLBACK;"]
     else:
@@ -228,7 +235,7 @@ def _pgbench_target(settings: ConnectionSettings) -> tuple[str, dict[str, str]]:
     return conninfo.make_conninfo(**params), env
 
 
-def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[_Ready], options: LoadOptions
+def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions
                  ) -> tuple[float, float, list[HdrHistogram], list[int], list[int], str | None, int]:
     """Run pgbench; (its tps, elapsed s, a histogram per statement, successes and failures per
     statement, the first error line, the sessions it stopped at an error)."""
@@ -289,7 +296,7 @@ class _ClientLoad:
     crashed: BaseException | None = None
 
 
-def _client(conn: psycopg.Connection, ready: Sequence[_Ready], stats: _ClientLoad, index: int, seed: int,
+def _client(conn: psycopg.Connection, ready: Sequence[LoadStatement], stats: _ClientLoad, index: int, seed: int,
             barrier: threading.Barrier, duration_s: float) -> None:
     """One session's loop: draw a statement, execute it with its next parameter set, record the latency.
 
@@ -340,7 +347,7 @@ def _client(conn: psycopg.Connection, ready: Sequence[_Ready], stats: _ClientLoa
         barrier.abort()
 
 
-def _run_threads(settings: ConnectionSettings, ready: Sequence[_Ready], options: LoadOptions
+def _run_threads(settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions
                  ) -> tuple[float, list[HdrHistogram], list[int], list[int], list[str | None]]:
     """dbtune's runner: (elapsed s, a histogram per statement, successes, failures, first errors)."""
     conns = [open_session(settings, read_only=not options.allow_writes) for _ in range(options.clients)]
@@ -378,7 +385,7 @@ def _run_threads(settings: ConnectionSettings, ready: Sequence[_Ready], options:
 
 
 def _prepare_all(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], options: LoadOptions
-                 ) -> tuple[list[_Ready], list[SkippedQuery]]:
+                 ) -> tuple[list[LoadStatement], list[SkippedQuery]]:
     bench = BenchOptions(clients=options.clients, allow_writes=options.allow_writes,
                          param_samples=options.param_samples, seed=options.seed)
     control = open_session(settings, read_only=True)
@@ -393,7 +400,7 @@ def _prepare_all(settings: ConnectionSettings, workload: Sequence[WorkloadQuery]
                 skipped.append(SkippedQuery(q.name, q.sql, prepared))
                 continue
             _, kind, params, _ = prepared
-            ready.append(_Ready(q, kind, params))
+            ready.append(LoadStatement(q, kind, params))
     except psycopg.Error as exc:
         raise ServerRefused(f"{describe(settings)} refused a settings query: {' '.join(str(exc).split())}") from None
     finally:
