@@ -163,7 +163,7 @@ def test_recovery_refuses_to_crash_a_server_dbtune_did_not_start(cli, items: Tes
     assert body["profile"]["rows"][0]["measured"] == result["estimate"]["estimate_s"]
 
 
-def test_lag_on_a_real_standby(pg18: LocalServer, cli) -> None:  # type: ignore[no-untyped-def]
+def test_lag_on_a_real_standby(pg18: LocalServer, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     standby = standby_of(pg18)
     try:
         result = measure_lag(resolve(pg18.dsn()), [(resolve(standby.dsn()), "--replica"),
@@ -177,6 +177,15 @@ def test_lag_on_a_real_standby(pg18: LocalServer, cli) -> None:  # type: ignore[
         assert "1 standby(s) in pg_stat_replication" in run.out
         assert "Replication lag" in run.out and "≤ 5 s" in run.out
         assert run.code == (0 if result.worst_s <= 5 else 1)
+        # The application config's read replica, its password from PGPASSWORD (never in the file's model).
+        env = tmp_path / ".env.production"
+        env.write_text(f"DATABASE_URL=postgresql://postgres@127.0.0.1:{pg18.port}/postgres\n"
+                       f"DATABASE_READ_REPLICA_URL=postgresql://postgres@127.0.0.1:{standby.port}/postgres\n")
+        run = cli("probe", "lag", "--dsn", pg18.dsn(), "--app-config", str(env), "--profile", "production",
+                  env={"PGPASSWORD": pg18.password})
+        assert re.search(rf"^replica postgres@127\.0\.0\.1:{standby.port}/postgres \({re.escape(str(env))}:2 "
+                         r"\(DATABASE_READ_REPLICA_URL\)\): replay lag ", run.out, re.MULTILINE), run.out
+        assert pg18.password not in run.out + run.err
     finally:
         standby.destroy()
 

@@ -469,5 +469,5 @@ def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], op
                       describe(settings))
 
 
-__all__ = ["Engine", "LoadOptions", "LoadResult", "StatementLoad", "pgbench_binary", "pgbench_script",
-           "pgbench_unfit", "run_load"]
+__all__ = ["Engine", "LoadOptions", "LoadResult", "LoadStatement", "StatementLoad", "pgbench_binary",
+           "pgbench_script", "pgbench_unfit", "run_load"]
