@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -267,17 +267,8 @@ def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[Loa
         counts = [0] * len(ready)
         failed = [0] * len(ready)
         for log in Path(tmp).glob("log*"):
-            for line in log.read_text().splitlines():
-                # client_id transaction_no time script_no time_epoch time_us ...: time in µs, or "failed"
-                fields = line.split()
-                if len(fields) < 4:
-                    continue
-                which = int(fields[3])
-                if not fields[2].isdigit():
-                    failed[which] += 1
-                    continue
-                record(histograms[which], int(fields[2]) / 1000.0)
-                counts[which] += 1
+            with log.open() as lines:
+                _read_log(lines, histograms, counts, failed)
         aborted = 0
         for stopped in _ABORTED.finditer(done.stderr):  # a client stops at its first error, not logged
             failed[int(stopped.group(1))] += 1
@@ -285,6 +276,21 @@ def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[Loa
         m = _TPS.search(done.stdout)
         tps = float(m.group(1)) if m else sum(counts) / options.duration_s
         return tps, elapsed, histograms, counts, failed, (" ".join(errors[0].split()) if errors else None), aborted
+
+
+def _read_log(lines: Iterable[str], histograms: list[HdrHistogram], counts: list[int], failed: list[int]) -> None:
+    """Add one pgbench ``--log`` file to the per-script histograms and counts. A line is ``client_id
+    transaction_no time script_no time_epoch time_us …``, ``time`` in µs (or ``failed``)."""
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        which = int(fields[3])
+        if not fields[2].isdigit():
+            failed[which] += 1
+            continue
+        record(histograms[which], int(fields[2]) / 1000.0)
+        counts[which] += 1
 
 
 @dataclass
