@@ -71,6 +71,13 @@ def test_probe_load_cli_reports_the_profile_targets(cli, items: TestDatabase, tm
     assert run.code == 0, run.err
     assert "engine: pgbench (every statement fits pgbench -f" in run.out
     assert "Webhook p99" in run.out and "≤ 2,000 ms" in run.out and "met" in run.out
+    as_json = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--clients", "1", "--duration", "1",
+                  "--profile", "development", "--format", "json")
+    body = json.loads(as_json.out)
+    assert body["result"]["kind"] == "dbtune-probe-load" and body["result"]["engine"] == "pgbench"
+    assert [r["key"] for r in body["profile"]["rows"]] == ["webhook_rps_min", "webhook_p99_ms_max",
+                                                           "webhook_error_rate_pct_max"]
+    assert body["profile"]["rows"][0]["measured"] == body["result"]["tps"]
     refused = cli("probe", "load", "--dsn", items.dsn, "--workload", str(wl), "--profile", "production")
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [
