@@ -295,6 +295,22 @@ def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iter
             barrier.abort()
 
 
+def run_together(threads: Sequence[threading.Thread], barrier: threading.Barrier) -> float:
+    """Start ``threads``, pass ``barrier`` with them (the caller is its last party: the threads wait there
+    once ready) and join them; the seconds from the barrier to the last thread's end (from when the barrier
+    broke, when a thread aborted it)."""
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions, *, warmup: int,
              iterations: int, duration_s: float | None) -> float:
     """Run one query from every session (``warmup`` then ``iterations`` or ``duration_s`` each); the
@@ -307,16 +323,7 @@ def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions
     threads = [threading.Thread(target=_client, args=(c, q, i, warmup, iterations, duration_s, cap, barrier,
                                                       options.stop_on_timeout),
                                 name=f"dbtune-bench-{i}", daemon=True) for i, c in enumerate(conns)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_together(threads, barrier)
     for s in q.stats:
         if s.crashed is not None:
             raise s.crashed

@@ -49,7 +49,7 @@ from pglast.parser import scan
 from psycopg import conninfo, pq
 
 from dbtune.bench.result import SkippedQuery, label
-from dbtune.bench.runner import BenchOptions, open_session, prepare_query
+from dbtune.bench.runner import BenchOptions, open_session, prepare_query, run_together
 from dbtune.bench.stats import new_histogram, percentile_ms, record
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe, mark
 from dbtune.db.local_server import embedded_bindir
@@ -364,16 +364,7 @@ def _run_threads(settings: ConnectionSettings, ready: Sequence[LoadStatement], o
         threads = [threading.Thread(target=_client, args=(c, ready, stats[i], i, options.seed, barrier,
                                                           options.duration_s),
                                     name=f"dbtune-load-{i}", daemon=True) for i, c in enumerate(conns)]
-        for t in threads:
-            t.start()
-        try:
-            barrier.wait()  # every session has prepared its statements
-        except threading.BrokenBarrierError:
-            pass
-        started = time.perf_counter()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
+        elapsed = run_together(threads, barrier)  # from when every session has prepared its statements
     finally:
         for c in conns:
             c.close()
