@@ -241,3 +241,8 @@ def stop_pgbouncers() -> None:
 def pgbouncer(pg18: LocalServer) -> PgBouncer:
     """PgBouncer in transaction mode in front of the embedded PostgreSQL 18, once per session."""
     return start_pgbouncer(pg18)
+
+
+def standby_of(primary: LocalServer) -> LocalServer:
+    """A hot standby of ``primary`` (``pg_basebackup -R``) on its own socket directory and port, started."""
+    return primary.start_standby()

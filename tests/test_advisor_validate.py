@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from conftest import TestDatabase
+from conftest import TestDatabase, standby_of
 
 from dbtune.advisor.model import Advice, Candidate, EngineKind, KeyPart, Origin, QueryCost, Recommendation, Rejected
 from dbtune.advisor.validate import refuse_production, validate, validated_advice
@@ -267,23 +267,10 @@ def test_a_query_made_slower_costs_the_index_its_place_unless_the_gain_outweighs
         assert _indexes(db18, "t") == {"t_k_idx"}
 
 
-def _standby_of(primary: LocalServer) -> LocalServer:
-    """A hot standby of ``primary`` (``pg_basebackup -R``) on its own socket directory and port, started."""
-    standby = LocalServer.create(primary.bindir)
-    done = standby._run([str(primary.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-R", "-X", "stream",
-                         "--checkpoint=fast", "-d", primary.dsn()])
-    assert done.returncode == 0, done.stderr
-    with (standby.datadir / "postgresql.conf").open("a") as fh:
-        fh.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.socket_dir}'\n"
-                 "hot_standby = on\n")
-    standby.start()
-    return standby
-
-
 def test_a_hot_standby_is_refused(pg18: LocalServer) -> None:
     """A real hot standby of the test server (``pg_is_in_recovery()``; its sessions are read-only, which is
     not listed a second time)."""
-    standby = _standby_of(pg18)
+    standby = standby_of(pg18)
     try:
         settings = resolve(standby.dsn())
         with pytest.raises(UsageError) as refused:

@@ -44,17 +44,17 @@ def _position(out: str, marker: str) -> int:
 
 
 def test_each_stage_prints_its_result_when_it_runs(demo_run: str) -> None:
-    """The audit report comes after "[4/14] audit" and before "[5/14] advise", not after the benchmarks;
+    """The audit report comes after "[4/15] audit" and before "[5/15] advise", not after the benchmarks;
     likewise the advisor's choice, the migration, the lint verdict, the race before the migration, the
-    revisions applied, the race after it, the comparison and the last audit."""
+    revisions applied, the race after it, the comparison, the last audit and the profile table."""
     out = demo_run
     stages = ["audit", "advise", "generate", "lint", "benchmark before", "race before", "apply", "benchmark after",
-              "race after", "compare", "audit after the migration"]
+              "race after", "compare", "audit after the migration", "profile table"]
     results = {"audit": "dbtune audit of ", "advise": "ADVISOR: ranked by trial build", "generate": "MIGRATION (",
                "lint": "LINT: ", "race before": "RACE BEFORE THE MIGRATION", "apply": "APPLIED: ",
                "race after": "RACE AFTER THE MIGRATION", "compare": "BEFORE / AFTER",
-               "audit after the migration": "AUDIT AFTER THE MIGRATION of "}
-    starts = [_position(out, f"[{n}/14] {name}") for n, name in enumerate(stages, start=4)]
+               "audit after the migration": "AUDIT AFTER THE MIGRATION of ", "profile table": "profile production: "}
+    starts = [_position(out, f"[{n}/15] {name}") for n, name in enumerate(stages, start=4)]
     ends = [*starts[1:], _position(out, "demo finished in ")]
     for name, start, end in zip(stages, starts, ends, strict=True):
         if name in results:
@@ -83,7 +83,7 @@ def test_the_demo_ends_with_what_the_migration_left_and_why(demo_run: str) -> No
     """The audit after the migration counts what it fixed and lists what is left: the connection budget
     (a pool setting, no SQL fix) and the application role's timeouts (a role setting, not a schema
     change, with its ALTER ROLE fix), each with the reason."""
-    after = demo_run[_position(demo_run, "AUDIT AFTER THE MIGRATION of "):_position(demo_run, "demo finished in ")]
+    after = demo_run[_position(demo_run, "AUDIT AFTER THE MIGRATION of "):_position(demo_run, "[15/15] profile table")]
     fixed = re.search(r"^fixed by the migration: (\d+) finding\(s\) \((.*)\)$", after, re.MULTILINE)
     assert fixed is not None, after
     assert "expected-index-missing 7" in fixed.group(2) and "expected-unique-missing 2" in fixed.group(2)
@@ -162,3 +162,17 @@ def test_generated_file_names_end_on_a_whole_word(db18: TestDatabase, cli: CLI, 
                                                                   (tmp_path / "alembic" / "versions").glob("*.py")]
     stems = {re.sub(r"(\.down)?\.(sql|py)$", "", name).split("_", 1)[1] for name in names}
     assert len(names) == 3 and stems == {"indexes_for_the_retailer_dashboard_and_the_webhook"}, names
+
+
+def test_the_demo_ends_with_the_profiles_targets_measured(demo_run: str) -> None:
+    """The last stage sets the production profile's targets beside what was measured on the demo's server:
+    the load's throughput, p99 and errors, replication lag on a real standby, the crash recovery, and the
+    connection budget of the profile's pools (250 connections, more than the server's 97)."""
+    table = demo_run[_position(demo_run, "profile production: "):_position(demo_run, "demo finished in ")]
+    rows = {line.split("  ")[0]: line for line in table.splitlines()[3:] if line.strip()}
+    for label in ("Webhook RPS (database transactions/s)", "Webhook p99", "Webhook errors", "DB recovery time",
+                  "Replication lag"):
+        assert re.search(r"  (met|missed)  ", rows[label]), rows[label]
+    assert re.search(r"≤ 97 connections\s+250 connections\s+missed", rows["Connection budget (pools x instances)"])
+    assert "probe recovery: crash under writes from 4 sessions" in rows["DB recovery time"]
+    assert "Vendor win rate" in rows

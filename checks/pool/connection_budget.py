@@ -70,17 +70,12 @@ def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
     max_connections = _int(ctx, "max_connections")
     reserved = _int(ctx, "superuser_reserved_connections") + _int(ctx, "reserved_connections")
     budget = max_connections - reserved
-    direct = {p.name: p.max * p.instances for p in pools if p.via == "direct"}
     through_bouncer = {p.name: p.max * p.instances for p in pools if p.via == "pgbouncer"}
     bouncer = plan.pgbouncer
-    server_side = dict(direct)
-    if through_bouncer:
-        if bouncer is None:
-            ctx.skip("pools go through PgBouncer but neither the config's [pgbouncer] section nor the "
-                     "application's config describes it")
-        else:
-            server_side["pgbouncer"] = ((bouncer.default_pool_size + bouncer.reserve_pool_size)
-                                        * bouncer.pools * bouncer.instances)
+    server_side = plan.server_connections()
+    if through_bouncer and bouncer is None:
+        ctx.skip("pools go through PgBouncer but neither the config's [pgbouncer] section nor the "
+                 "application's config describes it")
     demand = sum(server_side.values())
     sources = {name: plan.sources[name] for name in (*server_side, *through_bouncer) if name in plan.sources}
     evidence = {"max_connections": max_connections, "reserved_connections": reserved, "budget": budget,

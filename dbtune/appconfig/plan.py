@@ -56,6 +56,17 @@ class PoolPlan:
     def source_of(self, owner: str, setting: str) -> str | None:
         return self.sources.get(owner, {}).get(setting)
 
+    def server_connections(self) -> dict[str, int]:
+        """Connections each owner can open on the server: a direct pool ``max`` × ``instances``, and
+        ``pgbouncer`` (``default_pool_size`` + ``reserve_pool_size``) × ``pools`` × ``instances`` when pools
+        go through a PgBouncer the plan describes."""
+        out = {p.name: p.max * p.instances for p in self.pools if p.via == "direct"}
+        bouncer = self.pgbouncer
+        if bouncer is not None and any(p.via == "pgbouncer" for p in self.pools):
+            per_pool = bouncer.default_pool_size + bouncer.reserve_pool_size
+            out["pgbouncer"] = per_pool * bouncer.pools * bouncer.instances
+        return out
+
 
 def pool_plan(config: Config, app: AppConfig | None, *, config_label: str = "dbtune.toml") -> PoolPlan:
     """Merge ``config``'s pools and PgBouncer with ``app``'s (see the module's precedence).

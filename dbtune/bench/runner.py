@@ -185,7 +185,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _session(settings: ConnectionSettings, read_only: bool) -> psycopg.Connection:
+def open_session(settings: ConnectionSettings, read_only: bool) -> psycopg.Connection:
+    """A benchmark session (autocommit, the settings' ``statement_timeout``, read-only unless writes are
+    allowed) whose cursors send ``$n`` as written. Raises :class:`ServerRefused` when the server refuses the
+    settings, :class:`~dbtune.errors.ConnectionFailed` when it cannot connect."""
     conn = connect(settings, autocommit=True)
     try:
         conn.execute(f"SET statement_timeout = {int(settings.statement_timeout_ms)}")  # type: ignore[arg-type]
@@ -198,7 +201,7 @@ def _session(settings: ConnectionSettings, read_only: bool) -> psycopg.Connectio
     return conn
 
 
-def _execute(cur: psycopg.RawCursor, sql: str, values: tuple[str, ...], write: bool) -> tuple[float, int]:
+def execute_timed(cur: psycopg.RawCursor, sql: str, values: tuple[str, ...], write: bool) -> tuple[float, int]:
     """One execution: (latency in ms, rows returned or affected). Writes run in a rolled-back transaction;
     only execute + fetch is timed."""
     if write:
@@ -237,7 +240,7 @@ def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iter
             if stats.timed_out is not None:
                 break
             try:
-                _execute(cur, sql, next(values), write)
+                execute_timed(cur, sql, next(values), write)
             except psycopg.Error as exc:
                 if conn.broken:
                     raise
@@ -256,7 +259,7 @@ def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iter
                     break
                 continue
             try:
-                ms, rows = _execute(cur, sql, next(values), write)
+                ms, rows = execute_timed(cur, sql, next(values), write)
             except psycopg.Error as exc:
                 stats.errors += 1
                 stats.round_errors += 1
@@ -292,6 +295,22 @@ def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iter
             barrier.abort()
 
 
+def run_together(threads: Sequence[threading.Thread], barrier: threading.Barrier) -> float:
+    """Start ``threads``, pass ``barrier`` with them (the caller is its last party: the threads wait there
+    once ready) and join them; the seconds from the barrier to the last thread's end (from when the barrier
+    broke, when a thread aborted it)."""
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions, *, warmup: int,
              iterations: int, duration_s: float | None) -> float:
     """Run one query from every session (``warmup`` then ``iterations`` or ``duration_s`` each); the
@@ -304,16 +323,7 @@ def _measure(conns: list[psycopg.Connection], q: _Running, options: BenchOptions
     threads = [threading.Thread(target=_client, args=(c, q, i, warmup, iterations, duration_s, cap, barrier,
                                                       options.stop_on_timeout),
                                 name=f"dbtune-bench-{i}", daemon=True) for i, c in enumerate(conns)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_together(threads, barrier)
     for s in q.stats:
         if s.crashed is not None:
             raise s.crashed
@@ -355,9 +365,11 @@ def _summarise(q: _Running) -> QueryResult:
         rounds=tuple(q.rounds))
 
 
-def _prepare(control: psycopg.Connection, q: WorkloadQuery, options: BenchOptions,
+def prepare_query(control: psycopg.Connection, q: WorkloadQuery, options: BenchOptions,
              version_num: int) -> tuple[str, str, Parameters, PlanShape] | str:
-    """Fingerprint, kind, parameters and plan of a query, or the reason it is skipped."""
+    """Fingerprint, kind (``read``/``write``), sampled parameters and plan of a query, or the reason (a
+    string) it is skipped: it does not parse, is not DML, writes without ``allow_writes``, has a ``$n``
+    without values, or the server cannot plan it."""
     if q.parse_error is not None:
         return f"does not parse: {q.parse_error}"
     if q.skipped is not None:
@@ -401,7 +413,7 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
     """
     options.validate()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    control = _session(settings, read_only=True)
+    control = open_session(settings, read_only=True)
     conns: list[psycopg.Connection] = []
     try:
         control.cursor_factory = MarkedCursor  # type: ignore[assignment]
@@ -411,13 +423,13 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
                       control.execute(_SETTINGS, (list(TIMING_SETTINGS),)).fetchall()}  # type: ignore[call-overload]
         except psycopg.Error as exc:
             raise ServerRefused(f"{describe(settings)} refused a settings query: {_one_line(exc)}") from None
-        conns = [_session(settings, read_only=not options.allow_writes) for _ in range(options.clients)]
+        conns = [open_session(settings, read_only=not options.allow_writes) for _ in range(options.clients)]
         progress(f"benchmarking {len(workload)} queries on {describe(settings)}: {options.describe()}; "
                  "the queries interleaved in each round")
         running: list[_Running] = []
         skipped: list[SkippedQuery] = []
         for q in workload:
-            prepared = _prepare(control, q, options, int(version_num))
+            prepared = prepare_query(control, q, options, int(version_num))
             if isinstance(prepared, str):
                 skipped.append(SkippedQuery(q.name, q.sql, prepared))
                 progress(f"  {label(q.name, q.sql)}: skipped: {prepared}")

@@ -18,7 +18,7 @@ from dbtune import __version__
 from dbtune.cli import bench as bench_cli
 from dbtune.cli import checks as checks_cli
 from dbtune.cli import migrate as migrate_cli
-from dbtune.cli import migrate_ops
+from dbtune.cli import migrate_ops, probe_load
 from dbtune.cli import probe as probe_cli
 from dbtune.cli.advise import advise_command
 from dbtune.cli.audit import audit_command
@@ -50,6 +50,7 @@ app.add_typer(checks_cli.app, name="checks")
 migrate_ops.register(migrate_cli.app)
 app.add_typer(migrate_cli.app, name="migrate")
 app.add_typer(bench_cli.app, name="bench")
+probe_load.register(probe_cli.probe_app)
 app.add_typer(probe_cli.probe_app, name="probe")
 
 

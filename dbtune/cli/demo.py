@@ -2,8 +2,10 @@
 advise (the index advisor with trial builds, its choice proven on the server: what helps is kept, the rest
 reverted; beside the guide's expected indexes, which of them the workload needs), generate the migration,
 lint it, benchmark before, race concurrent vendor accepts (``probe race``: the guide's vendor win rate),
-apply, benchmark after, race again, compare, audit again (what the migration left, and why). Each stage's
-result is printed as the stage ends."""
+apply, benchmark after, race again, compare, audit again (what the migration left, and why), and last the
+profile's targets measured on the demo's server (:mod:`dbtune.probe.measure`: load, replication lag on a
+standby, a crash and restart; the vendor win rate from the race after the migration). Each stage's result
+is printed as the stage ends."""
 
 from __future__ import annotations
 
@@ -22,16 +24,18 @@ from dbtune.cli.common import echo, note
 from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
-from dbtune.db.demo import STATE_FILE, Demo, stop_saved_demo
+from dbtune.db.demo import DEMO_DATABASE, STATE_FILE, Demo, stop_saved_demo
 from dbtune.errors import UsageError
 from dbtune.loop import AdvisorStage, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
+from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
+from dbtune.report.probe import render_profile
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
 STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "race before", "apply", "benchmark after",
-          "race after", "compare", "audit after the migration"]
+          "race after", "compare", "audit after the migration", "profile table"]
 
 
 def demo_command(
@@ -100,6 +104,12 @@ def demo_command(
                     progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor,
                     race=RaceStage(RaceOptions.from_config(config.probe.race), yes=True))
                 printer.finish(result)
+            # The profile's targets, measured on the demo's server (load, replication lag, crash recovery).
+            note(f"[{next(step)}/{total}] profile table: the {profile} profile's targets, measured", quiet)
+            measured = measure_targets(demo.server, DEMO_DATABASE, config, load_workload(workload),
+                                       race=result.race_after,
+                                       progress=lambda m: note("      " + m, quiet))
+            echo("\n" + render_profile(measured.table, format), nl=False)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()

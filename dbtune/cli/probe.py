@@ -24,8 +24,8 @@ from dbtune.report import Format
 from dbtune.report.race import render_race
 
 probe_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
-                        help="Measure the guide's targets (vendor win rate …) on a staging database or the demo; "
-                             "never on production.")
+                        help="Measure the guide's targets (vendor win rate, load, crash recovery, replication lag) "
+                             "on a staging database or the demo; never on production.")
 
 
 @probe_app.command("race")

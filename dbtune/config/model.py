@@ -243,7 +243,11 @@ class IsolationConfig(_Strict):
 
 
 class Targets(_Strict):
-    """The profile's performance targets, carried into reports and benchmarks."""
+    """The profile's performance targets, carried into reports and benchmarks, and measured by ``dbtune
+    probe`` (:mod:`dbtune.probe.profile`): ``webhook_rps_min`` (transactions/s), ``webhook_p99_ms_max``
+    (ms) and ``webhook_error_rate_pct_max`` (%) by ``probe load``; ``vendor_win_rate_pct_min`` (%) by
+    ``probe race``; ``db_recovery_s_max`` (s) by ``probe recovery``; ``replication_lag_s_max`` (s) by
+    ``probe lag``."""
 
     webhook_rps_min: float | None = None
     webhook_p99_ms_max: float | None = None
@@ -252,6 +256,7 @@ class Targets(_Strict):
     redis_failure_error_rate_pct_max: float | None = None
     redis_availability: str | None = None
     db_recovery_s_max: float | None = None
+    replication_lag_s_max: float | None = None
 
 
 class RaceProbeConfig(_Strict):

@@ -145,10 +145,11 @@ class LocalServer:
             for key, value in conf.items():
                 fh.write(f"{key} = {value}\n")
 
-    def start(self) -> None:
-        """``pg_ctl start`` and wait until the server accepts connections."""
+    def start(self, wait: bool = True) -> None:
+        """``pg_ctl start`` and wait until the server accepts connections (``wait=False``: return once the
+        postmaster is launched, for a caller that times the start-up itself)."""
         result = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
-                            "-w", "-t", "60", "start"])
+                            *(["-w", "-t", "60"] if wait else ["-W"]), "start"])
         if result.returncode != 0:
             tail = self.logfile.read_text()[-600:] if self.logfile.exists() else result.stderr
             raise ServerStartError(f"could not start PostgreSQL in {self.datadir}: {tail.strip()}")
@@ -157,6 +158,25 @@ class LocalServer:
         """``pg_ctl stop -m fast``; a server that is not running is not an error."""
         if (self.datadir / "postmaster.pid").exists():
             self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"])
+
+    def start_standby(self) -> LocalServer:
+        """A hot standby of this server (``pg_basebackup -R -X stream``, its own port and socket directory),
+        started; the caller destroys it. Raises :class:`ServerStartError` when the base backup or the start
+        fails (https://www.postgresql.org/docs/current/app-pgbasebackup.html, hot-standby.html)."""
+        standby = LocalServer.create(self.bindir)
+        done = standby._run([str(self.bindir / "pg_basebackup"), "-D", str(standby.datadir), "-R", "-X", "stream",
+                             "--checkpoint=fast", "-d", self.dsn()])
+        try:
+            if done.returncode != 0:
+                raise ServerStartError(f"pg_basebackup failed: {done.stderr.strip()[-400:]}")
+            with (standby.datadir / "postgresql.conf").open("a") as fh:
+                fh.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.socket_dir}'\n"
+                         "hot_standby = on\n")
+            standby.start()
+        except ServerStartError:
+            standby.destroy()
+            raise
+        return standby
 
     def destroy(self) -> None:
         """Stop the server and delete its directory."""
