@@ -267,6 +267,24 @@ def test_a_query_made_slower_costs_the_index_its_place_unless_the_gain_outweighs
         assert _indexes(db18, "t") == {"t_k_idx"}
 
 
+def test_a_query_the_index_does_not_serve_but_whose_plan_takes_it_is_measured_too(db18: TestDatabase) -> None:
+    """The recommendation serves only the lookup (the planner's costing counted no other query), but the
+    workload's 90 % range on the same table also takes the index once it is built, and gets slower (as
+    TPC-H's Q5 takes ``orders (o_custkey)`` built for Q13 and Q22). Validation measures every workload query
+    on the recommended tables, so the range is measured, named and costs the index its place."""
+    _index_scans_forced(db18)
+    lookup, most = "SELECT pad FROM t WHERE k = $1", "SELECT count(pad) FROM public.t WHERE k >= 6000"
+    rec = _recommendation(db18, Candidate("public", "t", (KeyPart("k"),)), "lookup", lookup)
+    workload = [WorkloadQuery("lookup", lookup), WorkloadQuery("most-rows", most),
+                WorkloadQuery("elsewhere", "SELECT 1 FROM pg_catalog.pg_class LIMIT 1")]
+    kept, rejected = validate(resolve(db18.dsn), [rec], workload,
+                              BenchOptions(iterations=7, rounds=7, warmup=1, param_samples=10))
+    assert kept == () and _indexes(db18, "t") == set()
+    (r,) = rejected
+    assert {m.name: m.verdict for m in r.measured} == {"lookup": "faster", "most-rows": "slower"}, r.measured
+    assert re.match(r"made most-rows [\d.]+ → [\d.]+ ms significantly slower", r.reason), r.reason
+
+
 def test_a_hot_standby_is_refused(pg18: LocalServer) -> None:
     """A real hot standby of the test server (``pg_is_in_recovery()``; its sessions are read-only, which is
     not listed a second time)."""
