@@ -37,7 +37,8 @@ from dbtune.workload.model import Query, Source
 def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | None = None,
           catalogue: Catalogue | None = None, select: Iterable[str] = (),
           ignore: Iterable[str] = (), workload: Path | None = None,
-          workload_format: str | None = None, app_config: AppConfig | None = None) -> Report:
+          workload_format: str | None = None, app_config: AppConfig | None = None,
+          statements: Path | None = None) -> Report:
     """Audit one database in a single ``REPEATABLE READ, READ ONLY`` transaction.
 
     Raises :class:`~dbtune.errors.ConnectionFailed` (cannot connect), :class:`~dbtune.errors.ConfigError`
@@ -47,19 +48,23 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     :class:`~dbtune.errors.UsageError`; ``workload_format`` reads it as a ``psql``, ``pgbench``, ``qgen``
     or ``plain`` script (detected when ``None``). ``app_config`` is the application's own configuration
     (:func:`dbtune.appconfig.read_app_config`): its pools and poolers join the config's for the pool checks,
-    and the report lists its sources and where each pool value came from. Never writes to the target.
+    and the report lists its sources and where each pool value came from. ``statements`` is a file of the
+    application's statements, read in order and never planned, for the checks that follow them
+    (check-then-insert, session state behind a transaction pooler); by default they are the workload
+    file's. Never writes to the target.
     """
     started = time.perf_counter()
     plan = pool_plan(config, app_config)  # before connecting: contradictory pool values are input errors
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     queries = (workload_queries(settings, path=workload, workload_format=workload_format)
                if workload is not None else None)
-    statements = _workload_statements(workload, workload_format, queries)
+    statements_read = (_workload_statements(statements, None, ()) if statements is not None
+                       else _workload_statements(workload, workload_format, queries))
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
     try:
         result = run_checks(catalogue, snapshot, config, select=select, ignore=ignore, app_config=app_config,
-                            workload=statements)
+                            workload=statements_read)
         plans = audit_plans(settings, config, catalogue, queries=queries, select=select, ignore=ignore,
                             pg_stat_statements="pg_stat_statements" in snapshot.server.extensions)
     except ConfigError as exc:
@@ -81,6 +86,7 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         duration_ms=(time.perf_counter() - started) * 1000, generated_at=snapshot.server.now,
         index_names=tuple(ix.qualified_name for ix in snapshot.indexes if ix.is_valid),
         app_config=app_config, pool_values=plan.values if app_config is not None else (),
+        connection_budget=plan.budget_on(snapshot) if plan.pools else None,
     )
 
 

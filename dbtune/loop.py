@@ -44,6 +44,7 @@ from dbtune.workload.model import Query
 if TYPE_CHECKING:
     from dbtune.advisor.api import AdviseOptions
     from dbtune.advisor.model import Advice
+    from dbtune.appconfig.model import AppConfig
     from dbtune.probe.race import RaceOptions, RaceResult
 
 INDEX_RECOMMENDED = "index-recommended"
@@ -145,19 +146,23 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
              stage: Callable[[str], None] = lambda _: None,
              progress: Callable[[str], None] = lambda _: None,
              observer: LoopObserver | None = None, advisor: AdvisorStage | None = None,
-             race: RaceStage | None = None) -> LoopResult:
+             race: RaceStage | None = None, app_config: AppConfig | None = None,
+             statements: Path | None = None) -> LoopResult:
     """Run the loop. ``confirm`` is asked before the migration is applied; when it says no, the loop
     stops after the before-benchmark (and the race before it, with ``race``: None runs no race).
     ``advisor`` (None: no advisor stage) runs after the audit; with
     ``advisor.options.validate`` it builds and drops indexes on the target, which its ``yes`` must allow
     (:func:`~dbtune.advisor.validate.refuse_production`). ``stage`` is told each stage's name as it
-    starts, ``observer`` each stage's result as it ends. Raises what each stage raises (DbtuneError
+    starts, ``observer`` each stage's result as it ends. Both audits read ``app_config`` (the application's
+    own pool and PgBouncer files, :func:`dbtune.appconfig.read_app_config`) and ``statements`` (a file of
+    the application's statements in order, for the concurrency and session checks; see
+    :func:`dbtune.audit.audit`). Raises what each stage raises (DbtuneError
     subclasses)."""
     observer = observer or LoopObserver()
     catalogue = load_catalogue(config.audit.checks_paths)
     config = without_audit_advice(config)
     stage("audit")
-    report = audit(settings, config, catalogue=catalogue)
+    report = audit(settings, config, catalogue=catalogue, app_config=app_config, statements=statements)
     observer.audited(report)
     findings = list(report.findings)
     advice = None
@@ -193,7 +198,8 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     comparison = compare(before, after)
     observer.compared(comparison)
     stage("audit after the migration")
-    after_audit = after_migration(report, audit(settings, config, catalogue=catalogue), catalogue,
+    after_audit = after_migration(report, audit(settings, config, catalogue=catalogue, app_config=app_config,
+                                                statements=statements), catalogue,
                                   include_drops=include_drops)
     observer.audited_after(after_audit)
     return LoopResult(report, plan, files, lint, before, applied, after, comparison, after_audit, advice,

@@ -10,6 +10,7 @@ PgBouncer whose console cannot be reached is a skipped source and the audit goes
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import conftest
@@ -87,7 +88,21 @@ def test_audit_with_a_live_pgbouncer(cli: CLI, tmp_path: Path, pgbouncer: PgBoun
     assert sources["app"]["max"] == f"{env}:2 (DATABASE_POOL_MAX)"
     assert sources["pgbouncer"]["max_client_conn"].endswith("(SHOW CONFIG max_client_conn)")
     assert [s["format"] for s in report["app_config"]["sources"]] == ["compose", "pgbouncer", "pgbouncer-live"]
-    assert SECRET not in run.out + run.err
+    # The budget with its numbers: PgBouncer's (default_pool_size 7 + reserve_pool_size 2) per pool it
+    # serves (SHOW POOLS) against max_connections 100 less 3 reserved; 90 clients against its 40.
+    [pools] = [v["value"] for v in report["app_config"]["plan"] if v["setting"] == "pools"]
+    assert report["connection_budget"] == {"max_connections": 100, "reserved_connections": 3, "budget": 97,
+                                           "demand": 9 * pools, "by_owner": {"pgbouncer": 9 * pools},
+                                           "client_connections": 90, "max_client_conn": 40}
+    text = cli("audit", "--dsn", findings_db.dsn, "--select", "connection-budget",
+               "--app-config", str(compose), "--app-config", str(pgbouncer.ini), "--app-config", pgbouncer.admin_dsn())
+    assert (f"- connection budget: pgbouncer {9 * pools} of 97 server connections (max_connections "
+            f"100 − 3 reserved), {9 * pools / 97:.0%}; 90 client connections to PgBouncer of 40 (max_client_conn × "
+            "instances), 225%") in text.out
+    # the live pools as SHOW POOLS has them, the test database's among them
+    assert re.search(rf"- live .*: pool {findings_db.name}/postgres \(transaction\): cl_active \d+, cl_waiting \d+, "
+                     r"sv_active \d+, sv_idle \d+, sv_used \d+, maxwait \d+ \(SHOW POOLS\)", text.out), text.out
+    assert SECRET not in run.out + run.err + text.out + text.err
 
 
 def test_an_unreachable_pgbouncer_is_a_skipped_source(cli: CLI, tmp_path: Path,

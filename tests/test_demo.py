@@ -79,21 +79,51 @@ def test_the_demo_races_vendor_accepts_before_and_after_the_migration(demo_run: 
                      after, re.MULTILINE), after
 
 
+def test_the_demo_audits_the_guides_application_config_alongside_the_database(demo_run: str) -> None:
+    """The first audit reads the guide's .env.production, its PgBouncer as docker-compose and as
+    pgbouncer.ini, and database.js, and the write paths of accept.sql: the pools go through PgBouncer, so
+    the server-side demand is PgBouncer's 50 + 5 per pool (55 of the server's 97), not the 5 × 50 the
+    application opens to PgBouncer (250 of its 1,000); database.js's SET lock_timeout behind the transaction
+    pooler is an error with its ALTER ROLE fix; the vendor accept and the webhook record check, then insert,
+    with no unique index."""
+    audit = demo_run[_position(demo_run, "dbtune audit of "):_position(demo_run, "[5/15] advise")]
+    section = audit[audit.index("\nAPPLICATION CONFIG\n"):]
+    guide = samples_dir() / "guide"
+    for name, fmt in ((".env.production", "dotenv"), ("docker-compose.yml", "compose"),
+                      ("pgbouncer.ini", "pgbouncer"), ("database.js", "javascript")):
+        assert f"- {guide / name} ({fmt})\n" in section, section
+    assert ("- connection budget: pgbouncer 55 of 97 server connections (max_connections 100 − 3 reserved), 57%; "
+            "250 client connections to PgBouncer of 1000 (max_client_conn × instances), 25%\n") in section
+    # The report's table wraps its columns anywhere, long paths too: compared without whitespace.
+    squeezed = "".join(audit.split())
+    assert "".join(f"session-timeout-behind-transaction-pooler app lock_timeout = 30s is set per session "
+                   f"({guide / 'database.js'}:5 (lock_timeout)), but PgBouncer runs in transaction mode"
+                   .split()) in squeezed
+    assert "ALTER ROLE app IN DATABASE guide SET lock_timeout TO '30s';" in audit
+    accept = guide / "accept.sql"
+    for table, check, insert in (("vendor_routing_responses", 12, 15), ("webhook_idempotency", 24, 27)):
+        assert "".join(f"check-then-insert-without-unique public.{table} {accept}:{check} checks public.{table}"
+                       .split()) in squeezed, table
+        assert f"{accept}:{insert}theninserts" in squeezed, table
+
+
 def test_the_demo_ends_with_what_the_migration_left_and_why(demo_run: str) -> None:
-    """The audit after the migration counts what it fixed and lists what is left: the connection budget
-    (a pool setting, no SQL fix) and the application role's timeouts (a role setting, not a schema
-    change, with its ALTER ROLE fix), each with the reason."""
+    """The audit after the migration counts what it fixed (the check-then-insert races among it: the
+    migration built the unique indexes) and lists what is left: the application role's settings (a role
+    setting, not a schema change, with its ALTER ROLE fix: the lock_timeout that database.js sets per
+    session behind the transaction pooler, and the timeouts left unset), each with the reason."""
     after = demo_run[_position(demo_run, "AUDIT AFTER THE MIGRATION of "):_position(demo_run, "[15/15] profile table")]
     fixed = re.search(r"^fixed by the migration: (\d+) finding\(s\) \((.*)\)$", after, re.MULTILINE)
     assert fixed is not None, after
     assert "expected-index-missing 7" in fixed.group(2) and "expected-unique-missing 2" in fixed.group(2)
+    assert "check-then-insert-without-unique 2" in fixed.group(2)
     assert re.search(r"^left: \d+ warning\(s\) and error\(s\), and why the migration did not fix them", after,
                      re.MULTILINE), after
     flat = " ".join(after.split())
-    assert ("error connection-budget guide: the pools can open 250 connections but the server accepts" in flat)
-    assert ("why: No SQL fix is generated: the change belongs in the application's pool settings or "
-            "PgBouncer's config" in flat)
-    assert ("warning timeout-unset app: statement_timeout, lock_timeout, idle_in_transaction_session_timeout "
+    assert "connection-budget" not in flat  # through PgBouncer, 55 of 97
+    assert "error session-timeout-behind-transaction-pooler app: lock_timeout = 30s is set per session" in flat
+    assert "fix: ALTER ROLE app IN DATABASE guide SET lock_timeout TO '30s';" in flat
+    assert ("warning timeout-unset app: statement_timeout, idle_in_transaction_session_timeout "
             "are 0 (no limit) for role app in database guide" in flat)
     assert "why: a setting for new sessions (ALTER ROLE … SET), not a schema change" in flat
     assert "fix: ALTER ROLE app IN DATABASE guide SET statement_timeout TO '30s';" in flat
@@ -167,12 +197,14 @@ def test_generated_file_names_end_on_a_whole_word(db18: TestDatabase, cli: CLI, 
 def test_the_demo_ends_with_the_profiles_targets_measured(demo_run: str) -> None:
     """The last stage sets the production profile's targets beside what was measured on the demo's server:
     the load's throughput, p99 and errors, replication lag on a real standby, the crash recovery, and the
-    connection budget of the profile's pools (250 connections, more than the server's 97)."""
+    connection budget of the profile's pools through the guide's PgBouncer (55 server connections of the
+    server's 97)."""
     table = demo_run[_position(demo_run, "profile production: "):_position(demo_run, "demo finished in ")]
     rows = {line.split("  ")[0]: line for line in table.splitlines()[3:] if line.strip()}
     for label in ("Webhook RPS (database transactions/s)", "Webhook p99", "Webhook errors", "DB recovery time",
                   "Replication lag"):
         assert re.search(r"  (met|missed)  ", rows[label]), rows[label]
-    assert re.search(r"≤ 97 connections\s+250 connections\s+missed", rows["Connection budget (pools x instances)"])
+    assert re.search(r"≤ 97 connections\s+55 connections\s+met\s+pgbouncer 55 of 97 server connections",
+                     rows["Connection budget (pools x instances)"]), rows["Connection budget (pools x instances)"]
     assert "probe recovery: crash under writes from 4 sessions" in rows["DB recovery time"]
     assert "Vendor win rate" in rows

@@ -20,9 +20,13 @@ def test_tune_with_yes_applies_and_compares(db: TestDatabase, cli, tmp_path: Pat
     load_guide(db, scale=0.02)
     run = cli("tune", "--dsn", db.dsn, "--config", str(samples_dir() / "production.toml"),
               "--workload", str(guide_file("workload.sql")), "--iterations", "15", "--dir",
-              str(tmp_path / "migrations"), "--yes", "--quiet")
+              str(tmp_path / "migrations"), "--yes", "--quiet",
+              "--app-config", str(guide_file(".env.production")), "--app-config", str(guide_file("pgbouncer.ini")))
     assert run.code == 0, run
     assert "expected-index-missing" in run.out
+    # the application's config is audited with the database: the pools through PgBouncer, 55 of 97
+    assert f"- {guide_file('pgbouncer.ini')} (pgbouncer)" in run.out
+    assert "- connection budget: pgbouncer 55 of 97 server connections" in run.out
     assert "BEFORE / AFTER" in run.out
     assert "Seq Scan on webhook_idempotency → Index Scan using" in run.out
     assert "faster" in run.out
@@ -38,6 +42,19 @@ def test_tune_without_confirmation_changes_nothing(db: TestDatabase, cli, tmp_pa
     assert run.code == 2, run
     assert "confirm with --yes" in run.err.splitlines()[-1]
     assert _index_count(db) == 0
+
+
+def test_tune_with_an_unreadable_app_config_stops_before_anything(db: TestDatabase, cli,  # type: ignore[no-untyped-def]
+                                                                  tmp_path: Path) -> None:
+    load_guide(db, scale=0.01)
+    broken = tmp_path / ".env"
+    broken.write_text("DATABASE_POOL_MAX=50\nthis is not a setting\n")
+    run = cli("tune", "--dsn", db.dsn, "--workload", str(guide_file("workload.sql")), "--dir",
+              str(tmp_path / "migrations"), "--yes", "--app-config", str(broken))
+    assert run.code == 2, run
+    [line] = run.err.splitlines()
+    assert line.startswith("error:") and f"{broken}:2" in line, line
+    assert _index_count(db) == 0 and not (tmp_path / "migrations").exists()
 
 
 

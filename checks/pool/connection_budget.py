@@ -51,11 +51,6 @@ from dbtune.model import Finding, Severity
 from dbtune.sqlnames import quote_ident
 
 
-def _int(ctx: CheckContext, name: str) -> int:
-    value = ctx.snapshot.setting(name)
-    return int(value) if value is not None else 0
-
-
 @check(id="PO001", name="connection-budget", area="pool", severity="error", options={"max_share": 0.8})
 def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
     plan = ctx.pool_plan()
@@ -67,34 +62,29 @@ def connection_budget(ctx: CheckContext) -> Iterator[Finding]:
         return
     snap = ctx.snapshot
     db = quote_ident(snap.server.database)
-    max_connections = _int(ctx, "max_connections")
-    reserved = _int(ctx, "superuser_reserved_connections") + _int(ctx, "reserved_connections")
-    budget = max_connections - reserved
     through_bouncer = {p.name: p.max * p.instances for p in pools if p.via == "pgbouncer"}
-    bouncer = plan.pgbouncer
-    server_side = plan.server_connections()
-    if through_bouncer and bouncer is None:
+    if through_bouncer and plan.pgbouncer is None:
         ctx.skip("pools go through PgBouncer but neither the config's [pgbouncer] section nor the "
                  "application's config describes it")
-    demand = sum(server_side.values())
-    sources = {name: plan.sources[name] for name in (*server_side, *through_bouncer) if name in plan.sources}
-    evidence = {"max_connections": max_connections, "reserved_connections": reserved, "budget": budget,
-                "demand": demand, "by_pool": server_side, "sources": sources}
-    if demand > budget:
-        yield ctx.finding(db, f"the pools can open {demand} connections but the server accepts {budget} "
+    budget = plan.budget_on(snap)
+    demand, available = budget.demand, budget.available
+    max_connections, reserved = budget.max_connections, budget.reserved
+    sources = {name: plan.sources[name] for name in (*budget.by_owner, *through_bouncer) if name in plan.sources}
+    evidence = {"max_connections": max_connections, "reserved_connections": reserved, "budget": available,
+                "demand": demand, "by_pool": budget.by_owner, "sources": sources}
+    if demand > available:
+        yield ctx.finding(db, f"the pools can open {demand} connections but the server accepts {available} "
                               f"(max_connections {max_connections} − {reserved} reserved)", evidence=evidence)
-    elif demand > ctx.options["max_share"] * budget:
-        yield ctx.finding(db, f"the pools can open {demand} of the server's {budget} connections "
-                              f"({demand / budget:.0%}), leaving little for maintenance and failover",
+    elif demand > ctx.options["max_share"] * available:
+        yield ctx.finding(db, f"the pools can open {demand} of the server's {available} connections "
+                              f"({demand / available:.0%}), leaving little for maintenance and failover",
                           evidence=evidence, severity=Severity.WARNING)
-    if bouncer is not None and through_bouncer:
-        clients = sum(through_bouncer.values())
-        capacity = bouncer.max_client_conn * bouncer.instances
-        if clients > capacity:
-            yield ctx.finding(db, f"the pools open {clients} client connections to PgBouncer but it accepts "
-                                  f"{capacity} (max_client_conn × instances)",
-                              evidence={"client_connections": clients, "max_client_conn": capacity,
-                                        "sources": sources})
+    if budget.client_connections is not None and budget.max_client_conn is not None \
+            and budget.client_connections > budget.max_client_conn:
+        yield ctx.finding(db, f"the pools open {budget.client_connections} client connections to PgBouncer but "
+                              f"it accepts {budget.max_client_conn} (max_client_conn × instances)",
+                          evidence={"client_connections": budget.client_connections,
+                                    "max_client_conn": budget.max_client_conn, "sources": sources})
     limits = {r.name: r for r in snap.roles}
     per_role: dict[str, int] = {}
     for p in pools:

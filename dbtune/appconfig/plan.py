@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dbtune.appconfig.model import AppConfig, Pool, Pooler
+from dbtune.catalog.model import Snapshot
 from dbtune.config.model import Config, PgBouncerConfig, PoolConfig
 from dbtune.errors import UsageError
 
@@ -66,6 +67,70 @@ class PoolPlan:
             per_pool = bouncer.default_pool_size + bouncer.reserve_pool_size
             out["pgbouncer"] = per_pool * bouncer.pools * bouncer.instances
         return out
+
+    def client_connections(self) -> int:
+        """Client connections the pools that go through PgBouncer open to it (``max`` × ``instances``)."""
+        return sum(p.max * p.instances for p in self.pools if p.via == "pgbouncer")
+
+    def budget_on(self, snapshot: Snapshot) -> ConnectionBudget:
+        """This plan against the snapshot's server: its ``max_connections`` less the reserved slots
+        (``superuser_reserved_connections``, and ``reserved_connections`` on PostgreSQL 16+)."""
+
+        def number(name: str) -> int:
+            value = snapshot.setting(name)
+            return int(value) if value is not None else 0
+
+        return self.budget(number("max_connections"),
+                           number("superuser_reserved_connections") + number("reserved_connections"))
+
+    def budget(self, max_connections: int, reserved: int) -> ConnectionBudget:
+        """This plan against a server's ``max_connections`` and its ``reserved`` slots."""
+        bouncer = self.pgbouncer
+        clients = self.client_connections()
+        return ConnectionBudget(
+            max_connections=max_connections, reserved=reserved, by_owner=self.server_connections(),
+            client_connections=clients if clients and bouncer is not None else None,
+            max_client_conn=bouncer.max_client_conn * bouncer.instances if clients and bouncer is not None else None)
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """The server connections the pools can open (``by_owner``: a direct pool's name or ``pgbouncer`` →
+    connections) against what the server accepts, ``max_connections`` − ``reserved``; and, with pools
+    through PgBouncer, the client connections they open against its ``max_client_conn`` × instances.
+    https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS"""
+
+    max_connections: int
+    reserved: int
+    by_owner: dict[str, int]
+    client_connections: int | None = None
+    max_client_conn: int | None = None
+
+    @property
+    def available(self) -> int:
+        return self.max_connections - self.reserved
+
+    @property
+    def demand(self) -> int:
+        return sum(self.by_owner.values())
+
+    def summary(self) -> str:
+        """One line: ``api 100 + pgbouncer 55 = 155 of 97 server connections (max_connections 100 − 3 reserved), 57 %;
+        250 client connections to PgBouncer of 1000 (max_client_conn × instances), 25 %``."""
+        parts = " + ".join(f"{owner} {n}" for owner, n in self.by_owner.items())
+        total = f"{parts} = {self.demand}" if len(self.by_owner) > 1 else parts
+        share = f"{self.demand / self.available:.0%}" if self.available > 0 else "no slot left"
+        line = (f"{total} of {self.available} server connections (max_connections "
+                f"{self.max_connections} − {self.reserved} reserved), {share}")
+        if self.client_connections is not None and self.max_client_conn:
+            line += (f"; {self.client_connections} client connections to PgBouncer of {self.max_client_conn} "
+                     f"(max_client_conn × instances), {self.client_connections / self.max_client_conn:.0%}")
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_connections": self.max_connections, "reserved_connections": self.reserved,
+                "budget": self.available, "demand": self.demand, "by_owner": dict(self.by_owner),
+                "client_connections": self.client_connections, "max_client_conn": self.max_client_conn}
 
 
 def pool_plan(config: Config, app: AppConfig | None, *, config_label: str = "dbtune.toml") -> PoolPlan:

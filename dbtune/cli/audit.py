@@ -11,6 +11,7 @@ from dbtune.appconfig import AppConfig, read_app_config
 from dbtune.appconfig.read import relative_to
 from dbtune.audit import audit
 from dbtune.cli.common import (
+    AppConfigOption,
     ConfigOption,
     DsnOption,
     NoColorOption,
@@ -59,11 +60,7 @@ def audit_command(
         "top audit.plan_queries statements of pg_stat_statements, when it is created).",
         show_default=False)] = None,
     workload_format: WorkloadFormatOption = None,
-    app_config: Annotated[list[str] | None, typer.Option(
-        "--app-config", metavar="PATH",
-        help="The application's own config: a .env file, docker-compose file, pgbouncer.ini or HikariCP "
-             ".properties, or a PgBouncer admin console DSN (dbname=pgbouncer) to read live; repeat for more. "
-             "Added to the config's app_config.", show_default=False)] = None,
+    app_config: AppConfigOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     no_color: NoColorOption = False,

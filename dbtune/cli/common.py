@@ -25,6 +25,11 @@ ConfigOption = Annotated[Path | None, typer.Option(
 OutputOption = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False)]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")]
+AppConfigOption = Annotated[list[str] | None, typer.Option(
+    "--app-config", metavar="PATH",
+    help="The application's own config: a .env file, docker-compose file, pgbouncer.ini or HikariCP "
+         ".properties, or a PgBouncer admin console DSN (dbname=pgbouncer) to read live; repeat for more. "
+         "Added to the config's app_config.", show_default=False)]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 NoColorOption = Annotated[bool, typer.Option("--no-color", help="No colour in output.")]
 WorkloadFormatOption = Annotated[WorkloadFormat | None, typer.Option(

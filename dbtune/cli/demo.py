@@ -5,7 +5,12 @@ lint it, benchmark before, race concurrent vendor accepts (``probe race``: the g
 apply, benchmark after, race again, compare, audit again (what the migration left, and why), and last the
 profile's targets measured on the demo's server (:mod:`dbtune.probe.measure`: load, replication lag on a
 standby, a crash and restart; the vendor win rate from the race after the migration). Each stage's result
-is printed as the stage ends."""
+is printed as the stage ends.
+
+Both audits read, beside the database, the guide's application config (:data:`GUIDE_APP_CONFIG`: its
+``.env.production``, its PgBouncer as docker-compose and as ``pgbouncer.ini``, and ``database.js``'s
+``SET lock_timeout``) and the statements of its write paths (``accept.sql``: the vendor accept and the
+webhook record, for the check-then-insert checks)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
@@ -36,6 +42,10 @@ from dbtune.workload import load_queries
 
 STAGES = ["audit", "advise", "generate", "lint", "benchmark before", "race before", "apply", "benchmark after",
           "race after", "compare", "audit after the migration", "profile table"]
+
+# The guide's application config (sample_configs/guide/), audited with the database, and its write paths.
+GUIDE_APP_CONFIG = (".env.production", "docker-compose.yml", "pgbouncer.ini", "database.js")
+GUIDE_STATEMENTS = "accept.sql"
 
 
 def demo_command(
@@ -82,9 +92,11 @@ def demo_command(
         note(f"[{next(step)}/{total}] running the application's query mix ({iterations} runs per query)", quiet)
         demo.run_workload(iterations, progress=lambda m: note("    " + m, quiet))
         settings = resolve(demo.dsn)
+        app_config = read_app_config([guide_file(name) for name in GUIDE_APP_CONFIG])
+        statements = guide_file(GUIDE_STATEMENTS)
         if audit_only:
             note(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml", quiet)
-            report = audit(settings, config, config_path=config_path)
+            report = audit(settings, config, config_path=config_path, app_config=app_config, statements=statements)
             echo(render(report, format), nl=False)
         else:
             from dbtune.advisor.api import AdviseOptions
@@ -102,20 +114,23 @@ def demo_command(
                     apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
                     stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
                     progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor,
-                    race=RaceStage(RaceOptions.from_config(config.probe.race), yes=True))
+                    race=RaceStage(RaceOptions.from_config(config.probe.race), yes=True),
+                    app_config=app_config, statements=statements)
                 printer.finish(result)
             # The profile's targets, measured on the demo's server (load, replication lag, crash recovery).
             note(f"[{next(step)}/{total}] profile table: the {profile} profile's targets, measured", quiet)
             measured = measure_targets(demo.server, DEMO_DATABASE, config, load_workload(workload),
-                                       race=result.race_after,
+                                       race=result.race_after, app_config=app_config,
                                        progress=lambda m: note("      " + m, quiet))
             echo("\n" + render_profile(measured.table, format), nl=False)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()
             kept = True
+            app_flags = " ".join(f"--app-config {shlex.quote(str(guide_file(n)))}" for n in GUIDE_APP_CONFIG)
             note(f"the demo server is running: dbtune audit --dsn {shlex.quote(demo.dsn)} "
-                 f"--config {shlex.quote(str(config_path))}", quiet)
+                 f"--config {shlex.quote(str(config_path))} {app_flags} "
+                 f"--workload {shlex.quote(str(statements))}", quiet)
             note("stop it with: dbtune demo --stop", quiet)
     finally:
         if not kept:

@@ -12,7 +12,8 @@ import typer
 
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, connection_settings, note
+from dbtune.cli.audit import app_config_of
+from dbtune.cli.common import AppConfigOption, ConfigOption, DsnOption, QuietOption, connection_settings, note
 from dbtune.cli.loop import LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import describe
@@ -42,12 +43,14 @@ def tune_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Build and apply without asking (for scripts); "
                                                           "the target is not production.")] = False,
     format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    app_config: AppConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Audit, advise (the advisor's indexes built, measured and kept only when they help), generate and
     lint the migration, benchmark, apply (after confirmation), benchmark again, compare. Writes to the
     target: meant for staging."""
-    cfg, _ = load_config(config)
+    cfg, cfg_path = load_config(config)
+    app = app_config_of(cfg, cfg_path, app_config or [])  # before connecting: a bad file is exit 2
     settings = connection_settings(dsn, cfg)
     queries = load_workload(workload) if workload else pg_stat_statements_workload(settings, from_pg_stat_statements)
     if not queries:
@@ -84,7 +87,8 @@ def tune_command(
     result = run_loop(settings, cfg, queries, directory, bench=bench,
                       apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
                       confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
-                      progress=lambda m: note("   " + m, quiet), observer=printer, advisor=stage)
+                      progress=lambda m: note("   " + m, quiet), observer=printer, advisor=stage,
+                      app_config=app, statements=workload)
     printer.finish(result)
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from dbtune.appconfig.model import AppConfig
+from dbtune.appconfig.plan import pool_plan
 from dbtune.config.model import Config
 from dbtune.db.connect import resolve
 from dbtune.db.local_server import LocalServer
 from dbtune.probe.lag import LagResult, measure_lag
 from dbtune.probe.load import LoadOptions, LoadResult, run_load
-from dbtune.probe.profile import ProfileTable, RaceOutcome, profile_table, read_connection_budget
+from dbtune.probe.profile import ProfileTable, RaceOutcome, profile_table, read_connection_slots
 from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement, crash_and_recover, estimate_recovery
 from dbtune.workload.model import WorkloadQuery
 
@@ -57,10 +59,12 @@ def _lag_on_a_standby(server: LocalServer, dbname: str) -> LagResult:
 
 def measure_targets(server: LocalServer, dbname: str, config: Config, workload: Sequence[WorkloadQuery], *,
                     race: RaceOutcome | None = None, clients: int = 4, load_s: int = 3, lag: bool = True,
+                    app_config: AppConfig | None = None,
                     progress: Callable[[str], None] = lambda _: None) -> Measured:
     """Run the probes on ``server`` (which dbtune started: it is crashed and restarted) in ``dbname`` and
     fill ``config``'s profile table (see the module docstring); ``lag=False`` leaves replication lag not
-    measured. Raises what the probes raise."""
+    measured; the connection budget row is the pools of ``config`` merged with ``app_config``'s (through
+    PgBouncer where they go through it). Raises what the probes raise."""
     settings = resolve(server.dsn(dbname))
     load = run_load(settings, workload, LoadOptions(clients=clients, duration_s=load_s, allow_writes=True),
                     progress=progress)
@@ -75,6 +79,7 @@ def measure_targets(server: LocalServer, dbname: str, config: Config, workload: 
     estimate = estimate_recovery(settings, wal_rate_bytes_s=recovery.wal_rate_bytes_s,
                                  replay_rate_bytes_s=recovery.replay_rate_bytes_s,
                                  replay_rate_source="measured by the crash's redo")
+    plan = pool_plan(config, app_config)
     table = profile_table(config, load=load, race=race, recovery=recovery, estimate=estimate, lag=lagged,
-                          budget=read_connection_budget(settings))
+                          budget=plan.budget(*read_connection_slots(settings)) if plan.pools else None)
     return Measured(table, load, lagged, recovery, estimate)

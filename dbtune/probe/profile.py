@@ -7,9 +7,10 @@ measurement with no target in the profile is still shown (``no target``). A mini
 it, a maximum at or below it. The rows, in order: webhook RPS, webhook p99 and error rate (``probe load``,
 on the database side: the workload's transactions, not HTTP requests), vendor win rate (``probe race``),
 DB recovery (``probe recovery``: measured when a server dbtune started was crashed, else the estimate from
-the checkpoint settings), replication lag (``probe lag``), the connection budget (the profile's pools ×
-instances against the server's ``max_connections`` minus reserved slots), and the targets outside the
-database (Redis), which dbtune does not measure.
+the checkpoint settings), replication lag (``probe lag``), the connection budget (the server connections
+of the profile's pools × instances, through PgBouncer where they go through it, the application's config
+merged in: the audit's :class:`~dbtune.appconfig.plan.ConnectionBudget`, against ``max_connections``
+minus reserved slots), and the targets outside the database (Redis), which dbtune does not measure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Protocol
 
 import psycopg
 
-from dbtune.appconfig.plan import pool_plan
+from dbtune.appconfig.plan import ConnectionBudget
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
 from dbtune.errors import ServerRefused
@@ -79,19 +80,6 @@ class ProfileTable:
         return tuple(r for r in self.rows if r.status == Status.MISSED)
 
 
-@dataclass(frozen=True)
-class ConnectionBudget:
-    """The server's connection slots for the application: ``max_connections`` minus
-    ``superuser_reserved_connections`` (and ``reserved_connections`` on 16+)."""
-
-    max_connections: int
-    reserved: int
-
-    @property
-    def available(self) -> int:
-        return self.max_connections - self.reserved
-
-
 _BUDGET = """
 -- The server's connection slots and those reserved (reserved_connections exists from 16 on).
 SELECT pg_catalog.current_setting('max_connections')::int,
@@ -100,9 +88,10 @@ SELECT pg_catalog.current_setting('max_connections')::int,
 """
 
 
-def read_connection_budget(settings: ConnectionSettings) -> ConnectionBudget:
-    """The server's :class:`ConnectionBudget` (read-only;
-    https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS). Raises
+def read_connection_slots(settings: ConnectionSettings) -> tuple[int, int]:
+    """The server's ``max_connections`` and its reserved slots (``superuser_reserved_connections``, and
+    ``reserved_connections`` on 16+), read-only
+    (https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS). Raises
     :class:`~dbtune.errors.ConnectionFailed` / :class:`~dbtune.errors.ServerRefused` (exit 3)."""
     with connect(settings, autocommit=True) as conn:
         conn.cursor_factory = MarkedCursor  # type: ignore[assignment]
@@ -112,7 +101,7 @@ def read_connection_budget(settings: ConnectionSettings) -> ConnectionBudget:
             raise ServerRefused(f"{describe(settings)} refused a settings query: {' '.join(str(exc).split())}"
                                 ) from None
     assert row is not None
-    return ConnectionBudget(int(row[0]), int(row[1]))
+    return int(row[0]), int(row[1])
 
 
 def _row(label: str, key: str, bound: float | str | None, minimum: bool, measured: float | None, unit: str,
@@ -161,14 +150,10 @@ def profile_table(config: Config, *, load: LoadResult | None = None, race: RaceO
                "not measured: no replica reached (dbtune probe lag)")
     rows.append(_row("Replication lag", "replication_lag_s_max", t.replication_lag_s_max, False, measured_lag,
                      "s", lag_how))
-    plan = pool_plan(config, None)
-    demand = sum(plan.server_connections().values())
-    if plan.pools:
-        rows.append(_row("Connection budget (pools x instances)", "pool", budget.available if budget else None,
-                         False, float(demand) if budget else None, "connections",
-                         (f"{demand} server connections from the profile's pools; the server accepts "
-                          f"{budget.available} (max_connections {budget.max_connections} - {budget.reserved} "
-                          "reserved)") if budget else "not measured: no server read"))
+    if budget is not None:
+        rows.append(_row("Connection budget (pools x instances)", "pool", budget.available, False,
+                         float(budget.demand), "connections",
+                         f"{budget.summary()}; the pools and PgBouncer of the profile and the application's config"))
     for key in ("redis_availability", "redis_failure_error_rate_pct_max"):
         value = getattr(t, key)
         if value is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from dbtune import __version__
 from dbtune.appconfig.model import AppConfig
-from dbtune.appconfig.plan import PlannedValue
+from dbtune.appconfig.plan import ConnectionBudget, PlannedValue
 from dbtune.catalog.model import Server, Skip
 from dbtune.migrate.plan import PLANNABLE_KINDS, MigrationPlan, plan_migration
 from dbtune.model import Change, Finding, Severity
@@ -35,6 +35,7 @@ class Report:
     index_names: tuple[str, ...] = ()
     app_config: AppConfig | None = None
     pool_values: tuple[PlannedValue, ...] = ()
+    connection_budget: ConnectionBudget | None = None
 
     def counts(self) -> dict[str, int]:
         """Findings by severity: ``{"error": n, "warning": n, "info": n}``."""
@@ -107,6 +108,7 @@ class Report:
                                "plan": [{"owner": v.owner, "setting": v.setting, "value": v.value,
                                          "source": v.source} for v in self.pool_values]}}
                if self.app_config is not None else {}),
+            **({"connection_budget": self.connection_budget.to_json()} if self.connection_budget is not None else {}),
             "skipped": [{"what": s.what, "reason": s.reason, "privilege": s.privilege} for s in self.skipped],
             "summary": {**self.counts(), "total": len(self.findings)},
             "statements_sent": self.statements_sent,

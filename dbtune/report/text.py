@@ -63,19 +63,34 @@ def _fix_sql(report: Report, number: dict[int, int]) -> list[str]:
     return lines
 
 
+# SHOW POOLS columns shown for a live PgBouncer: clients active and waiting, server connections by state,
+# and the oldest client's wait (seconds). https://www.pgbouncer.org/usage.html#show-pools
+LIVE_POOL_COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "maxwait")
+
+
 def _app_config(report: Report) -> list[str]:
     """The APPLICATION CONFIG section: the sources read (or skipped), then every pool and PgBouncer value
     the pool checks used, with where it came from."""
     app = report.app_config
-    if app is None:
+    budget = report.connection_budget
+    if app is None and budget is None:
         return []
-    lines = ["", "APPLICATION CONFIG"]
+    lines = ["", "APPLICATION CONFIG" if app is not None else "CONNECTION POOLS"]
+    if budget is not None:
+        lines.append(one_line(f"- connection budget: {budget.summary()}"))
+    if app is None:
+        return lines
     for s in app.sources:
         status = s.format if s.status == "read" else f"{s.format}, skipped: {s.reason}"
         lines.append(one_line(f"- {s.path} ({status})"))
     for p in app.pools:
         if p.target is not None:
             lines.append(one_line(f"- pool {p.name}: {p.target.url} ({p.driver}, {p.via})"))
+    for b in app.poolers:
+        for row in b.pools if b.live else ():
+            counts = ", ".join(f"{k} {row[k]}" for k in LIVE_POOL_COLUMNS if k in row)
+            lines.append(one_line(f"- live {b.origin}: pool {row.get('database')}/{row.get('user')} "
+                                  f"({row.get('pool_mode', b.pool_mode)}): {counts} (SHOW POOLS)"))
     for r in app.replicas:
         weight = f", weight {r.weight}" if r.weight is not None else ""
         lines.append(one_line(f"- replica {r.target.url}{weight} ({r.origin})"))
