@@ -12,7 +12,8 @@
     statements that must fail (an INVALID index is made by a ``CREATE UNIQUE INDEX CONCURRENTLY`` that
     hits duplicate keys); each runs after ``setup`` and a statement that succeeds fails the test.
 ``teardown``
-    SQL run after the audit, whatever happened (to drop cluster-wide roles).
+    SQL run after the audit, whatever happened (to drop cluster-wide roles, to undo ``ALTER SYSTEM``),
+    split into statements and run one by one like ``setup``.
 ``config``
     a table validated by :func:`dbtune.config.loader.parse_config`.
 ``min_version``
@@ -279,7 +280,9 @@ def test_check_case(case: Case, case_db: CaseDatabase, tmp_path: Path, monkeypat
         report = audit(resolve(db.dsn), config, catalogue=CATALOGUE, select=[case.check_id], **inputs)
     finally:
         if case.teardown.strip():
-            db.execute(case.teardown)
+            with psycopg.connect(db.dsn, autocommit=True) as conn:
+                for stmt in split(case.teardown):  # one by one, so ALTER SYSTEM can run
+                    conn.execute(stmt)  # type: ignore[arg-type]
 
     findings = [f for f in report.findings if f.check_id == case.check_id]
     assert len(findings) == len(report.findings), "audit ran checks other than the selected one"

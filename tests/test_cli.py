@@ -187,6 +187,26 @@ def test_config_naming_what_does_not_exist_exits_2(cli: CLI, toml: str, culprits
                  *culprits)
 
 
+@pytest.mark.parametrize(("toml", "culprit"), [
+    ("[checks.query-high-mean-time]\ntop = 0\n",
+     "'checks.query-high-mean-time.top': must be between 1 and 50, got 0"),
+    ("[checks.checkpoint-completion-target-low]\nmin_target = 1.5\n",
+     "'checks.checkpoint-completion-target-low.min_target': must be between 0.0 and 1.0, got 1.5"),
+    ("[checks.query-high-mean-time]\nmin_calls = true\n",
+     "'checks.query-high-mean-time.min_calls': expected int, got True"),
+    ("[checks.seq-scan-heavy-table]\nmin_seq_scans = -5\n",
+     "'checks.seq-scan-heavy-table.min_seq_scans': must be at least 0, got -5"),
+    ('[server]\nram = "lots"\n', "'server.ram'"),
+])
+def test_check_option_of_wrong_type_or_out_of_range_exits_2(cli: CLI, toml: str, culprit: str,
+                                                            findings_db: conftest.TestDatabase,
+                                                            tmp_path: Path) -> None:
+    """A check option outside the range its check declares (a number without one may not be negative), a
+    bool where a number is expected, or a machine fact that is no size: one error line naming it, exit 2."""
+    config = write(tmp_path / "dbtune.toml", toml)
+    assert_error(cli("audit", "--dsn", findings_db.dsn, "--config", str(config)), 2, culprit)
+
+
 def test_config_file_missing_or_not_toml_exits_2(cli: CLI, tmp_path: Path) -> None:
     dsn = "host=127.0.0.1 port=1 dbname=x"
     missing = tmp_path / "absent.toml"

@@ -28,6 +28,7 @@ from dbtune.catalog.model import (
     Snapshot,
     TableStats,
 )
+from dbtune.catalog.settings_health import read_settings_health
 from dbtune.errors import ServerRefused
 from dbtune.sqlnames import quote_ident
 
@@ -95,10 +96,12 @@ def take(conn: psycopg.Connection) -> Snapshot:
     activity = None if activity_rows is None else tuple(
         Backend(r["pid"], r["usename"], r["application_name"] or "", r["state"], r["wait_event_type"],
                 r["xact_age_s"], r["state_age_s"], tuple(r["blocked_by"] or ())) for r in activity_rows)
+    settings_health = read_settings_health(q, server, skipped)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
                     other_relations=other_relations, database_stats=database_stats, activity=activity,
+                    settings_health=settings_health,
                     statements_sent=q.sent)
 
 

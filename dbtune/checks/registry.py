@@ -32,6 +32,7 @@ AREAS: dict[str, str] = {
     "maintenance": "MT",
     "migrations": "MG",
     "concurrency": "CC",
+    "workload": "QS",
 }
 DOC_SECTIONS: tuple[str, ...] = (
     "What it does",
@@ -54,7 +55,9 @@ CheckFunction = Callable[[Any], Iterable[Finding]]  # CheckContext, LintContext 
 class CheckMeta:
     """What a check declares about itself.
 
-    ``options`` maps each option name to its default; users override them under ``[checks.<name>]``.
+    ``options`` maps each option name to its default; users override them under ``[checks.<name>]``,
+    with a value of the default's type. ``option_ranges`` maps a numeric option to its inclusive
+    ``(lowest, highest)`` bounds (``None``: unbounded on that side); a value outside is a config error.
     ``min_version_num`` is the oldest ``server_version_num`` the check supports.
     """
 
@@ -66,9 +69,16 @@ class CheckMeta:
     min_version_num: int = 130000
     options: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    option_ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
+        for key, bounds in self.option_ranges.items():
+            default = self.options.get(key)
+            if key not in self.options or isinstance(default, bool) or not isinstance(default, int | float):
+                problems.append(f"option_ranges names {key!r}, which is not a numeric option")
+            elif not _within(default, bounds):
+                problems.append(f"option {key!r}: default {default!r} is outside its range {bounds}")
         if self.area not in AREAS:
             problems.append(f"area {self.area!r} is not one of {', '.join(AREAS)}")
         if not _ID.match(self.id):
@@ -82,17 +92,49 @@ class CheckMeta:
             raise CatalogueError("; ".join(problems) + f"; a valid declaration: {_EXAMPLE}")
 
 
+def _within(value: float, bounds: tuple[float | None, float | None]) -> bool:
+    low, high = bounds
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def option_problem(meta: CheckMeta, key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for option ``key`` of a check, as one phrase, or ``None``: not of the
+    default's type (a bool is no number; an int is accepted for a float), or outside the range the check
+    declares (a numeric option without one must not be negative)."""
+    default = meta.options[key]
+    if default is None:
+        return None
+    expected = type(default).__name__
+    if isinstance(value, bool) != isinstance(default, bool) or not (
+            isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))):
+        return f"expected {expected}, got {value!r}"
+    # A number without a declared range is a count, size, age or fraction: never negative.
+    bounds = meta.option_ranges.get(key, (0, None) if isinstance(default, int | float)
+                                    and not isinstance(default, bool) else None)
+    if bounds is not None and not _within(value, bounds):
+        low, high = bounds
+        if high is None:
+            return f"must be at least {low}, got {value!r}"
+        if low is None:
+            return f"must be at most {high}, got {value!r}"
+        return f"must be between {low} and {high}, got {value!r}"
+    return None
+
+
 def check(*, id: str, name: str, area: str, severity: str, fix: bool = False,
           min_version_num: int = 130000, options: dict[str, Any] | None = None,
-          aliases: tuple[str, ...] = ()) -> Callable[[CheckFunction], CheckFunction]:
-    """Declare a check. The decorated function receives a :class:`CheckContext` and yields findings."""
+          aliases: tuple[str, ...] = (),
+          option_ranges: dict[str, tuple[float | None, float | None]] | None = None,
+          ) -> Callable[[CheckFunction], CheckFunction]:
+    """Declare a check. The decorated function receives a :class:`CheckContext` and yields findings.
+    ``option_ranges`` bounds numeric options, inclusive (``{"max_share": (0.0, 1.0)}``)."""
     try:
         sev = Severity(severity)
     except ValueError:
         raise CatalogueError(f"severity {severity!r} is not error, warning or info; a valid declaration: "
                              f"{_EXAMPLE}") from None
     meta = CheckMeta(id=id, name=name, area=area, severity=sev, fix=fix, min_version_num=min_version_num,
-                     options=dict(options or {}), aliases=aliases)
+                     options=dict(options or {}), aliases=aliases, option_ranges=dict(option_ranges or {}))
 
     def decorate(fn: CheckFunction) -> CheckFunction:
         fn.__dbtune_check__ = meta  # type: ignore[attr-defined]

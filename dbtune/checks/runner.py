@@ -9,7 +9,7 @@ from typing import Any
 from dbtune.appconfig.model import AppConfig
 from dbtune.appconfig.plan import PoolPlan, pool_plan
 from dbtune.catalog.model import Relation, Skip, Snapshot
-from dbtune.checks.registry import Catalogue, Check, CheckMeta
+from dbtune.checks.registry import Catalogue, Check, CheckMeta, option_problem
 from dbtune.config.messages import did_you_mean
 from dbtune.config.model import Config
 from dbtune.errors import ConfigError
@@ -136,10 +136,9 @@ def _option_problems(check: Check, name: str, user: Mapping[str, Any]) -> list[s
             problems.append(f"unknown key 'checks.{name}.{key}'"
                             + (did_you_mean(key, check.meta.options) or f" (options of this check: {known})"))
             continue
-        default = check.meta.options[key]
-        if default is not None and not isinstance(value, type(default)) and not (
-                isinstance(default, float) and isinstance(value, int)):
-            problems.append(f"'checks.{name}.{key}': expected {type(default).__name__}, got {value!r}")
+        problem = option_problem(check.meta, key, value)
+        if problem is not None:
+            problems.append(f"'checks.{name}.{key}': {problem}")
     return problems
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dbtune.pgsql import constraint_text, parse_constraint_definition, parse_expression, parse_index_column, render
+from dbtune.units import parse_size
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
@@ -46,7 +47,19 @@ def parse_timeout_ms(value: Any) -> int:
     return ms
 
 
+def parse_ram_bytes(value: Any) -> int:
+    """``"16GB"`` → 17179869184 (units as in postgresql.conf, 1024-based); at least 64 MB. Raises
+    ValueError for anything else (a bare number is refused: its unit would be a guess)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as \"16GB\", got {value!r}")
+    size = parse_size(value)
+    if size < 64 << 20:
+        raise ValueError(f"{value!r} is less than 64MB, too little for a PostgreSQL server")
+    return size
+
+
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+RamBytes = Annotated[int, BeforeValidator(parse_ram_bytes)]
 TimeoutMs = Annotated[int, BeforeValidator(parse_timeout_ms)]
 IsolationLevel = Literal["read uncommitted", "read committed", "repeatable read", "serializable"]
 FailOn = Literal["error", "warning", "info", "never"]
@@ -238,6 +251,19 @@ class ExpectConfig(_Strict):
     version_column: list[ExpectedVersionColumn] = []
 
 
+class ServerConfig(_Strict):
+    """``[server]``: facts about the machine the server runs on, which SQL cannot see, for the settings
+    checks' pgtune rules (le0pard/pgtune). ``ram`` is its memory (``"16GB"``), ``cpus`` its CPU count,
+    ``storage`` the data directory's disks, ``workload`` what the database serves (pgtune's "DB type":
+    ``web``, ``oltp``, ``dw`` for a data warehouse, ``desktop``, ``mixed``). A fact left out is not
+    assumed: the rules that need it are skipped, saying so."""
+
+    ram: RamBytes | None = None
+    cpus: int | None = Field(default=None, ge=1, le=4096)
+    storage: Literal["ssd", "nvme", "san", "hdd"] | None = None
+    workload: Literal["web", "oltp", "dw", "desktop", "mixed"] | None = None
+
+
 class IsolationConfig(_Strict):
     required: IsolationLevel | None = None
 
@@ -295,6 +321,7 @@ class Config(_Strict):
     pool: list[PoolConfig] = []
     pgbouncer: PgBouncerConfig | None = None
     isolation: IsolationConfig = IsolationConfig()
+    server: ServerConfig = ServerConfig()
     expect: ExpectConfig = ExpectConfig()
     targets: Targets = Targets()
     probe: ProbeConfig = ProbeConfig()
