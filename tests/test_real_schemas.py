@@ -18,6 +18,12 @@ pagila
   customer_id pairs are duplicates, reported once as such).
 - The database itself: pg_stat_statements is preloaded by the test servers but not created in the
   database, no timeouts are set, and the isolation level is reported for information.
+- The server: the test servers run with ``fsync``, ``full_page_writes`` and ``synchronous_commit`` off
+  (``LocalServer.init``, for speed), which a DBA would turn back on anywhere data matters: two errors and
+  one information. ``track_io_timing``, ``log_lock_waits`` and ``log_temp_files`` are at their defaults
+  (off), and ``temp_file_limit`` at -1 (no limit): information a DBA acts on when setting up a server.
+  The pgtune rules (shared_buffers, work_mem …) need the machine's RAM, CPUs, storage and workload from
+  ``[server]``: with no config they are skipped, saying so, and report nothing.
 
 northwind
 - foreign-key-without-index: 10 of its 13 foreign keys. The other three lead the composite primary keys
@@ -58,6 +64,19 @@ DATABASE_LEVEL = [
     ("isolation-level", DATABASE),
     ("pg-stat-statements-missing", DATABASE),
     ("timeout-unset", DATABASE),
+    # The test servers' own settings (see the module's docstring).
+    ("fsync-off", "fsync"),
+    ("full-page-writes-off", "full_page_writes"),
+    ("observability-settings-off", DATABASE),
+    ("synchronous-commit-off", "synchronous_commit"),
+    ("temp-file-limit-unset", "temp_file_limit"),
+]
+# Checks that need what a config without [server] or pg_stat_statements in the database does not give.
+SKIPPED_WITHOUT_MACHINE_FACTS = [
+    "effective-cache-size-mis-sized", "maintenance-work-mem-mis-sized", "max-wal-size-small",
+    "parallel-workers-exceed-cpus", "query-high-mean-time", "query-high-shared-block-reads",
+    "query-high-temp-blocks", "random-page-cost-mismatches-storage", "shared-buffers-mis-sized",
+    "work-mem-mis-sized",
 ]
 PAYMENT_PARTITIONS = [f"public.payment_p2022_0{n}" for n in range(1, 7)]
 
@@ -183,9 +202,12 @@ def test_summary_and_skips(reports: dict[str, Any], dataset: str, pg: LocalServe
     counts = Counter(f["severity"] for f in report["findings"])
     assert report["summary"] == {"error": counts["error"], "warning": counts["warning"],
                                  "info": counts["info"], "total": len(report["findings"])}
-    assert report["summary"]["error"] == 0
-    # Freshly started servers: unused-index waits for older statistics; no [[pool]] without a config.
-    assert sorted(s["what"] for s in report["skipped"]) == ["connection-budget", "unused-index"]
+    # fsync and full_page_writes, off on the test servers, are the only errors.
+    assert report["summary"]["error"] == 2
+    # Freshly started servers: unused-index waits for older statistics; no [[pool]] without a config;
+    # no machine facts and no pg_stat_statements in the database.
+    assert sorted(s["what"] for s in report["skipped"]) == sorted(
+        ["connection-budget", "unused-index", *SKIPPED_WITHOUT_MACHINE_FACTS])
     with psycopg.connect(pg.dsn()) as conn:
         version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
     assert report["server"]["version_num"] == version_num

@@ -2,11 +2,11 @@
 
 ## What it does
 Reports, in one finding, the diagnostic settings that are off for the audit's sessions (the survey's
-SET-33). They are `track_io_timing` (I/O time per query in pg_stat_statements and `EXPLAIN (ANALYZE, BUFFERS)`),
-`log_lock_waits` (a log line for each lock wait longer than `deadlock_timeout`; on by default from
-PostgreSQL 18), `log_temp_files` (-1: temporary files are not logged) and `log_autovacuum_min_duration`
-(-1: autovacuum runs are not logged; 10 min by default from PostgreSQL 15). Information. Reads
-`pg_settings`, which any role (`pg_monitor` included) can read.
+SET-33). They are `track_io_timing` (I/O time per query in pg_stat_statements and `EXPLAIN (ANALYZE,
+BUFFERS)`), `log_lock_waits` (a log line for each lock wait longer than `deadlock_timeout`),
+`log_temp_files` (-1: temporary files are not logged) and `log_autovacuum_min_duration` (-1: autovacuum
+runs are not logged; 10 min by default from PostgreSQL 15). Information. Reads `pg_settings`, which any
+role (`pg_monitor` included) can read.
 
 ## Why it matters
 Without them the questions after an incident ("was it I/O? who waited on whom? which query spilled to

@@ -5,7 +5,7 @@ shown, never applied by ``dbtune migrate`` (https://www.postgresql.org/docs/curr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pglast.parser import ParseError
@@ -13,11 +13,11 @@ from pglast.parser import ParseError
 from dbtune.catalog.settings_health import StatementStats
 from dbtune.checks.runner import CheckContext
 from dbtune.escape import one_line
-from dbtune.workload.statements import statement_kind
 from dbtune.migrate.changes import pretty, set_parameter
 from dbtune.model import Change, ChangeKind
 from dbtune.sqlnames import quote_literal
 from dbtune.units import size_pretty
+from dbtune.workload.statements import statement_kind
 
 # pg_settings.unit of the memory and size settings, in bytes
 # (https://www.postgresql.org/docs/current/view-pg-settings.html).
@@ -101,7 +101,8 @@ def alter_system(ctx: CheckContext, name: str, value: str, *, server_wide: bool 
     ``server_wide``)."""
     _, source = ctx.snapshot.effective(name)
     if source == "database" and not server_wide:
-        return set_parameter("DATABASE", ctx.snapshot.server.database, name, value)
+        # Shown like ALTER SYSTEM, never migrated: a setting is the DBA's to change, not a schema step.
+        return replace(set_parameter("DATABASE", ctx.snapshot.server.database, name, value), kind=ChangeKind.SERVER)
     return Change(up=pretty(f"ALTER SYSTEM SET {name} = {quote_literal(value)}"),
                   down=pretty(f"ALTER SYSTEM RESET {name}"), transactional=False, kind=ChangeKind.SERVER)
 
