@@ -42,6 +42,13 @@ ALL_CHECKS = {
     "PL004": "hash-spills-to-disk", "PL005": "rows-removed-by-filter", "PL006": "nested-loop-many-loops",
     "PL007": "lossy-bitmap-heap-scan", "PL008": "index-only-scan-heap-fetches",
     "PL009": "parallel-workers-not-launched", "PL010": "jit-dominates",
+    "ST004": "shared-buffers-mis-sized", "ST005": "effective-cache-size-mis-sized", "ST006": "work-mem-mis-sized",
+    "ST007": "maintenance-work-mem-mis-sized", "ST008": "random-page-cost-mismatches-storage",
+    "ST009": "checkpoint-completion-target-low", "ST010": "max-wal-size-small", "ST011": "fsync-off",
+    "ST012": "full-page-writes-off", "ST013": "synchronous-commit-off",
+    "ST014": "superuser-reserved-connections-low", "ST015": "observability-settings-off",
+    "ST016": "temp-file-limit-unset", "ST017": "parallel-workers-exceed-cpus",
+    "QS001": "query-high-mean-time", "QS002": "query-high-shared-block-reads", "QS003": "query-high-temp-blocks",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
