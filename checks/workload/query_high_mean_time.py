@@ -36,20 +36,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbtune.catalog.settings_health import StatementStats
 from dbtune.checks import CheckContext, check
-from dbtune.checks.settings import statement_object, top_statements
+from dbtune.checks.settings import heaviest, statement_object
 from dbtune.model import Finding
 
 
 @check(id="QS001", name="query-high-mean-time", area="workload", severity="warning",
        options={"min_calls": 100, "min_mean_ms": 20.0, "top": 10}, option_ranges={"top": (1, 50)})
 def query_high_mean_time(ctx: CheckContext) -> Iterator[Finding]:
-    statements = top_statements(ctx)
-    if statements is None:
-        return
-    slow = [s for s in statements
-            if s.calls >= ctx.options["min_calls"] and s.mean_exec_time_ms >= ctx.options["min_mean_ms"]]
-    for s in sorted(slow, key=lambda s: -s.mean_exec_time_ms)[: ctx.options["top"]]:
+    def mean_ms(s: StatementStats) -> float:  # statements with too few calls do not count
+        return s.mean_exec_time_ms if s.calls >= ctx.options["min_calls"] else -1.0
+
+    for s in heaviest(ctx, mean_ms, ctx.options["min_mean_ms"]):
         yield ctx.finding(
             statement_object(s),
             f"{s.calls} calls at {s.mean_exec_time_ms:.1f} ms each on average ({s.total_exec_time_ms / 1000:.1f} s "

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.settings import statement_object, top_statements
+from dbtune.checks.settings import heaviest, statement_object
 from dbtune.model import Finding
 from dbtune.units import size_pretty
 
@@ -47,11 +47,7 @@ from dbtune.units import size_pretty
 @check(id="QS002", name="query-high-shared-block-reads", area="workload", severity="warning",
        options={"min_shared_blks_read": 131072, "top": 10}, option_ranges={"top": (1, 50)})
 def query_high_shared_block_reads(ctx: CheckContext) -> Iterator[Finding]:
-    statements = top_statements(ctx)
-    if statements is None:
-        return
-    heavy = [s for s in statements if s.shared_blks_read >= ctx.options["min_shared_blks_read"]]
-    for s in sorted(heavy, key=lambda s: -s.shared_blks_read)[: ctx.options["top"]]:
+    for s in heaviest(ctx, lambda s: s.shared_blks_read, ctx.options["min_shared_blks_read"]):
         hit_ratio = s.shared_blks_hit / (s.shared_blks_hit + s.shared_blks_read)
         yield ctx.finding(
             statement_object(s),

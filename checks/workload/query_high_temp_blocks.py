@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.settings import statement_object, top_statements
+from dbtune.checks.settings import heaviest, statement_object
 from dbtune.model import Finding
 from dbtune.units import size_pretty
 
@@ -45,11 +45,7 @@ from dbtune.units import size_pretty
 @check(id="QS003", name="query-high-temp-blocks", area="workload", severity="warning",
        options={"min_temp_blks_written": 131072, "top": 10}, option_ranges={"top": (1, 50)})
 def query_high_temp_blocks(ctx: CheckContext) -> Iterator[Finding]:
-    statements = top_statements(ctx)
-    if statements is None:
-        return
-    spilling = [s for s in statements if s.temp_blks_written >= ctx.options["min_temp_blks_written"]]
-    for s in sorted(spilling, key=lambda s: -s.temp_blks_written)[: ctx.options["top"]]:
+    for s in heaviest(ctx, lambda s: s.temp_blks_written, ctx.options["min_temp_blks_written"]):
         yield ctx.finding(
             statement_object(s),
             f"wrote {s.temp_blks_written} temporary blocks ({size_pretty(s.temp_blks_written * 8192)}) in "

@@ -5,6 +5,7 @@ shown, never applied by ``dbtune migrate`` (https://www.postgresql.org/docs/curr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -143,3 +144,12 @@ def statement_object(stmt: StatementStats, width: int = 100) -> str:
     """A statement's normalised text on one line, cut at ``width`` characters, as a finding's object."""
     text = one_line(" ".join(stmt.query.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def heaviest(ctx: CheckContext, measure: Callable[[StatementStats], float], minimum: float
+             ) -> list[StatementStats]:
+    """The top statements (:func:`top_statements`) whose ``measure`` is at least ``minimum``, the
+    heaviest first, at most the check's ``top`` option of them; empty (after a skip) without
+    pg_stat_statements."""
+    statements = top_statements(ctx) or ()
+    return sorted((s for s in statements if measure(s) >= minimum), key=lambda s: -measure(s))[: ctx.options["top"]]
