@@ -48,6 +48,8 @@ ALL_CHECKS = {
     "ST012": "full-page-writes-off", "ST013": "synchronous-commit-off",
     "ST014": "superuser-reserved-connections-low", "ST015": "observability-settings-off",
     "ST016": "temp-file-limit-unset", "ST017": "parallel-workers-exceed-cpus",
+    "ST018": "memory-budget-exceeds-ram", "ST019": "effective-io-concurrency-low",
+    "ST020": "planner-method-disabled", "ST021": "statement-logging-verbose", "ST022": "jit-on-oltp",
     "QS001": "query-high-mean-time", "QS002": "query-high-shared-block-reads", "QS003": "query-high-temp-blocks",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",

@@ -73,10 +73,10 @@ DATABASE_LEVEL = [
 ]
 # Checks that need what a config without [server] or pg_stat_statements in the database does not give.
 SKIPPED_WITHOUT_MACHINE_FACTS = [
-    "effective-cache-size-mis-sized", "maintenance-work-mem-mis-sized", "max-wal-size-small",
-    "parallel-workers-exceed-cpus", "query-high-mean-time", "query-high-shared-block-reads",
-    "query-high-temp-blocks", "random-page-cost-mismatches-storage", "shared-buffers-mis-sized",
-    "work-mem-mis-sized",
+    "effective-cache-size-mis-sized", "effective-io-concurrency-low", "jit-on-oltp", "maintenance-work-mem-mis-sized",
+    "max-wal-size-small", "memory-budget-exceeds-ram", "parallel-workers-exceed-cpus", "query-high-mean-time",
+    "query-high-shared-block-reads", "query-high-temp-blocks", "random-page-cost-mismatches-storage",
+    "shared-buffers-mis-sized", "work-mem-mis-sized",
 ]
 PAYMENT_PARTITIONS = [f"public.payment_p2022_0{n}" for n in range(1, 7)]
 
