@@ -23,7 +23,8 @@ pagila
   one information. ``track_io_timing``, ``log_lock_waits`` and ``log_temp_files`` are at their defaults
   (off), and ``temp_file_limit`` at -1 (no limit): information a DBA acts on when setting up a server.
   The pgtune rules (shared_buffers, work_mem …) need the machine's RAM, CPUs, storage and workload from
-  ``[server]``: with no config they are skipped, saying so, and report nothing.
+  ``[server]``: with no config they are skipped, saying so, and report nothing; the workload checks are
+  skipped too, pg_stat_statements not being created in the database.
 
 northwind
 - foreign-key-without-index: 10 of its 13 foreign keys. The other three lead the composite primary keys

@@ -63,8 +63,8 @@ def effective_cache_size_mis_sized(ctx: CheckContext) -> Iterator[Finding]:
             evidence=evidence, changes=(alter_system(ctx, "effective_cache_size", fix),))
         return
     if ram is None or target is None:
-        ctx.skip("[server] ram is not set in the config: SQL cannot see the machine, so nothing is assumed "
-                 "and only effective_cache_size against shared_buffers is judged")
+        ctx.skip("needs [server] ram in the config to judge more than effective_cache_size against "
+                 "shared_buffers (SQL cannot see the machine; nothing is assumed)")
         return
     rule = band(target, ctx.options["tolerance"], high=ram)
     verdict = rule.judge(value)

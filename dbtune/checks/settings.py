@@ -61,9 +61,8 @@ def machine(ctx: CheckContext, *facts: str) -> dict[str, Any] | None:
     server = ctx.config.server
     missing = [f for f in facts if getattr(server, f) is None]
     if missing:
-        ctx.skip(f"[server] {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set in the "
-                 "config: SQL cannot see the machine, so nothing is assumed and the rule needing "
-                 f"{'it' if len(missing) == 1 else 'them'} is not applied")
+        ctx.skip(f"needs [server] {', '.join(missing)} in the config (SQL cannot see the machine; nothing is "
+                 "assumed)")
         return None
     return {f: getattr(server, f) for f in facts}
 
