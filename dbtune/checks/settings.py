@@ -91,6 +91,7 @@ def band(target: float, tolerance: float, *, high: float | None = None) -> Band:
 
 
 def ram_text(ram: int) -> str:
+    """``ram`` (bytes) as a message says it: ``"16 GB of RAM"``."""
     return f"{size_pretty(ram)} of RAM"
 
 
