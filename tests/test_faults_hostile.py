@@ -18,8 +18,6 @@ import pytest
 from faultkit import hostile
 
 from dbtune.db.local_server import system_bindir
-from dbtune.migrate.changes import index_name
-from dbtune.sqlnames import quote_ident
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hostile.HostileRun
         yield hostile.run_hostile(server, "hostile", tmp_path_factory.mktemp("hostile"))
 
 
-def _new(before: hostile.CatalogObjects, after: hostile.CatalogObjects) -> set[tuple[str, str, tuple[str, ...], bool]]:
-    assert set(before.indexes) <= set(after.indexes), "an index was dropped"
-    return {(t, n, hostile.index_columns(d), v) for t, n, d, v in set(after.indexes) - set(before.indexes)}
-
-
 def test_every_command_finishes_without_a_traceback(run: hostile.HostileRun) -> None:
     codes = {" ".join(c.args[:2]): c.code for c in run.commands}
     assert [c.code for c in run.commands] == [1, 1, 0, 0, 0, 0, 0, 0, 0], codes
@@ -51,19 +44,16 @@ def test_audit_migration_creates_exactly_the_intended_indexes_and_constraint(run
     character; ``audit log`` and ``audit_log``), the CHECK constraint validated; nothing else created,
     nothing dropped."""
     assert run.before is not None and run.after_audit is not None
-    expected = {(t, name, tuple(cols), True) for name, t, cols in hostile.EXPECTED}
-    foreign_keys = {(t, index_name(t, [quote_ident(c)]), (c,), True) for t, cols in hostile.COLUMNS.items()
-                    for c in cols if t in hostile.REFERENCING and c in hostile.FOREIGN_KEY_COLUMNS}
-    assert _new(run.before, run.after_audit) == expected | foreign_keys
-    generated = [n for _, n, _, _ in foreign_keys]
+    assert set(run.before.indexes) <= set(run.after_audit.indexes), "an index was dropped"
+    wanted = hostile.audit_indexes()
+    assert hostile.new_indexes(run.before, run.after_audit) == wanted
+    generated = [n for t, n, _, _ in wanted if t in hostile.REFERENCING]
     assert len(set(generated)) == len(generated) == 5
     assert all(len(n.encode()) <= 63 for n in generated)
-    name, table, _ = hostile.EXPECTED_CONSTRAINT
     assert set(run.before.constraints) <= set(run.after_audit.constraints)
-    assert set(run.after_audit.constraints) - set(run.before.constraints) == {
-        (table, name, "c", 'CHECK (("select" <> \'\'::text))')}
+    assert set(run.after_audit.constraints) - set(run.before.constraints) == {hostile.audit_constraint()}
     made = set(run.after_audit.relations) - set(run.before.relations)
-    assert made == {(hostile.SCHEMA, n) for _, n, _, _ in expected | foreign_keys} | {
+    assert made == {(hostile.SCHEMA, n) for _, n, _, _ in wanted} | {
         ("public", "dbtune_version"), ("public", "dbtune_version_pkc")}
 
 
@@ -71,14 +61,18 @@ def test_advice_migration_builds_exactly_the_recommendations(run: hostile.Hostil
     """Each recommended index is built with its columns under the advice's name, which is not the name of
     another index: the one on ``🎉`` does not take the name of the foreign key's index on ``🙂``."""
     assert run.after_audit is not None and run.after_advice is not None
-    recs = run.advice["recommendations"]
-    wanted = {(r["index"]["table"], r["changes"][0]["index"].rsplit(".", 1)[1].strip('"').replace('""', '"'),
-               tuple(k["text"] for k in r["index"]["keys"]), True) for r in recs}
-    assert len(recs) == len(hostile.WORKLOAD)
-    assert _new(run.after_audit, run.after_advice) == wanted
+    wanted = hostile.advice_indexes(run)
+    assert len(wanted) == len(hostile.WORKLOAD)
+    assert set(run.after_audit.indexes) <= set(run.after_advice.indexes), "an index was dropped"
+    assert hostile.new_indexes(run.after_audit, run.after_advice) == wanted
     assert {(t, cols) for t, _, cols, _ in wanted} == {(t, (c,)) for t, _, c in hostile.WORKLOAD}
     names = [n for _, n, _, _ in run.after_advice.indexes]
     assert len(names) == len(set(names))
+
+
+def test_every_object_is_exact_after_both_applies(run: hostile.HostileRun) -> None:
+    intended, exact = hostile.objects_exact(run)
+    assert (intended, exact) == (len(hostile.audit_indexes()) + len(hostile.WORKLOAD) + 1,) * 2
 
 
 def test_no_statement_ran_that_was_not_intended(run: hostile.HostileRun) -> None:

@@ -338,3 +338,52 @@ def unintended(run: HostileRun) -> list[tuple[str, str]]:
             if not label.startswith("apply") or not (printed in intended or bookkeeping):
                 out.append((label, text))
     return out
+
+
+Index = tuple[str, str, tuple[str, ...], bool]  # (table, index name, key columns, indisvalid)
+
+
+def new_indexes(before: CatalogObjects, after: CatalogObjects) -> set[Index]:
+    """The indexes ``after`` holds that ``before`` did not, as (table, name, key columns, valid)."""
+    return {(t, n, index_columns(d), v) for t, n, d, v in set(after.indexes) - set(before.indexes)}
+
+
+def audit_indexes() -> set[Index]:
+    """What the audit's migration must build: the team's expected indexes under their own names, and an
+    index on each unindexed foreign key under dbtune's generated name."""
+    from dbtune.migrate.changes import index_name
+
+    expected = {(t, name, tuple(cols), True) for name, t, cols in EXPECTED}
+    return expected | {(t, index_name(t, [quote_ident(c)]), (c,), True) for t, cols in COLUMNS.items()
+                       for c in cols if t in REFERENCING and c in FOREIGN_KEY_COLUMNS}
+
+
+def advice_indexes(run: HostileRun) -> set[Index]:
+    """What the advice's migration must build: each recommendation under the name its change gives."""
+    from pglast import parse_sql
+
+    out = set()
+    for rec in run.advice.get("recommendations", []):
+        name = parse_sql(f"DROP INDEX {rec['changes'][0]['index']}")[0].stmt.objects[0][-1].sval  # type: ignore[attr-defined]
+        out.add((rec["index"]["table"], str(name), tuple(k["text"] for k in rec["index"]["keys"]), True))
+    return out
+
+
+def audit_constraint() -> tuple[str, str, str, str]:
+    name, table, _ = EXPECTED_CONSTRAINT
+    return (table, name, "c", 'CHECK (("select" <> \'\'::text))')
+
+
+def objects_exact(run: HostileRun) -> tuple[int, int]:
+    """(objects intended, objects found exactly so after both applies): every intended index and the
+    constraint with its name, columns and validity, counted only when nothing else was created or dropped
+    (a stray or missing object makes the second figure smaller than the first)."""
+    assert run.before is not None and run.after_audit is not None and run.after_advice is not None
+    intended = audit_indexes() | advice_indexes(run)
+    made = new_indexes(run.before, run.after_advice)
+    constraints = set(run.after_advice.constraints) - set(run.before.constraints)
+    dropped = len(set(run.before.indexes) - set(run.after_advice.indexes)) + len(
+        set(run.before.constraints) - set(run.after_advice.constraints))
+    exact = len(intended & made) + (audit_constraint() in constraints)
+    stray = len(made - intended) + len(constraints - {audit_constraint()}) + dropped
+    return len(intended) + 1, max(exact - stray, 0)
