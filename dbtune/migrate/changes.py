@@ -41,22 +41,22 @@ def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     ``columns`` are index-column texts (``"Order Id" DESC``, ``lower(email)``): a quoted name counts as a
     whole (its spaces become ``_``), anything after a column's name (``DESC``, an operator class) is left
     out, and expression columns are reduced to their identifier characters. A name that would be longer than
-    63 bytes is cut (on a character boundary) and given an 8-hex-digit hash, and so is a name for which the
-    table's or a column's name lost characters (``audit log`` and ``audit_log``, ``🙂`` and ``🎉`` would
-    otherwise name the same index): the hash is of the table and column texts as given, so two different
-    tables or column lists never share a name.
+    63 bytes is cut (on a character boundary) and given an 8-hex-digit hash, and so is a name for which a
+    column's name lost characters other than spaces (``🙂`` and ``🎉``, ``it's`` and ``it_s`` would otherwise
+    name the same index): the hash is then of the table and column texts as given, so two different column
+    lists never share a name.
     """
     names = [_name_part(c) for c in columns]
     parts = [_sanitized(n).strip("_") for n in names]
     base = "_".join([table, *[p for p in parts if p]])
     full = f"{base}_{suffix}"
-    lossy = _sanitized(table) != table or any(
-        part != name for part, name, column in zip(parts, names, columns, strict=True) if _is_identifier(column))
+    lossy = any(part != name.replace(" ", "_")
+                for part, name, column in zip(parts, names, columns, strict=True) if _is_identifier(column))
     if not lossy and len(full.encode()) <= MAX_IDENTIFIER_BYTES:
         return full
     identity = "\x00".join([table, *columns, suffix]) if lossy else full
     digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
-    head = _sanitized(base).encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
+    head = base.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"
 
 

@@ -42,8 +42,9 @@ EMOJI = "Events 🎉 -- log"                          # an emoji, a space, mixed
 # than 63 bytes, so it is shortened, and the two must not be shortened to the same name.
 LONG_A = "l" * 61 + "é"
 LONG_B = "l" * 61 + "è"
-# Two names that lose their difference when an index name is made of them ("audit log", "audit_log"), and
-# two columns that lose all their characters ("🙂", "🎉"): the generated index names must still differ.
+# Two tables whose names differ by a space ("audit log", "audit_log": the table's name is kept whole in an
+# index name), and two columns that lose all their characters in one ("🙂", "🎉"): the generated index
+# names must still differ.
 SPACED = "audit log"
 UNDERSCORED = "audit_log"
 COLUMNS = {
