@@ -11,6 +11,10 @@ import re
 
 from pglast import keywords
 
+# PostgreSQL keeps NAMEDATALEN - 1 = 63 bytes of an identifier and truncates a longer one (with a NOTICE), on
+# a character boundary: https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
+MAX_IDENTIFIER_BYTES = 63
+
 _BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
 _NEEDS_QUOTES = (keywords.RESERVED_KEYWORDS | keywords.TYPE_FUNC_NAME_KEYWORDS
                  | keywords.COL_NAME_KEYWORDS)
@@ -21,6 +25,25 @@ def quote_ident(name: str) -> str:
     if _BARE.match(name) and name not in _NEEDS_QUOTES:
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+def truncated(name: str) -> str:
+    """``name`` as PostgreSQL stores it: cut to at most 63 bytes (UTF-8) without splitting a character."""
+    return name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used as one PostgreSQL identifier exactly as written (empty, holds a NUL, or
+    over 63 bytes, naming what the server would truncate it to), or ``None``."""
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "holds a NUL character"
+    size = len(name.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        return (f"is {size} bytes; PostgreSQL keeps {MAX_IDENTIFIER_BYTES} and would truncate it to "
+                f"{truncated(name)!r}, so two such names may become one: use at most {MAX_IDENTIFIER_BYTES} bytes")
+    return None
 
 
 def qualified(schema: str, name: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dbtune.pgsql import constraint_text, parse_constraint_definition, parse_expression, parse_index_column, render
+from dbtune.sqlnames import identifier_problem
 from dbtune.units import parse_size
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -112,8 +113,9 @@ class MigrateConfig(_Strict):
     @field_validator("version_table")
     @classmethod
     def _a_table_name(cls, value: str) -> str:
-        if not value or "\x00" in value or len(value.encode()) > 63:
-            raise ValueError(f"{value!r} is not a table name (1 to 63 bytes, no NUL), such as \"dbtune_version\"")
+        problem = identifier_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r} is not a table name: it {problem} (such as \"dbtune_version\")")
         return value
 
 
@@ -149,6 +151,14 @@ class PgBouncerConfig(_Strict):
     instances: int = Field(default=1, ge=1)
 
 
+def _identifier(name: str) -> str:
+    """``name`` when PostgreSQL keeps it exactly as written (1 to 63 bytes, no NUL); else ValueError saying why."""
+    problem = identifier_problem(name)
+    if problem is not None:
+        raise ValueError(f"{name!r} {problem}")
+    return name
+
+
 class ExpectedIndex(_Strict):
     """An index the team expects: matched by meaning (columns in order, direction, predicate), not name.
 
@@ -168,6 +178,11 @@ class ExpectedIndex(_Strict):
     # These values end up in generated DDL: each is parsed as exactly what it should be (one key column,
     # one expression, one access-method name) and kept as PostgreSQL's grammar prints it back, so nothing
     # else ("; DROP TABLE …") can ride along. The server's own list of methods is checked at audit time.
+
+    @field_validator("name")
+    @classmethod
+    def _an_index_name(cls, name: str | None) -> str | None:
+        return None if name is None else _identifier(name)
 
     @field_validator("columns")
     @classmethod
@@ -224,6 +239,11 @@ class ExpectedConstraint(_Strict):
     table: str
     definition: str
     reason: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _a_constraint_name(cls, name: str) -> str:
+        return _identifier(name)
 
     @field_validator("definition")
     @classmethod

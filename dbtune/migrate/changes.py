@@ -18,15 +18,16 @@ pretty-printed with pglast, and is safe on a live database:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 from pglast import prettify
 
 from dbtune.catalog.model import Index, Relation, Snapshot
 from dbtune.model import Change, ChangeKind, Lock
-from dbtune.sqlnames import qualified, quote_ident, quote_literal
+from dbtune.sqlnames import MAX_IDENTIFIER_BYTES, qualified, quote_ident, quote_literal
 
-MAX_IDENTIFIER_BYTES = 63
+_BARE_NAME = re.compile(r"[a-z_][a-z0-9_$]*\Z")
 
 
 def pretty(sql: str) -> str:
@@ -40,16 +41,32 @@ def index_name(table: str, columns: Sequence[str], suffix: str = "idx") -> str:
     ``columns`` are index-column texts (``"Order Id" DESC``, ``lower(email)``): a quoted name counts as a
     whole (its spaces become ``_``), anything after a column's name (``DESC``, an operator class) is left
     out, and expression columns are reduced to their identifier characters. A name that would be longer than
-    63 bytes is cut and given an 8-hex-digit hash of the full name, so two long names never collide.
+    63 bytes is cut (on a character boundary) and given an 8-hex-digit hash, and so is a name for which a
+    column's name lost characters other than spaces (``🙂`` and ``🎉``, ``it's`` and ``it_s`` would otherwise
+    name the same index): the hash is then of the table and column texts as given, so two different column
+    lists never share a name.
     """
-    parts = ["".join(ch if ch.isalnum() or ch == "_" else "_" for ch in _name_part(c)).strip("_")
-             for c in columns]
-    full = "_".join([table, *[p for p in parts if p], suffix])
-    if len(full.encode()) <= MAX_IDENTIFIER_BYTES:
+    names = [_name_part(c) for c in columns]
+    parts = [_sanitized(n).strip("_") for n in names]
+    base = "_".join([table, *[p for p in parts if p]])
+    full = f"{base}_{suffix}"
+    lossy = any(part != name.replace(" ", "_")
+                for part, name, column in zip(parts, names, columns, strict=True) if _is_identifier(column))
+    if not lossy and len(full.encode()) <= MAX_IDENTIFIER_BYTES:
         return full
-    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
-    head = full.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
+    identity = "\x00".join([table, *columns, suffix]) if lossy else full
+    digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
+    head = base.encode()[: MAX_IDENTIFIER_BYTES - len(suffix) - 10].decode(errors="ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"
+
+
+def _sanitized(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+def _is_identifier(column: str) -> bool:
+    """Whether an index-column text names a column (quoted, or a bare name), as against an expression."""
+    return column.startswith('"') or _BARE_NAME.match(column.split(" ")[0]) is not None
 
 
 def _name_part(column: str) -> str:
