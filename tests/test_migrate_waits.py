@@ -173,7 +173,9 @@ def test_build_that_never_gets_its_wait_fails_in_one_line(events: TestDatabase, 
 def test_locked_table_is_named_by_dry_run_audit_and_generate(events: TestDatabase, tmp_path: Path,
                                                              cli: CLI) -> None:
     """Item 14: a table held in ACCESS EXCLUSIVE: the dry run does not hang (sizes from relpages) and warns
-    of the holder; audit and generate stop naming the table and the holder."""
+    of the holder; audit and generate go on without that table (issue 9: tests/test_faults_locks.py),
+    naming it and the holder: the audit in its SKIPPED section, generate in a warning that the migration
+    leaves the table out."""
     holder = Session(events, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
     try:
         dry = cli("migrate", "apply", "--dsn", events.dsn, "--dir", str(tmp_path), "--dry-run")
@@ -183,9 +185,11 @@ def test_locked_table_is_named_by_dry_run_audit_and_generate(events: TestDatabas
         holder.close()
     assert dry.code == 0, dry.err
     assert f"held by pid {holder.pid} (idle in transaction, ACCESS EXCLUSIVE on events)" in dry.out
-    for run in (audited, generated):
-        assert run.code == 3
-        assert f"events is held in ACCESS EXCLUSIVE by pid {holder.pid}" in run.err, run.err
+    assert audited.code in (0, 1) and generated.code == 0, (audited, generated)
+    assert f"- table public.events: held in ACCESS EXCLUSIVE by pid {holder.pid} (idle in transaction" \
+        in audited.out, audited.out
+    assert (f"warning: table public.events is left out of this migration: held in ACCESS EXCLUSIVE by pid "
+            f"{holder.pid} (idle in transaction") in generated.err, generated.err
 
 
 def _wait_for(predicate, what: str, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]

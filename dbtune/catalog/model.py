@@ -282,6 +282,9 @@ class Snapshot:
     database_stats: DatabaseStats | None = None
     activity: tuple[Backend, ...] | None = None  # None: pg_stat_activity could not be read
     settings_health: SettingsHealth | None = None  # pg_stat_statements' top statements (settings_health.py)
+    # Tables whose indexes and constraints were not read: another session held (or awaited) ACCESS
+    # EXCLUSIVE on them (each is in ``skipped`` with the holder); no finding is reported on them.
+    unread_tables: frozenset[int] = frozenset()
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:

@@ -81,7 +81,30 @@ WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {
 ORDER BY a.attrelid, a.attnum
 """
 
-_INDEXES = f"""
+# The relations another session holds, or waits to hold, in ACCESS EXCLUSIVE: the one lock level that
+# conflicts with the ACCESS SHARE lock pg_get_indexdef, pg_get_expr and pg_get_constraintdef take on a
+# table to deparse its definitions (a request waiting in the lock queue blocks later requests as well).
+# pg_locks is a view over shared memory: reading it takes no lock. The rows of the relations in it come
+# back with ``locked`` true and nothing deparsed; the snapshot lists those tables as skipped.
+_LOCKED = """
+WITH locked AS (
+    SELECT l.relation AS oid FROM pg_catalog.pg_locks l
+    WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                        WHERE d.datname = pg_catalog.current_database()))
+"""
+
+LOCK_HOLDERS = """
+-- For the relations given (oids), the sessions holding or awaiting ACCESS EXCLUSIVE on them: pid, whether
+-- granted, the session's state, current query and since when (its transaction's start).
+SELECT l.relation AS oid, l.pid, l.granted, a.state, a.query, a.xact_start
+FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.relation = ANY (%(oids)s::oid[])
+  AND l.pid <> pg_catalog.pg_backend_pid()
+ORDER BY l.relation, NOT l.granted, l.pid
+"""
+
+_INDEXES = _LOCKED + f"""
 -- Every index on a user relation: its key (indkey, operator classes, collations, indoption), INCLUDE
 -- columns, expressions, predicate, validity, size in bytes (relpages × block_size, lock-free), scans since
 -- stats_reset, the constraint it
@@ -91,8 +114,9 @@ SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid 
        i.indisunique, i.indisprimary, i.indisexclusion, i.indisvalid, i.indisready,
        {{nulls_not_distinct}} AS nulls_not_distinct,
        i.indkey::pg_catalog.int2[] AS key_attnums, i.indnkeyatts,
-       ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)
-             FROM pg_catalog.generate_series(1, i.indnatts) AS k ORDER BY k) AS columns,
+       lk.locked,
+       CASE WHEN NOT lk.locked THEN ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)
+             FROM pg_catalog.generate_series(1, i.indnatts) AS k ORDER BY k) END AS columns,
        -- One index lookup per key column (a join made the planner hash all of pg_opclass per index).
        ARRAY(SELECT (SELECT oc.opcname FROM pg_catalog.pg_opclass oc WHERE oc.oid = u.opc)
              FROM pg_catalog.unnest(i.indclass::pg_catalog.oid[]) WITH ORDINALITY AS u(opc, ord)
@@ -100,9 +124,9 @@ SELECT i.indexrelid AS oid, n.nspname AS schema, ci.relname AS name, i.indrelid 
        i.indclass::pg_catalog.oid[] AS opclass_oids,
        i.indcollation::pg_catalog.oid[] AS collation_oids,
        i.indoption::pg_catalog.int2[] AS options,
-       pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions,
-       pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
-       pg_catalog.pg_get_indexdef(i.indexrelid) AS definition,
+       CASE WHEN NOT lk.locked THEN pg_catalog.pg_get_expr(i.indexprs, i.indrelid) END AS expressions,
+       CASE WHEN NOT lk.locked THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid) END AS predicate,
+       CASE WHEN NOT lk.locked THEN pg_catalog.pg_get_indexdef(i.indexrelid) END AS definition,
        -- A partitioned index has no storage either: its size is its leaf indexes'.
        CASE WHEN ci.relkind = 'I'
             THEN (SELECT coalesce(sum(GREATEST(pc.relpages, 0)), 0)
@@ -122,13 +146,15 @@ LEFT JOIN pg_catalog.pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
      AND con.contype IN ('p', 'u', 'x')
 LEFT JOIN pg_catalog.pg_inherits inh ON inh.inhrelid = i.indexrelid
+CROSS JOIN LATERAL (SELECT i.indrelid IN (SELECT oid FROM locked)
+                           OR i.indexrelid IN (SELECT oid FROM locked) AS locked) lk
 WHERE ct.relkind IN ('r', 'p', 'm') AND {_USER_SCHEMAS}
 """
 
 INDEXES_V15 = _INDEXES.format(nulls_not_distinct="i.indnullsnotdistinct")
 INDEXES_V13 = _INDEXES.format(nulls_not_distinct="false")
 
-CONSTRAINTS = f"""
+CONSTRAINTS = _LOCKED + f"""
 -- Table constraints (primary key, unique, foreign key, check, exclusion) on user relations, with their
 -- columns (attnums), referenced table and columns, validation state and parent (for partitions).
 SELECT con.oid, n.nspname AS schema, con.conname AS name, con.contype AS type,
@@ -137,9 +163,11 @@ SELECT con.oid, n.nspname AS schema, con.conname AS name, con.contype AS type,
        coalesce(con.confkey, '{{}}')::pg_catalog.int2[] AS ref_columns,
        con.convalidated AS validated, nullif(con.conparentid, 0) AS parent_oid,
        nullif(con.conindid, 0) AS index_oid,
-       pg_catalog.pg_get_constraintdef(con.oid, true) AS definition
+       lk.locked,
+       CASE WHEN NOT lk.locked THEN pg_catalog.pg_get_constraintdef(con.oid, true) END AS definition
 FROM pg_catalog.pg_constraint con
 JOIN pg_catalog.pg_namespace n ON n.oid = con.connamespace
+CROSS JOIN LATERAL (SELECT con.conrelid IN (SELECT oid FROM locked) AS locked) lk
 WHERE con.conrelid <> 0 AND con.contype <> 'n' AND {_USER_SCHEMAS}
 """
 

@@ -30,6 +30,7 @@ from dbtune.catalog.model import (
 )
 from dbtune.catalog.settings_health import read_settings_health
 from dbtune.errors import ServerRefused
+from dbtune.escape import one_line
 from dbtune.sqlnames import quote_ident
 
 MIN_VERSION_NUM = 130000
@@ -45,6 +46,20 @@ class _Counter:
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query)  # type: ignore[arg-type]
             return cur.fetchall()
+
+    def unlocked_rows(self, query: str, attempts: int = 3) -> list[dict[str, Any]]:
+        """The rows of a catalog query that leaves out what it cannot deparse without waiting
+        (``queries._LOCKED``). A lock taken between its reading ``pg_locks`` and its deparsing a row ends the
+        statement at ``lock_timeout``: it is run again under a savepoint, and then sees the lock
+        (``attempts`` in all; the last error is raised)."""
+        for attempt in range(attempts):
+            try:
+                with self.conn.transaction():
+                    return self.rows(query)
+            except psycopg.errors.LockNotAvailable:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def optional(self, query: str) -> tuple[list[dict[str, Any]] | None, psycopg.Error | None]:
         """Run ``query`` under a savepoint; return its error instead of aborting the snapshot."""
@@ -70,12 +85,15 @@ def take(conn: psycopg.Connection) -> Snapshot:
             Column(r["attnum"], r["attname"], r["type"], r["attnotnull"], r["collname"]))
     relations = {r["oid"]: _relation(r, columns.get(r["oid"], [])) for r in q.rows(queries.RELATIONS)}
     other_relations = {(r["schema"], r["name"]): r["kind"] for r in q.rows(queries.OTHER_RELATIONS)}
-    indexes = tuple(_index(r) for r in q.rows(queries.indexes_query(server.version_num)))
-    constraints = tuple(_constraint(r) for r in q.rows(queries.CONSTRAINTS))
+    index_rows = q.unlocked_rows(queries.indexes_query(server.version_num))
+    constraint_rows = q.unlocked_rows(queries.CONSTRAINTS)
+    unread = frozenset({r["table_oid"] for r in (*index_rows, *constraint_rows) if r["locked"]})
+    indexes = tuple(_index(r) for r in index_rows if r["table_oid"] not in unread)
+    constraints = tuple(_constraint(r) for r in constraint_rows if r["table_oid"] not in unread)
     settings = {r["name"]: Setting(r["name"], r["setting"], r["unit"], r["source"], r["reset_val"],
                                    r["boot_val"])
                 for r in q.rows(queries.SETTINGS)}
-    skipped: list[Skip] = []
+    skipped: list[Skip] = _locked_tables(q, unread, relations)
     file_rows, _ = q.optional(queries.FILE_SETTINGS)
     file_settings = None if file_rows is None else {r["name"]: r["setting"] for r in file_rows}
     build_rows, _ = q.optional(queries.INDEX_BUILDS)
@@ -101,8 +119,40 @@ def take(conn: psycopg.Connection) -> Snapshot:
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
                     other_relations=other_relations, database_stats=database_stats, activity=activity,
+                    unread_tables=unread,
                     settings_health=settings_health,
                     statements_sent=q.sent)
+
+
+def _locked_tables(q: _Counter, unread: frozenset[int], relations: dict[int, Relation]) -> list[Skip]:
+    """One :class:`Skip` per table whose definitions were not read, naming who holds or awaits ACCESS
+    EXCLUSIVE on it (pid, state, since, query), read from ``pg_locks`` and ``pg_stat_activity``."""
+    if not unread:
+        return []
+    q.sent += 1
+    with q.conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(queries.LOCK_HOLDERS, {"oids": sorted(unread)})
+        holders: dict[int, list[dict[str, Any]]] = {}
+        for r in cur.fetchall():
+            holders.setdefault(r["oid"], []).append(r)
+    skips = []
+    for oid in sorted(unread, key=lambda o: relations[o].qualified_name if o in relations else str(o)):
+        name = relations[oid].qualified_name if oid in relations else f"relation {oid}"
+        who = "; ".join(_holder(r) for r in holders.get(oid, [])) or "a session that has since let it go"
+        skips.append(Skip(f"table {name}", f"held in ACCESS EXCLUSIVE by {who}: its indexes and constraints "
+                                           f"were not read and no finding is reported on it; audit again "
+                                           f"once the lock is released"))
+    return skips
+
+
+def _holder(r: dict[str, Any]) -> str:
+    """``pid 123 (idle in transaction, since 2026-12-07 06:58:01+00): LOCK TABLE …`` (its query cut to 120
+    characters), or ``pid 123, waiting for it (…)`` for a request in the lock queue."""
+    since = f", since {r['xact_start']:%Y-%m-%d %H:%M:%S%z}" if r["xact_start"] else ""
+    query = " ".join((r["query"] or "").split())[:120]
+    state = f"{r['state'] or 'no state'}{since}"
+    return one_line(f"pid {r['pid']}{'' if r['granted'] else ', waiting for it'} ({state})"
+                    + (f": {query}" if query else ""))
 
 
 def _reason(err: psycopg.Error) -> str:

@@ -186,6 +186,8 @@ def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, sele
     Raises :class:`ConfigError` for unknown check names or options, and
     whatever :class:`~dbtune.errors.DbtuneError` a check raises for config that names missing objects."""
     result = AuditResult(skipped=list(snapshot.skipped))
+    unread = frozenset(snapshot.relations[oid].qualified_name for oid in snapshot.unread_tables
+                       if oid in snapshot.relations)
     for check in _selected(catalogue, config, select, ignore):
         options, severity = _options(check, config)
         if snapshot.server.version_num < check.meta.min_version_num:
@@ -194,6 +196,14 @@ def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, sele
             continue
         ctx = CheckContext(snapshot, config, check.meta, options, severity, result.skipped,
                            app_config or AppConfig(), tuple(workload))
-        result.findings.extend(check.run(ctx))
+        result.findings.extend(f for f in check.run(ctx) if not _on_unread_table(f, unread))
         result.checks_run.append(check.meta.id)
     return result
+
+
+def _on_unread_table(finding: Finding, unread: frozenset[str]) -> bool:
+    """Whether ``finding`` is about a table whose indexes and constraints the snapshot could not read (its
+    object is the table, or a column list or index of it): what a check concludes from their absence
+    may be false, so nothing is reported on such a table (the SKIPPED section names it and its holder)."""
+    return any(finding.object == name or finding.object.startswith((name + " ", name + "("))
+               for name in unread)

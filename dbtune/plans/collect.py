@@ -44,7 +44,7 @@ import pglast
 import psycopg
 from pglast.parser import ParseError, scan
 
-from dbtune.db.connect import ConnectionSettings, MarkedRawCursor, connect, describe
+from dbtune.db.connect import AUDIT_LOCK_TIMEOUT_MS, ConnectionSettings, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.pgsql import check_nesting
 from dbtune.plans.model import Plan
@@ -217,7 +217,8 @@ def server_message(exc: psycopg.Error) -> tuple[str, str | None]:
 
 
 def explain_session(settings: ConnectionSettings, options: ExplainOptions | None = None) -> psycopg.Connection:
-    """An autocommit session with ``statement_timeout``, read-only unless writes run, and the caller's
+    """An autocommit session with ``statement_timeout``, ``lock_timeout`` 1000 ms (``AUDIT_LOCK_TIMEOUT_MS``),
+    read-only unless writes run, and the caller's
     session settings (set with ``set_config()``, so only SELECTs are sent). Raises
     :class:`~dbtune.errors.ConnectionFailed`, :class:`ServerRefused`, and :class:`UsageError` for a setting
     the server rejects."""
@@ -225,6 +226,9 @@ def explain_session(settings: ConnectionSettings, options: ExplainOptions | None
     conn = connect(settings, autocommit=True)
     try:
         conn.execute(_SET, ("statement_timeout", str(int(settings.statement_timeout_ms)), False))
+        # EXPLAIN takes ACCESS SHARE on the tables it plans: behind a migration's ACCESS EXCLUSIVE it gives up
+        # after a second, as the audit's catalog reads do, and that query reports the lock (55P03).
+        conn.execute(_SET, ("lock_timeout", str(AUDIT_LOCK_TIMEOUT_MS), False))
         if not (options.analyze and options.allow_writes):
             conn.execute(_SET, ("default_transaction_read_only", "on", False))
     except psycopg.Error as exc:
@@ -412,6 +416,9 @@ def _explain_one(conn: psycopg.Connection, query: PlanQuery, number: int, server
                               prepared=f"dbtune_plan_{number}", search_path=query.search_path)
     except psycopg.Error as exc:
         message, sqlstate = server_message(exc)
+        if sqlstate == "55P03":
+            message = (f"{message}: another session holds or awaits ACCESS EXCLUSIVE on a table it reads "
+                       f"(waited lock_timeout, {AUDIT_LOCK_TIMEOUT_MS} ms)")
         return replace(result, error=message, sqlstate=sqlstate)
     relation_rows, partition_roots = _relation_rows(conn, plan)
     return replace(result, plan=plan, parameters=tuple(values), relation_rows=relation_rows,
