@@ -470,6 +470,161 @@ def orphaned_invalid_leftover(target: Target, name: str = "kill_leftover") -> Le
         drop_database(target, name)
 
 
+# --- server restarts -----------------------------------------------------------------------------------
+
+WORKLOAD = """\
+-- name: orders by status
+SELECT count(*) FROM orders WHERE status = 's1';
+-- name: an account's events
+SELECT count(*) FROM events WHERE account_id = 7;
+"""
+
+
+@dataclass(frozen=True)
+class RestartResult:
+    """A command interrupted by a server restart (its exit code and stderr), and its re-run (exit code, stderr,
+    and for apply the catalog after it)."""
+
+    code: int
+    err: str
+    rerun_code: int
+    rerun_err: str
+    after: CatalogState | None
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("error:")]
+
+    @property
+    def clean(self) -> bool:
+        """Exit 3 with exactly one ``error:`` line and no traceback; the re-run exits 0 (and apply converges)."""
+        return (self.code == 3 and len(self.error_lines) == 1 and "Traceback" not in self.err + self.rerun_err
+                and self.rerun_code == 0 and (self.after is None or (
+                    self.after.complete and not self.after.duplicates)))
+
+
+def restart(server: Any, mode: str) -> None:
+    """Shut the server down (``fast`` or ``immediate``) and start it again."""
+    server.stop(mode)
+    server.start()
+
+
+def restart_during_apply(target: Target, mode: str, name: str = "kill_restart") -> RestartResult:
+    """Restart the server while apply's first build waits for an old snapshot (a reader the restart ends),
+    then apply again. ``target`` must be on a server of the caller's own."""
+    dsn = fresh_database(target, name)
+    try:
+        reader = psycopg.connect(dsn, autocommit=True)
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute("SELECT count(*) FROM accounts")
+        applier = Applier(target, dsn, "--lock-timeout", "60s")
+        wait_until(lambda: build_waiting(dsn, INDEXES[0]), f"the build of {INDEXES[0]} to wait")
+        restart(target.server, mode)
+        reader.close()
+        code = applier.finish(120)
+        rerun = dbtune("migrate", "apply", "--dsn", dsn, "--dir", "migrations", cwd=target.workdir)
+        return RestartResult(code, applier.err, rerun.returncode, rerun.stderr, catalog_state(dsn))
+    finally:
+        drop_database(target, name)
+
+
+def restart_during_bench(target: Target, mode: str, name: str = "kill_bench") -> RestartResult:
+    """Restart the server while ``dbtune bench run`` measures, then run the bench again (a short run)."""
+    dsn = fresh_database(target, name)
+    (target.workdir / "workload.sql").write_text(WORKLOAD)
+    try:
+        bench = subprocess.Popen([sys.executable, "-m", "dbtune", "bench", "run", "--dsn", dsn, "--workload",
+                                  "workload.sql", "--iterations", "1000000", "--warmup", "0"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=target.workdir,
+                                 env=_clean_env())
+
+        def measuring() -> bool:
+            assert bench.poll() is None, bench.communicate()
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                return conn.execute("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = "
+                                    "'dbtune' AND state = 'active' AND query LIKE '%dbtune bench%'").fetchone() != (0,)
+
+        wait_until(measuring, "the bench to run")
+        restart(target.server, mode)
+        try:
+            _, err = bench.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            _, err = bench.communicate()
+        rerun = dbtune("bench", "run", "--dsn", dsn, "--workload", "workload.sql", "--iterations", "5",
+                       cwd=target.workdir)
+        return RestartResult(bench.returncode, err, rerun.returncode, rerun.stderr, None)
+    finally:
+        drop_database(target, name)
+
+
+def restart_figures(part: str, results: dict[str, RestartResult]) -> list[Figure]:
+    """One figure per restart case (``apply fast``, ``bench immediate`` …): exit 3, one error line, re-run ok."""
+    return [Figure(part, f"server restart ({what}): exit 3, one error: line, re-run converges",
+                   "yes" if r.clean else f"no (exit {r.code}, {len(r.error_lines)} error lines, re-run "
+                   f"exit {r.rerun_code})", "", "yes", r.clean) for what, r in results.items()]
+
+
+def restart_cases(target: Target) -> dict[str, RestartResult]:
+    """Every restart case: apply and bench, each with a fast and an immediate shutdown."""
+    out: dict[str, RestartResult] = {}
+    for mode in ("fast", "immediate"):
+        out[f"apply, {mode} shutdown"] = restart_during_apply(target, mode)
+        out[f"bench run, {mode} shutdown"] = restart_during_bench(target, mode)
+    return out
+
+
+# --- two appliers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppliersResult:
+    """Two appliers at once (the first's build held by an old snapshot so that they overlap) and a third
+    with ``--no-wait``: each one's exit code and stderr, the first's client pid, the catalog after."""
+
+    first_pid: int
+    first: tuple[int, str]
+    second: tuple[int, str]
+    refused: tuple[int, str]
+    refused_ms: float
+    after: CatalogState
+
+
+def two_appliers(target: Target, name: str = "kill_appliers") -> AppliersResult:
+    """Start apply, hold its first build with an old snapshot, start a second apply (which must wait for the
+    migration lock, saying whom for) and a third with ``--no-wait`` (which must exit 3 at once naming the
+    first); then end the snapshot and let both finish."""
+    dsn = fresh_database(target, name)
+    try:
+        with old_snapshot(dsn):
+            first = Applier(target, dsn, "--lock-timeout", "60s")
+            wait_until(lambda: build_waiting(dsn, INDEXES[0]), f"the build of {INDEXES[0]} to wait")
+            second = Applier(target, dsn)
+            second.wait_for_line(lambda lines: any("waiting for the dbtune migration lock" in x for x in lines), 60)
+            started = time.monotonic()
+            refused = dbtune("migrate", "apply", "--dsn", dsn, "--dir", "migrations", "--no-wait", cwd=target.workdir)
+            refused_ms = (time.monotonic() - started) * 1000
+        first_code, second_code = first.finish(120), second.finish(120)
+        return AppliersResult(first.pid, (first_code, first.err), (second_code, second.err),
+                              (refused.returncode, refused.stderr), refused_ms, catalog_state(dsn))
+    finally:
+        drop_database(target, name)
+
+
+def simultaneous_appliers(target: Target, name: str) -> tuple[int, int, bool]:
+    """Two plain appliers started together on a fresh copy: (how many said they applied the revision, how many
+    exited non-zero, whether the catalog converged)."""
+    dsn = fresh_database(target, name)
+    try:
+        both = [Applier(target, dsn), Applier(target, dsn)]
+        codes = [a.finish(3600) for a in both]
+        applied = sum("applied 1 revision(s)" in a.err for a in both)
+        state = catalog_state(dsn)
+        return applied, sum(c != 0 for c in codes), state.complete and not state.duplicates
+    finally:
+        drop_database(target, name)
+
+
 # --- the benchmark part --------------------------------------------------------------------------------
 
 

@@ -136,7 +136,25 @@ def _run(fn: Any, cfg: Any, target: str) -> None:
     except CommandError as exc:
         raise UsageError(f"alembic: {exc}") from None
     except (SQLAlchemyError, psycopg.Error) as exc:
+        # A step's own error (the server ended the session during it) that Alembic's clean-up replaced with
+        # its own (SQLAlchemy's "Can't reconnect until invalid transaction is rolled back"): the step's names
+        # the culprit.
+        step = _dbtune_error_below(exc)
+        if step is not None:
+            raise step from None
         # Outside any step (the version table, the migration lock): the session failed or the server went
         # away (a fast or immediate shutdown).
         orig = getattr(exc, "orig", None) or exc
         raise ApplyError(f"the server ended the migration run: {one_line(' '.join(str(orig).split()))}") from None
+
+
+def _dbtune_error_below(exc: BaseException) -> DbtuneError | None:
+    """The :class:`DbtuneError` that ``exc`` was raised while handling (its ``__context__`` chain), if any."""
+    seen: set[int] = set()
+    below = exc.__context__
+    while below is not None and id(below) not in seen:
+        if isinstance(below, DbtuneError):
+            return below
+        seen.add(id(below))
+        below = below.__context__
+    return None

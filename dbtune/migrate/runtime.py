@@ -432,7 +432,8 @@ def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: Appl
         opts.report(f"    dropping INVALID index {one_line(index)} left by the failed build")
         _execute(op, drop, table, opts)
     except Exception as exc:  # noqa: BLE001 - the build's own failure is the error to raise
-        reason = exc if isinstance(exc, ApplyError) else one_line(_reason(exc))
+        reason = exc if isinstance(exc, ApplyError) else (
+            "the session is gone" if _connection_lost(conn) else one_line(_reason(exc)))
         failed.args = (f"{failed.args[0]}; the INVALID index {one_line(index)} it left could not be dropped "
                        f"({reason}): the next run drops it first",)
 
