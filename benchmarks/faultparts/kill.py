@@ -406,16 +406,18 @@ def kill_trials(target: Target, seed: int, count: int) -> list[TrialResult]:
 @contextmanager
 def old_snapshot(dsn: str) -> Iterator[int]:
     """A ``REPEATABLE READ`` transaction holding a snapshot, which a concurrent index build started after it
-    waits for (its pid); committed on exit."""
+    waits for (its pid); committed on exit, unless a server restart ended it."""
     conn = psycopg.connect(dsn, autocommit=True)
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SELECT count(*) FROM accounts")
         yield int(conn.info.backend_pid)
     finally:
-        if not conn.closed:
+        try:
             conn.execute("COMMIT")
-            conn.close()
+        except psycopg.OperationalError:
+            pass  # the server restarted under it
+        conn.close()
 
 
 def build_waiting(dsn: str, index: str) -> bool:
@@ -514,13 +516,10 @@ def restart_during_apply(target: Target, mode: str, name: str = "kill_restart") 
     then apply again. ``target`` must be on a server of the caller's own."""
     dsn = fresh_database(target, name)
     try:
-        reader = psycopg.connect(dsn, autocommit=True)
-        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        reader.execute("SELECT count(*) FROM accounts")
-        applier = Applier(target, dsn, "--lock-timeout", "60s")
-        wait_until(lambda: build_waiting(dsn, INDEXES[0]), f"the build of {INDEXES[0]} to wait")
-        restart(target.server, mode)
-        reader.close()
+        with old_snapshot(dsn):
+            applier = Applier(target, dsn, "--lock-timeout", "60s")
+            wait_until(lambda: build_waiting(dsn, INDEXES[0]), f"the build of {INDEXES[0]} to wait")
+            restart(target.server, mode)
         code = applier.finish(120)
         rerun = dbtune("migrate", "apply", "--dsn", dsn, "--dir", "migrations", cwd=target.workdir)
         return RestartResult(code, applier.err, rerun.returncode, rerun.stderr, catalog_state(dsn))
