@@ -39,7 +39,7 @@ def test_second_applier_waits_naming_the_first_and_no_wait_refuses(target: kill.
     assert second_err.splitlines()[-1] == f"nothing left to apply: another run applied {target.revision} while " \
         "this one waited for the migration lock"
     assert "applied 1 revision" not in second_err
-    assert refused_code == 3 and "Traceback" not in refused_err
+    assert refused_code == 3 and "Traceback" not in refused_err and result.refused_while_held
     errors = [line for line in refused_err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: another migration run holds the dbtune migration "
                                                      "lock (--no-wait): pid "), refused_err

@@ -585,7 +585,8 @@ class AppliersResult:
     first: tuple[int, str]
     second: tuple[int, str]
     refused: tuple[int, str]
-    refused_ms: float
+    refused_ms: float  # the --no-wait run's wall time, its process start included
+    refused_while_held: bool  # it returned while the first still held the lock (it did not wait)
     after: CatalogState
 
 
@@ -603,9 +604,10 @@ def two_appliers(target: Target, name: str = "kill_appliers") -> AppliersResult:
             started = time.monotonic()
             refused = dbtune("migrate", "apply", "--dsn", dsn, "--dir", "migrations", "--no-wait", cwd=target.workdir)
             refused_ms = (time.monotonic() - started) * 1000
+            held = first.process.poll() is None and bool(applier_backends(dsn, first.pid))
         first_code, second_code = first.finish(120), second.finish(120)
         return AppliersResult(first.pid, (first_code, first.err), (second_code, second.err),
-                              (refused.returncode, refused.stderr), refused_ms, catalog_state(dsn))
+                              (refused.returncode, refused.stderr), refused_ms, held, catalog_state(dsn))
     finally:
         drop_database(target, name)
 
