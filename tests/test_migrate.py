@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -285,7 +286,7 @@ def test_a_second_applier_is_refused(db18: TestDatabase, tmp_path: Path) -> None
     with psycopg.connect(db18.dsn, autocommit=True) as conn:
         conn.execute(f"SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})")
         with pytest.raises(ApplyInProgress, match="another migration run holds"):
-            api.apply(tmp_path, settings, quiet())
+            api.apply(tmp_path, settings, replace(quiet(), wait=False))
 
 
 def test_not_an_alembic_environment(db18: TestDatabase, tmp_path: Path) -> None:

@@ -214,16 +214,16 @@ def _building(db: TestDatabase, applier: subprocess.Popen[str]) -> bool:
 
 def test_orphaned_build_is_named_and_waited_for(events: TestDatabase, tmp_path: Path, cli: CLI) -> None:
     """Item 17: ``kill -9`` of apply while its build waits: the server backend goes on and keeps the
-    migration lock; a re-run is refused saying the holder's client is gone and what it is still running, and
-    ``--wait`` waits for it and then applies."""
+    migration lock; a re-run with ``--no-wait`` is refused saying the holder's client is gone and what it is
+    still running, and a plain re-run waits for it and then applies."""
     reader = Session(events, "SELECT count(*) FROM other", isolation="REPEATABLE READ")
     try:
         first = _applier(events.dsn, tmp_path, "--lock-timeout", "60s")
         _wait_for(lambda: _building(events, first), "the build to wait for the old transaction")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        refused = cli("migrate", "apply", "--dsn", events.dsn, "--dir", str(tmp_path))
-        waiting = _applier(events.dsn, tmp_path, "--wait")
+        refused = cli("migrate", "apply", "--dsn", events.dsn, "--dir", str(tmp_path), "--no-wait")
+        waiting = _applier(events.dsn, tmp_path)
         _wait_for(lambda: events.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                                        f"'dbtune migrate apply: pid {waiting.pid} %'") == [(1,)], "the waiter")
     finally:
@@ -231,7 +231,7 @@ def test_orphaned_build_is_named_and_waited_for(events: TestDatabase, tmp_path: 
     out, err = waiting.communicate(timeout=60)
     assert refused.code == 3
     assert f"whose client (pid {first.pid} on" in refused.err and "is gone, is still running: CREATE /* dbtune */ " \
-        "INDEX CONCURRENTLY" in refused.err and "--wait" in refused.err
+        "INDEX CONCURRENTLY" in refused.err and "re-run without --no-wait" in refused.err
     assert waiting.returncode == 0, err
     assert "waiting for the dbtune migration lock" in err and "applied 1 revision(s)" in err
     assert _validity(events, "events_kind_idx") == [(True,)]

@@ -85,8 +85,9 @@ def apply_command(
     statement_timeout: Annotated[str, typer.Option("--statement-timeout",
                                                    help="Per step; 0 = none (index builds can be long).")] = "0",
     retries: Annotated[int, typer.Option("--retries", help="Retries when a lock is not granted.")] = 5,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for another applier's migration lock (an "
-                                       "orphaned build included) instead of refusing the run.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for another applier's migration lock (an "
+                                       "orphaned build included), or with --no-wait exit 3 at once naming "
+                                       "it.")] = True,
     target: Annotated[str, typer.Option("--target", help="Revision to upgrade to.")] = "head",
     downgrade_to: Annotated[str | None, typer.Option("--downgrade-to", help="Undo revisions down to this "
                                                      "revision (base: all).", show_default=False)] = None,
@@ -102,7 +103,7 @@ def apply_command(
     try:
         options = ApplyOptions(lock_timeout_ms=parse_timeout_ms(lock_timeout),
                                statement_timeout_ms=parse_timeout_ms(statement_timeout), retries=retries,
-                               dry_run=dry_run, wait=wait,
+                               dry_run=dry_run, wait=wait, announce_steps=True,
                                # A dry run's report is its output (stdout); a real run's is progress (stderr).
                                report=typer.echo if dry_run else lambda m: note(m, quiet))
     except ValueError as exc:
@@ -123,8 +124,13 @@ def apply_command(
     note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}: pending "
          f"{', '.join(pending)}", quiet)
     applied = apply(directory, settings, options, target, version_table=version_table)
-    if not dry_run:
+    if dry_run:
+        return
+    if applied or target != "head":
         note(f"applied {len(applied)} revision(s)" + (f": {', '.join(applied)}" if applied else ""), quiet)
+    else:
+        note(f"nothing left to apply: another run applied {', '.join(pending)} while this one waited for the "
+             "migration lock", quiet)
 
 
 def status_command(

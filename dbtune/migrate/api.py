@@ -71,21 +71,29 @@ def status(directory: Path, settings: ConnectionSettings, *,
         if head not in known:
             raise UsageError(f"{version_table} on the target records revision {head!r}, which --dir {directory} "
                              "does not hold (another migrations directory, or a revision file removed)")
-    applied: set[str] = set()
-    for head in current:
-        applied.update(r.revision for r in script.iterate_revisions(head, "base"))
+    applied = _applied_below(script, current)
     revisions = list(reversed(list(script.walk_revisions())))
     return [RevisionStatus(r.revision, (r.doc or "").strip(), r.revision in applied, r.path) for r in revisions]
+
+
+def _applied_below(script: Any, heads: tuple[str, ...]) -> set[str]:
+    """The revisions that recorded ``heads`` stand for: each head and every revision below it."""
+    applied: set[str] = set()
+    for head in heads:
+        applied.update(r.revision for r in script.iterate_revisions(head, "base"))
+    return applied
 
 
 def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions | None = None,
           target: str = "head", *, version_table: str = DEFAULT_VERSION_TABLE) -> list[str]:
     """Apply the pending revisions up to ``target`` (``options.dry_run``: only report each step), recording
-    them in ``version_table``.
+    them in ``version_table``. Another applier's migration lock is waited for (``options.wait``, the
+    default) or refused.
 
-    Returns the revisions applied. Raises :class:`~dbtune.migrate.runtime.ApplyError` when a step fails,
-    :class:`~dbtune.migrate.env.ApplyInProgress` when another applier runs, :class:`UsageError` as
-    :func:`status` does.
+    Returns the revisions this run applied: not those another applier applied while this one waited for
+    the lock (the version table is read again once the lock is held). Raises
+    :class:`~dbtune.migrate.runtime.ApplyError` when a step fails, :class:`~dbtune.migrate.env.ApplyInProgress`
+    when another applier runs and ``options.wait`` is false, :class:`UsageError` as :func:`status` does.
     """
     from alembic import command
 
@@ -94,6 +102,9 @@ def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions |
     cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
                          dbtune_version_table=version_table, dbtune_wait=options.wait)
     _run(command.upgrade, cfg, target)
+    at_lock = cfg.attributes.get("dbtune_heads_at_lock")
+    if isinstance(at_lock, tuple):
+        before |= _applied_below(script_directory(directory), at_lock)
     after = status(directory, settings, version_table=version_table)
     return [s.revision for s in after if s.applied and s.revision not in before]
 
@@ -125,7 +136,25 @@ def _run(fn: Any, cfg: Any, target: str) -> None:
     except CommandError as exc:
         raise UsageError(f"alembic: {exc}") from None
     except (SQLAlchemyError, psycopg.Error) as exc:
+        # A step's own error (the server ended the session during it) that Alembic's clean-up replaced with
+        # its own (SQLAlchemy's "Can't reconnect until invalid transaction is rolled back"): the step's names
+        # the culprit.
+        step = _dbtune_error_below(exc)
+        if step is not None:
+            raise step from None
         # Outside any step (the version table, the migration lock): the session failed or the server went
         # away (a fast or immediate shutdown).
         orig = getattr(exc, "orig", None) or exc
         raise ApplyError(f"the server ended the migration run: {one_line(' '.join(str(orig).split()))}") from None
+
+
+def _dbtune_error_below(exc: BaseException) -> DbtuneError | None:
+    """The :class:`DbtuneError` that ``exc`` was raised while handling (its ``__context__`` chain), if any."""
+    seen: set[int] = set()
+    below = exc.__context__
+    while below is not None and id(below) not in seen:
+        if isinstance(below, DbtuneError):
+            return below
+        seen.add(id(below))
+        below = below.__context__
+    return None

@@ -90,6 +90,8 @@ def run_env(context: Any) -> None:
     engine = engine_for(settings_of(config))
     with engine.connect() as connection:
         _take_migration_lock(connection, config)
+        # What is applied once the lock is held: another applier may have applied it while this one waited.
+        config.attributes["dbtune_heads_at_lock"] = recorded_heads(connection, version_table)
         connection.commit()
         dry_run = bool(config.attributes.get("dbtune_dry_run"))
         try:
@@ -123,8 +125,9 @@ def applier_name() -> str:
 
 
 _HOLDER = f"""
-/* the session holding dbtune's migration lock: pid, application_name, state, wait event, current query */
-SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.query
+/* the session holding dbtune's migration lock: pid, application_name, state, wait event, current query,
+   and when it connected (an applier takes the lock as it connects) */
+SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.query, a.backend_start
 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.objid = {ADVISORY_LOCK_KEY & 0xFFFFFFFF} AND l.granted
 LIMIT 1
@@ -146,37 +149,51 @@ def _client_gone(application_name: str) -> str | None:
     return None
 
 
-def describe_holder(row: Any) -> str:
-    """The holder of the migration lock, for a person: its pid, whether its client is gone (an applier
-    killed with ``kill -9`` leaves the server backend running its statement, lock held, until the statement
-    ends), and what it is doing."""
-    pid, application_name, state, wait_type, wait_event, query = row
+def _since(backend_start: Any) -> str:
+    """``, connected since 2026-12-07 06:31:02 UTC`` from ``pg_stat_activity.backend_start`` (empty if unknown)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(backend_start, datetime):
+        return ""
+    return f", connected since {backend_start.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def describe_holder(row: Any, *, refused: bool = True) -> str:
+    """The holder of the migration lock, for a person: its pid, its application_name (an applier's names its
+    client's pid and host), since when it is connected, whether its client is gone (an applier killed with
+    ``kill -9`` leaves the server backend running its statement, lock held, until the statement ends), and
+    what it is doing, with (``refused``) what to do about an orphaned backend. ``row`` is a row of ``_HOLDER``."""
+    pid, application_name, state, wait_type, wait_event, query, backend_start = row
     gone = _client_gone(str(application_name or ""))
     doing = " ".join(str(query or "").split())[:160]
     waiting = f", waiting on {wait_type}/{wait_event}" if wait_type else ""
+    since = _since(backend_start)
     if gone is not None and state == "active":
-        return one_line(f"server backend pid {pid}, whose client ({gone}) is gone, is still running: {doing} "
-                        f"(state {state}{waiting}); it releases the lock when that statement ends (re-run with "
-                        f"--wait, or end it with SELECT pg_cancel_backend({pid}))")
-    return one_line(f"pid {pid}, {application_name or 'no application_name'}, state {state}{waiting}"
+        return one_line(f"server backend pid {pid}{since}, whose client ({gone}) is gone, is still running: {doing} "
+                        f"(state {state}{waiting}); it releases the lock when that statement ends"
+                        + (f" (re-run without --no-wait to wait for it, or end it with SELECT "
+                           f"pg_cancel_backend({pid}))" if refused else ""))
+    return one_line(f"pid {pid} ({application_name or 'no application_name'}){since}, state {state}{waiting}"
                     + (f": {doing}" if doing else ""))
 
 
 def _take_migration_lock(connection: Any, config: Any) -> None:
-    """Take the session advisory lock that keeps appliers apart, waiting for it when the run was started with
-    ``--wait`` (``attributes["dbtune_wait"]``). Raises :class:`ApplyInProgress` naming the holder."""
+    """Take the session advisory lock that keeps appliers apart, waiting for it (saying once whom for) unless
+    the run was started with ``--no-wait`` (``attributes["dbtune_wait"]`` false). Raises
+    :class:`ApplyInProgress` naming the holder when it does not wait. See
+    https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS."""
     connection.exec_driver_sql("SELECT pg_catalog.set_config('application_name', %(n)s, false)",
                                {"n": applier_name()})
-    wait = bool(config.attributes.get("dbtune_wait")) if config is not None else False
+    wait = bool(config.attributes.get("dbtune_wait", True)) if config is not None else True
     report = config.attributes.get("dbtune_apply").report if config is not None and hasattr(
         config.attributes.get("dbtune_apply"), "report") else None
     said = False
     while not connection.exec_driver_sql(
             f"SELECT pg_catalog.pg_try_advisory_lock({ADVISORY_LOCK_KEY})").scalar():
         holder = connection.exec_driver_sql(_HOLDER).first()
-        who = describe_holder(holder) if holder else "a session that has just ended"
+        who = describe_holder(holder, refused=not wait) if holder else "a session that has just ended"
         if not wait:
-            raise ApplyInProgress(f"another migration run holds the dbtune migration lock: {who}")
+            raise ApplyInProgress(f"another migration run holds the dbtune migration lock (--no-wait): {who}")
         if not said and report is not None:
             report(f"waiting for the dbtune migration lock, held by {who}")
             said = True

@@ -64,8 +64,14 @@ class ApplyOptions:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     dry_run: bool = False
-    wait: bool = False  # wait for another applier's migration lock instead of refusing the run
+    wait: bool = True  # wait for another applier's migration lock (False: refuse the run, naming it)
+    announce_steps: bool = False  # report each step as it starts (``dbtune migrate apply``'s progress)
     report: Callable[[str], None] = field(default=_stderr)
+
+    def announce(self, line: str) -> None:
+        """Report the start of a step, when steps are announced (never in a dry run, which reports them all)."""
+        if self.announce_steps and not self.dry_run:
+            self.report(f"  {line}")
 
 
 def options_of_config(config: Any) -> ApplyOptions:
@@ -296,6 +302,7 @@ def run_step(op: Any, sql: str, table: str | None = None) -> None:
         opts.report(f"  would run ({level} lock{on}{_size(op.get_bind(), table)}): {_one_line(sql)}")
         _dry_run_warning(op.get_bind(), sql, table, opts)
         return
+    opts.announce(f"running ({_lock_of(sql)[0]} lock): {_one_line(sql)}")
     with _autocommit_block(op):
         _execute(op, sql, table, opts)
 
@@ -425,7 +432,8 @@ def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: Appl
         opts.report(f"    dropping INVALID index {one_line(index)} left by the failed build")
         _execute(op, drop, table, opts)
     except Exception as exc:  # noqa: BLE001 - the build's own failure is the error to raise
-        reason = exc if isinstance(exc, ApplyError) else one_line(_reason(exc))
+        reason = exc if isinstance(exc, ApplyError) else (
+            "the session is gone" if _connection_lost(conn) else one_line(_reason(exc)))
         failed.args = (f"{failed.args[0]}; the INVALID index {one_line(index)} it left could not be dropped "
                        f"({reason}): the next run drops it first",)
 
@@ -461,6 +469,7 @@ def build_index(op: Any, index: str, sql: str) -> None:
                     f"{_one_line(sql)}")
         _dry_run_warning(conn, sql, table, opts)
         return
+    opts.announce(f"building {one_line(index)} (SHARE UPDATE EXCLUSIVE lock): {_one_line(sql)}")
     with _autocommit_block(op):
         _build(op, opts, index, sql, table)
 
@@ -534,6 +543,7 @@ def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str
             "; partitions with no index attached would get one built concurrently and attached: "
             + ", ".join(printable(str(r[0])) for r in rows) if rows else ""))
         return
+    opts.announce(f"checking that {one_line(index)} is valid, every partition's index attached")
     with _autocommit_block(op):
         state = _index_state(conn, index)
         if state is None or state[0]:
