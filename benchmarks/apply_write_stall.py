@@ -126,14 +126,17 @@ def index_state(dsn: str, index: str) -> tuple[bool, str] | None:
 # --- the writer ---------------------------------------------------------------------------------------
 
 class Writer(threading.Thread):
-    """Inserts one row per INSERT on its own autocommit connection until told to stop, ``max_inserts``
-    inserts are done or ``max_seconds`` have passed. ``starts`` and ``latencies`` hold each INSERT's start
+    """Inserts one row per INSERT (``sql`` with ``params(n)`` for the n-th; by default into this script's
+    table) on its own autocommit connection until told to stop, ``max_inserts`` inserts are done or
+    ``max_seconds`` have passed. ``starts`` and ``latencies`` hold each INSERT's start
     (``perf_counter`` clock) and duration in seconds, in arrays of doubles: no per-insert objects for the
     cyclic garbage collector to walk while the writer runs."""
 
-    def __init__(self, dsn: str, max_inserts: int, max_seconds: float) -> None:
+    def __init__(self, dsn: str, max_inserts: int, max_seconds: float, *, sql: str = INSERT_SQL,
+                 params: Callable[[int], tuple[Any, ...]] = lambda n: (n % 100000, n, "w" * 60)) -> None:
         super().__init__(name="writer", daemon=True)
         self.dsn, self.max_inserts, self.max_seconds = dsn, max_inserts, max_seconds
+        self.sql, self.params = sql, params
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.starts = array("d")
@@ -155,7 +158,7 @@ class Writer(threading.Thread):
                         self.capped = f"--max-writer-seconds {self.max_seconds:g}"
                         break
                     t0 = time.perf_counter()
-                    conn.execute(INSERT_SQL, (n % 100000, n, "w" * 60), prepare=True)
+                    conn.execute(self.sql, self.params(n), prepare=True)  # type: ignore[arg-type]
                     self.latencies.append(time.perf_counter() - t0)
                     self.starts.append(t0)
                     n += 1

@@ -120,16 +120,17 @@ class Target:
         return str(self.server.dsn(dbname))
 
 
-def prepare(server: Any, workdir: Path, rows: int, template: str = "kill_template") -> Target:
+def prepare(server: Any, workdir: Path, rows: int, template: str = "kill_template", config: str = CONFIG) -> Target:
     """Load :func:`schema` into a new database ``template`` on ``server`` and generate the migration in
-    ``workdir`` with ``dbtune migrate generate`` (which audits against the ``dbtune.toml`` written there)."""
+    ``workdir`` with ``dbtune migrate generate`` (which audits against ``config``, written there as its
+    ``dbtune.toml``: :data:`CONFIG` by default)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {template}")  # type: ignore[arg-type]
         conn.execute(f"CREATE DATABASE {template}")  # type: ignore[arg-type]
     with psycopg.connect(server.dsn(template), autocommit=True) as conn:
         conn.execute(schema(rows))  # type: ignore[arg-type]
-    (workdir / "dbtune.toml").write_text(CONFIG)
+    (workdir / "dbtune.toml").write_text(config)
     done = dbtune("migrate", "generate", "--dsn", server.dsn(template), "--dir", "migrations", cwd=workdir)
     if done.returncode != 0:
         raise RuntimeError(f"migrate generate failed: {done.stderr}")
