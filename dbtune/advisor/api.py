@@ -188,8 +188,12 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         # A partition's candidates are its partitioned root's (see candidates.py): so is its lack of statistics.
         roots = {root_table(snapshot, t) for t in tables}
         unanalyzed = read_without_statistics(conn, [(r.schema, r.name) for r in roots])
+        # A table another session holds in ACCESS EXCLUSIVE: its indexes were not read, so it gets no candidate
+        # (one could repeat an index it has), and the snapshot's skip says who holds it.
+        unread = {s.what.removeprefix("table "): s.reason for s in snapshot.skipped if s.what.startswith("table ")}
         candidate_set = generate_candidates([(q, workload.usages[q.key]) for q in workload.queries], snapshot, stats,
-                                            without_statistics={t: w.reason for t, w in unanalyzed.items()})
+                                            without_statistics={**{t: w.reason for t, w in unanalyzed.items()},
+                                                                **unread})
         progress(f"candidates: {len(candidate_set.all)} for {len(workload.queries)} statements")
         costs = write_costs(snapshot, table_writes, workload.queries, _written_rows(settings, workload.queries))
         budget = budget_bytes(options.budget, database_bytes)
