@@ -14,6 +14,9 @@ from conftest import TestDatabase, standby_of
 from dbtune.advisor.model import Advice, Candidate, EngineKind, KeyPart, Origin, QueryCost, Recommendation, Rejected
 from dbtune.advisor.validate import refuse_production, validate, validated_advice
 from dbtune.bench import BenchOptions, WorkloadQuery
+from dbtune.bench.compare import Latency
+from dbtune.bench.plan import PlanShape
+from dbtune.bench.result import QueryResult
 from dbtune.catalog.snapshot import take
 from dbtune.db.connect import describe, read_only_snapshot, resolve
 from dbtune.db.local_server import LocalServer
@@ -342,3 +345,29 @@ def test_a_proposal_served_by_a_kept_recommendation_stays_not_needed(db18: TestD
     assert [r.candidate for r in after.recommendations] == [unique.candidate], after.rejected
     assert [r.candidate for r in after.rejected] == [plain.candidate]
     assert after.not_needed == (judged,)
+
+
+def _side(p50_ms: float, plan: PlanShape) -> tuple[QueryResult, Latency]:
+    result = QueryResult("q", "SELECT 1", "f", "plain", 7, 0, p50_ms, p50_ms, p50_ms, p50_ms, p50_ms, p50_ms,
+                         100.0, "", (), plan)
+    return result, Latency(p50_ms, p50_ms, p50_ms, p50_ms, 7, 0, 7)
+
+
+def test_faster_with_the_same_plan_is_not_the_indexs_doing() -> None:
+    """A query the comparison calls faster whose plan reads the same scans before and after (no new index
+    in it) is no change for validation: only the machine changed (caches, load). With an index scan in the
+    plan after, the same figures stay faster. (The judgement of one comparison, on its figures.)"""
+    from dbtune.advisor.validate import _outcome
+    from dbtune.bench.compare import QueryComparison, Verdict
+
+    seq = PlanShape("Seq Scan on t", ("Seq Scan on t",), "plain", 100.0)
+    idx = PlanShape("Index Scan using t_k_idx on t", ("Index Scan using t_k_idx on t",), "plain", 8.0)
+    for after_plan, change, expected in ((seq, None, Verdict.NO_CHANGE),
+                                         (idx, "Seq Scan on t → Index Scan using t_k_idx on t", Verdict.FASTER)):
+        (b, lb), (a, la) = _side(2.0, seq), _side(1.0, after_plan)
+        c = QueryComparison("q", "q", "f", lb, la, None, 1.1, Verdict.FASTER, "2.00× faster", seq, after_plan,
+                            change)
+        outcome = _outcome(c, b, a, 10_000)
+        assert outcome.verdict is expected, outcome
+        assert (outcome.reason.endswith("its plan is the same before and after: not the index's doing")
+                == (expected is Verdict.NO_CHANGE)), outcome.reason

@@ -480,7 +480,8 @@ class _Outcome:
 
 def _outcome(c: QueryComparison, before: QueryResult, after: QueryResult, timeout_ms: int) -> _Outcome:
     """The comparison's verdict, except that a side whose executions timed out (statement_timeout) while
-    the other side's did not counts as the slower one, at the timeout."""
+    the other side's did not counts as the slower one, at the timeout; and that a query measured faster
+    with the same plan before and after (the same scans, so no new index read) is no change."""
     b_ms = float(timeout_ms) if before.count == 0 else c.before.p50_ms
     a_ms = float(timeout_ms) if after.count == 0 else c.after.p50_ms
     ratio = 1 / c.ratio.point if c.ratio is not None and c.ratio.point else (a_ms / b_ms if b_ms else 1.0)
@@ -490,6 +491,12 @@ def _outcome(c: QueryComparison, before: QueryResult, after: QueryResult, timeou
     if _timed_out(after) and not _timed_out(before) and before.count:
         return _Outcome(Verdict.SLOWER, f"finished before, timed out after ({after.errors} of "
                         f"{after.errors + after.count} executions over {timeout_ms} ms)", b_ms, a_ms, a_ms / b_ms)
+    if (c.verdict is Verdict.FASTER and c.plan_before is not None and c.plan_after is not None
+            and c.plan_change is None and c.plan_before.scans == c.plan_after.scans):
+        # The same plan, scan for scan, reads no new index: what got faster is the machine (caches, load),
+        # not the recommendation. (Slower stays slower: an index costs writes without changing their plan.)
+        return _Outcome(Verdict.NO_CHANGE, f"{c.reason}, but its plan is the same before and after: not the "
+                        "index's doing", b_ms, a_ms, ratio)
     return _Outcome(c.verdict, c.reason, b_ms, a_ms, ratio)
 
 
