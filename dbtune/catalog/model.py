@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dbtune.catalog.maintenance import Maintenance
 from dbtune.sqlnames import qualified
 
 
@@ -277,6 +278,7 @@ class Snapshot:
     other_relations: dict[tuple[str, str], str] = field(default_factory=dict)
     database_stats: DatabaseStats | None = None
     activity: tuple[Backend, ...] | None = None  # None: pg_stat_activity could not be read
+    maintenance: Maintenance = field(default_factory=lambda: Maintenance())
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:
