@@ -1,9 +1,9 @@
 """Autovacuum is switched off for the whole server (`autovacuum = off` or `track_counts = off`).
 
 ## What it does
-Reads the server-level `autovacuum` and `track_counts` settings (`pg_file_settings` where readable, so a
-change written by `ALTER SYSTEM` but not yet reloaded counts; else `pg_settings`) and reports an error
-when either is off: autovacuum's launcher needs `track_counts` to find work. On a role with only
+Reads the server-level `autovacuum` and `track_counts` settings (the running value, unless a role or
+database setting overrides `track_counts` for this session, and `pg_file_settings` where readable, so a
+change written by `ALTER SYSTEM` but not yet reloaded counts) and reports an error when either is off: autovacuum's launcher needs `track_counts` to find work. On a role with only
 `pg_monitor` (which includes `pg_read_all_settings`) the check runs in full.
 
 ## Why it matters
@@ -35,17 +35,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbtune.catalog.model import Snapshot
 from dbtune.checks import CheckContext, check
 from dbtune.migrate.changes import pretty
 from dbtune.model import Change, ChangeKind, Finding
 from dbtune.sqlnames import quote_ident
 
 
+# Sources of a value that applies to sessions, not to the server's own processes (autovacuum's launcher).
+_SESSION_SOURCES = frozenset({"database", "user", "database user", "session", "client"})
+
+
+def _server_off(snap: Snapshot, name: str) -> bool:
+    """Whether ``name`` is off for the server: its running value (unless a role or database setting of
+    this session overrides it, then the server-level value), or its value in the configuration files."""
+    s = snap.settings.get(name)
+    values = {s.setting if s is not None and s.source not in _SESSION_SOURCES else snap.server_level(name)}
+    if snap.file_settings is not None and name in snap.file_settings:
+        values.add(snap.file_settings[name])
+    return any((v or "on").strip("'").lower() in ("off", "false", "0", "no") for v in values)
+
+
 @check(id="MT008", name="autovacuum-off", area="maintenance", severity="error", fix=True)
 def autovacuum_off(ctx: CheckContext) -> Iterator[Finding]:
     snap = ctx.snapshot
-    off = [name for name in ("autovacuum", "track_counts")
-           if "off" in {(snap.server_level(name) or "on").strip("'").lower(), (snap.setting(name) or "on").lower()}]
+    off = [name for name in ("autovacuum", "track_counts") if _server_off(snap, name)]
     if off:
         yield ctx.finding(
             quote_ident(snap.server.database),

@@ -70,13 +70,13 @@ def _limit(seq: SequenceUse, column_type: str | None) -> tuple[int, str]:
 def sequence_near_overflow(ctx: CheckContext) -> Iterator[Finding]:
     maintenance = ctx.snapshot.maintenance
     if "sequences" not in maintenance.readable:
-        ctx.skip("the sequences could not be read (see the audit's skips)", "USAGE or SELECT on the sequences")
+        ctx.skip("the sequences could not be read (see the audit's skips)", "SELECT on the sequences")
         return
     tables = {r.oid: r for r in ctx.user_relations()}
     unreadable = [qualified(s.schema, s.name) for s in maintenance.sequences if not s.readable]
     if unreadable:
         ctx.skip(f"{len(unreadable)} sequence(s) not readable by this role, such as {unreadable[0]}",
-                 "USAGE or SELECT on the sequences")
+                 "SELECT on the sequences")
     fed: dict[tuple[int, int], SequenceUse] = {}
     for seq in maintenance.sequences:
         if seq.cycle or seq.last_value is None:

@@ -274,7 +274,7 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
     sequences: list[SequenceUse] = []
     rows, err = q.optional(SEQUENCES)
     if err is not None:
-        skipped.append(Skip("sequences", _reason(err), "USAGE or SELECT on the sequences"))
+        skipped.append(Skip("sequences", _reason(err), "SELECT on the sequences"))
     else:
         parts.add("sequences")
         for r in rows or []:
