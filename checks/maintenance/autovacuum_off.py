@@ -3,8 +3,9 @@
 ## What it does
 Reads the server-level `autovacuum` and `track_counts` settings (the running value, unless a role or
 database setting overrides `track_counts` for this session, and `pg_file_settings` where readable, so a
-change written by `ALTER SYSTEM` but not yet reloaded counts) and reports an error when either is off: autovacuum's launcher needs `track_counts` to find work. On a role with only
-`pg_monitor` (which includes `pg_read_all_settings`) the check runs in full.
+change written by `ALTER SYSTEM` but not yet reloaded counts) and reports an error when either is off:
+autovacuum's launcher needs `track_counts` to find work. On a role with only `pg_monitor` (which includes
+`pg_read_all_settings`) the check runs in full.
 
 ## Why it matters
 Without autovacuum no table is vacuumed or analyzed unless a job does it: dead tuples pile up, plans go
@@ -40,7 +41,6 @@ from dbtune.checks import CheckContext, check
 from dbtune.migrate.changes import pretty
 from dbtune.model import Change, ChangeKind, Finding
 from dbtune.sqlnames import quote_ident
-
 
 # Sources of a value that applies to sessions, not to the server's own processes (autovacuum's launcher).
 _SESSION_SOURCES = frozenset({"database", "user", "database user", "session", "client"})

@@ -1,15 +1,19 @@
 """A table's heap takes much more space than its rows need (the statistical bloat estimate).
 
 ## What it does
-Estimates each user table's and materialized view's bloat from the planner's statistics, with no extension
-and without reading the table: the pages `reltuples` rows of the average width in `pg_stats`
-(`avg_width`, `null_frac`, tuple header and alignment) would fill at the table's `fillfactor`, against its
-`relpages` (heap and TOAST), after ioguix's well-known table bloat query. Tables smaller than
+Estimates each user table's and materialized view's bloat from the planner's statistics, with no
+extension and without reading the table: the pages `reltuples` rows of the average width in `pg_stats`
+(`avg_width`, `null_frac`, tuple header and alignment) would fill at the table's `fillfactor`, against
+its `relpages` (heap and TOAST), after ioguix's well-known table bloat query. Tables smaller than
 `min_size_bytes` (default 10 MB) are left alone. A table is reported when the estimated bloat reaches
-`max_ratio` of its size, as an error from `error_ratio`. Where `pg_stats` lacks a column (never analyzed,
-or a column of type `name`) the estimate does not apply and the table is skipped. On a role with only
-`pg_monitor`, `pg_stats` shows only the columns the role may `SELECT`: the other tables are skipped and the
-skip names the privilege.
+`max_ratio` of its size, as an error from `error_ratio`. Where the `pgstattuple` extension is installed,
+the heaps the estimate suspects (1 MB or more, 20 % or more estimated) are measured with
+`pgstattuple_approx()` in the same snapshot, and its figures (free space plus dead tuples, heap only) are
+judged instead; it needs `pg_stat_scan_tables` (which `pg_monitor` includes), else a skip names it. Its
+cost is a read of the pages the visibility map does not mark all-visible, on those heaps only. Where
+`pg_stats` lacks a column (never analyzed, or a column of type `name`) the estimate does not apply and
+the table is skipped. On a role with only `pg_monitor`, `pg_stats` shows only the columns the role may
+`SELECT`: the other tables are skipped and the skip names the privilege.
 
 ## Why it matters
 Space held by dead tuples that vacuum freed but the table never returned is read by every sequential
@@ -23,8 +27,7 @@ old rows.
 ## What to do instead
 Find why it bloated (a long transaction held vacuum back, autovacuum too slow for the table) and fix that
 first, then rebuild the table online with `pg_repack` or `pg_squeeze`. Never `VACUUM FULL` on a live
-system: it holds `ACCESS EXCLUSIVE` while it rewrites the table. For exact figures, `pgstattuple`'s
-`pgstattuple_approx()` reads the table (this check does not).
+system: it holds `ACCESS EXCLUSIVE` while it rewrites the table.
 
 ## How the fix is applied safely
 No fix is generated: an online rebuild needs an extension and a person watching it.
@@ -38,6 +41,7 @@ No fix is generated: an online rebuild needs an extension and a person watching 
 - https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-SPACE-RECOVERY
 - https://www.postgresql.org/docs/current/view-pg-stats.html
 - https://github.com/ioguix/pgsql-bloat-estimation
+- https://www.postgresql.org/docs/current/pgstattuple.html
 """
 
 from __future__ import annotations
@@ -64,15 +68,21 @@ def table_bloat(ctx: CheckContext) -> Iterator[Finding]:
         if est.not_applicable:
             not_applicable.append(rel.qualified_name)
             continue
-        ratio = est.bloat_bytes / est.real_size_bytes
+        if est.exact_table_len and est.exact_reclaimable_bytes is not None:
+            size, bloat, method = est.exact_table_len, est.exact_reclaimable_bytes, "pgstattuple_approx"
+            what = f"{size_pretty(bloat)} of its heap's {size_pretty(size)}"
+            why = "is free space or dead tuples (pgstattuple_approx)"
+        else:
+            size, bloat, method = est.real_size_bytes, est.bloat_bytes, "statistical estimate"
+            what = f"an estimated {size_pretty(bloat)} of its {size_pretty(size)}"
+            why = f"is beyond what its rows need at fillfactor {est.fillfactor}"
+        ratio = bloat / size
         if ratio >= ctx.options["max_ratio"]:
             yield ctx.finding(
-                rel.qualified_name,
-                f"{rel.qualified_name}: an estimated {size_pretty(est.bloat_bytes)} of its "
-                f"{size_pretty(est.real_size_bytes)} ({ratio:.0%}) is beyond what its rows need at fillfactor "
-                f"{est.fillfactor}",
-                evidence={"real_size_bytes": est.real_size_bytes, "bloat_bytes": est.bloat_bytes,
-                          "bloat_ratio": round(ratio, 4), "fillfactor": est.fillfactor},
+                rel.qualified_name, f"{rel.qualified_name}: {what} ({ratio:.0%}) {why}",
+                evidence={"real_size_bytes": size, "bloat_bytes": bloat, "bloat_ratio": round(ratio, 4),
+                          "fillfactor": est.fillfactor, "method": method,
+                          "estimated_bloat_bytes": est.bloat_bytes},
                 severity=Severity.ERROR if ratio >= ctx.options["error_ratio"] else None)
     if not_applicable:
         ctx.skip(f"{len(not_applicable)} table(s) without full pg_stats (never analyzed, or columns this role "

@@ -1,12 +1,12 @@
 """What the maintenance checks read: vacuum and analyze state, freeze ages, the heap bloat estimate,
 sequences with the column each feeds, and the current database's freeze ages and temporary files.
 
-Four set-based statements, whatever the size of the catalog (one per kind, never one per table). The same
-SQL serves PostgreSQL 13 to 18: every column read here exists in 13 (``n_ins_since_vacuum`` is 13+,
-``pg_sequence_last_value`` 10+) and none moved since; the checkpointer and WAL views that did move are not
-read here. What a role with only ``pg_monitor`` cannot read is a :class:`Skip` naming the privilege:
-``pg_stats`` shows only the columns the role may ``SELECT`` (the bloat estimate is then not applicable),
-and a sequence's last value needs ``USAGE`` or ``SELECT`` on it.
+Four set-based statements (six with pgstattuple), whatever the size of the catalog (one per kind, never
+one per table). The same SQL serves PostgreSQL 13 to 18: every column read here exists in 13
+(``n_ins_since_vacuum`` is 13+, ``pg_sequence_last_value`` 10+) and none moved since; the checkpointer
+and WAL views that did move are not read here. What a role with only ``pg_monitor`` cannot read is a
+:class:`Skip` naming the privilege: ``pg_stats`` shows only the columns the role may ``SELECT`` (the
+bloat estimate is then not applicable), and a sequence's last value needs ``USAGE`` or ``SELECT`` on it.
 
 References: https://www.postgresql.org/docs/current/monitoring-stats.html,
 https://www.postgresql.org/docs/current/routine-vacuuming.html,
@@ -16,7 +16,7 @@ https://www.postgresql.org/docs/current/catalog-pg-sequence.html.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,32 @@ FROM (
 ) AS s3
 """
 
+# pgstattuple_approx() reads the pages the visibility map does not mark all-visible, so it runs only on
+# the heaps the estimate already suspects: 1 MB or more, a fifth or more estimated bloat.
+EXACT_MIN_BYTES = 1024 * 1024
+EXACT_MIN_RATIO = 0.2
+
+PGSTATTUPLE_LOCATION = """
+-- The schema holding the pgstattuple extension's functions in this database.
+SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pgstattuple'
+"""
+
+
+def heap_bloat_exact_query(schema_sql: str) -> str:
+    """pgstattuple_approx() (``schema_sql``: the extension's schema, quoted) of the heaps whose estimate
+    (HEAP_BLOAT) is at least EXACT_MIN_BYTES and EXACT_MIN_RATIO: their heap length, free space and dead
+    tuple length in bytes (https://www.postgresql.org/docs/current/pgstattuple.html)."""
+    return f"""
+-- pgstattuple_approx() of the heaps the statistical estimate suspects of bloat.
+WITH estimate AS ({HEAP_BLOAT})
+SELECT e.oid, a.table_len, a.approx_free_space, a.dead_tuple_len
+FROM estimate e, LATERAL {schema_sql}.pgstattuple_approx(e.oid::pg_catalog.regclass) a
+WHERE NOT e.is_na AND e.real_size_bytes >= {EXACT_MIN_BYTES}
+  AND e.bloat_bytes >= {EXACT_MIN_RATIO} * e.real_size_bytes
+"""
+
+
 SEQUENCES = f"""
 -- Every sequence: its type, bounds, increment and CYCLE flag, its last value (NULL when never used, or
 -- when this role has neither USAGE nor SELECT on it: `readable`), and the column it feeds (serial: the
@@ -180,6 +206,10 @@ class HeapBloat:
     bloat_bytes: int
     fillfactor: int
     not_applicable: bool
+    # pgstattuple_approx() where installed and run: the heap's length, and its free space plus dead
+    # tuples, in bytes (None: not measured).
+    exact_table_len: int | None = None
+    exact_reclaimable_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,10 +270,11 @@ def _int(value: Any) -> int | None:
 def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance:
     """Read the maintenance state through ``q`` (the snapshot's counter: ``q.rows``/``q.optional``), four
     statements. A query the role may not run is recorded in ``skipped`` with the privilege it needs, and
-    its part is left empty. ``server`` is the snapshot's (the SQL is the same on 13 to 18)."""
+    its part is left empty. ``server`` is the snapshot's (the SQL is the same on 13 to 18); where it lists
+    the pgstattuple extension, two more statements measure the heaps the estimate suspects
+    (:func:`heap_bloat_exact_query`; a role without ``pg_stat_scan_tables`` gets a skip)."""
     from dbtune.catalog.model import Skip
 
-    del server  # one variant serves every supported version (see the module's docstring)
     parts: set[str] = set()
     tables: dict[int, TableMaintenance] = {}
     rows, err = q.optional(TABLE_MAINTENANCE)
@@ -271,6 +302,8 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
         for r in rows or []:
             bloat[r["oid"]] = HeapBloat(r["oid"], int(r["real_size_bytes"]), int(r["bloat_bytes"]),
                                         int(r["fillfactor"]), bool(r["is_na"]))
+        if "pgstattuple" in server.extensions:
+            bloat = _exact_bloat(q, bloat, skipped)
     sequences: list[SequenceUse] = []
     rows, err = q.optional(SEQUENCES)
     if err is not None:
@@ -294,6 +327,26 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
                                        _int(r["temp_bytes"]))
     return Maintenance(tables=tables, bloat=bloat, sequences=tuple(sequences), database=database,
                        readable=frozenset(parts))
+
+
+def _exact_bloat(q: Any, bloat: dict[int, HeapBloat], skipped: list[Skip]) -> dict[int, HeapBloat]:
+    """``bloat`` with pgstattuple_approx()'s figures on the suspected heaps (two statements)."""
+    from dbtune.catalog.model import Skip
+    from dbtune.sqlnames import quote_ident
+
+    location, _ = q.optional(PGSTATTUPLE_LOCATION)
+    if not location:
+        return bloat
+    rows, err = q.optional(heap_bloat_exact_query(quote_ident(location[0]["nspname"])))
+    if err is not None:
+        skipped.append(Skip("pgstattuple_approx", _reason(err), "pg_stat_scan_tables"))
+        return bloat
+    exact = dict(bloat)
+    for r in rows or []:
+        if r["oid"] in exact:
+            exact[r["oid"]] = replace(exact[r["oid"]], exact_table_len=int(r["table_len"]),
+                                      exact_reclaimable_bytes=int(r["approx_free_space"]) + int(r["dead_tuple_len"]))
+    return exact
 
 
 def _reason(err: psycopg.Error) -> str:
