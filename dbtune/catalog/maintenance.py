@@ -1,12 +1,13 @@
 """What the maintenance checks read: vacuum and analyze state, freeze ages, the heap bloat estimate,
 sequences with the column each feeds, and the current database's freeze ages and temporary files.
 
-Four set-based statements (six with pgstattuple), whatever the size of the catalog (one per kind, never
+Five set-based statements (seven with pgstattuple), whatever the size of the catalog (one per kind, never
 one per table). The same SQL serves PostgreSQL 13 to 18: every column read here exists in 13
-(``n_ins_since_vacuum`` is 13+, ``pg_sequence_last_value`` 10+) and none moved since; the checkpointer
-and WAL views that did move are not read here. What a role with only ``pg_monitor`` cannot read is a
-:class:`Skip` naming the privilege: ``pg_stats`` shows only the columns the role may ``SELECT`` (the
-bloat estimate is then not applicable), and a sequence's last value needs ``USAGE`` or ``SELECT`` on it.
+(``n_ins_since_vacuum`` is 13+, ``pg_sequence_last_value`` 10+) and none moved since, but for the
+checkpoint counters (``pg_stat_checkpointer`` from 17, before it ``pg_stat_bgwriter``:
+:func:`checkpoints_query`). What a role with only ``pg_monitor`` cannot read is a :class:`Skip` naming
+the privilege: ``pg_stats`` shows only the columns the role may ``SELECT`` (the bloat estimate is then
+not applicable), and a sequence's last value needs ``USAGE`` or ``SELECT`` on it.
 
 References: https://www.postgresql.org/docs/current/monitoring-stats.html,
 https://www.postgresql.org/docs/current/routine-vacuuming.html,
@@ -158,6 +159,31 @@ LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
 WHERE d.datname = pg_catalog.current_database()
 """
 
+_CHECKPOINTS = """
+-- Checkpoints since the view's own stats_reset: started by checkpoint_timeout (timed) and requested
+-- (max_wal_size reached, CHECKPOINT, CREATE DATABASE, a base backup, shutdown). {view}.
+SELECT {timed} AS timed, {requested} AS requested, stats_reset FROM pg_catalog.{view}
+"""
+CHECKPOINTS_V13 = _CHECKPOINTS.format(view="pg_stat_bgwriter", timed="checkpoints_timed",
+                                      requested="checkpoints_req")
+CHECKPOINTS_V17 = _CHECKPOINTS.format(view="pg_stat_checkpointer", timed="num_timed", requested="num_requested")
+
+
+def checkpoints_query(version_num: int) -> str:
+    """The checkpoint counters moved from ``pg_stat_bgwriter`` to ``pg_stat_checkpointer`` in PostgreSQL 17
+    (https://www.postgresql.org/docs/17/monitoring-stats.html#MONITORING-PG-STAT-CHECKPOINTER-VIEW)."""
+    return CHECKPOINTS_V17 if version_num >= 170000 else CHECKPOINTS_V13
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Checkpoints started by ``checkpoint_timeout`` and requested otherwise, since ``stats_reset`` (of the
+    checkpointer's view; ``None`` when never reset)."""
+
+    timed: int
+    requested: int
+    stats_reset: datetime | None
+
 
 @dataclass(frozen=True)
 class TableMaintenance:
@@ -252,6 +278,7 @@ class Maintenance:
     bloat: dict[int, HeapBloat] = field(default_factory=dict)
     sequences: tuple[SequenceUse, ...] = ()
     database: DatabaseMaintenance | None = None
+    checkpoints: Checkpoints | None = None
     readable: frozenset[str] = frozenset()  # which parts were read: "tables", "bloat", "sequences", "database"
 
 
@@ -270,7 +297,7 @@ def _int(value: Any) -> int | None:
 def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance:
     """Read the maintenance state through ``q`` (the snapshot's counter: ``q.rows``/``q.optional``), four
     statements. A query the role may not run is recorded in ``skipped`` with the privilege it needs, and
-    its part is left empty. ``server`` is the snapshot's (the SQL is the same on 13 to 18); where it lists
+    its part is left empty. ``server`` is the snapshot's (it picks the checkpoint counters' view); where it lists
     the pgstattuple extension, two more statements measure the heaps the estimate suspects
     (:func:`heap_bloat_exact_query`; a role without ``pg_stat_scan_tables`` gets a skip)."""
     from dbtune.catalog.model import Skip
@@ -325,8 +352,16 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
         r = rows[0]
         database = DatabaseMaintenance(int(r["xid_age"]), int(r["mxid_age"]), _int(r["temp_files"]),
                                        _int(r["temp_bytes"]))
+    checkpoints = None
+    rows, err = q.optional(checkpoints_query(server.version_num))
+    if err is not None:
+        skipped.append(Skip("checkpoint counters", _reason(err), "pg_monitor"))
+    elif rows:
+        parts.add("checkpoints")
+        r = rows[0]
+        checkpoints = Checkpoints(int(r["timed"]), int(r["requested"]), r["stats_reset"])
     return Maintenance(tables=tables, bloat=bloat, sequences=tuple(sequences), database=database,
-                       readable=frozenset(parts))
+                       checkpoints=checkpoints, readable=frozenset(parts))
 
 
 def _exact_bloat(q: Any, bloat: dict[int, HeapBloat], skipped: list[Skip]) -> dict[int, HeapBloat]:
