@@ -40,26 +40,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.maintenance import WRAPAROUND_OPTIONS, maintained_tables, share_of_limit, wraparound_severity
+from dbtune.checks.maintenance import WRAPAROUND_OPTIONS, table_wraparound_findings
 from dbtune.model import Finding
 
 
 @check(id="MT003", name="multixact-wraparound-risk", area="maintenance", severity="warning",
        options=dict(WRAPAROUND_OPTIONS))
 def multixact_wraparound_risk(ctx: CheckContext) -> Iterator[Finding]:
-    freeze_max_age = int(ctx.snapshot.setting("autovacuum_multixact_freeze_max_age") or 400_000_000)
-    for rel, tm in maintained_tables(ctx):
-        toast_older = tm.toast_mxid_age is not None and tm.toast_mxid_age > tm.mxid_age
-        age = tm.toast_mxid_age if toast_older and tm.toast_mxid_age is not None else tm.mxid_age
-        severity = wraparound_severity(ctx, age)
-        if severity is None:
-            continue
-        where = "its TOAST table's" if toast_older else "its"
-        yield ctx.finding(
-            rel.qualified_name,
-            f"{rel.qualified_name}: {where} oldest multixact ID is {age:,} multixacts old "
-            f"({share_of_limit(age)} of the 2^31 wraparound limit; autovacuum_multixact_freeze_max_age is "
-            f"{freeze_max_age:,})",
-            evidence={"mxid_age": tm.mxid_age, "toast_mxid_age": tm.toast_mxid_age,
-                      "autovacuum_multixact_freeze_max_age": freeze_max_age},
-            severity=severity)
+    yield from table_wraparound_findings(ctx, "mxid")

@@ -279,7 +279,9 @@ class Maintenance:
     sequences: tuple[SequenceUse, ...] = ()
     database: DatabaseMaintenance | None = None
     checkpoints: Checkpoints | None = None
-    readable: frozenset[str] = frozenset()  # which parts were read: "tables", "bloat", "sequences", "database"
+    # Which parts were read: "tables", "bloat", "sequences", "database", "checkpoints" (a part whose query
+    # failed is absent).
+    readable: frozenset[str] = frozenset()
 
 
 def _options(reloptions: list[str] | None, prefix: str = "") -> dict[str, str]:
@@ -295,78 +297,62 @@ def _int(value: Any) -> int | None:
 
 
 def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance:
-    """Read the maintenance state through ``q`` (the snapshot's counter: ``q.rows``/``q.optional``), four
+    """Read the maintenance state through ``q`` (the snapshot's counter: ``q.rows``/``q.optional``), five
     statements. A query the role may not run is recorded in ``skipped`` with the privilege it needs, and
-    its part is left empty. ``server`` is the snapshot's (it picks the checkpoint counters' view); where it lists
-    the pgstattuple extension, two more statements measure the heaps the estimate suspects
+    its part is left empty. ``server`` is the snapshot's (it picks the checkpoint counters' view); where
+    it lists the pgstattuple extension, two more statements measure the heaps the estimate suspects
     (:func:`heap_bloat_exact_query`; a role without ``pg_stat_scan_tables`` gets a skip)."""
+    parts: set[str] = set()
+
+    def read(query: str, part: str, what: str, privilege: str) -> list[dict[str, Any]]:
+        rows, err = q.optional(query)
+        if err is not None:
+            skipped.append(_skip(what, _reason(err), privilege))
+            return []
+        parts.add(part)
+        return list(rows or [])
+
+    tables = {r["oid"]: TableMaintenance(
+        oid=r["oid"], persistence=r["relpersistence"],
+        reloptions={**_options(r["reloptions"]), **_options(r["toast_reloptions"], "toast.")},
+        xid_age=int(r["xid_age"]), toast_xid_age=_int(r["toast_xid_age"]), mxid_age=int(r["mxid_age"]),
+        toast_mxid_age=_int(r["toast_mxid_age"]), n_live_tup=_int(r["n_live_tup"]),
+        n_dead_tup=_int(r["n_dead_tup"]), n_mod_since_analyze=_int(r["n_mod_since_analyze"]),
+        n_ins_since_vacuum=_int(r["n_ins_since_vacuum"]), last_vacuum=r["last_vacuum"],
+        last_autovacuum=r["last_autovacuum"], last_analyze=r["last_analyze"],
+        last_autoanalyze=r["last_autoanalyze"], heap_blks_read=_int(r["heap_blks_read"]),
+        heap_blks_hit=_int(r["heap_blks_hit"]))
+        for r in read(TABLE_MAINTENANCE, "tables", "vacuum and analyze state", "pg_monitor")}
+    bloat = {r["oid"]: HeapBloat(r["oid"], int(r["real_size_bytes"]), int(r["bloat_bytes"]), int(r["fillfactor"]),
+                                 bool(r["is_na"]))
+             for r in read(HEAP_BLOAT, "bloat", "heap bloat estimate", "pg_monitor")}
+    if "pgstattuple" in server.extensions and bloat:
+        bloat = _exact_bloat(q, bloat, skipped)
+    sequences = tuple(SequenceUse(
+        oid=r["oid"], schema=r["schema"], name=r["name"], seq_type=r["seq_type"],
+        min_value=int(r["seqmin"]), max_value=int(r["seqmax"]), increment=int(r["seqincrement"]),
+        cycle=bool(r["seqcycle"]), readable=bool(r["readable"]), last_value=_int(r["last_value"]),
+        table_oid=r["table_oid"], attnum=r["attnum"], column_type=r["column_type"])
+        for r in read(SEQUENCES, "sequences", "sequences", "SELECT on the sequences"))
+    database = next((DatabaseMaintenance(int(r["xid_age"]), int(r["mxid_age"]), _int(r["temp_files"]),
+                                         _int(r["temp_bytes"]))
+                     for r in read(DATABASE_MAINTENANCE, "database", "database freeze ages and temporary files",
+                                   "pg_monitor")), None)
+    checkpoints = next((Checkpoints(int(r["timed"]), int(r["requested"]), r["stats_reset"])
+                        for r in read(checkpoints_query(server.version_num), "checkpoints", "checkpoint counters",
+                                      "pg_monitor")), None)
+    return Maintenance(tables=tables, bloat=bloat, sequences=sequences, database=database,
+                       checkpoints=checkpoints, readable=frozenset(parts))
+
+
+def _skip(what: str, reason: str, privilege: str) -> Skip:
     from dbtune.catalog.model import Skip
 
-    parts: set[str] = set()
-    tables: dict[int, TableMaintenance] = {}
-    rows, err = q.optional(TABLE_MAINTENANCE)
-    if err is not None:
-        skipped.append(Skip("vacuum and analyze state", _reason(err), "pg_monitor"))
-    else:
-        parts.add("tables")
-        for r in rows or []:
-            tables[r["oid"]] = TableMaintenance(
-                oid=r["oid"], persistence=r["relpersistence"],
-                reloptions={**_options(r["reloptions"]), **_options(r["toast_reloptions"], "toast.")},
-                xid_age=int(r["xid_age"]), toast_xid_age=_int(r["toast_xid_age"]), mxid_age=int(r["mxid_age"]),
-                toast_mxid_age=_int(r["toast_mxid_age"]), n_live_tup=_int(r["n_live_tup"]),
-                n_dead_tup=_int(r["n_dead_tup"]), n_mod_since_analyze=_int(r["n_mod_since_analyze"]),
-                n_ins_since_vacuum=_int(r["n_ins_since_vacuum"]), last_vacuum=r["last_vacuum"],
-                last_autovacuum=r["last_autovacuum"], last_analyze=r["last_analyze"],
-                last_autoanalyze=r["last_autoanalyze"], heap_blks_read=_int(r["heap_blks_read"]),
-                heap_blks_hit=_int(r["heap_blks_hit"]))
-    bloat: dict[int, HeapBloat] = {}
-    rows, err = q.optional(HEAP_BLOAT)
-    if err is not None:
-        skipped.append(Skip("heap bloat estimate", _reason(err), "pg_monitor"))
-    else:
-        parts.add("bloat")
-        for r in rows or []:
-            bloat[r["oid"]] = HeapBloat(r["oid"], int(r["real_size_bytes"]), int(r["bloat_bytes"]),
-                                        int(r["fillfactor"]), bool(r["is_na"]))
-        if "pgstattuple" in server.extensions:
-            bloat = _exact_bloat(q, bloat, skipped)
-    sequences: list[SequenceUse] = []
-    rows, err = q.optional(SEQUENCES)
-    if err is not None:
-        skipped.append(Skip("sequences", _reason(err), "SELECT on the sequences"))
-    else:
-        parts.add("sequences")
-        for r in rows or []:
-            sequences.append(SequenceUse(
-                oid=r["oid"], schema=r["schema"], name=r["name"], seq_type=r["seq_type"],
-                min_value=int(r["seqmin"]), max_value=int(r["seqmax"]), increment=int(r["seqincrement"]),
-                cycle=bool(r["seqcycle"]), readable=bool(r["readable"]), last_value=_int(r["last_value"]),
-                table_oid=r["table_oid"], attnum=r["attnum"], column_type=r["column_type"]))
-    database = None
-    rows, err = q.optional(DATABASE_MAINTENANCE)
-    if err is not None:
-        skipped.append(Skip("database freeze ages and temporary files", _reason(err), "pg_monitor"))
-    elif rows:
-        parts.add("database")
-        r = rows[0]
-        database = DatabaseMaintenance(int(r["xid_age"]), int(r["mxid_age"]), _int(r["temp_files"]),
-                                       _int(r["temp_bytes"]))
-    checkpoints = None
-    rows, err = q.optional(checkpoints_query(server.version_num))
-    if err is not None:
-        skipped.append(Skip("checkpoint counters", _reason(err), "pg_monitor"))
-    elif rows:
-        parts.add("checkpoints")
-        r = rows[0]
-        checkpoints = Checkpoints(int(r["timed"]), int(r["requested"]), r["stats_reset"])
-    return Maintenance(tables=tables, bloat=bloat, sequences=tuple(sequences), database=database,
-                       checkpoints=checkpoints, readable=frozenset(parts))
+    return Skip(what, reason, privilege)
 
 
 def _exact_bloat(q: Any, bloat: dict[int, HeapBloat], skipped: list[Skip]) -> dict[int, HeapBloat]:
     """``bloat`` with pgstattuple_approx()'s figures on the suspected heaps (two statements)."""
-    from dbtune.catalog.model import Skip
     from dbtune.sqlnames import quote_ident
 
     location, _ = q.optional(PGSTATTUPLE_LOCATION)
@@ -374,7 +360,7 @@ def _exact_bloat(q: Any, bloat: dict[int, HeapBloat], skipped: list[Skip]) -> di
         return bloat
     rows, err = q.optional(heap_bloat_exact_query(quote_ident(location[0]["nspname"])))
     if err is not None:
-        skipped.append(Skip("pgstattuple_approx", _reason(err), "pg_stat_scan_tables"))
+        skipped.append(_skip("pgstattuple_approx", _reason(err), "pg_stat_scan_tables"))
         return bloat
     exact = dict(bloat)
     for r in rows or []:

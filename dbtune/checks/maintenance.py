@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dbtune.catalog.maintenance import TableMaintenance
 from dbtune.catalog.model import Relation, Snapshot
 from dbtune.checks.runner import CheckContext
-from dbtune.model import Severity
+from dbtune.model import Finding, Severity
 
 # Transaction IDs and multixact IDs are 32 bits; PostgreSQL stops assigning them 2^31 − 3 M past the
 # oldest unfrozen one (https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-WRAPAROUND).
@@ -79,3 +79,34 @@ def wraparound_severity(ctx: CheckContext, age: int) -> Severity | None:
 def share_of_limit(age: int) -> str:
     """``age`` as a share of the 2^31 wraparound limit (``"51.2 %"``)."""
     return f"{100 * age / WRAPAROUND_LIMIT:.1f} %"
+
+
+# Per kind of ID: the TableMaintenance attribute of the heap's age, the ID's name, its unit, and the
+# setting at which autovacuum starts an aggressive vacuum (with its default).
+_WRAPAROUND_KINDS = {
+    "xid": ("xid_age", "oldest unfrozen transaction ID", "transactions", "autovacuum_freeze_max_age",
+            200_000_000),
+    "mxid": ("mxid_age", "oldest multixact ID", "multixacts", "autovacuum_multixact_freeze_max_age",
+             400_000_000),
+}
+
+
+def table_wraparound_findings(ctx: CheckContext, kind: str) -> Iterator[Finding]:
+    """The wraparound findings of ``kind`` (``"xid"``: ``age(relfrozenxid)``, ``"mxid"``:
+    ``mxid_age(relminmxid)``) per table, each judging the older of the heap and its TOAST table."""
+    attribute, what, unit, setting, default = _WRAPAROUND_KINDS[kind]
+    freeze_max_age = int(ctx.snapshot.setting(setting) or default)
+    for rel, tm in maintained_tables(ctx):
+        heap_age, toast_age = getattr(tm, attribute), getattr(tm, f"toast_{attribute}")
+        toast_older = toast_age is not None and toast_age > heap_age
+        age = toast_age if toast_older else heap_age
+        severity = wraparound_severity(ctx, age)
+        if severity is None:
+            continue
+        owner = "its TOAST table's" if toast_older else "its"
+        yield ctx.finding(
+            rel.qualified_name,
+            f"{rel.qualified_name}: {owner} {what} is {age:,} {unit} old ({share_of_limit(age)} of the 2^31 "
+            f"wraparound limit; {setting} is {freeze_max_age:,})",
+            evidence={attribute: heap_age, f"toast_{attribute}": toast_age, setting: freeze_max_age},
+            severity=severity)
