@@ -42,6 +42,11 @@ ALL_CHECKS = {
     "PL004": "hash-spills-to-disk", "PL005": "rows-removed-by-filter", "PL006": "nested-loop-many-loops",
     "PL007": "lossy-bitmap-heap-scan", "PL008": "index-only-scan-heap-fetches",
     "PL009": "parallel-workers-not-launched", "PL010": "jit-dominates",
+    "MT001": "table-bloat", "MT002": "xid-wraparound-risk", "MT003": "multixact-wraparound-risk",
+    "MT004": "database-wraparound-risk", "MT005": "table-never-vacuumed-or-analyzed", "MT006": "stale-statistics",
+    "MT007": "autovacuum-disabled-on-table", "MT008": "autovacuum-off", "MT009": "dead-tuples-high",
+    "MT010": "table-cache-hit-ratio-low", "MT011": "unlogged-table", "MT012": "sequence-near-overflow",
+    "MT013": "temp-files-heavy", "MT014": "checkpoints-requested-often",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
