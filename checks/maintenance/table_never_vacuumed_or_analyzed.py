@@ -11,8 +11,8 @@ only `pg_monitor` it runs in full (`pg_stat_all_tables` is readable by every rol
 
 ## Why it matters
 A table autovacuum never reached is one it cannot reach: autovacuum is off for it or for the server, its
-workers are all busy on bigger tables, or its thresholds were raised. Without ANALYZE the planner
-estimates from defaults (a never-analyzed table looks like 10 pages), which gives bad join orders; without
+workers are all busy on bigger tables, or its thresholds were raised. Without ANALYZE the planner has no
+column statistics and falls back to default selectivities, which gives bad join orders; without
 VACUUM, dead tuples are never reclaimed, the visibility map is never set (no index-only scans) and
 freezing waits for an emergency anti-wraparound vacuum.
 
