@@ -235,3 +235,17 @@ def add_constraint(snapshot: Snapshot, table: Relation, name: str, definition: s
                  transactional=True, lock=lock, relation_bytes=0,
                  kind=ChangeKind.ADD_CONSTRAINT, table=table.qualified_name, constraint=name)
     return (add, validate_constraint(table, name))
+
+
+def reset_storage_parameters(table: Relation, parameters: dict[str, str]) -> Change:
+    """``ALTER TABLE … RESET (name, …)`` for storage parameters (``autovacuum_enabled``,
+    ``toast.autovacuum_enabled`` …); the down step sets them back to ``parameters``' values. Autovacuum's
+    parameters take ``SHARE UPDATE EXCLUSIVE`` (reads and writes go on) and rewrite nothing
+    (https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-SET-STORAGE-PARAMETER).
+    Of kind ``other``: shown with the finding, not made a migration step."""
+    names = ", ".join(parameters)
+    values = ", ".join(f"{name} = {quote_literal(value)}" for name, value in parameters.items())
+    return Change(up=pretty(f"ALTER TABLE {table.qualified_name} RESET ({names})"),
+                  down=pretty(f"ALTER TABLE {table.qualified_name} SET ({values})"), transactional=True,
+                  lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=0, kind=ChangeKind.OTHER,
+                  table=table.qualified_name)
