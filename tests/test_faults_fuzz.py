@@ -71,6 +71,8 @@ _COMPOSE = b"services:\n  pgbouncer:\n    image: edoburu/pgbouncer\n    environm
      ("audit", "--app-config", ".env")),
     # PyYAML's composer recurses once per nested collection
     ("docker-compose.yml", b"services: " + b"[" * 5000 + b"\n", ("audit", "--app-config", "docker-compose.yml")),
+    # TOML's inf (and 1e999, a float too large) is infinity, which int() refuses with OverflowError
+    ("dbtune.toml", b"[database]\nstatement_timeout = inf\n", ("audit", "--config", "dbtune.toml")),
     # a bench result nested too deeply for json's decoder
     ("before.json", b"[" * 100_000, ("bench", "compare", "before.json", "before.json")),
 ])
@@ -109,3 +111,16 @@ def test_a_logged_query_explain_cannot_plan_is_named_by_its_file_and_line(
     outcome = run_cli("explain", "--workload", "postgresql.log", "--dsn", fuzz_target.dsn, cwd=tmp_path)
     assert outcome.code == 2 and len(outcome.error_lines) == 1, outcome
     assert "(postgresql.log:2): relation \"no_such_table\" does not exist" in outcome.error_lines[0], outcome
+
+
+@pytest.mark.parametrize("field", ["session_id", "detail"])
+def test_a_jsonlog_field_of_another_type_is_not_read(fuzz_target: conftest.TestDatabase, tmp_path: Path,
+                                                     field: str) -> None:
+    """A jsonlog line whose ``session_id`` or ``detail`` is a list: the statement is still read (a list as
+    a session id was a TypeError, unhashable)."""
+    record = {"error_severity": "LOG", "message": "duration: 1.000 ms  execute <unnamed>: SELECT $1::int",
+              field: [[1]]}
+    (tmp_path / "postgresql.json").write_text(json.dumps(record) + "\n")
+    outcome = run_cli("explain", "--workload", "postgresql.json", "--dsn", fuzz_target.dsn, cwd=tmp_path)
+    assert not outcome.traceback, outcome.escaped or outcome.err
+    assert outcome.code == 0 and outcome.error_lines == [] and "SELECT $1::int" in outcome.out, outcome
