@@ -95,7 +95,9 @@ def explain_command(
     write_output(render_explain(report, format), output)
     if report.failed:
         first = report.failed[0]
+        location = first.query.location
+        where = f" ({location})" if location and not (first.error or "").startswith(location) else ""
         error_line(f"{len(report.failed)} of {len(report.entries)} queries could not be explained "
-                   f"(first: {first.label}: {first.error})")
+                   f"(first: {first.label}{where}: {first.error})")
         raise typer.Exit(int(ExitCode.USAGE))
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), fail_on) else ExitCode.CLEAN))
