@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from dbtune.sqlnames import qualified
+
+if TYPE_CHECKING:
+    from dbtune.catalog.replication import Replication
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,7 @@ class Snapshot:
     other_relations: dict[tuple[str, str], str] = field(default_factory=dict)
     database_stats: DatabaseStats | None = None
     activity: tuple[Backend, ...] | None = None  # None: pg_stat_activity could not be read
+    replication: Replication | None = None  # publications and slots (dbtune/catalog/replication.py)
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:

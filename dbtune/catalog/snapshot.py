@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dbtune.catalog import queries
+from dbtune.catalog.replication import read_replication
 from dbtune.catalog.model import (
     Backend,
     Column,
@@ -95,10 +96,11 @@ def take(conn: psycopg.Connection) -> Snapshot:
     activity = None if activity_rows is None else tuple(
         Backend(r["pid"], r["usename"], r["application_name"] or "", r["state"], r["wait_event_type"],
                 r["xact_age_s"], r["state_age_s"], tuple(r["blocked_by"] or ())) for r in activity_rows)
+    replication = read_replication(q, server, skipped)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
-                    other_relations=other_relations, database_stats=database_stats, activity=activity,
+                    other_relations=other_relations, database_stats=database_stats, activity=activity, replication=replication,
                     statements_sent=q.sent)
 
 

@@ -32,6 +32,7 @@ AREAS: dict[str, str] = {
     "maintenance": "MT",
     "migrations": "MG",
     "concurrency": "CC",
+    "replication": "RP",
 }
 DOC_SECTIONS: tuple[str, ...] = (
     "What it does",
