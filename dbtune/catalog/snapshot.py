@@ -12,7 +12,6 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dbtune.catalog import queries
-from dbtune.catalog.replication import read_replication
 from dbtune.catalog.model import (
     Backend,
     Column,
@@ -29,6 +28,7 @@ from dbtune.catalog.model import (
     Snapshot,
     TableStats,
 )
+from dbtune.catalog.replication import read_replication
 from dbtune.errors import ServerRefused
 from dbtune.sqlnames import quote_ident
 
@@ -100,8 +100,8 @@ def take(conn: psycopg.Connection) -> Snapshot:
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
-                    other_relations=other_relations, database_stats=database_stats, activity=activity, replication=replication,
-                    statements_sent=q.sent)
+                    other_relations=other_relations, database_stats=database_stats, activity=activity,
+                    statements_sent=q.sent, replication=replication)
 
 
 def _reason(err: psycopg.Error) -> str:
