@@ -118,3 +118,36 @@ def test_the_guide_audited_with_its_app_config_and_write_paths(cli: CLI, db18: c
     assert role["fix"]["sql"] == [f"ALTER ROLE app IN DATABASE {db18.name} SET lock_timeout TO '30s';"]
     assert races["public.webhook_idempotency"]["evidence"]["insert"] == (
         "INSERT INTO webhook_idempotency (message_sid, account_sid, event_type, payload) VALUES ($1, $2, $3, $4)")
+
+
+def test_long_running_transaction_reports_a_running_statement_not_an_idle_one(db18: conftest.TestDatabase) -> None:
+    """CC005: a statement that has been running (here, waiting on a row lock) is reported with its
+    transaction's age; the session idle in its transaction that holds the lock is PO007's, not CC005's;
+    under the default 300 s neither is reported."""
+    db18.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int); INSERT INTO accounts VALUES (1, 0)")
+    config = parse_config({"checks": {"long-running-transaction": {"max_transaction_s": 0}}}, "test")
+    holder = psycopg.connect(db18.dsn, application_name="holder")
+    waiter = psycopg.connect(db18.dsn, application_name="waiter", autocommit=True)
+    try:
+        holder.execute("UPDATE accounts SET balance = 1 WHERE id = 1")  # idle in transaction from here
+        blocked = threading.Thread(target=waiter.execute, args=("UPDATE accounts SET balance = 2 WHERE id = 1",))
+        blocked.start()
+        for _ in range(200):
+            [(n,)] = db18.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                "AND application_name = 'waiter'")
+            if n:
+                break
+            threading.Event().wait(0.02)
+        report = audit(resolve(db18.dsn), config, select=["long-running-transaction"])
+        [finding] = report.findings
+        assert finding.object == f"pid {waiter.info.backend_pid}"
+        assert "(waiter, role postgres) has been in a transaction for" in finding.message
+        assert finding.message.endswith("(active, waiting on Lock)")
+        assert finding.evidence["state"] == "active" and finding.evidence["max_transaction_s"] == 0
+        default = audit(resolve(db18.dsn), parse_config({}, "test"), select=["long-running-transaction"])
+        assert default.findings == ()
+    finally:
+        holder.rollback()
+        holder.close()
+        blocked.join(10)
+        waiter.close()
