@@ -43,8 +43,8 @@ ALL_CHECKS = {
     "PL007": "lossy-bitmap-heap-scan", "PL008": "index-only-scan-heap-fetches",
     "PL009": "parallel-workers-not-launched", "PL010": "jit-dominates",
     "CN005": "foreign-key-type-mismatch", "CN006": "foreign-key-to-weak-key",
-    "CN007": "not-null-held-by-check-constraint", "RP001": "replica-identity-missing",
-    "RP002": "inactive-replication-slot", "CC005": "long-running-transaction",
+    "CN007": "not-null-held-by-check-constraint", "CN008": "unique-key-allows-duplicate-nulls",
+    "RP001": "replica-identity-missing", "RP002": "inactive-replication-slot", "CC005": "long-running-transaction",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
