@@ -55,6 +55,9 @@ ALL_CHECKS = {
     "MT007": "autovacuum-disabled-on-table", "MT008": "autovacuum-off", "MT009": "dead-tuples-high",
     "MT010": "table-cache-hit-ratio-low", "MT011": "unlogged-table", "MT012": "sequence-near-overflow",
     "MT013": "temp-files-heavy", "MT014": "checkpoints-requested-often",
+    "CN005": "foreign-key-type-mismatch", "CN006": "foreign-key-to-weak-key",
+    "CN007": "not-null-held-by-check-constraint", "CN008": "unique-key-allows-duplicate-nulls",
+    "RP001": "replica-identity-missing", "RP002": "inactive-replication-slot", "CC005": "long-running-transaction",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]

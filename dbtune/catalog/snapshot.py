@@ -29,6 +29,7 @@ from dbtune.catalog.model import (
     Snapshot,
     TableStats,
 )
+from dbtune.catalog.replication import read_replication
 from dbtune.catalog.settings_health import read_settings_health
 from dbtune.errors import ServerRefused
 from dbtune.escape import one_line
@@ -117,13 +118,14 @@ def take(conn: psycopg.Connection) -> Snapshot:
                 r["xact_age_s"], r["state_age_s"], tuple(r["blocked_by"] or ())) for r in activity_rows)
     settings_health = read_settings_health(q, server, skipped)
     maintenance = read_maintenance(q, server, skipped)
+    replication = read_replication(q, server, skipped)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
                     other_relations=other_relations, database_stats=database_stats, activity=activity,
                     unread_tables=unread,
                     settings_health=settings_health,
-                    maintenance=maintenance, statements_sent=q.sent)
+                    maintenance=maintenance, replication=replication, statements_sent=q.sent)
 
 
 def _locked_tables(q: _Counter, unread: frozenset[int], relations: dict[int, Relation]) -> list[Skip]:
