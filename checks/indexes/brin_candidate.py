@@ -2,11 +2,12 @@
 
 ## What it does
 Finds valid, non-unique btree indexes with a single key column of a date or time type (`timestamp`,
-`timestamptz`, `date`) or an integer, no predicate and no INCLUDE columns, of at least `min_size_bytes`
+`timestamptz`, `date`), no predicate and no INCLUDE columns, of at least `min_size_bytes`
 (default 1 GB), whose column's physical order follows its values: `pg_stats.correlation` at or beyond
 `min_correlation` (default 0.9) in absolute value, as in append-only tables keyed by time. Needs the table
-analyzed. On a role with only `pg_monitor`, `pg_stats` shows only the columns the role may `SELECT`; the
-others are not judged.
+analyzed. Integer columns are left out even when ordered: they are mostly keys, looked up by equality
+(a foreign key's checks, joins), which BRIN serves badly. On a role with only `pg_monitor`, `pg_stats`
+shows only the columns the role may `SELECT`; the others are not judged.
 
 ## Why it matters
 A BRIN index stores the range of values of each block range (128 pages by default): on a well-correlated
@@ -44,8 +45,7 @@ from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 from dbtune.units import size_pretty
 
-ORDERED_TYPES = frozenset({"timestamp without time zone", "timestamp with time zone", "date", "integer",
-                           "bigint", "smallint"})
+ORDERED_TYPES = frozenset({"timestamp without time zone", "timestamp with time zone", "date"})
 
 
 @check(id="IX017", name="brin-candidate", area="indexes", severity="info",
