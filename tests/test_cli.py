@@ -55,6 +55,10 @@ ALL_CHECKS = {
     "MT007": "autovacuum-disabled-on-table", "MT008": "autovacuum-off", "MT009": "dead-tuples-high",
     "MT010": "table-cache-hit-ratio-low", "MT011": "unlogged-table", "MT012": "sequence-near-overflow",
     "MT013": "temp-files-heavy", "MT014": "checkpoints-requested-often",
+    "IX009": "index-bloat", "IX010": "index-on-mostly-null-column", "IX011": "boolean-column-index",
+    "IX012": "btree-on-array-or-jsonb", "IX013": "index-overlaps-include-index",
+    "IX014": "index-cache-hit-ratio-low", "IX015": "too-many-indexes-on-write-heavy-table",
+    "IX016": "hot-update-ratio-low", "IX017": "brin-candidate",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
