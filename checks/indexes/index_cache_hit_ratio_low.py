@@ -42,8 +42,6 @@ from dbtune.checks import CheckContext, check
 from dbtune.checks.index_health import indexed_tables, state_needed
 from dbtune.model import Finding, Severity
 
-ALL_METHODS = frozenset({"btree", "hash", "gist", "gin", "spgist", "brin"})
-
 
 @check(id="IX014", name="index-cache-hit-ratio-low", area="indexes", severity="warning",
        options={"min_block_reads": 10000, "min_hit_ratio": 0.95, "error_hit_ratio": 0.9},
@@ -52,7 +50,7 @@ def index_cache_hit_ratio_low(ctx: CheckContext) -> Iterator[Finding]:
     if not state_needed(ctx, "io"):
         return
     io = ctx.snapshot.index_health.io
-    for rel, ix in indexed_tables(ctx, methods=ALL_METHODS):
+    for rel, ix in indexed_tables(ctx, methods=None):
         blocks = io.get(ix.oid)
         total = blocks.blks_hit + blocks.blks_read if blocks else 0
         if blocks is None or total < ctx.options["min_block_reads"]:

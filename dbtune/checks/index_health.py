@@ -10,14 +10,14 @@ from dbtune.checks.expectations import team_index_names
 from dbtune.checks.runner import CheckContext
 
 
-def indexed_tables(ctx: CheckContext, *, methods: frozenset[str] = frozenset({"btree"})
+def indexed_tables(ctx: CheckContext, *, methods: frozenset[str] | None = frozenset({"btree"})
                    ) -> Iterator[tuple[Relation, Index]]:
-    """Each valid index of access method in ``methods`` on a user table (outside
+    """Each valid index of access method in ``methods`` (``None``: any) on a user table (outside
     ``database.exclude_schemas``) with its table, by index name. Indexes attached to a partitioned
     index are left out: they are reported once, through their parent."""
     tables = {r.oid: r for r in ctx.user_relations()}
     for ix in sorted(ctx.snapshot.indexes, key=lambda i: (i.schema, i.name)):
-        if (ix.table_oid in tables and ix.is_valid and ix.method in methods
+        if (ix.table_oid in tables and ix.is_valid and (methods is None or ix.method in methods)
                 and ix.parent_index_oid is None):
             yield tables[ix.table_oid], ix
 
