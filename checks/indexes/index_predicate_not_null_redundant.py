@@ -62,7 +62,7 @@ def not_null_tests(predicate: str) -> list[str]:
         if isinstance(t, ast.NullTest) and t.nulltesttype == NullTestType.IS_NOT_NULL \
                 and isinstance(t.arg, ast.ColumnRef):
             last = tuple(t.arg.fields or ())[-1:]
-            names += [f.sval for f in last if isinstance(f, ast.String)]
+            names += [f.sval for f in last if isinstance(f, ast.String) and f.sval is not None]
     return names
 
 
