@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.index_health import indexed_tables, key_column, state_needed
+from dbtune.checks.index_health import analyzed_full_indexes
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 from dbtune.units import size_pretty
@@ -52,17 +52,9 @@ ORDERED_TYPES = frozenset({"timestamp without time zone", "timestamp with time z
        options={"min_size_bytes": 1024**3, "min_correlation": 0.9},
        option_ranges={"min_size_bytes": (0, None), "min_correlation": (0.0, 1.0)})
 def brin_candidate(ctx: CheckContext) -> Iterator[Finding]:
-    if not state_needed(ctx, "column_stats"):
-        return
-    stats = ctx.snapshot.index_health.column_stats
-    for rel, ix in indexed_tables(ctx):
-        if (ix.is_unique or ix.backs_constraint or ix.predicate or ix.n_key_columns != 1 or ix.include_columns
-                or ix.size_bytes < ctx.options["min_size_bytes"]):
-            continue
-        col = key_column(rel, ix, 0)
-        st = stats.get((rel.oid, col.attnum)) if col is not None else None
-        if col is None or col.type not in ORDERED_TYPES or st is None or st.correlation is None \
-                or abs(st.correlation) < ctx.options["min_correlation"]:
+    for rel, ix, col, st in analyzed_full_indexes(ctx, ctx.options["min_size_bytes"]):
+        if (ix.n_key_columns != 1 or ix.include_columns or col.type not in ORDERED_TYPES or st.correlation is None
+                or abs(st.correlation) < ctx.options["min_correlation"]):
             continue
         yield ctx.finding(
             ix.qualified_name,

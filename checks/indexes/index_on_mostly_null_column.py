@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.checks.index_health import indexed_tables, key_column, state_needed
+from dbtune.checks.index_health import analyzed_full_indexes
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 from dbtune.units import size_pretty
@@ -51,15 +51,8 @@ from dbtune.units import size_pretty
        options={"min_null_frac": 0.5, "min_size_bytes": 1024**2},
        option_ranges={"min_null_frac": (0.0, 1.0), "min_size_bytes": (0, None)})
 def index_on_mostly_null_column(ctx: CheckContext) -> Iterator[Finding]:
-    if not state_needed(ctx, "column_stats"):
-        return
-    stats = ctx.snapshot.index_health.column_stats
-    for rel, ix in indexed_tables(ctx):
-        if ix.is_unique or ix.backs_constraint or ix.predicate or ix.size_bytes < ctx.options["min_size_bytes"]:
-            continue
-        col = key_column(rel, ix, 0)
-        st = stats.get((rel.oid, col.attnum)) if col is not None else None
-        if col is None or st is None or st.null_frac < ctx.options["min_null_frac"]:
+    for rel, ix, col, st in analyzed_full_indexes(ctx, ctx.options["min_size_bytes"]):
+        if st.null_frac < ctx.options["min_null_frac"]:
             continue
         yield ctx.finding(
             ix.qualified_name,

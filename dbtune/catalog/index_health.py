@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from dbtune.catalog.maintenance import PGSTATTUPLE_LOCATION, _int, _reason, _skip
+from dbtune.catalog.maintenance import PartReader, _int, pgstattuple_rows
 
 if TYPE_CHECKING:  # model.py holds the Snapshot, which holds an IndexHealth
     from dbtune.catalog.model import Server, Skip
@@ -200,16 +200,8 @@ def read_index_health(q: Any, server: Server, skipped: list[Skip]) -> IndexHealt
     its part is left empty. Where ``server`` lists the pgstattuple extension, two more statements measure
     the worst few indexes the estimate suspects (:func:`index_bloat_exact_query`; a role without
     ``pg_stat_scan_tables`` gets a skip)."""
-    parts: set[str] = set()
-
-    def read(query: str, part: str, what: str, privilege: str) -> list[dict[str, Any]]:
-        rows, err = q.optional(query)
-        if err is not None:
-            skipped.append(_skip(what, _reason(err), privilege))
-            return []
-        parts.add(part)
-        return list(rows or [])
-
+    reader = PartReader(q, skipped)
+    read = reader.read
     bloat = {r["oid"]: IndexBloat(r["oid"], int(r["real_size_bytes"]), int(r["bloat_bytes"]),
                                   int(r["fillfactor"]), bool(r["is_na"]))
              for r in read(INDEX_BLOAT, "bloat", "index bloat estimate", "pg_monitor")}
@@ -224,22 +216,14 @@ def read_index_health(q: Any, server: Server, skipped: list[Skip]) -> IndexHealt
           for r in read(INDEX_IO, "io", "index block I/O", "pg_monitor")}
     updates = {r["oid"]: (_int(r["n_tup_upd"]) or 0, _int(r["n_tup_hot_upd"]) or 0)
                for r in read(TABLE_UPDATES, "updates", "HOT update counters", "pg_monitor")}
-    return IndexHealth(bloat=bloat, column_stats=column_stats, io=io, updates=updates, readable=frozenset(parts))
+    return IndexHealth(bloat=bloat, column_stats=column_stats, io=io, updates=updates,
+                       readable=frozenset(reader.parts))
 
 
 def _exact_bloat(q: Any, bloat: dict[int, IndexBloat], skipped: list[Skip]) -> dict[int, IndexBloat]:
     """``bloat`` with pgstatindex()'s figures on the worst suspects (two statements)."""
-    from dbtune.sqlnames import quote_ident
-
-    location, _ = q.optional(PGSTATTUPLE_LOCATION)
-    if not location:
-        return bloat
-    rows, err = q.optional(index_bloat_exact_query(quote_ident(location[0]["nspname"])))
-    if err is not None:
-        skipped.append(_skip("pgstatindex", _reason(err), "pg_stat_scan_tables"))
-        return bloat
     exact = dict(bloat)
-    for r in rows or []:
+    for r in pgstattuple_rows(q, index_bloat_exact_query, "pgstatindex", skipped):
         if r["oid"] not in exact:
             continue
         size = int(r["index_size"])

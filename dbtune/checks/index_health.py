@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from dbtune.catalog.index_health import ColumnStats
 from dbtune.catalog.model import Column, Index, Relation
 from dbtune.checks.expectations import team_index_names
 from dbtune.checks.runner import CheckContext
@@ -26,6 +27,24 @@ def key_column(rel: Relation, ix: Index, k: int) -> Column | None:
     """The table column that is key column ``k`` (0-based) of ``ix``; ``None`` for an expression."""
     attnum = ix.key_attnums[k] if k < ix.n_key_columns else 0
     return rel.column(attnum) if attnum else None
+
+
+def analyzed_full_indexes(ctx: CheckContext, min_size_bytes: int
+                          ) -> Iterator[tuple[Relation, Index, Column, ColumnStats]]:
+    """Each valid, non-unique btree index of :func:`indexed_tables` that backs no constraint, has no predicate
+    and takes ``min_size_bytes`` or more, led by a table column that has ``pg_stats`` statistics: with its
+    table, that column and its statistics. Records a skip and yields nothing when those statistics could
+    not be read."""
+    if not state_needed(ctx, "column_stats"):
+        return
+    stats = ctx.snapshot.index_health.column_stats
+    for rel, ix in indexed_tables(ctx):
+        if ix.is_unique or ix.backs_constraint or ix.predicate or ix.size_bytes < min_size_bytes:
+            continue
+        col = key_column(rel, ix, 0)
+        st = stats.get((rel.oid, col.attnum)) if col is not None else None
+        if col is not None and st is not None:
+            yield rel, ix, col, st
 
 
 def state_needed(ctx: CheckContext, part: str) -> bool:
