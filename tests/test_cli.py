@@ -58,6 +58,10 @@ ALL_CHECKS = {
     "CN005": "foreign-key-type-mismatch", "CN006": "foreign-key-to-weak-key",
     "CN007": "not-null-held-by-check-constraint", "CN008": "unique-key-allows-duplicate-nulls",
     "RP001": "replica-identity-missing", "RP002": "inactive-replication-slot", "CC005": "long-running-transaction",
+    "IX009": "index-bloat", "IX010": "index-on-mostly-null-column", "IX011": "boolean-column-index",
+    "IX012": "btree-on-array-or-jsonb", "IX013": "index-overlaps-include-index",
+    "IX014": "index-cache-hit-ratio-low", "IX015": "too-many-indexes-on-write-heavy-table",
+    "IX016": "hot-update-ratio-low", "IX017": "brin-candidate", "IX018": "index-predicate-not-null-redundant",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
