@@ -8,12 +8,9 @@ on ``orders`` in an open transaction (an ``UPDATE`` of one row, then idle in tra
 application's forgotten transaction does. ``ALTER TABLE … ADD CONSTRAINT`` needs ``SHARE ROW EXCLUSIVE``
 (a foreign key) or ``ACCESS EXCLUSIVE`` (a check), which conflicts with it, so the step waits; and while it
 waits in the lock queue every later ``INSERT`` into ``orders`` (``ROW EXCLUSIVE``) queues behind it
-(https://www.postgresql.org/docs/current/explicit-locking.html). So apply does not send such a step while
-``pg_locks`` shows another session holding a lock it conflicts with: it reports "not queued … held by pid
-…" and retries after a pause; a lock taken in the moment between that look and the step is bounded by
-``lock_timeout``. A writer inserts into ``orders`` all along and times every ``INSERT``: its longest stall
-must stay within the ``lock_timeout`` apply runs with (it was the whole ``lock_timeout``, 2,003 ms, when
-apply queued the step).
+(https://www.postgresql.org/docs/current/explicit-locking.html). ``lock_timeout`` bounds that wait: the step
+gives up, the writers go on, apply retries after a pause. A writer inserts into ``orders`` all along and
+times every ``INSERT``: its longest stall must stay within the ``lock_timeout`` apply runs with.
 
 Two runs: the blocker ends its transaction after ``hold_s`` (apply retries, then succeeds); and one where
 it outlasts the retry budget (apply exits 3 with one ``error:`` line naming the blocker).

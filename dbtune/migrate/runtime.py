@@ -225,22 +225,12 @@ def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: C
         since = None
         try:
             since = _now(conn)
-            held = _blocks_writers_behind(conn, sql, table)
-            if held:
-                raise _NotQueued(held)
             if before is not None:
                 before()
             _send(conn, sql)
             return
         except Exception as exc:
             step = _one_line(sql)[:160]
-            if isinstance(exc, _NotQueued):
-                if attempt == opts.retries:
-                    raise ApplyError(f"step failed after {opts.retries} retries: {step}: {exc}") from None
-                opts.report(f"    {exc}; retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
-                time.sleep(delay)
-                delay = min(delay * 2, opts.max_backoff_s)
-                continue
             if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
                 if since is None or _connection_lost(conn):
                     raise ApplyError(f"the server ended the session during step {step}: "
@@ -255,26 +245,6 @@ def _execute(op: Any, sql: str, table: str | None, opts: ApplyOptions, before: C
                         + f"; retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
             time.sleep(delay)
             delay = min(delay * 2, opts.max_backoff_s)
-
-
-class _NotQueued(Exception):
-    """A step whose lock would make writers wait, not sent while another session holds a conflicting lock."""
-
-
-def _blocks_writers_behind(conn: Any, sql: str, table: str | None) -> str:
-    """For a step whose lock conflicts with ROW EXCLUSIVE (writers' lock: ``ADD FOREIGN KEY … NOT VALID``'s
-    SHARE ROW EXCLUSIVE, ``ALTER TABLE``'s ACCESS EXCLUSIVE), the message when another session already holds
-    a lock it conflicts with: sent now, the step would wait in the lock queue and every writer of its tables
-    would queue behind it for up to ``lock_timeout`` (the queue is first come, first served). Empty when the
-    step may be sent. See https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES."""
-    level, others = _lock_of(sql)
-    tables = [t for t in (table, *others) if t]
-    if not tables or "ROW EXCLUSIVE" not in locks.CONFLICTS.get(level, frozenset()):
-        return ""
-    held = locks.conflicting_holders(_run_sql(conn), level, tables)
-    if not held:
-        return ""
-    return (f"not queued for {level} (writers would wait behind it): held by {locks.describe_all(held)}")
 
 
 def _dry_run_warning(conn: Any, sql: str, table: str | None, opts: ApplyOptions) -> None:
