@@ -25,7 +25,8 @@ from dbtune.cli.common import (
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
-from dbtune.report.advice import render_advice
+from dbtune.report.advice import ADVICE_RENDERERS, render_advice
+from dbtune.report.render import renderer
 from dbtune.units import parse_size
 
 DEFAULT_BUDGET = 0.5
@@ -88,6 +89,7 @@ def advise_command(
     index's benefit against its size and write cost. Read-only unless --trial-builds or --validate (with
     --yes, never on a server that looks like production). Exit 0 with the advice, 2 for bad input, 3 when
     the server cannot be reached or refuses."""
+    renderer(ADVICE_RENDERERS, format, "dbtune advise")  # an unknown --format stops here, before any work
     check_workload_format(workload_format, workload)
     if workload is not None and top is not None:
         raise UsageError("give --workload FILE or --top N (pg_stat_statements), not both")

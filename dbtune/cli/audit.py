@@ -29,6 +29,7 @@ from dbtune.config import load_config
 from dbtune.config.model import Config
 from dbtune.errors import ExitCode
 from dbtune.report import Format, render
+from dbtune.report.render import RENDERERS, renderer
 
 
 def app_config_of(config: Config, config_path: Path | None, paths: list[str]) -> AppConfig | None:
@@ -67,6 +68,7 @@ def audit_command(
 ) -> None:
     """Audit a database, read-only, against the check catalogue and the config's expectations, and the
     plans of its workload (planned, never run) against the plan checks."""
+    renderer(RENDERERS, format, "dbtune audit")  # an unknown --format stops here, before any work
     check_workload_format(workload_format, workload)
     cfg, cfg_path = load_config(config)
     level = fail_on_level(fail_on, cfg)

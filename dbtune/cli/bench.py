@@ -30,7 +30,8 @@ from dbtune.cli.common import (
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 from dbtune.report import Format
-from dbtune.report.bench import render_comparison, render_result
+from dbtune.report.bench import COMPARISON_RENDERERS, RESULT_RENDERERS, render_comparison, render_result
+from dbtune.report.render import renderer
 
 app = typer.Typer(rich_markup_mode=None, help="Benchmark a workload, and compare two runs before and after a change.",
                   no_args_is_help=True)
@@ -67,6 +68,7 @@ def run_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Run a workload against the database and record latencies, throughput and plan shapes."""
+    renderer(RESULT_RENDERERS, format, "dbtune bench run")  # an unknown --format stops here, before any work
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     options = BenchOptions(iterations=iterations, duration_s=duration, warmup=warmup, clients=clients,
@@ -108,5 +110,6 @@ def compare_command(
 ) -> None:
     """Compare two runs query by query: percentiles, the ratio of the round medians with its confidence
     interval and noise floor, a verdict, plan changes."""
+    renderer(COMPARISON_RENDERERS, format, "dbtune bench compare")  # an unknown --format stops here, before any work
     comparison = compare(load_result(before), load_result(after), force=force)
     write_output(render_comparison(comparison, format), output)

@@ -27,7 +27,7 @@ from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import echo, note
-from dbtune.cli.loop import LoopPrinter
+from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import DEMO_DATABASE, STATE_FILE, Demo, stop_saved_demo
@@ -37,6 +37,7 @@ from dbtune.migrate.runtime import ApplyOptions
 from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
 from dbtune.report.probe import render_profile
+from dbtune.report.render import renderer
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
@@ -67,6 +68,7 @@ def demo_command(
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
     lint and apply the fixes, benchmark the queries and race concurrent vendor accepts (the vendor win rate)
     before and after, and audit again."""
+    renderer(LOOP_RENDERERS, format, "dbtune demo")  # an unknown --format stops here, before any work
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)

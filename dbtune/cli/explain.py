@@ -29,7 +29,8 @@ from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.plans import ExplainOptions, PlanQuery, explain, workload_queries
 from dbtune.report import Format
-from dbtune.report.explain import render_explain
+from dbtune.report.explain import EXPLAIN_RENDERERS, render_explain
+from dbtune.report.render import renderer
 
 
 def _statements(text: str) -> list[PlanQuery]:
@@ -75,6 +76,7 @@ def explain_command(
     """Show the plans of queries with the plan checks' findings. Plans only by default (a query with `$n`
     gets its generic plan); nothing is written. Exit 0, or 1 with findings at or above --fail-on, 2 when a
     query could not be explained (the others are still shown), 3 when the server cannot be reached."""
+    renderer(EXPLAIN_RENDERERS, format, "dbtune explain")  # an unknown --format stops here, before any work
     if sum(x is not None for x in (sql, workload, top)) != 1:
         raise UsageError("give exactly one of SQL, --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)

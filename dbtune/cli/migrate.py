@@ -15,6 +15,8 @@ from dbtune.cli.common import FAIL_ON, ConfigOption, OutputOption, QuietOption, 
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
+from dbtune.report.lint import LINT_RENDERERS
+from dbtune.report.render import renderer
 
 app = typer.Typer(rich_markup_mode=None, help="Migrations.", no_args_is_help=True)
 
@@ -45,6 +47,7 @@ def lint_command(
 
     The rules are the catalogue's checks of area migrations (`dbtune checks list`); squawk's findings are
     merged in (squawk-cli is installed with dbtune). Needs no database."""
+    renderer(LINT_RENDERERS, format, "dbtune migrate lint")  # an unknown --format stops here, before any work
     from dbtune.migrate.lint import lint_paths
     from dbtune.report.lint import render_lint
 

@@ -21,7 +21,8 @@ from dbtune.config import load_config
 from dbtune.errors import ExitCode
 from dbtune.probe.race import RaceOptions, run_race
 from dbtune.report import Format
-from dbtune.report.race import render_race
+from dbtune.report.race import RACE_RENDERERS, render_race
+from dbtune.report.render import renderer
 
 probe_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                         help="Measure the guide's targets (vendor win rate, load, crash recovery, replication lag) "
@@ -53,6 +54,7 @@ def race_command(
     one, in one READ COMMITTED transaction) on a scratch copy of the response table, and report the win rate
     (rounds with exactly one winner) and the constraint that makes it 100 %, or the index that would.
     Exit 1 when the win rate is below 100 %."""
+    renderer(RACE_RENDERERS, format, "dbtune probe race")  # an unknown --format stops here, before any work
     cfg, _ = load_config(config)
     options = RaceOptions.from_config(cfg.probe.race, table=table, sessions=sessions, rounds=rounds)
     settings = connection_settings(dsn, cfg)

@@ -33,7 +33,16 @@ from dbtune.probe.load import Engine, LoadOptions, run_load
 from dbtune.probe.profile import LAG_KEYS, LOAD_KEYS, RECOVERY_KEYS, ProfileTable, only, profile_table
 from dbtune.probe.recovery import crash_and_recover, estimate_recovery
 from dbtune.report import Format
-from dbtune.report.probe import render_lag, render_load, render_recovery, with_profile
+from dbtune.report.probe import (
+    LAG_RENDERERS,
+    LOAD_RENDERERS,
+    RECOVERY_RENDERERS,
+    render_lag,
+    render_load,
+    render_recovery,
+    with_profile,
+)
+from dbtune.report.render import renderer
 from dbtune.samples import samples_dir
 
 ProfileOption = Annotated[str | None, typer.Option(
@@ -89,6 +98,7 @@ def load_command(
 ) -> None:
     """Put the workload on the database at --clients x --duration and report its throughput and p50/p95/p99
     against the profile's targets; pgbench drives it where the statements fit, dbtune's runner elsewhere."""
+    renderer(LOAD_RENDERERS, format, "dbtune probe load")  # an unknown --format stops here, before any work
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)
@@ -129,6 +139,7 @@ def recovery_command(
     """Crash recovery: measured on a server dbtune started (--local-server: pg_ctl stop -m immediate under
     write load, restart, time to the first query), estimated for any server from checkpoint_timeout,
     max_wal_size and its WAL rate, against the profile's recovery target."""
+    renderer(RECOVERY_RENDERERS, format, "dbtune probe recovery")  # an unknown --format stops here, before any work
     cfg, _ = targets_config(config, profile)
     if crash and not local_server:
         raise UsageError("probe recovery --crash refused: dbtune crashes only a server it started "
@@ -174,6 +185,7 @@ def lag_command(
 ) -> None:
     """Replication lag: the primary's pg_stat_replication (write/flush/replay lag) and each replica's
     replay lag, against the profile's target."""
+    renderer(LAG_RENDERERS, format, "dbtune probe lag")  # an unknown --format stops here, before any work
     cfg, cfg_path = targets_config(config, profile)
     settings = connection_settings(dsn, cfg)
     replicas = [(replace(connection_settings(r, cfg), source="--replica"), "--replica") for r in replica or []]
