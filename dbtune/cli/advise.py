@@ -19,6 +19,7 @@ from dbtune.cli.common import (
     WorkloadFormatOption,
     check_workload_format,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
@@ -26,7 +27,6 @@ from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
 from dbtune.report.advice import ADVICE_RENDERERS, render_advice
-from dbtune.report.render import renderer
 from dbtune.units import parse_size
 
 DEFAULT_BUDGET = 0.5
@@ -78,7 +78,7 @@ def advise_command(
         = False,
     yes: Annotated[bool, typer.Option(
         "--yes", help="Confirm that --trial-builds/--validate may build indexes on this server.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(ADVICE_RENDERERS, "dbtune advise", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
@@ -89,7 +89,6 @@ def advise_command(
     index's benefit against its size and write cost. Read-only unless --trial-builds or --validate (with
     --yes, never on a server that looks like production). Exit 0 with the advice, 2 for bad input, 3 when
     the server cannot be reached or refuses."""
-    renderer(ADVICE_RENDERERS, format, "dbtune advise")  # an unknown --format stops here, before any work
     check_workload_format(workload_format, workload)
     if workload is not None and top is not None:
         raise UsageError("give --workload FILE or --top N (pg_stat_statements), not both")

@@ -24,6 +24,7 @@ from dbtune.cli.common import (
     VerboseOption,
     WorkloadFormatOption,
     check_workload_format,
+    format_option,
     note,
     write_output,
 )
@@ -31,7 +32,6 @@ from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 from dbtune.report import Format
 from dbtune.report.bench import COMPARISON_RENDERERS, RESULT_RENDERERS, render_comparison, render_result
-from dbtune.report.render import renderer
 
 app = typer.Typer(rich_markup_mode=None, help="Benchmark a workload, and compare two runs before and after a change.",
                   no_args_is_help=True)
@@ -62,13 +62,13 @@ def run_command(
         "rolled back.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result (JSON) to FILE for `bench compare`.",
                                              show_default=False)] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Summary format on stdout.")] = Format.TEXT,
+    format: Annotated[Format, format_option(RESULT_RENDERERS, "dbtune bench run",
+                                            "Summary format on stdout")] = Format.TEXT,
     workload_format: WorkloadFormatOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run a workload against the database and record latencies, throughput and plan shapes."""
-    renderer(RESULT_RENDERERS, format, "dbtune bench run")  # an unknown --format stops here, before any work
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     options = BenchOptions(iterations=iterations, duration_s=duration, warmup=warmup, clients=clients,
@@ -104,12 +104,11 @@ def compare_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Compare even when the server, database, timing settings or run parameters (clients, "
         "iterations, duration, rounds, warm-up) differ.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(COMPARISON_RENDERERS, "dbtune bench compare")] = Format.TEXT,
     output: OutputOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Compare two runs query by query: percentiles, the ratio of the round medians with its confidence
     interval and noise floor, a verdict, plan changes."""
-    renderer(COMPARISON_RENDERERS, format, "dbtune bench compare")  # an unknown --format stops here, before any work
     comparison = compare(load_result(before), load_result(after), force=force)
     write_output(render_comparison(comparison, format), output)

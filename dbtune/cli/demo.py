@@ -26,7 +26,7 @@ from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import echo, note
+from dbtune.cli.common import echo, format_option, note
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
@@ -37,7 +37,6 @@ from dbtune.migrate.runtime import ApplyOptions
 from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
 from dbtune.report.probe import render_profile
-from dbtune.report.render import renderer
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
@@ -58,7 +57,7 @@ def demo_command(
                                                                              "each benchmark.")] = 15,
     profile: Annotated[str, typer.Option("--profile", help="Sample config profile to audit against: "
                                          "development, staging, production, enterprise.")] = "production",
-    format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune demo", "Audit report format")] = Format.TEXT,
     audit_only: Annotated[bool, typer.Option("--audit-only", help="Stop after the audit.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the server running and print its DSN; "
                                                       "stop it with `dbtune demo --stop`.")] = False,
@@ -68,7 +67,6 @@ def demo_command(
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
     lint and apply the fixes, benchmark the queries and race concurrent vendor accepts (the vendor win rate)
     before and after, and audit again."""
-    renderer(LOOP_RENDERERS, format, "dbtune demo")  # an unknown --format stops here, before any work
     if stop:
         where = stop_saved_demo()
         note(f"stopped the demo server in {where}" if where else "no demo server is running", quiet)

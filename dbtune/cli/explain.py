@@ -23,6 +23,7 @@ from dbtune.cli.common import (
     connection_settings,
     error_line,
     fails,
+    format_option,
     write_output,
 )
 from dbtune.config import load_config
@@ -30,7 +31,6 @@ from dbtune.errors import ExitCode, UsageError
 from dbtune.plans import ExplainOptions, PlanQuery, explain, workload_queries
 from dbtune.report import Format
 from dbtune.report.explain import EXPLAIN_RENDERERS, render_explain
-from dbtune.report.render import renderer
 
 
 def _statements(text: str) -> list[PlanQuery]:
@@ -62,7 +62,7 @@ def explain_command(
         "back; only SELECTs unless --allow-writes; `$n` get values sampled from the tables.")] = False,
     allow_writes: Annotated[bool, typer.Option(
         "--allow-writes", help="With --analyze, also run INSERT/UPDATE/DELETE/MERGE (rolled back).")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(EXPLAIN_RENDERERS, "dbtune explain", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     fail_on: Annotated[str, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: error, warning, info, never.")] = "never",
@@ -76,7 +76,6 @@ def explain_command(
     """Show the plans of queries with the plan checks' findings. Plans only by default (a query with `$n`
     gets its generic plan); nothing is written. Exit 0, or 1 with findings at or above --fail-on, 2 when a
     query could not be explained (the others are still shown), 3 when the server cannot be reached."""
-    renderer(EXPLAIN_RENDERERS, format, "dbtune explain")  # an unknown --format stops here, before any work
     if sum(x is not None for x in (sql, workload, top)) != 1:
         raise UsageError("give exactly one of SQL, --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)

@@ -14,6 +14,7 @@ from dbtune.cli.common import (
     QuietOption,
     VerboseOption,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
@@ -22,7 +23,6 @@ from dbtune.errors import ExitCode
 from dbtune.probe.race import RaceOptions, run_race
 from dbtune.report import Format
 from dbtune.report.race import RACE_RENDERERS, render_race
-from dbtune.report.render import renderer
 
 probe_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                         help="Measure the guide's targets (vendor win rate, load, crash recovery, replication lag) "
@@ -45,7 +45,7 @@ def race_command(
     yes: Annotated[bool, typer.Option(
         "--yes", help="Confirm the target is not production: the probe creates and drops a scratch schema "
                       "dbtune_probe_<random> in it.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(RACE_RENDERERS, "dbtune probe race", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -54,7 +54,6 @@ def race_command(
     one, in one READ COMMITTED transaction) on a scratch copy of the response table, and report the win rate
     (rounds with exactly one winner) and the constraint that makes it 100 %, or the index that would.
     Exit 1 when the win rate is below 100 %."""
-    renderer(RACE_RENDERERS, format, "dbtune probe race")  # an unknown --format stops here, before any work
     cfg, _ = load_config(config)
     options = RaceOptions.from_config(cfg.probe.race, table=table, sessions=sessions, rounds=rounds)
     settings = connection_settings(dsn, cfg)

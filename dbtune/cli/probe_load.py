@@ -20,6 +20,7 @@ from dbtune.cli.common import (
     WorkloadFormatOption,
     check_workload_format,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
@@ -42,7 +43,6 @@ from dbtune.report.probe import (
     render_recovery,
     with_profile,
 )
-from dbtune.report.render import renderer
 from dbtune.samples import samples_dir
 
 ProfileOption = Annotated[str | None, typer.Option(
@@ -92,13 +92,12 @@ def load_command(
         "--allow-writes", help="Also run INSERT/UPDATE/DELETE/MERGE, each in a transaction rolled back.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm the load may run on this server (needed unless "
                                                     "the profile is development or staging).")] = False,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(LOAD_RENDERERS, "dbtune probe load")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Put the workload on the database at --clients x --duration and report its throughput and p50/p95/p99
     against the profile's targets; pgbench drives it where the statements fit, dbtune's runner elsewhere."""
-    renderer(LOAD_RENDERERS, format, "dbtune probe load")  # an unknown --format stops here, before any work
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)
@@ -132,14 +131,13 @@ def recovery_command(
     load: Annotated[float, typer.Option("--load", help="Seconds of writes before the crash.")] = 3.0,
     sample: Annotated[float, typer.Option("--sample", help="Seconds over which the target's WAL rate is "
                                                            "measured for the estimate.")] = 5.0,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(RECOVERY_RENDERERS, "dbtune probe recovery")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Crash recovery: measured on a server dbtune started (--local-server: pg_ctl stop -m immediate under
     write load, restart, time to the first query), estimated for any server from checkpoint_timeout,
     max_wal_size and its WAL rate, against the profile's recovery target."""
-    renderer(RECOVERY_RENDERERS, format, "dbtune probe recovery")  # an unknown --format stops here, before any work
     cfg, _ = targets_config(config, profile)
     if crash and not local_server:
         raise UsageError("probe recovery --crash refused: dbtune crashes only a server it started "
@@ -179,13 +177,12 @@ def lag_command(
         "--app-config", metavar="PATH", help="The application's config, whose read replicas "
         "(DATABASE_READ_REPLICA_URL …) are probed; repeat for more. Added to the config's app_config.",
         show_default=False)] = None,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(LAG_RENDERERS, "dbtune probe lag")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Replication lag: the primary's pg_stat_replication (write/flush/replay lag) and each replica's
     replay lag, against the profile's target."""
-    renderer(LAG_RENDERERS, format, "dbtune probe lag")  # an unknown --format stops here, before any work
     cfg, cfg_path = targets_config(config, profile)
     settings = connection_settings(dsn, cfg)
     replicas = [(replace(connection_settings(r, cfg), source="--replica"), "--replica") for r in replica or []]

@@ -13,7 +13,15 @@ import typer
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.audit import app_config_of
-from dbtune.cli.common import AppConfigOption, ConfigOption, DsnOption, QuietOption, connection_settings, note
+from dbtune.cli.common import (
+    AppConfigOption,
+    ConfigOption,
+    DsnOption,
+    QuietOption,
+    connection_settings,
+    format_option,
+    note,
+)
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import describe
@@ -22,7 +30,6 @@ from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format
-from dbtune.report.render import renderer
 from dbtune.workload import load_queries
 from dbtune.workload.model import Query
 
@@ -43,14 +50,13 @@ def tune_command(
                                           "choice on the server (builds and drops indexes).")] = True,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Build and apply without asking (for scripts); "
                                                           "the target is not production.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune tune", "Audit report format")] = Format.TEXT,
     app_config: AppConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Audit, advise (the advisor's indexes built, measured and kept only when they help), generate and
     lint the migration, benchmark, apply (after confirmation), benchmark again, compare. Writes to the
     target: meant for staging."""
-    renderer(LOOP_RENDERERS, format, "dbtune tune")  # an unknown --format stops here, before any work
     cfg, cfg_path = load_config(config)
     app = app_config_of(cfg, cfg_path, app_config or [])  # before connecting: a bad file is exit 2
     settings = connection_settings(dsn, cfg)
