@@ -18,6 +18,7 @@ from dbtune.escape import display_sql, printable, sql_comment
 from dbtune.model import Severity
 
 if TYPE_CHECKING:
+    from dbtune.bench.compare import Comparison
     from dbtune.migrate.lint import LintResult
     from dbtune.report.model import Report
 
@@ -102,4 +103,37 @@ def render_lint_markdown(result: LintResult) -> str:
         lines += folded("suggested fix SQL", code_block(sql), len("\n".join(sql).splitlines()) > OPEN_SQL_LINES)
     if result.notes:
         lines += ["#### notes", "", *(f"- {cell(n)}" for n in result.notes), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_comparison_markdown(c: Comparison) -> str:
+    """``bench compare`` as Markdown: the before/after table (p50, p95, p99 and mean in ms, before → after;
+    the ratio of the round medians with its 95 % interval; the verdict; a plan change), then the queries
+    only one run has and the notes. The numbers are the text table's (:mod:`dbtune.report.bench_text`)."""
+    from dbtune.bench.compare import Verdict
+    from dbtune.report.bench_text import arrow, floor_text, ratio_text
+
+    b, a = c.before_server, c.after_server
+    lines = [f"### dbtune bench compare: PostgreSQL {cell(b.version)} `{cell(b.target or b.database)}` → "
+             f"PostgreSQL {cell(a.version)} `{cell(a.target or a.database)}`", "",
+             f"Latencies in ms, before → after; ratio = before / after of the round medians, 95 % interval; "
+             f"a change is called only past the noise floor (at least {c.min_change:.0%}).", ""]
+    called = (Verdict.FASTER, Verdict.SLOWER)
+    rows = [[cell(q.label), arrow(q.before.p50_ms, q.after.p50_ms), arrow(q.before.p95_ms, q.after.p95_ms),
+             arrow(q.before.p99_ms, q.after.p99_ms), arrow(q.before.mean_ms, q.after.mean_ms), ratio_text(q.ratio),
+             floor_text(q.noise_floor), f"**{q.verdict.value}**" if q.verdict in called else q.verdict.value,
+             cell(q.plan_change or "")]
+            for q in c.queries]
+    if rows:
+        lines += folded(f"queries ({len(rows)})",
+                        table(["query", "p50", "p95", "p99", "mean", "ratio [95% CI]", "noise floor", "verdict",
+                               "plan change"], rows), len(rows) > OPEN_ROWS)
+    else:
+        lines += ["No query appears in both runs.", ""]
+    for title, names in (("only before", c.only_before), ("only after", c.only_after)):
+        if names:
+            lines += [f"{title}: " + ", ".join(f"`{cell(n)}`" for n in names), ""]
+    notes = [*(f"compared despite (--force): {d}" for d in c.forced), *c.notes]
+    if notes:
+        lines += ["#### notes", "", *(f"- {cell(n)}" for n in notes), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
