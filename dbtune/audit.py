@@ -20,7 +20,7 @@ from pathlib import Path
 from dbtune.appconfig.model import AppConfig
 from dbtune.appconfig.plan import pool_plan
 from dbtune.catalog.duplicate_keys import probe_duplicate_keys
-from dbtune.catalog.model import Skip
+from dbtune.catalog.model import Skip, Snapshot
 from dbtune.catalog.snapshot import take
 from dbtune.checks import AuditResult, Catalogue, load_catalogue, run_checks
 from dbtune.checks.advice import CHECK_NAME, advice_checks_selected, run_advice_checks
@@ -73,7 +73,8 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
         raise ConfigError(f"{config_path}: {exc}") from None
     advised = audit_advice(settings, config, catalogue, workload=workload, workload_format=workload_format,
                            pg_stat_statements="pg_stat_statements" in snapshot.server.extensions,
-                           findings=(*result.findings, *plans.findings), select=select, ignore=ignore)
+                           findings=(*result.findings, *plans.findings), select=select, ignore=ignore,
+                           snapshot=snapshot)
     app_skipped = tuple(Skip("app-config", s.reason or "skipped") for s in app_config.sources
                         if s.status == "skipped") if app_config is not None else ()
     findings, unprobed = probe_duplicate_keys(settings, (*result.findings, *plans.findings, *advised.findings))
@@ -113,11 +114,13 @@ def _file_statements(path: Path, workload_format: str | None) -> tuple[Query, ..
 
 def audit_advice(settings: ConnectionSettings, config: Config, catalogue: Catalogue, *, workload: Path | None,
                  workload_format: str | None, pg_stat_statements: bool, findings: Sequence[Finding] = (),
-                 select: Iterable[str] = (), ignore: Iterable[str] = ()) -> AuditResult:
+                 select: Iterable[str] = (), ignore: Iterable[str] = (), snapshot: Snapshot | None = None
+                 ) -> AuditResult:
     """The audit's ``index-recommended`` findings: :func:`dbtune.advisor.api.advise` run read-only (no trial
     builds, no validation) on the audit's own workload, the ``workload`` file or, when
     ``pg_stat_statements`` is created in the database, its top ``config.audit.plan_queries`` statements;
-    ``findings`` are the audit's own proposals, which the advisor judges.
+    ``findings`` are the audit's own proposals, which the advisor judges; ``snapshot`` the audit's catalog
+    snapshot, which the advisor reads instead of taking its own.
 
     Nothing runs when no advice check is selected, ``audit.recommendations`` is 0, or there is no workload.
     An advisor that fails (the server refuses what it asks) is recorded as skipped; the audit goes on.
@@ -141,7 +144,7 @@ def audit_advice(settings: ConnectionSettings, config: Config, catalogue: Catalo
 
     try:
         advice = advise(settings, config, queries, AdviseOptions(top=max(1, config.audit.plan_queries)),
-                        findings=findings)
+                        findings=findings, snapshot=snapshot)
     except DbtuneError as exc:
         if isinstance(exc, ConfigError):
             raise

@@ -176,14 +176,19 @@ def judge_findings(findings: Sequence[Finding], snapshot: Snapshot, queries: Seq
     everything = proposals(findings)
     planned = [r.candidate for r in recommendations]
     out: list[Rejected] = []
+    dropped: set[Candidate] = set()
+    # A proposal serves only proposals on its own table, so each is compared with its table's alone.
+    on_table: dict[str, list[int]] = {}
+    for n, p in enumerate(everything):
+        on_table.setdefault(p.candidate.qualified_table, []).append(n)
     for n, p in enumerate(everything):
         if p.finding.check_id not in (EXPECTED_INDEX, FOREIGN_KEY):
             continue
         cand = p.candidate
         table = snapshot.find_relation(cand.qualified_table)
-        dropped = {r.candidate for r in out}
         # Of two proposals that serve each other, the first is kept and the second is the one not needed.
-        proposed = [o.candidate for k, o in enumerate(everything) if k != n and o.candidate not in dropped
+        proposed = [o.candidate for k, o in ((k, everything[k]) for k in on_table[cand.qualified_table])
+                    if k != n and o.candidate not in dropped
                     and not (k > n and _judged(o) and serves(cand, o.candidate))]
         existing = _existing(snapshot, table.oid) if table is not None else []
         reason: str | None = None
@@ -204,6 +209,7 @@ def judge_findings(findings: Sequence[Finding], snapshot: Snapshot, queries: Seq
             out.append(Rejected(cand, STAGE, reason, benefit=benefit, write_cost=write_cost(cand),
                                 estimated_bytes=cache.size(cand) if cache is not None else 0,
                                 served_by=server))
+            dropped.add(cand)
     return tuple(out)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from pglast.parser import ParseError
@@ -131,9 +132,11 @@ def top_statements(ctx: CheckContext) -> tuple[StatementStats, ...] | None:
     return tuple(s for s in health.statements if not _utility(s.query))
 
 
+@lru_cache(maxsize=16384)
 def _utility(text: str) -> bool:
     """Whether a statement is DDL, maintenance or session control (``CREATE``, ``VACUUM``, ``SET`` …),
-    which is not a query to tune; a text pglast cannot parse is kept."""
+    which is not a query to tune; a text pglast cannot parse is kept. Remembered (pg_stat_statements keeps
+    5,000 statements by default), so the checks that read the top statements parse each text once."""
     try:
         return statement_kind(text) == "other"
     except (ParseError, ValueError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from pglast import prettify
 
@@ -30,8 +31,12 @@ from dbtune.sqlnames import MAX_IDENTIFIER_BYTES, qualified, quote_ident, quote_
 _BARE_NAME = re.compile(r"[a-z_][a-z0-9_$]*\Z")
 
 
+@lru_cache(maxsize=32768)
 def pretty(sql: str) -> str:
-    """``sql`` pretty-printed by pglast, ending with ``;``. Raises pglast's ParseError on bad SQL."""
+    """``sql`` pretty-printed by pglast, ending with ``;``. Raises pglast's ParseError on bad SQL.
+
+    Remembered for the last 32,768 statements: several checks propose the same statement (the drop of an
+    index that is both redundant and unused), and pglast takes about 0.2 ms a statement."""
     return prettify(sql, semicolon_after_last_statement=True)
 
 

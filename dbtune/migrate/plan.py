@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pglast import ast
@@ -86,8 +88,24 @@ class MigrationPlan:
     folded: tuple[Folded, ...] = field(default_factory=tuple)
 
     def steps_of(self, finding: int) -> tuple[Step, ...]:
-        """The steps that come from the finding at position ``finding``."""
-        return tuple(s for s in self.steps if s.finding == finding)
+        """The steps that come from the finding at position ``finding``, in plan order."""
+        return self._by_finding[0].get(finding, ())
+
+    def folded_of(self, finding: int) -> tuple[Folded, ...]:
+        """The folded changes of the finding at position ``finding``."""
+        return self._by_finding[1].get(finding, ())
+
+    @cached_property
+    def _by_finding(self) -> tuple[dict[int, tuple[Step, ...]], dict[int, tuple[Folded, ...]]]:
+        # One pass over the plan, so that a report asks for each finding's steps in constant time (a plan
+        # of 10,000 steps and as many findings would otherwise be scanned 10,000 times).
+        steps: dict[int, list[Step]] = {}
+        for s in self.steps:
+            steps.setdefault(s.finding, []).append(s)
+        folded: dict[int, list[Folded]] = {}
+        for f in self.folded:
+            folded.setdefault(f.finding, []).append(f)
+        return ({k: tuple(v) for k, v in steps.items()}, {k: tuple(v) for k, v in folded.items()})
 
     @property
     def empty(self) -> bool:
@@ -138,6 +156,15 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
     analyze: list[str] = []
     left_out: list[LeftOut] = []
     folded: list[tuple[int, Change, str | None]] = []
+    # Each planned build's key and uniqueness by its statement, so that it is parsed once, not once a pass.
+    known: dict[str, tuple[tuple[str, ...], bool] | None] = {}
+
+    def key_of(sql: str) -> tuple[tuple[str, ...], bool] | None:
+        if sql not in known:
+            stmt = _index_stmt(sql)
+            known[sql] = (_index_key(stmt), bool(stmt.unique)) if stmt is not None else None
+        return known[sql]
+
     for position, finding in ordered:
         blocked = _known_to_fail(finding)
         if blocked is not None and blocked.index not in {x.index for x in left_out}:
@@ -160,6 +187,7 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
                         continue
                     if change.kind == ChangeKind.CREATE_INDEX:
                         change = _unique_name(change, stmt, taken)
+                    known[change.up] = (key, bool(stmt.unique))  # a new name leaves the key as it was
                     planned[key] = change.index or ""
                     if stmt.unique:
                         unique_keys[key] = change.index or ""
@@ -172,12 +200,12 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
                 analyze.append(change.table)
     # A plain index whose key a planned unique index has, or whose key leads another planned full btree
     # index of the same table (a foreign key's index beside the team's two-column index), is not built.
-    keys = [(_index_key(st), s.change.index or "") for s, st in
-            ((s, _index_stmt(s.change.up)) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX)
-            if st is not None]
+    keys = [(k[0], s.change.index or "") for s, k in
+            ((s, key_of(s.change.up)) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX)
+            if k is not None]
     kept: list[Step] = []
     for step in steps:
-        by = _served_by_other(step, unique_keys, keys)
+        by = _served_by_other(step, unique_keys, keys, key_of)
         if by is None:
             kept.append(step)
         else:
@@ -208,15 +236,16 @@ def _known_to_fail(finding: Finding) -> LeftOut | None:
 
 
 def _served_by_other(step: Step, unique_keys: dict[tuple[str, ...], str],
-                     planned: list[tuple[tuple[str, ...], str]]) -> str | None:
+                     planned: list[tuple[tuple[str, ...], str]],
+                     key_of: Callable[[str], tuple[tuple[str, ...], bool] | None]) -> str | None:
     """The planned index that serves ``step``'s plain index (a unique index of the same key, or a full
-    btree index that leads with its key), or ``None``."""
+    btree index that leads with its key), or ``None``. ``key_of`` gives a build's key and uniqueness."""
     if step.change.kind != ChangeKind.CREATE_INDEX:
         return None
-    stmt = _index_stmt(step.change.up)
-    if stmt is None or stmt.unique:
+    found = key_of(step.change.up)
+    if found is None or found[1]:
         return None
-    key = _index_key(stmt)
+    key = found[0]
     if key in unique_keys and unique_keys[key] != step.change.index:
         return unique_keys[key]
     rel, method, params, include, where = key

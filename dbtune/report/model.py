@@ -71,7 +71,7 @@ class Report:
         plan = self.fix_plan
         out: dict[str, Any] = {"sql": self.fix_sql_of(n), "changes": [c.to_json() for c in finding.changes]}
         folded = [{"index": f.change.index, "built_as": f.by, "by_finding": f.by_finding}
-                  for f in plan.folded if f.finding == n]
+                  for f in plan.folded_of(n)]
         if folded:
             out["same_as"] = folded
         left = [x.to_json() for x in plan.left_out if (x.check_name, x.object) == (finding.check_name, finding.object)]

@@ -46,14 +46,17 @@ def _fix_sql(report: Report, number: dict[int, int]) -> list[str]:
                                  f"the duplicate keys:"))
         lines += [sql_comment("  " + line) for line in left.query.splitlines()]
     previous = None
+    also: dict[tuple[str | None, int], list[int]] = {}  # (index built, its finding) -> the findings it also fixes
+    for f in plan.folded:
+        if f.by is not None:
+            also.setdefault((f.by, f.by_finding), []).append(f.finding)
     for step in plan.steps:
         if step.finding != previous:
             lines.append(sql_comment(label(step.finding)))
             previous = step.finding
         lines.append(display_sql(step.change.up))
-        for f in plan.folded:
-            if f.by is not None and f.by == step.change.index and f.by_finding == step.finding:
-                lines.append(sql_comment(f"(this index is also the fix of {label(f.finding)})"))
+        for position in also.get((step.change.index, step.finding), []):
+            lines.append(sql_comment(f"(this index is also the fix of {label(position)})"))
     for n, changes in outside:
         lines.append(sql_comment(label(n)))
         lines += [display_sql(c.up) for c in changes]

@@ -1,0 +1,78 @@
+"""The audit's paths that were rewritten for large catalogs (benchmarks/audit_scale.py: 2,000 tables, 10,000
+indexes): the catalog is read once per audit, even when the index advisor runs on the audit's findings, and a
+report finds each finding's fix steps and twins by position, with the same result as scanning the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import conftest
+import pytest
+
+from dbtune.audit import audit
+from dbtune.checks import load_catalogue
+from dbtune.config.loader import parse_config
+from dbtune.db.connect import resolve
+from dbtune.db.local_server import LocalServer
+from dbtune.report import Format
+from dbtune.report.model import Report
+from dbtune.report.render import render
+
+# The foreign key's index (foreign-key-without-index) is also the team's expected index: twins, built once.
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+CREATE TABLE customers (id int PRIMARY KEY);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers (id), status text, total numeric);
+CREATE INDEX orders_status_idx ON orders (status);
+CREATE INDEX orders_status_total_idx ON orders (status, total);
+"""
+# pg_stat_statements' row for the snapshot's index query (catalog/queries.py, INDEXES_V15 and INDEXES_V13).
+INDEX_QUERY_CALLS = """
+SELECT coalesce(sum(s.calls), 0)::int FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname = current_database() AND s.query LIKE '%%AS opclass_oids%%FROM pg_catalog.pg_index i%%'
+"""
+
+
+@pytest.fixture(scope="module")
+def twins(pg18: LocalServer) -> Iterator[tuple[conftest.TestDatabase, Report]]:
+    database = conftest.new_database(pg18, "scale")
+    database.execute(SCHEMA)
+    config = parse_config({"checks": {"unused-index": {"min_stats_age_days": 0}},
+                           "expect": {"index": [{"table": "orders", "columns": ["customer_id"]}]}}, "test")
+    database.execute("SELECT pg_stat_statements_reset()")
+    report = audit(resolve(database.dsn), config, catalogue=load_catalogue())
+    yield database, report
+    conftest.drop_database(database)
+
+
+def test_the_catalog_is_read_once_when_the_advisor_runs(twins: tuple[conftest.TestDatabase, Report]) -> None:
+    """The advisor judges the audit's proposals on the audit's own snapshot instead of reading the catalog
+    again (about 30 statements more, and a second on 10,000 indexes)."""
+    database, report = twins
+    assert {f.check_name for f in report.findings} >= {"foreign-key-without-index", "expected-index-missing",
+                                                        "redundant-index"}
+    assert "pg_stat_statements" in report.server.extensions  # so the advisor ran on its top statements
+    assert database.query(INDEX_QUERY_CALLS) == [(1,)]
+
+
+def test_each_findings_steps_and_twins_are_those_of_the_plan(twins: tuple[conftest.TestDatabase, Report]) -> None:
+    _, report = twins
+    plan = report.fix_plan
+    assert plan.folded, "the foreign key's index and the expected index are twins"
+    for n in range(len(report.findings)):
+        assert plan.steps_of(n) == tuple(s for s in plan.steps if s.finding == n)
+        assert plan.folded_of(n) == tuple(f for f in plan.folded if f.finding == n)
+    assert plan.steps_of(len(report.findings)) == () and plan.folded_of(-2) == ()
+
+
+def test_a_twin_is_noted_once_under_the_step_that_builds_it(twins: tuple[conftest.TestDatabase, Report]) -> None:
+    _, report = twins
+    lines = render(report, Format.TEXT).splitlines()
+    built = [i for i, line in enumerate(lines)
+             if line.startswith("CREATE INDEX CONCURRENTLY") and "customer_id" in line]
+    notes = [i for i, line in enumerate(lines) if "(this index is also the fix of #" in line]
+    assert len(built) == 1 and len(notes) == 1
+    # The note follows the build's statement (pretty-printed over a few lines), before the next step's comment.
+    assert built[0] < notes[0] and all(not lines[i].startswith("-- #") for i in range(built[0], notes[0]))
+    twin = next(f for f in report.fix_plan.folded if f.by is not None)
+    assert f" {report.findings[twin.finding].check_name} " in lines[notes[0]]
