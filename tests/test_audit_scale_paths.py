@@ -1,19 +1,26 @@
 """The audit's paths that were rewritten for large catalogs (benchmarks/audit_scale.py: 2,000 tables, 10,000
-indexes): the catalog is read once per audit, even when the index advisor runs on the audit's findings, and a
-report finds each finding's fix steps and twins by position, with the same result as scanning the plan."""
+indexes): the catalog is read once per audit, even when the index advisor runs on the audit's findings; a
+report finds each finding's fix steps and twins by position, with the same result as scanning the plan; a
+drop is written without pglast's parse and print, as they would write it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import conftest
 import pytest
+from pglast import keywords
 
 from dbtune.audit import audit
+from dbtune.catalog.snapshot import take
 from dbtune.checks import load_catalogue
+from dbtune.checks.registry import builtin_dir
 from dbtune.config.loader import parse_config
-from dbtune.db.connect import resolve
+from dbtune.db.connect import read_only_snapshot, resolve
 from dbtune.db.local_server import LocalServer
+from dbtune.migrate.changes import drop_index, drop_index_sql, pretty
 from dbtune.report import Format
 from dbtune.report.model import Report
 from dbtune.report.render import render
@@ -76,3 +83,40 @@ def test_a_twin_is_noted_once_under_the_step_that_builds_it(twins: tuple[conftes
     assert built[0] < notes[0] and all(not lines[i].startswith("-- #") for i in range(built[0], notes[0]))
     twin = next(f for f in report.fix_plan.folded if f.by is not None)
     assert f" {report.findings[twin.finding].check_name} " in lines[notes[0]]
+
+
+# Names pglast and quote_ident quote differently (col-name keywords after a dot, ``$``), and the usual suspects.
+NAMES = ("a", "Foo", "a$", "$x", "1abc", "_x", "x y", 'a"b', "é", "a.b", "a;b", "--x", "K", *sorted(
+    keywords.RESERVED_KEYWORDS | keywords.UNRESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS
+    | keywords.TYPE_FUNC_NAME_KEYWORDS))
+
+
+@pytest.mark.parametrize("schema", ["public", "Sch", "select", "between"])
+def test_a_drop_is_written_as_pglast_prints_it(twins: tuple[conftest.TestDatabase, Report], schema: str) -> None:
+    """:func:`drop_index_sql` skips pglast's parse and print; the statement is the one they would give."""
+    with read_only_snapshot(resolve(twins[0].dsn)) as conn:
+        index = next(ix for ix in take(conn).indexes if ix.name == "orders_status_idx")
+    for name in NAMES:
+        renamed = replace(index, schema=schema, name=name)
+        assert drop_index_sql(schema, name) == pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {renamed.qualified_name}")
+        assert drop_index(renamed).up == drop_index_sql(schema, name)
+
+
+def test_a_check_file_runs_once_per_process_until_it_changes(tmp_path: Path) -> None:
+    """The CLI loads the catalogue twice (to validate ``[checks.<name>]``, then to audit): a user's check file
+    is imported once, and again only when it changed on disk."""
+    marks = tmp_path / "imports.txt"
+    source = (builtin_dir() / "indexes" / "unused_index.py").read_text()
+    source = source.replace('id="IX005", name="unused-index"', 'id="IX901", name="scale-test-check"')
+    source += f"\nwith open({str(marks)!r}, 'a') as _f:\n    _f.write('x')\n"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "scale_test_check.py").write_text(source)
+    first = load_catalogue([folder])
+    second = load_catalogue([folder])
+    assert marks.read_text() == "x"
+    assert first.get("IX901") is second.get("IX901") is not None
+    (folder / "scale_test_check.py").write_text(source.replace('severity="warning"', 'severity="info"', 1))
+    third = load_catalogue([folder])
+    assert marks.read_text() == "xx"
+    assert third.get("IX901").meta.severity.value == "info"  # type: ignore[union-attr]

@@ -69,11 +69,11 @@ def root_table(snapshot: Snapshot, relation: Relation) -> Relation:
 def leaf_partitions(snapshot: Snapshot, schema: str, table: str) -> list[Relation]:
     """The leaf partitions of the partitioned table ``schema.table`` (unquoted names), at any depth, in
     oid order; ``[]`` when it is not a partitioned table of the snapshot."""
-    parents = [r for r in snapshot.relations.values() if (r.schema, r.name) == (schema, table) and r.is_partitioned]
-    if not parents:
+    parent = snapshot.relation_named(schema, table)
+    if parent is None or not parent.is_partitioned:
         return []
     return [r for _, r in sorted(snapshot.relations.items()) if not r.is_partitioned and r.is_partition
-            and root_table(snapshot, r).oid == parents[0].oid]
+            and root_table(snapshot, r).oid == parent.oid]
 
 
 def statement_text(query: AdvisorQuery) -> str:

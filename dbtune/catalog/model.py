@@ -292,6 +292,7 @@ class Snapshot:
     replication: Replication | None = None  # publications and slots (dbtune/catalog/replication.py)
     index_health: IndexHealth = field(default_factory=lambda: IndexHealth())  # catalog/index_health.py
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _by_name: dict[tuple[str, str], Relation] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:
         """The indexes whose ``indrelid`` is ``table_oid``."""
@@ -312,17 +313,24 @@ class Snapshot:
         double-quoted part kept exactly.
         """
         for schema, rel in _candidates(name, search_path):
-            for relation in self.relations.values():
-                if relation.schema == schema and relation.name == rel:
-                    return relation
+            relation = self.relation_named(schema, rel)
+            if relation is not None:
+                return relation
         return None
+
+    def relation_named(self, schema: str, name: str) -> Relation | None:
+        """The relation ``schema.name`` (both as stored, unquoted), looked up in a dict built on first use."""
+        if not self._by_name and self.relations:
+            for relation in self.relations.values():
+                self._by_name.setdefault((relation.schema, relation.name), relation)
+        return self._by_name.get((schema, name))
 
     def find_other_relation(self, name: str, search_path: tuple[str, ...] = ("public",)
                             ) -> tuple[str, str, str] | None:
         """``(schema, name, relkind)`` of the view, foreign table, sequence or composite type that ``name``
         resolves to as :meth:`find_relation` resolves it (a table earlier in ``search_path`` wins), or ``None``."""
         for schema, rel in _candidates(name, search_path):
-            if any(r.schema == schema and r.name == rel for r in self.relations.values()):
+            if self.relation_named(schema, rel) is not None:
                 return None
             kind = self.other_relations.get((schema, rel))
             if kind is not None:

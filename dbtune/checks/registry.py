@@ -203,7 +203,20 @@ def parse_doc(text: str) -> dict[str, str]:
     return sections
 
 
+# Checks loaded in this process, by file and its state on disk: the CLI loads the catalogue to validate a
+# config's [checks.<name>] tables and again to audit, and a check file is run once, not each time.
+_LOADED: dict[tuple[Path, bool, int, int], Check] = {}
+
+
 def _load_file(path: Path, builtin: bool) -> Check:
+    stat = path.stat()
+    key = (path, builtin, stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        _LOADED[key] = _import_check(path, builtin)
+    return _LOADED[key]
+
+
+def _import_check(path: Path, builtin: bool) -> Check:
     module_name = "dbtune_catalogue_" + re.sub(r"\W", "_", str(path.with_suffix("")))
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from pglast import prettify
+from pglast.stream import maybe_double_quote_name
 
 from dbtune.catalog.model import Index, Relation, Snapshot
 from dbtune.model import Change, ChangeKind, Lock
@@ -115,7 +116,7 @@ def create_index(snapshot: Snapshot, table: Relation, name: str, columns: Sequen
     if not table.is_partitioned:
         up = pretty(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {ident} ON "
                     + _index_body(table.qualified_name, columns, method=method, include=include, where=where))
-        down = pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(table.schema, name)}")
+        down = drop_index_sql(table.schema, name)
         return (Change(up=up, down=down, transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE,
                        relation_bytes=table.size_bytes, kind=ChangeKind.CREATE_INDEX,
                        table=table.qualified_name, index=qualified(table.schema, name)),)
@@ -164,9 +165,17 @@ def _concurrent_definition(index: Index, *, if_not_exists: bool = True) -> str:
                                     else " INDEX CONCURRENTLY ", 1)
 
 
+def drop_index_sql(schema: str, name: str) -> str:
+    """``DROP INDEX CONCURRENTLY IF EXISTS schema.name;`` exactly as :func:`pretty` prints it: each name
+    quoted by pglast's own rule (``maybe_double_quote_name``, which its ``DropStmt`` printer applies), without
+    parsing and printing the statement, which takes about 0.2 ms (an audit of 10,000 indexes may propose
+    thousands of drops). https://www.postgresql.org/docs/current/sql-dropindex.html"""
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {maybe_double_quote_name(schema)}.{maybe_double_quote_name(name)};"
+
+
 def drop_index(index: Index, table: Relation | None = None) -> Change:
     """``DROP INDEX CONCURRENTLY IF EXISTS``; the down step recreates it from ``pg_get_indexdef``."""
-    return Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"),
+    return Change(up=drop_index_sql(index.schema, index.name),
                   down=pretty(_concurrent_definition(index)), transactional=False,
                   lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes, kind=ChangeKind.DROP_INDEX,
                   table=table.qualified_name if table else None, index=index.qualified_name)
@@ -178,7 +187,7 @@ def rebuild_index(index: Index, table: Relation) -> tuple[Change, Change]:
     Both changes are of kind ``rebuild_index``; the rebuild has no down step (the index's previous state,
     invalid, is not worth restoring). The build has no ``IF NOT EXISTS``: were the drop skipped, the build
     must fail loudly rather than keep the invalid index."""
-    drop = Change(up=pretty(f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name}"), down=None,
+    drop = Change(up=drop_index_sql(index.schema, index.name), down=None,
                   transactional=False, lock=Lock.SHARE_UPDATE_EXCLUSIVE, relation_bytes=index.size_bytes,
                   kind=ChangeKind.REBUILD_INDEX, table=table.qualified_name, index=index.qualified_name)
     build = Change(up=pretty(_concurrent_definition(index, if_not_exists=False)), down=None, transactional=False,
