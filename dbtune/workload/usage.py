@@ -375,7 +375,7 @@ class UsageAnalyzer:
 
     def __init__(self, schema: WorkloadSchema, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self.schema = schema
-        self.sqlglot_schema = MappingSchema(dict(schema.mapping()), dialect=DIALECT)
+        self._sqlglot_schema: MappingSchema | None = None
         self.cache_size = cache_size
         self.hits = 0
         self.misses = 0
@@ -384,6 +384,14 @@ class UsageAnalyzer:
         self._by_constants: OrderedDict[tuple[str, tuple[str, ...]], QueryUsage] = OrderedDict()
         self._views: dict[tuple[str, str], _View | str | None] = {}
         self._types: dict[tuple[str, str], str] = {}
+
+    @property
+    def sqlglot_schema(self) -> MappingSchema:
+        """sqlglot's schema of every relation, built on first use (an audit without a workload needs none,
+        and on 2,000 tables it takes a few tenths of a second)."""
+        if self._sqlglot_schema is None:
+            self._sqlglot_schema = MappingSchema(dict(self.schema.mapping()), dialect=DIALECT)
+        return self._sqlglot_schema
 
     def column_type(self, table: str, column: str) -> str:
         """The catalog type of ``table.column`` (qualified table name), or ``""``."""
@@ -495,10 +503,11 @@ class UsageAnalyzer:
                 # The qualifier would alias "Orders" as orders, and "Orders".id would no longer find it.
                 # (A fresh identifier: a copy would carry the table name's position into every column.)
                 table.set("alias", exp.TableAlias(this=exp.Identifier(this=table.name, quoted=table.this.quoted)))
+        schema = self.sqlglot_schema  # built outside the try: a schema sqlglot refuses is no statement's fault
         try:
             # qualify() without its repeated identifier normalisation, quoting and validation passes.
             query = qualify_tables(query, dialect=DIALECT)
-            query = qualify_columns(query, self.sqlglot_schema, dialect=DIALECT)
+            query = qualify_columns(query, schema, dialect=DIALECT)
         except SqlglotError as exc:
             raise _Unusable(f"sqlglot cannot resolve its columns: {_first_line(exc)}") from None
         return query, inserts
