@@ -184,8 +184,10 @@ class Catalog:
 
 
 def dbtune_command() -> list[str]:
-    exe = shutil.which("dbtune")
-    return [exe] if exe else [sys.executable, "-m", "dbtune"]
+    """The ``dbtune`` script of this interpreter's environment (the code being measured), else ``python -m
+    dbtune``; never another ``dbtune`` on PATH (a global install of another checkout, a pyenv shim)."""
+    exe = Path(sys.executable).parent / "dbtune"
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "dbtune"]
 
 
 def _children_cpu() -> float:
