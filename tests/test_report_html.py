@@ -35,7 +35,7 @@ from dbtune.db.connect import resolve
 from dbtune.escape import display_sql, printable
 from dbtune.loop import AdvisorStage, LoopResult, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
-from dbtune.report.html import LATENCY_CHARTS, render_comparison_html, render_loop_html
+from dbtune.report.html import LATENCY_CHARTS, render_advice_html, render_comparison_html, render_loop_html
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
@@ -295,3 +295,23 @@ def test_chart_labels_from_query_names_are_text(loop_result: LoopResult, browser
     legends = opened.page.eval_on_selector_all("#chart-latency-p50 .legendtext", "els => els.map(e => e.textContent)")
     assert HOSTILE in legends and len(legends) == len(comparison.queries)
     assert HOSTILE in (opened.page.text_content("table tbody tr:first-child td:first-child") or "")
+
+
+def test_the_advice_page_shows_what_was_kept_and_what_was_rejected(loop_result: LoopResult, browser: Browser,
+                                                                   tmp_path: Path) -> None:
+    """``advise --format html``'s page: one card per kept index, with a row per query it serves and per
+    measurement; one row per rejected candidate with its stage and reason."""
+    advice = loop_result.advice
+    assert advice is not None and advice.recommendations and advice.rejected
+    path = tmp_path / "advice.html"
+    path.write_text(render_advice_html(advice), encoding="utf-8")
+    opened = open_page(browser, path)
+    assert_clean(opened)
+    page = opened.page
+    kept = page.eval_on_selector_all("main > .card", "els => els.map(e => e.querySelector('p code').textContent)")
+    assert kept == [printable(r.candidate.describe()) for r in advice.recommendations]
+    served = page.eval_on_selector_all("main > .card", "els => els.map(e => e.querySelectorAll('tbody tr').length)")
+    assert served == [len(r.queries) + len(r.measured) for r in advice.recommendations]
+    rejected = page.eval_on_selector_all("main > table:first-of-type > tbody > tr",
+                                         "els => els.map(e => [...e.children].slice(1, 2).map(c => c.textContent))")
+    assert [r[0] for r in rejected] == [r.stage for r in advice.rejected]
