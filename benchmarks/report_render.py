@@ -94,7 +94,7 @@ def open_times(path: Path, runs: int) -> tuple[list[float], int]:
                 page = browser.new_page()
                 page.goto(path.as_uri(), wait_until="load")
                 loads.append(float(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")))
-                rows = int(page.evaluate("document.querySelectorAll('#findings-table > tbody > tr').length"))
+                rows = int(page.evaluate("document.querySelectorAll('#findings-table .chunk > .f').length"))
                 page.close()
         finally:
             browser.close()

@@ -205,7 +205,28 @@ def test_output_into_a_missing_directory_is_refused_before_the_demo_starts(cli: 
     target = tmp_path / "missing" / "review.html"
     assert_error(cli("demo", "--format", "html", "--output", str(target)), 2, str(target), "no such directory")
     assert_error(cli("demo", "--output", str(tmp_path / "review.html")), 2, "--output", "--format html")
+    assert_error(cli("tune", "--format", "html", "--output", str(target), "--yes"), 2, str(target))
     assert not target.parent.exists() and not (tmp_path / "review.html").exists()
+
+
+def test_tune_writes_the_review_page_at_the_end(db18: conftest.TestDatabase, browser: Browser,
+                                                tmp_path: Path) -> None:
+    """``tune --format html --output FILE``: nothing on stdout (the stages' progress on stderr), the page
+    written whole at the end with the loop's sections, its findings those its summary counts."""
+    load_guide(db18, scale=0.01)
+    page = tmp_path / "review.html"
+    run = dbtune("tune", "--dsn", db18.dsn, "--config", str(samples_dir() / "production.toml"), "--workload",
+                 str(guide_file("workload.sql")), "--iterations", "3", "--dir", str(tmp_path / "migrations"),
+                 "--yes", "--no-advisor", "--format", "html", "--output", str(page))
+    assert run.returncode == 0 and run.stdout == "", run.stderr[-2000:]
+    assert "== benchmark after" in run.stderr and not (tmp_path / "review.html.tmp").exists()
+    opened = open_page(browser, page)
+    assert_clean(opened)
+    sections = opened.page.eval_on_selector_all("main > section", "els => els.map(e => e.id)")
+    assert sections == ["summary", "audit", "migration", "benchmark", "after"]
+    total = opened.page.text_content("#audit .card .n")
+    assert total and opened.page.locator("#findings-before .chunk > .f").count() == int(total) > 0
+    assert opened.page.locator("#benchmark .js-plotly-plot").count() == len(LATENCY_CHARTS) + 1
 
 
 # --- the loop's review page ------------------------------------------------------------------------
