@@ -200,6 +200,38 @@ def test_the_severity_and_area_filters_hide_and_show_findings(audit_page: tuple[
     assert_clean(opened)
 
 
+def _plan_labels(node: dict[str, Any]) -> int:
+    return 1 + sum(_plan_labels(child) for child in node.get("Plans", []))
+
+
+def test_the_explain_page_draws_each_plan_as_a_tree(audit_db: conftest.TestDatabase, browser: Browser,
+                                                     tmp_path: Path) -> None:
+    """``explain --format html``: a section per query with its SQL, a list item per plan node (as many as
+    the JSON plan has), a row per finding; the hostile table's name in a node label is text."""
+    hostile = '"' + HOSTILE.replace('"', '""') + '"'
+    workload = tmp_path / "queries.sql"
+    workload.write_text("SELECT c.note FROM child c JOIN parent p ON p.id = c.parent_id WHERE c.note = $1;\n"
+                        f"SELECT * FROM {hostile} WHERE parent_id = 1;\n", encoding="utf-8")
+    queries = ["--workload", str(workload)]
+    run = dbtune("explain", "--dsn", audit_db.dsn, "--format", "json", "--fail-on", "never", *queries)
+    assert run.returncode == 0, run.stderr
+    entries = json.loads(run.stdout)
+    page = tmp_path / "explain.html"
+    written = dbtune("explain", "--dsn", audit_db.dsn, "--format", "html", "--output", str(page), "--fail-on",
+                     "never", *queries)
+    assert written.returncode == 0 and written.stdout == "", written.stderr
+    opened = open_page(browser, page)
+    assert_clean(opened)
+    sections = opened.page.locator("section.query")
+    assert sections.count() == len(entries) == 2
+    for n, entry in enumerate(entries):
+        section = sections.nth(n)
+        assert section.locator("pre.sql").first.text_content() == display_sql(entry["text"].strip())
+        assert section.locator("ul.tree li").count() == _plan_labels(entry["plan"][0]["Plan"])
+        assert section.locator("tbody tr").count() == len(entry["findings"])
+    assert HOSTILE in (sections.nth(1).locator("ul.tree .node").first.text_content() or "")
+
+
 def test_output_into_a_missing_directory_is_refused_before_the_demo_starts(cli: CLI, tmp_path: Path) -> None:
     """No server started, nothing written: one error line naming the file."""
     target = tmp_path / "missing" / "review.html"

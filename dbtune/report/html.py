@@ -29,6 +29,7 @@ from dbtune.checks.registry import AREAS, area_of
 from dbtune.escape import clip, display_sql, printable, terminal_safe
 from dbtune.model import Finding, Severity
 from dbtune.report.bench_text import floor_text, ms, ratio_text
+from dbtune.report.explain_text import how_text, node_details, node_figures, node_marks, skipped_by_reason
 from dbtune.report.model import OTHER_AREA
 from dbtune.report.probe_text import bound_text, value_text
 from dbtune.report.race_text import win_rate_line
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from dbtune.advisor.model import Advice
     from dbtune.bench.compare import Comparison
     from dbtune.loop import LoopResult
+    from dbtune.plans.api import ExplainReport
     from dbtune.probe.profile import ProfileTable
     from dbtune.report.model import Report
 
@@ -55,7 +57,8 @@ def environment() -> Environment:
                        measured=value_text)
     env.globals.update(severities=[s.value for s in Severity], areas=[*AREAS, OTHER_AREA], version=__version__,
                        win_rate_line=win_rate_line, by_severity=by_severity,
-                       finding_details=finding_details)
+                       finding_details=finding_details, node_figures=node_figures, node_details=node_details,
+                       node_marks=node_marks, how_text=how_text, skipped_by_reason=skipped_by_reason)
     return env
 
 
@@ -113,6 +116,13 @@ def render_advice_html(advice: Advice) -> str:
     """``advise`` as one HTML page: how it ranked, each recommendation with the queries it serves (their
     planner cost before and after, and what validation measured), the rejected candidates with why."""
     return _page("advice.html.j2", f"dbtune advise on {printable(advice.target)}", None, advice=advice)
+
+
+def render_explain_html(report: ExplainReport) -> str:
+    """``explain`` as one HTML page: per query its SQL, how it was explained, its plan tree (each node with
+    its estimated and actual rows and its share of the cost or time, its conditions, ``◀ PL001`` where a
+    check found something), its findings with their fix; then the checks that could not judge."""
+    return _page("explain.html.j2", f"dbtune explain of {printable(report.target)}", None, report=report)
 
 
 def render_comparison_html(c: Comparison) -> str:
