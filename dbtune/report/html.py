@@ -52,7 +52,7 @@ def environment() -> Environment:
     """The templates, autoescaped whatever their name, an undefined name an error."""
     env = Environment(loader=PackageLoader("dbtune.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(printable=lambda v: printable(str(v)), sql=display_sql, clip=clip, ms=ms, size=size_pretty,
+    env.filters.update(printable=lambda v: printable(str(v)), sql=_sql, clip=clip, ms=ms, size=size_pretty,
                        ratio=ratio_text, floor=floor_text, evidence=_evidence_value, area=_area, bound=bound_text,
                        measured=value_text)
     env.globals.update(severities=[s.value for s in Severity], areas=[*AREAS, OTHER_AREA], version=__version__,
@@ -75,7 +75,8 @@ def plotly_js() -> Markup:
 def by_severity(findings: Sequence[Finding]) -> list[tuple[int, tuple[int, Finding]]]:
     """``(number shown, (position, finding))``, errors first, then as the catalogue produced them: the
     text report's numbering."""
-    return list(enumerate(sorted(enumerate(findings), key=lambda nf: -nf[1].severity.rank), start=1))
+    rank = {s: s.rank for s in Severity}
+    return list(enumerate(sorted(enumerate(findings), key=lambda nf: -rank[nf[1].severity]), start=1))
 
 
 def finding_details(report: Report, shown: list[tuple[int, tuple[int, Finding]]]) -> list[dict[str, Any]]:
@@ -85,7 +86,7 @@ def finding_details(report: Report, shown: list[tuple[int, tuple[int, Finding]]]
     fills a finding's details from it when opened), so that a page of 10,000 findings lays out 10,000
     short rows."""
     return [{"evidence": [[printable(k), _evidence_value(v)] for k, v in f.evidence.items()],
-             "fix": [display_sql(sql) for sql in report.fix_sql_of(n)]} for _, (n, f) in shown]
+             "fix": [_sql(sql) for sql in report.fix_sql_of(n)]} for _, (n, f) in shown]
 
 
 def _area(check_id: str) -> str:
@@ -94,14 +95,25 @@ def _area(check_id: str) -> str:
 
 def _evidence_value(value: Any) -> str:
     """An evidence value as one line: text as it is (escaped where unsafe), anything else as JSON."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     return printable(value if isinstance(value, str) else json.dumps(value, default=str))
+
+
+@cache
+def _sql(sql: str) -> str:
+    # a fix's SQL is shown twice on a page (its finding's details, the plan's step): escaped once a page
+    return display_sql(sql)
 
 
 def _page(template: str, title: str, generated_at: datetime | None, charts: list[dict[str, Any]] | None = None,
           **context: Any) -> str:
-    return environment().get_template(template).render(
-        title=title, generated_at=(generated_at or datetime.now().astimezone()).isoformat(timespec="seconds"),
-        charts=charts or [], plotly=plotly_js() if charts else "", **context)
+    try:
+        return environment().get_template(template).render(
+            title=title, generated_at=(generated_at or datetime.now().astimezone()).isoformat(timespec="seconds"),
+            charts=charts or [], plotly=plotly_js() if charts else "", **context)
+    finally:
+        _sql.cache_clear()  # one page's memo: a page renders the same whatever was rendered before it
 
 
 def render_audit_html(report: Report) -> str:
