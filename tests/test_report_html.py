@@ -97,6 +97,17 @@ def colours(opened: Opened, full_page: bool = False) -> int:
     return len(set(image.getdata()))
 
 
+def drawn_traces(page: Page, selector: str) -> list[int]:
+    """The traces plotly drew in each chart of ``selector``, each scrolled into view first (a chart is drawn
+    when it first comes into view)."""
+    charts = page.locator(selector)
+    for n in range(charts.count()):
+        charts.nth(n).scroll_into_view_if_needed()
+        charts.nth(n).locator("svg.main-svg g.trace").first.wait_for(timeout=15_000)
+    return [int(n) for n in page.eval_on_selector_all(
+        selector, "els => els.map(e => e.querySelectorAll('svg.main-svg g.trace').length)")]
+
+
 def visible_rows(page: Page) -> int:
     return int(page.eval_on_selector_all(ROWS, VISIBLE))
 
@@ -258,7 +269,7 @@ def test_tune_writes_the_review_page_at_the_end(db18: conftest.TestDatabase, bro
     assert sections == ["summary", "audit", "migration", "benchmark", "after"]
     total = opened.page.text_content("#audit .card .n")
     assert total and opened.page.locator("#findings-before .chunk > .f").count() == int(total) > 0
-    assert opened.page.locator("#benchmark .js-plotly-plot").count() == len(LATENCY_CHARTS) + 1
+    assert len(drawn_traces(opened.page, "#benchmark .plot")) == len(LATENCY_CHARTS) + 1
 
 
 # --- the loop's review page ------------------------------------------------------------------------
@@ -316,9 +327,9 @@ def test_the_review_page_holds_the_whole_loop(loop_result: LoopResult, browser: 
     # the charts: p50, p95, p99 and throughput, each drawn by plotly with one trace per query
     queries = len(result.comparison.queries)
     assert queries >= 3
-    traces = page.eval_on_selector_all("#benchmark .js-plotly-plot",
-                                       "els => els.map(e => e.querySelectorAll('g.trace').length)")
+    traces = drawn_traces(page, "#benchmark .plot")
     assert traces == [queries] * (len(LATENCY_CHARTS) + 1)
+    assert_clean(opened)  # plotly ran, offline, without an error
     table = page.eval_on_selector_all("#benchmark > table tbody tr", "els => els.map(e => e.children[0].textContent)")
     assert table == [printable(q.label) for q in result.comparison.queries]
     race = page.text_content("#race") or ""
@@ -345,8 +356,10 @@ def test_chart_labels_from_query_names_are_text(loop_result: LoopResult, browser
     path.write_text(render_comparison_html(comparison), encoding="utf-8")
     opened = open_page(browser, path)
     assert_clean(opened)
+    assert drawn_traces(opened.page, ".plot") == [len(comparison.queries)] * (len(LATENCY_CHARTS) + 1)
     legends = opened.page.eval_on_selector_all("#chart-latency-p50 .legendtext", "els => els.map(e => e.textContent)")
     assert HOSTILE in legends and len(legends) == len(comparison.queries)
+    assert_clean(opened)
     assert HOSTILE in (opened.page.text_content("table tbody tr:first-child td:first-child") or "")
 
 

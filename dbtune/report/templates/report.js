@@ -56,14 +56,31 @@
       d.setAttribute("data-filled", "1");
     }, true);
   }
+  /* Each chart is drawn when it first comes into view; plotly.js, embedded as text, runs then. */
   function drawCharts() {
     var data = document.getElementById("dbtune-charts");
-    if (!data || typeof Plotly === "undefined") { return; }
-    JSON.parse(data.textContent).forEach(function (chart) {
-      var el = document.getElementById("chart-" + chart.id);
-      if (el) {
-        Plotly.newPlot(el, chart.figure.data, chart.figure.layout, {displaylogo: false, responsive: true});
+    if (!data) { return; }
+    var charts = {};
+    JSON.parse(data.textContent).forEach(function (chart) { charts["chart-" + chart.id] = chart; });
+    function plotly() {
+      if (typeof Plotly === "undefined") {
+        var script = document.createElement("script");
+        script.textContent = document.getElementById("dbtune-plotly").textContent;
+        document.head.appendChild(script);
       }
+      return Plotly;
+    }
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (!entry.isIntersecting) { return; }
+        observer.unobserve(entry.target);
+        var chart = charts[entry.target.id];
+        plotly().newPlot(entry.target, chart.figure.data, chart.figure.layout, {displaylogo: false, responsive: true});
+      });
+    }, {rootMargin: "200px"});
+    Object.keys(charts).forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) { observer.observe(el); }
     });
   }
   document.querySelectorAll(".filters[data-table]").forEach(setupFilters);
