@@ -94,7 +94,7 @@ def assert_clean(opened: Opened) -> None:
 
 def colours(opened: Opened, full_page: bool = False) -> int:
     image = Image.open(io.BytesIO(opened.page.screenshot(full_page=full_page))).convert("RGB")
-    return len(set(image.getdata()))
+    return len(image.getcolors(maxcolors=image.width * image.height) or ())
 
 
 def drawn_traces(page: Page, selector: str) -> list[int]:
