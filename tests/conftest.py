@@ -49,7 +49,8 @@ def _start(name: str) -> LocalServer:
         bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
         assert bindir is not None
         server = LocalServer.create(bindir)
-        server.init({"shared_preload_libraries": "'pg_stat_statements'"})
+        server.init({"shared_preload_libraries": "'pg_stat_statements'",
+                     "max_prepared_transactions": "4"})  # CC006's cases prepare transactions
         server.start()
         _servers[name] = server
     return _servers[name]

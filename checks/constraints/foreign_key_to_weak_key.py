@@ -48,20 +48,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
+from dbtune.checks.foreign_keys import declared_foreign_keys
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 
 
 @check(id="CN006", name="foreign-key-to-weak-key", area="constraints", severity="warning")
 def foreign_key_to_weak_key(ctx: CheckContext) -> Iterator[Finding]:
-    tables = {r.oid: r for r in ctx.user_relations()}
     indexes = {ix.oid: ix for ix in ctx.snapshot.indexes}
-    for con in ctx.snapshot.constraints:
-        if con.type != "f" or con.parent_oid is not None or con.table_oid not in tables:
-            continue
-        table, ref = tables[con.table_oid], ctx.snapshot.relations.get(con.ref_table_oid or 0)
-        if ref is None:
-            continue
+    for con, table, ref in declared_foreign_keys(ctx):
         ref_cols = {c.attnum: c for c in ref.columns}
         nullable = [ref_cols[a].name for a in con.ref_columns if a in ref_cols and not ref_cols[a].not_null]
         key_index = indexes.get(con.index_oid or 0)

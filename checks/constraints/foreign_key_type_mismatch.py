@@ -42,20 +42,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
+from dbtune.checks.foreign_keys import declared_foreign_keys
 from dbtune.model import Finding
 from dbtune.sqlnames import quote_ident
 
 
 @check(id="CN005", name="foreign-key-type-mismatch", area="constraints", severity="warning")
 def foreign_key_type_mismatch(ctx: CheckContext) -> Iterator[Finding]:
-    tables = {r.oid: r for r in ctx.user_relations()}
-    relations = ctx.snapshot.relations
-    for con in ctx.snapshot.constraints:
-        if con.type != "f" or con.parent_oid is not None or con.table_oid not in tables:
-            continue
-        table, ref = tables[con.table_oid], relations.get(con.ref_table_oid or 0)
-        if ref is None:
-            continue
+    for con, table, ref in declared_foreign_keys(ctx):
         cols = {c.attnum: c for c in table.columns}
         ref_cols = {c.attnum: c for c in ref.columns}
         pairs = []

@@ -50,8 +50,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
+from dbtune.checks.bloat import bloated
 from dbtune.checks.index_health import indexed_tables, state_needed
-from dbtune.model import Finding, Severity
+from dbtune.model import Finding
 from dbtune.units import size_pretty
 
 
@@ -61,31 +62,14 @@ from dbtune.units import size_pretty
 def index_bloat(ctx: CheckContext) -> Iterator[Finding]:
     if not state_needed(ctx, "bloat"):
         return
-    estimates = ctx.snapshot.index_health.bloat
-    not_applicable = []
-    for rel, ix in indexed_tables(ctx):
-        est = estimates.get(ix.oid)
-        if est is None or est.real_size_bytes < ctx.options["min_size_bytes"]:
-            continue
-        if est.not_applicable:
-            not_applicable.append(ix.qualified_name)
-            continue
-        if est.exact_size_bytes and est.exact_reclaimable_bytes is not None:
-            size, bloat, method = est.exact_size_bytes, est.exact_reclaimable_bytes, "pgstatindex"
-            what = f"{size_pretty(bloat)} of its {size_pretty(size)} (pgstatindex)"
-        else:
-            size, bloat, method = est.real_size_bytes, est.bloat_bytes, "statistical estimate"
-            what = f"an estimated {size_pretty(bloat)} of its {size_pretty(size)}"
-        ratio = bloat / size
-        if ratio < ctx.options["max_ratio"]:
-            continue
+    for b in bloated(ctx, ((pair, pair[1].qualified_name, pair[1].oid) for pair in indexed_tables(ctx)),
+                     ctx.snapshot.index_health.bloat, exact_size=lambda est: est.exact_size_bytes,
+                     exact_method="pgstatindex", plural="index(es)"):
+        rel, ix = b.subject
+        what = (f"{size_pretty(b.bloat_bytes)} of its {size_pretty(b.size_bytes)} (pgstatindex)" if b.exact
+                else f"an estimated {size_pretty(b.bloat_bytes)} of its {size_pretty(b.size_bytes)}")
         yield ctx.finding(
             ix.qualified_name,
-            f"index {ix.qualified_name} on {rel.qualified_name}: {what} ({ratio:.0%}) is beyond what its "
-            f"entries need at fillfactor {est.fillfactor}; REINDEX INDEX CONCURRENTLY rebuilds it online",
-            evidence={"real_size_bytes": size, "bloat_bytes": bloat, "bloat_ratio": round(ratio, 4),
-                      "fillfactor": est.fillfactor, "method": method, "estimated_bloat_bytes": est.bloat_bytes},
-            severity=Severity.ERROR if ratio >= ctx.options["error_ratio"] else None)
-    if not_applicable:
-        ctx.skip(f"{len(not_applicable)} index(es) without full pg_stats (never analyzed, or columns this role "
-                 f"may not SELECT), such as {not_applicable[0]}", "SELECT on the tables (pg_stats)")
+            f"index {ix.qualified_name} on {rel.qualified_name}: {what} ({b.ratio:.0%}) is beyond what its "
+            f"entries need at fillfactor {b.estimate.fillfactor}; REINDEX INDEX CONCURRENTLY rebuilds it online",
+            evidence=b.evidence(), severity=b.severity)

@@ -64,7 +64,8 @@ class Verdict(StrEnum):
 @dataclass(frozen=True)
 class Latency:
     """One side of a query's comparison: percentiles and mean (ms) over all executions, executions,
-    errors, and the rounds with a measured execution."""
+    errors, the rounds with a measured execution, and the executions per second over the measured phase
+    (all clients: :attr:`~dbtune.bench.result.QueryResult.throughput_qps`)."""
 
     p50_ms: float
     p95_ms: float
@@ -73,10 +74,12 @@ class Latency:
     count: int
     errors: int
     rounds: int
+    throughput_qps: float = 0.0
 
     @classmethod
     def of(cls, q: QueryResult) -> Latency:
-        return cls(q.p50_ms, q.p95_ms, q.p99_ms, q.mean_ms, q.count, q.errors, len(q.round_medians()))
+        return cls(q.p50_ms, q.p95_ms, q.p99_ms, q.mean_ms, q.count, q.errors, len(q.round_medians()),
+                   q.throughput_qps)
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,24 @@ from dbtune.plans.model import node_label as plans_node_label
 class PlanShape:
     """``shape``: the compact plan string; ``scans``: the scan nodes (type, index, relation), sorted;
     ``kind``: ``generic`` (GENERIC_PLAN), ``custom`` (planned with sampled parameters) or ``plain`` (no
-    parameters); ``total_cost``: the planner's cost estimate of the top node (arbitrary units)."""
+    parameters); ``total_cost``: the planner's cost estimate of the top node (arbitrary units); ``tree``: the
+    same nodes as a tree, each ``(depth, label)`` in pre-order (the top node at depth 0), for a report to
+    draw (empty in a result file written before it was kept)."""
 
     shape: str
     scans: tuple[str, ...]
     kind: str
     total_cost: float
+    tree: tuple[tuple[int, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": self.shape, "scans": list(self.scans), "kind": self.kind, "total_cost": self.total_cost}
+        return {"shape": self.shape, "scans": list(self.scans), "kind": self.kind, "total_cost": self.total_cost,
+                "tree": [[depth, label] for depth, label in self.tree]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlanShape:
         return cls(str(data["shape"]), tuple(str(s) for s in data["scans"]), str(data["kind"]),
-                   float(data["total_cost"]))
+                   float(data["total_cost"]), tuple((int(d), str(label)) for d, label in data.get("tree", ())))
 
 
 def node_label(node: dict[str, Any]) -> str:
@@ -64,10 +68,15 @@ def _scans(node: dict[str, Any]) -> set[str]:
     return found
 
 
+def _tree(node: dict[str, Any], depth: int = 0) -> list[tuple[int, str]]:
+    return [(depth, node_label(node)), *(n for child in node.get("Plans") or [] for n in _tree(child, depth + 1))]
+
+
 def plan_shape(explain_json: Any, kind: str) -> PlanShape:
     """The shape of the output of ``EXPLAIN (FORMAT JSON)`` (a list with one object holding ``Plan``)."""
     top = explain_json[0]["Plan"] if isinstance(explain_json, list) else explain_json["Plan"]
-    return PlanShape(_shape(top), tuple(sorted(_scans(top))), kind, float(top.get("Total Cost", 0.0)))
+    return PlanShape(_shape(top), tuple(sorted(_scans(top))), kind, float(top.get("Total Cost", 0.0)),
+                     tuple(_tree(top)))
 
 
 def explain(conn: psycopg.Connection, sql: str, params: tuple[str, ...], version_num: int) -> PlanShape:

@@ -35,6 +35,14 @@ AREAS: dict[str, str] = {
     "workload": "QS",
     "replication": "RP",
 }
+
+
+def area_of(check_id: str) -> str | None:
+    """The area of the check ``check_id`` (``IX001`` → ``indexes``) from its prefix, which the catalogue
+    checks when it loads; None for an id of no area (an advisor's finding read from an older report)."""
+    return next((area for area, prefix in AREAS.items() if check_id.startswith(prefix)), None)
+
+
 DOC_SECTIONS: tuple[str, ...] = (
     "What it does",
     "Why it matters",

@@ -106,6 +106,21 @@ def write_output(text: str, output: Path | None) -> None:
         raise UsageError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
 
 
+def check_output(output: Path | None) -> None:
+    """Raises :class:`UsageError` when ``output`` cannot be written (its directory missing or read-only,
+    or it is a directory): asked before a long command starts, so that it fails before the work, not
+    after it. :func:`write_output` still reports a failure at the end."""
+    if output is None:
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise UsageError(f"--output {output}: is a directory")
+    if not folder.is_dir():
+        raise UsageError(f"--output {output}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise UsageError(f"--output {output}: cannot write: Permission denied")
+
+
 def echo(text: str = "", nl: bool = True) -> None:
     """Text on stdout, its control characters escaped but for its own line breaks."""
     sys.stdout.write(terminal_safe(text) + ("\n" if nl else ""))

@@ -26,7 +26,7 @@ from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import echo, format_option, note
+from dbtune.cli.common import check_output, echo, format_option, note, write_output
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
@@ -36,6 +36,7 @@ from dbtune.loop import AdvisorStage, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
+from dbtune.report.html import render_loop_html
 from dbtune.report.probe import render_profile
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
@@ -57,7 +58,11 @@ def demo_command(
                                                                              "each benchmark.")] = 15,
     profile: Annotated[str, typer.Option("--profile", help="Sample config profile to audit against: "
                                          "development, staging, production, enterprise.")] = "production",
-    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune demo", "Audit report format")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune demo", "Report format (html: the whole "
+                                            "loop's review on one page, written at the end)")] = Format.TEXT,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the review page (--format html) or, with --audit-only, the report to FILE "
+                               "instead of stdout.", show_default=False)] = None,
     audit_only: Annotated[bool, typer.Option("--audit-only", help="Stop after the audit.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the server running and print its DSN; "
                                                       "stop it with `dbtune demo --stop`.")] = False,
@@ -75,6 +80,10 @@ def demo_command(
         raise UsageError(f"a demo server is already running (see {STATE_FILE}); stop it with `dbtune demo --stop`")
     if iterations < 1 or bench_iterations < 1:
         raise UsageError("--iterations and --bench-iterations must be at least 1")
+    if output is not None and format is not Format.HTML and not audit_only:
+        raise UsageError(f"--output {output}: the demo prints each stage as it ends; --output writes the review "
+                         "page of --format html (or the report of --audit-only)")
+    check_output(output)
     config_path = samples_dir() / f"{profile}.toml"
     if not config_path.exists():
         raise UsageError(f"--profile {profile!r}: no such sample profile")
@@ -97,7 +106,7 @@ def demo_command(
         if audit_only:
             note(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml", quiet)
             report = audit(settings, config, config_path=config_path, app_config=app_config, statements=statements)
-            echo(render(report, format), nl=False)
+            write_output(render(report, format), output)
         else:
             from dbtune.advisor.api import AdviseOptions
             from dbtune.probe.race import RaceOptions
@@ -122,7 +131,10 @@ def demo_command(
             measured = measure_targets(demo.server, DEMO_DATABASE, config, load_workload(workload),
                                        race=result.race_after, app_config=app_config,
                                        progress=lambda m: note("      " + m, quiet))
-            echo("\n" + render_profile(measured.table, format), nl=False)
+            if format is Format.HTML:
+                write_output(render_loop_html(result, measured.table), output)
+            else:
+                echo("\n" + render_profile(measured.table, format), nl=False)
         note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
         if keep:
             demo.save_state()

@@ -23,8 +23,10 @@ from dbtune.report.race import render_race
 from dbtune.units import size_pretty
 
 WIDTH = 120
-# The formats the loop's printer writes (its stages are text, or the audits' JSON): demo and tune refuse others.
-LOOP_RENDERERS = {f: RENDERERS[f] for f in (Format.TEXT, Format.JSON)}
+# The formats the loop writes (its stages as text, or the audits' JSON, as each stage ends; or the review page,
+# html, written whole at the end from the LoopResult: dbtune.report.html.render_loop_html): demo and tune
+# refuse others.
+LOOP_RENDERERS = {f: RENDERERS[f] for f in (Format.TEXT, Format.JSON, Format.HTML)}
 
 
 class LoopPrinter(LoopObserver):
@@ -39,11 +41,14 @@ class LoopPrinter(LoopObserver):
         self.expected = tuple(expected)
 
     def _show(self, text: str) -> None:
+        if self.fmt is Format.HTML:  # the review page is written whole at the end, from the LoopResult
+            return
         echo(text)
         sys.stdout.flush()
 
     def audited(self, report: Report) -> None:
-        self._show(render(report, self.fmt).rstrip("\n"))
+        if self.fmt is not Format.HTML:
+            self._show(render(report, self.fmt).rstrip("\n"))
 
     def advised(self, advice: Advice) -> None:
         self._show(render_advice_stage(advice, self.expected))

@@ -18,9 +18,11 @@ from dbtune.cli.common import (
     ConfigOption,
     DsnOption,
     QuietOption,
+    check_output,
     connection_settings,
     format_option,
     note,
+    write_output,
 )
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
@@ -30,6 +32,7 @@ from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format
+from dbtune.report.html import render_loop_html
 from dbtune.workload import load_queries
 from dbtune.workload.model import Query
 
@@ -50,13 +53,21 @@ def tune_command(
                                           "choice on the server (builds and drops indexes).")] = True,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Build and apply without asking (for scripts); "
                                                           "the target is not production.")] = False,
-    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune tune", "Audit report format")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune tune", "Report format (html: the whole "
+                                            "loop's review on one page, written at the end)")] = Format.TEXT,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the review page (--format html) to FILE instead of stdout.",
+        show_default=False)] = None,
     app_config: AppConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Audit, advise (the advisor's indexes built, measured and kept only when they help), generate and
     lint the migration, benchmark, apply (after confirmation), benchmark again, compare. Writes to the
     target: meant for staging."""
+    if output is not None and format is not Format.HTML:
+        raise UsageError(f"--output {output}: tune prints each stage as it ends; --output writes the review page "
+                         "of --format html")
+    check_output(output)
     cfg, cfg_path = load_config(config)
     app = app_config_of(cfg, cfg_path, app_config or [])  # before connecting: a bad file is exit 2
     settings = connection_settings(dsn, cfg)
@@ -98,6 +109,8 @@ def tune_command(
                       progress=lambda m: note("   " + m, quiet), observer=printer, advisor=stage,
                       app_config=app, statements=workload)
     printer.finish(result)
+    if format is Format.HTML:
+        write_output(render_loop_html(result), output)
 
 
 def _advisor_queries(workload: Path | None) -> tuple[Query, ...] | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -88,24 +87,27 @@ class MigrationPlan:
     folded: tuple[Folded, ...] = field(default_factory=tuple)
 
     def steps_of(self, finding: int) -> tuple[Step, ...]:
-        """The steps that come from the finding at position ``finding``, in plan order."""
-        return self._by_finding[0].get(finding, ())
+        """The steps that come from the finding at position ``finding``."""
+        return self._by_finding.get(finding, ())
 
     def folded_of(self, finding: int) -> tuple[Folded, ...]:
         """The folded changes of the finding at position ``finding``."""
-        return self._by_finding[1].get(finding, ())
+        return self._folded_by_finding.get(finding, ())
 
     @cached_property
-    def _by_finding(self) -> tuple[dict[int, tuple[Step, ...]], dict[int, tuple[Folded, ...]]]:
-        # One pass over the plan, so that a report asks for each finding's steps in constant time (a plan
-        # of 10,000 steps and as many findings would otherwise be scanned 10,000 times).
-        steps: dict[int, list[Step]] = {}
-        for s in self.steps:
-            steps.setdefault(s.finding, []).append(s)
-        folded: dict[int, list[Folded]] = {}
+    def _folded_by_finding(self) -> dict[int, tuple[Folded, ...]]:
+        out: dict[int, list[Folded]] = {}
         for f in self.folded:
-            folded.setdefault(f.finding, []).append(f)
-        return ({k: tuple(v) for k, v in steps.items()}, {k: tuple(v) for k, v in folded.items()})
+            out.setdefault(f.finding, []).append(f)
+        return {n: tuple(folded) for n, folded in out.items()}
+
+    @cached_property
+    def _by_finding(self) -> dict[int, tuple[Step, ...]]:
+        # one pass for all findings: a report of 10,000 findings asks once per finding
+        out: dict[int, list[Step]] = {}
+        for s in self.steps:
+            out.setdefault(s.finding, []).append(s)
+        return {n: tuple(steps) for n, steps in out.items()}
 
     @property
     def empty(self) -> bool:
@@ -154,17 +156,11 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
     unique_keys: dict[tuple[str, ...], str] = {}
     taken = set(existing_index_names or ())
     analyze: list[str] = []
+    analyzed: set[str] = set()
     left_out: list[LeftOut] = []
     folded: list[tuple[int, Change, str | None]] = []
-    # Each planned build's key and uniqueness by its statement, so that it is parsed once, not once a pass.
-    known: dict[str, tuple[tuple[str, ...], bool] | None] = {}
-
-    def key_of(sql: str) -> tuple[tuple[str, ...], bool] | None:
-        if sql not in known:
-            stmt = _index_stmt(sql)
-            known[sql] = (_index_key(stmt), bool(stmt.unique)) if stmt is not None else None
-        return known[sql]
-
+    # Each index build parsed once (by its final SQL): the statement and its key, for the pass below.
+    parsed: dict[str, tuple[ast.IndexStmt, tuple[str, ...]]] = {}
     for position, finding in ordered:
         blocked = _known_to_fail(finding)
         if blocked is not None and blocked.index not in {x.index for x in left_out}:
@@ -187,25 +183,29 @@ def plan_migration(findings: list[Finding] | tuple[Finding, ...], *, include_dro
                         continue
                     if change.kind == ChangeKind.CREATE_INDEX:
                         change = _unique_name(change, stmt, taken)
-                    known[change.up] = (key, bool(stmt.unique))  # a new name leaves the key as it was
                     planned[key] = change.index or ""
                     if stmt.unique:
                         unique_keys[key] = change.index or ""
+                    parsed[change.up] = (stmt, key)
             seen_sql[change.up] = change
             if change.index:
                 taken.add(change.index)
             steps.append(Step(change, finding.check_name, finding.object, position))
             if change.table and change.kind in (ChangeKind.CREATE_INDEX, ChangeKind.REBUILD_INDEX,
-                                                ChangeKind.DROP_INDEX) and change.table not in analyze:
+                                                ChangeKind.DROP_INDEX) and change.table not in analyzed:
                 analyze.append(change.table)
+                analyzed.add(change.table)
     # A plain index whose key a planned unique index has, or whose key leads another planned full btree
     # index of the same table (a foreign key's index beside the team's two-column index), is not built.
-    keys = [(k[0], s.change.index or "") for s, k in
-            ((s, key_of(s.change.up)) for s in steps if s.change.kind == ChangeKind.CREATE_INDEX)
-            if k is not None]
+    full_btrees: dict[str, list[tuple[str, str]]] = {}
+    for s in steps:
+        if s.change.kind == ChangeKind.CREATE_INDEX:
+            found = parsed.get(s.change.up) or _parsed(s.change.up)
+            if found is not None and found[1][1] == "btree" and not found[1][4]:
+                full_btrees.setdefault(found[1][0], []).append((found[1][2], s.change.index or ""))
     kept: list[Step] = []
     for step in steps:
-        by = _served_by_other(step, unique_keys, keys, key_of)
+        by = _served_by_other(step, parsed.get(step.change.up) or _parsed(step.change.up), unique_keys, full_btrees)
         if by is None:
             kept.append(step)
         else:
@@ -235,24 +235,29 @@ def _known_to_fail(finding: Finding) -> LeftOut | None:
                    f"the duplicates, audit and generate again", query)
 
 
-def _served_by_other(step: Step, unique_keys: dict[tuple[str, ...], str],
-                     planned: list[tuple[tuple[str, ...], str]],
-                     key_of: Callable[[str], tuple[tuple[str, ...], bool] | None]) -> str | None:
+def _parsed(sql: str) -> tuple[ast.IndexStmt, tuple[str, ...]] | None:
+    stmt = _index_stmt(sql)
+    return None if stmt is None else (stmt, _index_key(stmt))
+
+
+def _served_by_other(step: Step, parsed: tuple[ast.IndexStmt, tuple[str, ...]] | None,
+                     unique_keys: dict[tuple[str, ...], str],
+                     full_btrees: dict[str, list[tuple[str, str]]]) -> str | None:
     """The planned index that serves ``step``'s plain index (a unique index of the same key, or a full
-    btree index that leads with its key), or ``None``. ``key_of`` gives a build's key and uniqueness."""
-    if step.change.kind != ChangeKind.CREATE_INDEX:
+    btree index that leads with its key), or ``None``. ``parsed`` is the step's statement and key;
+    ``full_btrees`` the planned full btree indexes by relation, as ``(key columns, name)``."""
+    if step.change.kind != ChangeKind.CREATE_INDEX or parsed is None:
         return None
-    found = key_of(step.change.up)
-    if found is None or found[1]:
+    stmt, key = parsed
+    if stmt.unique:
         return None
-    key = found[0]
     if key in unique_keys and unique_keys[key] != step.change.index:
         return unique_keys[key]
     rel, method, params, include, where = key
     if method != "btree" or include or where:
         return None
-    return next((name for other, name in planned if other[0] == rel and other[1] == "btree" and not other[4]
-                 and other[2] != params and other[2].startswith(params + ", ")), None)
+    return next((name for other, name in full_btrees.get(rel, ())
+                 if other != params and other.startswith(params + ", ")), None)
 
 
 def _unique_name(change: Change, stmt: ast.IndexStmt, taken: set[str]) -> Change:

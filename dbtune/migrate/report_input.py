@@ -85,6 +85,7 @@ class FindingIn(_In):
 
     check_id: StrictStr
     check_name: StrictStr
+    area: StrictStr | None = None  # shown by the reports; a migration does not need it
     severity: Severity
     object: StrictStr
     message: StrictStr

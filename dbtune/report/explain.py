@@ -7,14 +7,16 @@ from collections.abc import Callable
 from dbtune.plans.api import ExplainReport
 from dbtune.report.explain_json import render_explain_json
 from dbtune.report.explain_text import render_explain_text
+from dbtune.report.html import render_explain_html
 from dbtune.report.render import Format, renderer
 
 EXPLAIN_RENDERERS: dict[Format, Callable[[ExplainReport], str]] = {
     Format.TEXT: render_explain_text,
     Format.JSON: render_explain_json,
+    Format.HTML: render_explain_html,
 }
 
 
 def render_explain(report: ExplainReport, fmt: Format = Format.TEXT) -> str:
-    """The plans and findings of ``dbtune explain`` as text or JSON."""
+    """The plans and findings of ``dbtune explain`` as text, JSON or HTML."""
     return renderer(EXPLAIN_RENDERERS, fmt, "dbtune explain")(report)

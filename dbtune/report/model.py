@@ -3,6 +3,7 @@ depend on (``report_version``)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -12,10 +13,13 @@ from dbtune import __version__
 from dbtune.appconfig.model import AppConfig
 from dbtune.appconfig.plan import ConnectionBudget, PlannedValue
 from dbtune.catalog.model import Server, Skip
+from dbtune.checks.registry import AREAS, area_of
 from dbtune.migrate.plan import PLANNABLE_KINDS, MigrationPlan, plan_migration
 from dbtune.model import Change, Finding, Severity
 
 REPORT_VERSION = 1
+# The area of a finding whose check id has no area's prefix.
+OTHER_AREA = "other"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,12 @@ class Report:
         for f in self.findings:
             out[f.severity.value] += 1
         return out
+
+    def areas(self) -> dict[str, int]:
+        """Findings by the area of their check (:func:`~dbtune.checks.registry.area_of`; ``other`` for an id
+        of no area), in the catalogue's order of areas: ``{"indexes": n, "settings": n, …}``."""
+        found = Counter(area_of(f.check_id) or OTHER_AREA for f in self.findings)
+        return {a: found[a] for a in (*AREAS, OTHER_AREA) if found[a]}
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
@@ -98,7 +108,8 @@ class Report:
                        "database": self.server.database, "user": self.server.current_user},
             "config": {"path": self.config_path, "profile": self.profile, "targets": self.targets},
             "findings": [
-                {"check_id": f.check_id, "check_name": f.check_name, "severity": f.severity.value,
+                {"check_id": f.check_id, "check_name": f.check_name, "area": area_of(f.check_id) or OTHER_AREA,
+                 "severity": f.severity.value,
                  "object": f.object, "message": f.message, "evidence": f.evidence,
                  "fix": self._fix_json(n, f)}
                 for n, f in enumerate(self.findings)
@@ -111,6 +122,7 @@ class Report:
             **({"connection_budget": self.connection_budget.to_json()} if self.connection_budget is not None else {}),
             "skipped": [{"what": s.what, "reason": s.reason, "privilege": s.privilege} for s in self.skipped],
             "summary": {**self.counts(), "total": len(self.findings)},
+            "areas": self.areas(),
             "statements_sent": self.statements_sent,
             "duration_ms": round(self.duration_ms, 1),
         }

@@ -76,7 +76,8 @@ def render_lag_text(result: LagResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bound(row: TargetRow) -> str:
+def bound_text(row: TargetRow) -> str:
+    """A target's bound as shown: ``≥ 250 transactions/s``, ``required + sentinel``, ``—``."""
     if row.bound is None:
         return "—"
     if isinstance(row.bound, str):
@@ -89,7 +90,8 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _value(row: TargetRow) -> str:
+def value_text(row: TargetRow) -> str:
+    """A target's measured value as shown: ``16,711 transactions/s``, ``—`` when not measured."""
     if row.measured is None:
         return "—"
     return f"{_number(row.measured)} {row.unit}".rstrip()
@@ -98,7 +100,7 @@ def _value(row: TargetRow) -> str:
 def render_profile_text(table: ProfileTable) -> str:
     """The profile's targets, each with its measured value, met/missed and how it was measured."""
     title = f"profile {table.profile}" if table.profile else "targets"
-    rows = [[r.label, _bound(r), _value(r), r.status.value, r.how] for r in table.rows]
+    rows = [[r.label, bound_text(r), value_text(r), r.status.value, r.how] for r in table.rows]
     return (f"{title}: {sum(r.status == 'met' for r in table.rows)} met, {len(table.missed)} missed\n"
             + tabulate(rows, headers=["target", "profile", "measured", "status", "how"], tablefmt="simple")
             + "\n")

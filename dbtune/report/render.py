@@ -23,6 +23,7 @@ class Format(StrEnum):
     MARKDOWN = "markdown"
     SARIF = "sarif"
     GITHUB = "github"
+    HTML = "html"
 
 
 def renderer(table: Mapping[Format, R], fmt: Format | str, command: str) -> R:
@@ -36,13 +37,14 @@ def renderer(table: Mapping[Format, R], fmt: Format | str, command: str) -> R:
 
 def _renderers() -> dict[Format, Callable[[Report], str]]:
     from dbtune.report.github import render_audit_github
+    from dbtune.report.html import render_audit_html
     from dbtune.report.json import render_json
     from dbtune.report.markdown import render_markdown
     from dbtune.report.sarif import render_audit_sarif
     from dbtune.report.text import render_text
 
     return {Format.TEXT: render_text, Format.JSON: render_json, Format.MARKDOWN: render_markdown,
-            Format.SARIF: render_audit_sarif, Format.GITHUB: render_audit_github}
+            Format.SARIF: render_audit_sarif, Format.GITHUB: render_audit_github, Format.HTML: render_audit_html}
 
 
 RENDERERS: dict[Format, Callable[[Report], str]] = _renderers()
