@@ -302,3 +302,12 @@ def test_every_check_as_a_pg_monitor_only_role(pg: LocalServer, catalogue_db: Ca
     assert refused and all(s.privilege and _PRIVILEGE.match(s.privilege) for s in refused), refused
     # Checks that read migration files never touch a database: nothing to compare.
     assert all(c.meta.area in runner.FILE_AREAS for c in CATALOGUE if c not in database_checks)
+
+
+def test_every_database_check_page_says_what_it_does_on_a_pg_monitor_only_role() -> None:
+    """Each page of a check that reads a database says, in "What it does", what it does on a role with only
+    ``pg_monitor`` (runs in full, or what it skips and the grant it names)."""
+    database_checks = [c for c in CATALOGUE if c.meta.area not in runner.FILE_AREAS]
+    silent = [c.meta.id for c in database_checks
+              if "only `pg_monitor`" not in " ".join(c.doc.get("What it does", "").split())]
+    assert database_checks and not silent, silent
