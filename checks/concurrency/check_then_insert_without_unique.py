@@ -11,6 +11,7 @@ Reports the pair when no valid unique index enforces it: one whose key columns a
 condition columns, and which is not partial or whose predicate the condition states. The fix is the
 (partial) unique index. Where an `[[expect.unique]]` entry names the same rule, its fix is
 `expected-unique-missing`'s (CN003) and this finding carries none.
+It reads the workload file and the system catalogs, so it runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Under `READ COMMITTED` (and `REPEATABLE READ`) two sessions run the check at the same time, both see no

@@ -10,6 +10,8 @@ Serialization failures (SQLSTATE 40001 under `REPEATABLE READ` or `SERIALIZABLE`
 PostgreSQL anywhere dbtune can read: neither `pg_stat_database` nor `pg_stat_statements` records errors;
 only the server log (with `log_min_error_statement`) shows them, and dbtune reads statements from logs,
 not errors.
+On a role with only `pg_monitor` it runs in full: the cumulative statistics views it reads are readable by
+every role.
 
 ## Why it matters
 Each deadlock aborts one of the transactions involved after `deadlock_timeout`; the application sees

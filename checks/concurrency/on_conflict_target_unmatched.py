@@ -10,6 +10,7 @@ normalising both with PostgreSQL's grammar; the server proves implication more g
 target that matches no index, and a target that matches a partial unique index only because the statement
 leaves out its predicate (`ON CONFLICT (routing_id)` against `UNIQUE (routing_id) WHERE response =
 'ACCEPTED'`), naming the `WHERE` to add.
+It reads the workload file and the system catalogs, so it runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 The server refuses such a statement every time it runs: `there is no unique or exclusion constraint

@@ -7,6 +7,7 @@ workload's `UPDATE` statements on that table with PostgreSQL's grammar and repor
 both set the column to itself plus one (`SET version = version + 1`) and compare it for equality in its
 `WHERE` (`… AND version = $3`). A table or column that does not exist is a config error; without a
 workload, or with no `UPDATE` of the table in it, there is nothing to judge.
+It reads the workload file and the system catalogs, so it runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Optimistic locking works only when every writer takes part: an `UPDATE` that ignores the version

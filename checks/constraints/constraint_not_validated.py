@@ -4,6 +4,8 @@
 Finds foreign-key and check constraints with `pg_constraint.convalidated = false`. A constraint cloned
 onto partitions is reported once, on the table where it was declared (a foreign key's clones carry
 `conparentid`; a check constraint's copies on partitions carry the parent's name).
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 A `NOT VALID` constraint checks new rows only; existing rows may break it, and the planner cannot use an

@@ -7,6 +7,8 @@ its name: for a foreign key the same columns, referenced table (resolved through
 columns (when the expectation names them) and ON DELETE / ON UPDATE actions; for a check constraint the
 same expression once PostgreSQL's added casts and parentheses are taken away. A constraint that exists but
 is `NOT VALID` counts as present (`constraint-not-validated` reports it).
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 The constraints a team relies on for integrity (every order has a real retailer; an amount is never

@@ -6,6 +6,8 @@ primary-key constraint's index counts) on the named table whose key columns are 
 and whose predicate equals the expected `where`. Conditional rules such as "at most one `ACCEPTED`
 response per routing" are partial unique indexes. An INVALID unique index does not count: it enforces
 nothing.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 Without the index, concurrent transactions that each check "is there already one?" can both insert, so

@@ -4,6 +4,8 @@
 Finds ordinary and partitioned tables with no `PRIMARY KEY` constraint. Partitions are not reported on
 their own: a partition gets its primary key from its partitioned table, where the fix belongs. When a
 valid, non-partial unique index on NOT NULL plain columns exists, it is named as the candidate key.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 Without a key, duplicate rows cannot be told apart or removed safely, ORMs and admin tools misbehave, and

@@ -9,6 +9,8 @@ repeats it is the duplicate; attached twins are reported once, through their par
 the one that backs a constraint (primary key, unique, exclusion), else a unique one, else the one the
 team's checklist names (`name` of an `[[expect.index]]` or `[[expect.unique]]` entry), else the oldest;
 the others are the ones to drop.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 A duplicate index serves no query its twin does not, yet every insert and indexed update writes both,

@@ -6,6 +6,8 @@ the same thing: the expected columns as its leading key columns in the same orde
 directions (or all of them mirrored, which a btree serves by scanning backwards), at least the expected
 INCLUDE columns, the same access method and an equal predicate. The index's name does not matter: an
 equivalent index under another name satisfies the expectation; an INVALID one does not.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 The checklist's indexes are the ones the application's hot queries were designed around; without them

@@ -3,6 +3,8 @@
 ## What it does
 Finds foreign keys whose columns on the referencing (child) table are not the leading columns of any
 valid, non-partial btree index on that table.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 Every `DELETE` on the referenced table, and every update of its key, makes PostgreSQL look up matching

@@ -10,6 +10,8 @@ against its size and the write cost it adds to its table. The top `audit.recomme
 reported, one finding each, with the queries they serve, their cost before → after, the estimated size
 and the engine that costed them. No index is built and nothing is measured: `dbtune advise --validate`
 proves them on a non-production server.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 The checks name the indexes a rule requires (a foreign key's, the checklist's); the workload's own queries

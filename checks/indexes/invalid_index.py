@@ -6,6 +6,8 @@ Finds indexes that PostgreSQL does not use for queries because their build did n
 cancelled statement, a deadlock). Indexes being built right now (seen in
 `pg_stat_progress_create_index`) are not reported. A partitioned index is invalid while some partition
 lacks its index; that is reported on the partitioned index.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 An invalid index serves no query, yet a `indisready` one is still maintained by every insert and update.

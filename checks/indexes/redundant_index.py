@@ -8,6 +8,8 @@ INCLUDE columns than another is no prefix of it: `index-overlaps-include-index` 
 Unique indexes are never reported: their uniqueness is a rule, not a speed-up, and a prefix of a unique
 index is the one to drop. Nor is an index the team's checklist names (`name` of an `[[expect.index]]`
 entry): dropping it would bring back its `expected-index-missing` finding.
+It reads only the system catalogs, which every role may read, so it runs in full on a role with only
+`pg_monitor`.
 
 ## Why it matters
 The longer index serves every lookup and ordering the shorter one serves, so the shorter one only costs

@@ -16,6 +16,8 @@ The sequential scans must also have read, together, at least `min_seq_scans` tim
 tuples (that many whole-table passes, however many partitions each pass visited): scans made while the
 table was small or empty (the DDL that creates, constrains or attaches a table scans it) and scans that
 stop early do not count as reads of a large table.
+On a role with only `pg_monitor` it runs in full: the cumulative statistics views it reads are readable by
+every role.
 
 ## Why it matters
 Each sequential scan of a large table reads every page. When the workload does it often, a query is

@@ -6,6 +6,8 @@ partitioned index) when the statistics are at least `min_stats_age_days` old. Un
 constraint-backing indexes are never reported (they enforce rules), nor indexes that support a foreign key.
 The finding states the age of the statistics it judged by. When the statistics are younger, the check
 says it was skipped.
+On a role with only `pg_monitor` it runs in full: the cumulative statistics views it reads are readable by
+every role.
 
 ## Why it matters
 An unused index costs every insert and indexed update, vacuum time, memory and backup size, for nothing.

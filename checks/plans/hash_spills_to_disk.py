@@ -8,6 +8,8 @@ means the planner expected it to fit and the executor had to split it further at
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 A hash table may use `work_mem` × `hash_mem_multiplier`. Beyond that, the executor splits the input into

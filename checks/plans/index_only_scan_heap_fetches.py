@@ -6,6 +6,8 @@ Finds `Index Only Scan` nodes whose `Heap Fetches` are at least `min_heap_fetche
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 An index-only scan reads the heap only for tuples on pages the visibility map does not mark all-visible.

@@ -7,6 +7,8 @@ at least `min_jit_ms` and at least `min_fraction` of the `Execution Time`.
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze` (without ANALYZE, EXPLAIN shows whether JIT would be
 used but not its cost). The audit plans queries without running them, so this check is recorded as
 skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 PostgreSQL compiles expressions and tuple deforming to machine code when a plan's estimated cost exceeds

@@ -6,6 +6,8 @@ lossy=N`), with the rows their recheck removed as evidence.
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 A bitmap index scan collects the matching tuple ids in a bitmap of at most `work_mem`. When the bitmap

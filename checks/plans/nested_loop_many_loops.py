@@ -9,6 +9,8 @@ plan but worth a look at that count.
 
 Works on plans with and without ANALYZE; without it the count is the planner's estimate, so a generic
 plan is judged by average selectivities.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 A nested loop costs the outer rows times the cost of one inner execution. When the planner expected a few

@@ -6,6 +6,8 @@ least `min_missing_workers`.
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 The planner chose a parallel plan for its speed-up, and costed it with the planned workers. Workers come

@@ -11,6 +11,8 @@ on the inner side of a semi- or anti-join, or in a subplan. Nodes that never ran
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 The planner chooses join methods, join order, memory use and parallelism from its row estimates. An

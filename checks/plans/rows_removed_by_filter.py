@@ -11,6 +11,8 @@ heap scan to `lossy-bitmap-heap-scan`, so one problem gives one finding.
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 Every discarded row was fetched first: read from the heap, made visible, evaluated. An index scan that

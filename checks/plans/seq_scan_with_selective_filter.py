@@ -10,6 +10,8 @@ planner's: the table's `reltuples` against the node's estimated rows (`Plan Rows
 divisor for a `Parallel Seq Scan`), so a generic plan is judged by the planner's average selectivity.
 
 A `Filter` on other nodes, and join filters, are judged by `rows-removed-by-filter`.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 A sequential scan reads every page of the table, however few rows the query wants: its cost grows with

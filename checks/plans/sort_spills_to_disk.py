@@ -7,6 +7,8 @@ least `min_space_kb` kB written.
 
 Needs EXPLAIN ANALYZE: `dbtune explain --analyze`. The audit plans queries without running them, so this
 check is recorded as skipped there.
+On a role with only `pg_monitor`, a statement on a table the role may not `SELECT` (or in a schema without
+`USAGE`) cannot be explained: the server refuses EXPLAIN and the audit's skip names the grant lacked.
 
 ## Why it matters
 A sort that exceeds `work_mem` writes runs to temporary files and merges them back: disk I/O where memory

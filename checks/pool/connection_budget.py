@@ -10,6 +10,8 @@ PostgreSQL 16+). Over the budget is an error; above `max_share` of it a warning.
 application traffic through PgBouncer beyond its `max_client_conn`, and login roles whose
 `rolconnlimit` is below what their pools open. A pool without a connection timeout is
 `pool-timeout-unbounded`'s (PO002).
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 When the pools together can ask for more connections than the server has slots, the instance that asks

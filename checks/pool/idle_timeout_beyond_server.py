@@ -8,6 +8,8 @@ pool's role as `ALTER ROLE … SET` would make it): the server closes the connec
 PgBouncer, a pool whose idle timeout is unbounded or longer than PgBouncer's `client_idle_timeout`:
 PgBouncer closes the client connection first. Where only one side is stated, PgBouncer's defaults apply
 (`server_idle_timeout` 600 s, `client_idle_timeout` 0: never).
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 The side that closes first leaves the other holding a dead connection: the next query on it fails with

@@ -10,6 +10,8 @@ the pool of that name may open (`max` × `instances`); sessions `idle in transac
 `idle_in_transaction_s`; sessions waiting on a lock, with the pids that block them
 (`pg_blocking_pids`). Connections are counted by application and state in the evidence. Without
 `pg_read_all_stats` (or `pg_monitor`) other roles' sessions show no state, which the evidence says.
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 A pool at its limit makes requests queue in the application; a transaction left open holds its locks

@@ -8,6 +8,8 @@ limit": HikariCP `connectionTimeout=0` (HikariCP itself turns 0 into its maximum
 `connectionTimeoutMillis: 0` (its default), Prisma `pool_timeout=0`, SQLAlchemy `pool_timeout`; the
 guide's `DATABASE_CONNECTION_TIMEOUT` / `DATABASE_IDLE_TIMEOUT`. An idle timeout that is not stated is not
 judged (the driver's default applies).
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 When the pool is exhausted (a slow query, a lock queue, a restart), a request without an acquire

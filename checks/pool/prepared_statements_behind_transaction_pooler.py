@@ -9,6 +9,8 @@ default, as its URL shows: JDBC (pgjdbc, after `prepareThreshold` executions, de
 `prepared_statement_cache_size=0`), psycopg 3 (`postgresql+psycopg://`, `prepare_threshold` default 5),
 Prisma (unless `pgbouncer=true`). node-postgres prepares only queries given a `name`, which the config
 does not show.
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 A statement prepared on one server connection does not exist on the next one the pooler lends: the

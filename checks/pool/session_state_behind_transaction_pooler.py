@@ -10,6 +10,8 @@ application's config a `SET` in a connect hook (the guide's `database.js`), Hika
 `connectionInitSql`, or `options=-c …` in a URL. A `SET` of `statement_timeout`, `lock_timeout` or
 `idle_in_transaction_session_timeout` is left to `session-timeout-behind-transaction-pooler` (PO006),
 which generates the per-role fix.
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 In transaction mode a client's session is lent a server connection for one transaction at a time.

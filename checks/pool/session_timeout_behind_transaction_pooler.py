@@ -9,6 +9,8 @@ runs with `pool_mode = transaction` (or `statement`), collects the `statement_ti
 the pools' `role`, the users of the application's URLs) that exists on the server and does not already
 start its sessions with that value (`pg_db_role_setting`, `ALTER ROLE … SET`), reports it with the
 per-role fix.
+On a role with only `pg_monitor` it runs in full: `pg_settings` and `pg_roles` are readable by every role,
+and `pg_read_all_stats` (in `pg_monitor`) shows every session of `pg_stat_activity`.
 
 ## Why it matters
 Behind a transaction pooler a session `SET` changes one server connection, which PgBouncer then lends to

@@ -5,6 +5,7 @@ Reports `checkpoint_completion_target` below `min_target` (default 0.7: postgres
 pgtune sets 0.9, the default since PostgreSQL 14; the survey's SET-12). It needs no machine facts. Reads
 `pg_settings`, which any role (`pg_monitor` included) can read. The tests cannot give their server another
 value without disturbing the other tests, so they judge its 0.9 against a higher `min_target`.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 A checkpoint writes every dirty buffer; spread over 90 % of the interval those writes are smooth, while a

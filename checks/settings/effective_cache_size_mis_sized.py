@@ -6,7 +6,7 @@ survey's SET-02: the cache the planner assumes cannot be smaller than PostgreSQL
 ram` in the config it also compares it with pgtune's rule, 3/4 of the RAM (1/4 for `workload =
 "desktop"`): below half the rule, or above the RAM, is reported. Without `ram` nothing about the machine
 is assumed. Reads the audit session's value (so an `ALTER DATABASE … SET` counts) from `pg_settings`,
-which any role (`pg_monitor` included) can read.
+which any role (`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 The planner uses it to estimate how many index pages are already cached: too low, and it prices index

@@ -5,7 +5,7 @@ With `[server] storage` in the config, compares `effective_io_concurrency` with 
 storage (le0pard/pgtune, the survey's SET-11): HDD 2, SSD 200, SAN 300, NVMe 1000. A value below the rule /
 `tolerance` is reported. Without `storage` the check is skipped and assumes nothing. Reads the audit
 session's value (an `ALTER DATABASE … SET` counts) from `pg_settings`, which any role (`pg_monitor`
-included) can read.
+included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 It is how many reads PostgreSQL issues ahead for a bitmap heap scan (and, from PostgreSQL 18, for

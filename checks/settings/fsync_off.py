@@ -3,7 +3,7 @@
 ## What it does
 Reports `fsync` off in the running server (the survey's SET-22). Reads `pg_settings`, which any role
 (`pg_monitor` included) can read. dbtune's own test and demo servers run with `fsync = off` for speed,
-so an audit of them reports it too.
+so an audit of them reports it too. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 With `fsync` off, a power loss or operating-system crash can leave the data files and WAL out of step:

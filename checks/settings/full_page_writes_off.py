@@ -3,7 +3,7 @@
 ## What it does
 Reports `full_page_writes` off in the running server (the survey's SET-34). Reads `pg_settings`, which
 any role (`pg_monitor` included) can read. dbtune's own test and demo servers run with it off for speed,
-so an audit of them reports it too.
+so an audit of them reports it too. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 After a checkpoint, the first change to each page writes the whole page into the WAL, so that a page only

@@ -4,6 +4,7 @@
 Reports `default_transaction_isolation` as new sessions of the database and of each application role
 start with it (from role, database and server settings). When `[isolation] required` is set in the config
 and a target starts at another level, the finding is a warning with the fix; otherwise it is information.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Code written for one isolation level can race under another: check-then-act logic that is safe under

@@ -5,7 +5,7 @@ With `[server] workload` set to `web`, `oltp` or `mixed` in the config, reports 
 sessions (pgtune turns it off for these, the survey's SET-20). Information. Without `workload` the check
 is skipped and assumes nothing; for `dw` and `desktop` JIT is left alone. Reads `pg_settings`, which any
 role (`pg_monitor` included) can read. The plan check `jit-dominates` (PL010) reports the plans where JIT
-took most of the time.
+took most of the time. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 JIT compiles expressions when a plan's cost is above `jit_above_cost`; for the short queries of a web

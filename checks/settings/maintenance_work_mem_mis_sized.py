@@ -7,6 +7,7 @@ above `tolerance` × the rule is a warning (each of the `autovacuum_max_workers`
 `autovacuum_work_mem` is -1). The RAM comes from `[server] ram`: without it the check is skipped and
 assumes nothing (the 64 MB default on an unknown machine is no finding). Reads the audit session's value
 from `pg_settings`, which any role (`pg_monitor` included) can read.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 `VACUUM` keeps the dead tuple IDs it collects in this memory: too little, and it scans every index of a

@@ -5,7 +5,7 @@ With `[server] workload` in the config, compares `max_wal_size` with pgtune's va
 database (le0pard/pgtune, the survey's SET-13): web 4 GB, oltp 8 GB, dw 16 GB, desktop 2 GB, mixed 4 GB.
 Below the value / `tolerance` is reported. Without `workload` the check is skipped and assumes nothing
 (1 GB, the default, on a database of unknown use is no finding). Reads `pg_settings`, which any role
-(`pg_monitor` included) can read.
+(`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 When the WAL written since the last checkpoint reaches `max_wal_size`, PostgreSQL starts a checkpoint

@@ -6,7 +6,7 @@ Adds up what the settings let PostgreSQL take at once, as postgresqltuner does (
 + `autovacuum_max_workers` × `autovacuum_work_mem` (`maintenance_work_mem` when it is -1). Above the RAM
 is a warning; above `max_share` of it (default 0.8) information. The RAM comes from `[server] ram`: without
 it the check is skipped and assumes nothing. Reads the audit session's values from `pg_settings`, which
-any role (`pg_monitor` included) can read.
+any role (`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 When the connections all sort at once, the kernel's out-of-memory killer ends a backend, and PostgreSQL

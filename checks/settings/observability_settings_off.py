@@ -6,7 +6,7 @@ SET-33). They are `track_io_timing` (I/O time per query in pg_stat_statements an
 BUFFERS)`), `log_lock_waits` (a log line for each lock wait longer than `deadlock_timeout`),
 `log_temp_files` (-1: temporary files are not logged) and `log_autovacuum_min_duration` (-1: autovacuum
 runs are not logged; 10 min by default from PostgreSQL 15). Information. Reads `pg_settings`, which any
-role (`pg_monitor` included) can read.
+role (`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Without them the questions after an incident ("was it I/O? who waited on whom? which query spilled to

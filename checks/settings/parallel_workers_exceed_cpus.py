@@ -6,6 +6,7 @@ the survey's SET-19): `max_parallel_workers` at most the CPU count, and `max_par
 at most half of it (rounded up). Above either is reported, in one finding. Without `cpus` the check is
 skipped and assumes nothing (the defaults 8 and 2 on a machine of unknown size are no finding). Reads the
 audit session's values from `pg_settings`, which any role (`pg_monitor` included) can read.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Each parallel worker is a process that wants a CPU: more of them than CPUs makes parallel queries slower,

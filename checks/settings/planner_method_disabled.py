@@ -4,7 +4,7 @@
 Reports the `enable_*` settings that are on by default but off for the audit's sessions, from the server's
 configuration or an `ALTER DATABASE … SET` (the survey's SET-10, postgresqltuner's "bad"), in one finding.
 Settings that are off by default (`enable_partitionwise_join` …) are not reported. Reads `pg_settings`,
-which any role (`pg_monitor` included) can read.
+which any role (`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 These switches exist to debug a plan in one session. Left off for every query, they make the planner

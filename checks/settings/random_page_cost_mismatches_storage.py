@@ -7,7 +7,7 @@ above `max_ssd_ratio` × `seq_page_cost` is reported. On spinning disks (`hdd`) 
 dearer than sequential ones: a `random_page_cost` at or below `seq_page_cost` is reported
 (postgresqltuner's rule). Without `storage` the check is skipped and assumes nothing. Reads the audit
 session's values (an `ALTER DATABASE … SET` counts) from `pg_settings`, which any role (`pg_monitor`
-included) can read.
+included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 The default 4.0 models a spinning disk. On flash storage it makes the planner price index scans four times

@@ -6,7 +6,7 @@ Compares `shared_buffers` with pgtune's rule (le0pard/pgtune, the survey's SET-0
 the rest of the memory is the OS cache and the backends'). The RAM comes from `[server] ram` in the
 config, since SQL cannot see the machine: without it the check is skipped, saying so, and assumes
 nothing (so the 128 MB default on an unknown machine is no finding). Reads only `pg_settings`, which any
-role (`pg_monitor` included) can read.
+role (`pg_monitor` included) can read. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Too small a buffer cache sends reads that would have been hits to the kernel, at the price of a system

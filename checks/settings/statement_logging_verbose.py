@@ -5,6 +5,7 @@ Reports `log_statement = 'all'` (a warning) or `'mod'` (information), and `log_m
 from 0 up to below `min_duration_ms` (default 1000 ms: postgresqltuner's rule, the survey's SET-24), for
 the audit's sessions (the server's configuration or an `ALTER DATABASE … SET`). -1 (off) is not reported.
 Reads `pg_settings`, which any role (`pg_monitor` included) can read.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 Every logged statement is formatted and written by the backend that ran it: on a busy server that is a

@@ -5,6 +5,7 @@ Reports `superuser_reserved_connections` below `min_reserved` (default 1; postgr
 survey's SET-07), and above 20 % of `max_connections` (slots the application can never use). It needs no
 machine facts. Reads `pg_settings`, which any role (`pg_monitor` included) can read. The test servers
 keep the default 3, so the tests judge it against a higher `min_reserved`.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 When the application's pools fill every slot, an administrator must still be able to connect to see what

@@ -6,7 +6,7 @@ role or database setting (the survey's SET-34). A role or database that turns it
 choice made for that workload and is not reported. The server-level value comes from `pg_file_settings`,
 which `pg_monitor` may read (through `pg_read_all_settings`); without it, the value a new session of the
 audit's role starts with is used when no role or database setting touches it. Information: it is often
-chosen on purpose.
+chosen on purpose. It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 A commit returns before its WAL reaches the disk: after a server crash the last transactions reported as

@@ -3,6 +3,7 @@
 ## What it does
 Reports `temp_file_limit` at -1 (no limit) for the audit's sessions (the survey's SET-35). Information.
 Reads `pg_settings`, which any role (`pg_monitor` included) can read.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 A query whose sort or hash spills (a missing join condition, a cross join) writes temporary files until

@@ -10,6 +10,7 @@ that role; a timeout the application sets per session behind a transaction poole
 timeout left at 0 for the whole database is reported as advice, without a fix: as a warning
 when the config names no application role that exists (so no session is known to be limited), as
 information when the application roles are judged on their own.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 With no `statement_timeout`, a runaway query holds a connection and its locks indefinitely, and the pool

@@ -8,6 +8,7 @@ connection may use that much, so the server can run out of memory), one below ru
 information (sorts and hashes spill to disk sooner than they need to). The RAM comes from `[server] ram`:
 without it the check is skipped and assumes nothing. Reads the audit session's values (an `ALTER
 DATABASE … SET` counts) from `pg_settings`, which any role (`pg_monitor` included) can read.
+It runs in full on a role with only `pg_monitor`.
 
 ## Why it matters
 `work_mem` is per sort or hash operation, not per connection: a value sized for one query multiplies by

@@ -116,16 +116,21 @@ FROM worst w, LATERAL {schema_sql}.pgstatindex(w.oid::pg_catalog.regclass) p
 
 INDEXED_COLUMN_STATS = f"""
 -- pg_stats (null_frac, n_distinct, correlation) of every table column that is a key column of an index
--- on a user table or materialized view (partitioned tables' own rows are in their partitions').
-SELECT DISTINCT a.attrelid AS table_oid, a.attnum, s.null_frac, s.n_distinct, s.correlation
+-- on a user table or materialized view (partitioned tables' own rows are in their partitions'), and
+-- the indexed columns pg_stats hides from this role (hidden: no SELECT on the column, or row security
+-- active on the table; their statistics are NULL).
+SELECT DISTINCT a.attrelid AS table_oid, a.attnum, s.null_frac, s.n_distinct, s.correlation,
+       s.attname IS NULL AS hidden
 FROM pg_catalog.pg_index x
 JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.generate_series(1, x.indnkeyatts) AS k
 JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[k - 1]
-JOIN pg_catalog.pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = a.attname
-     AND NOT s.inherited
+LEFT JOIN pg_catalog.pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+     AND s.attname = a.attname AND NOT s.inherited
 WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}
+  AND (s.attname IS NOT NULL OR NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+       OR (c.relrowsecurity AND pg_catalog.row_security_active(a.attrelid)))
 """
 
 INDEX_IO = f"""
@@ -187,6 +192,8 @@ class IndexHealth:
     bloat: dict[int, IndexBloat] = field(default_factory=dict)
     # (table oid, attnum) -> the column's statistics (absent: not analyzed, or not readable).
     column_stats: dict[tuple[int, int], ColumnStats] = field(default_factory=dict)
+    # The indexed columns (table oid, attnum) whose statistics pg_stats hides from this role.
+    hidden_column_stats: frozenset[tuple[int, int]] = frozenset()
     io: dict[int, IndexIO] = field(default_factory=dict)
     # table oid -> (n_tup_upd, n_tup_hot_upd).
     updates: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -207,16 +214,18 @@ def read_index_health(q: Any, server: Server, skipped: list[Skip]) -> IndexHealt
              for r in read(INDEX_BLOAT, "bloat", "index bloat estimate", "pg_monitor")}
     if "pgstattuple" in server.extensions and bloat:
         bloat = _exact_bloat(q, bloat, skipped)
+    stats_rows = read(INDEXED_COLUMN_STATS, "column_stats", "statistics of indexed columns",
+                      "SELECT on the tables (pg_stats)")
     column_stats = {(r["table_oid"], r["attnum"]): ColumnStats(float(r["null_frac"]), float(r["n_distinct"]),
                                                                None if r["correlation"] is None
                                                                else float(r["correlation"]))
-                    for r in read(INDEXED_COLUMN_STATS, "column_stats", "statistics of indexed columns",
-                                  "SELECT on the tables (pg_stats)")}
+                    for r in stats_rows if not r["hidden"]}
+    hidden = frozenset((r["table_oid"], r["attnum"]) for r in stats_rows if r["hidden"])
     io = {r["oid"]: IndexIO(_int(r["idx_blks_read"]) or 0, _int(r["idx_blks_hit"]) or 0)
           for r in read(INDEX_IO, "io", "index block I/O", "pg_monitor")}
     updates = {r["oid"]: (_int(r["n_tup_upd"]) or 0, _int(r["n_tup_hot_upd"]) or 0)
                for r in read(TABLE_UPDATES, "updates", "HOT update counters", "pg_monitor")}
-    return IndexHealth(bloat=bloat, column_stats=column_stats, io=io, updates=updates,
+    return IndexHealth(bloat=bloat, column_stats=column_stats, hidden_column_stats=hidden, io=io, updates=updates,
                        readable=frozenset(reader.parts))
 
 

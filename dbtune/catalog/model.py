@@ -254,13 +254,16 @@ class Skip:
 
 @dataclass(frozen=True)
 class PgStatStatements:
-    """Whether pg_stat_statements is loaded, created in this database, and readable."""
+    """Whether pg_stat_statements is loaded, created in this database, and readable; when it is not,
+    ``error`` is the server's reason and ``privilege`` the grant or role it names (``USAGE on schema
+    ext``, ``pg_read_all_stats``)."""
 
     preloaded: bool
     installed: bool
     readable: bool
     statements: int | None
     error: str | None = None
+    privilege: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import psycopg
 
 from dbtune.catalog.model import Server, Skip
+from dbtune.catalog.privileges import lacked_privilege
 from dbtune.db.connect import MARKER
 from dbtune.sqlnames import quote_ident
 
@@ -109,7 +110,8 @@ def read_settings_health(q: Reader, server: Server, skipped: list[Skip]) -> Sett
     view = f"{quote_ident(located[0]['nspname'])}.pg_stat_statements"
     rows, err = q.optional(top_statements_query(server.version_num, view))
     if rows is None:
-        privilege = "pg_read_all_stats" if isinstance(err, psycopg.errors.InsufficientPrivilege) else None
+        privilege = (lacked_privilege(" ".join(str(err).split()), "pg_read_all_stats")
+                     if isinstance(err, psycopg.errors.InsufficientPrivilege) else None)
         skipped.append(Skip("pg_stat_statements top statements", " ".join(str(err).split()), privilege))
         return SettingsHealth()
     return SettingsHealth(tuple(

@@ -30,6 +30,7 @@ from dbtune.catalog.model import (
     Snapshot,
     TableStats,
 )
+from dbtune.catalog.privileges import lacked_privilege
 from dbtune.catalog.replication import read_replication
 from dbtune.catalog.settings_health import read_settings_health
 from dbtune.errors import ServerRefused
@@ -177,9 +178,10 @@ def _pg_stat_statements(q: _Counter, settings: dict[str, Setting], skipped: list
     counted, err = q.optional(queries.PG_STAT_STATEMENTS_COUNT.replace("FROM pg_stat_statements",
                                                                       f"FROM {view}"))
     if err is not None:
-        privilege = "pg_read_all_stats" if isinstance(err, psycopg.errors.InsufficientPrivilege) else None
+        privilege = (lacked_privilege(_reason(err), "pg_read_all_stats")
+                     if isinstance(err, psycopg.errors.InsufficientPrivilege) else None)
         skipped.append(Skip("pg_stat_statements", _reason(err), privilege))
-        return PgStatStatements(preloaded, True, False, None, _reason(err))
+        return PgStatStatements(preloaded, True, False, None, _reason(err), privilege)
     return PgStatStatements(preloaded, True, True, int(counted[0]["count"]) if counted else 0)
 
 

@@ -34,10 +34,13 @@ def analyzed_full_indexes(ctx: CheckContext, min_size_bytes: int
     """Each valid, non-unique btree index of :func:`indexed_tables` that backs no constraint, has no predicate
     and takes ``min_size_bytes`` or more, led by a table column that has ``pg_stats`` statistics: with its
     table, that column and its statistics. Records a skip and yields nothing when those statistics could
-    not be read."""
+    not be read; records a partial skip naming ``SELECT on`` the tables whose leading columns ``pg_stats``
+    hides from this role (a role with only ``pg_monitor``)."""
     if not state_needed(ctx, "column_stats"):
         return
     stats = ctx.snapshot.index_health.column_stats
+    hidden = ctx.snapshot.index_health.hidden_column_stats
+    unjudged: dict[str, None] = {}
     for rel, ix in indexed_tables(ctx):
         if ix.is_unique or ix.backs_constraint or ix.predicate or ix.size_bytes < min_size_bytes:
             continue
@@ -45,6 +48,14 @@ def analyzed_full_indexes(ctx: CheckContext, min_size_bytes: int
         st = stats.get((rel.oid, col.attnum)) if col is not None else None
         if col is not None and st is not None:
             yield rel, ix, col, st
+        elif col is not None and (rel.oid, col.attnum) in hidden:
+            unjudged[rel.qualified_name] = None
+    if unjudged:
+        tables = list(unjudged)
+        more = f" and {len(tables) - 1} other table(s)" if len(tables) > 1 else ""
+        ctx.skip(f"pg_stats hides the statistics of the indexed columns of {len(tables)} table(s) from role "
+                 f"{ctx.snapshot.server.current_user} ({', '.join(tables[:5])}): their indexes are not judged",
+                 f"SELECT on table {tables[0]}{more}")
 
 
 def state_needed(ctx: CheckContext, part: str) -> bool:

@@ -125,7 +125,7 @@ def top_statements(ctx: CheckContext) -> tuple[StatementStats, ...] | None:
     if health is None or health.statements is None:
         pgss = ctx.snapshot.pg_stat_statements
         if pgss.installed and not pgss.readable:
-            ctx.skip(f"pg_stat_statements cannot be read: {pgss.error}", "pg_read_all_stats")
+            ctx.skip(f"pg_stat_statements cannot be read: {pgss.error}", pgss.privilege or "pg_read_all_stats")
         else:
             ctx.skip("pg_stat_statements is not created in this database (see pg-stat-statements-missing)")
         return None

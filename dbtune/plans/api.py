@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbtune.catalog.model import Skip
+from dbtune.catalog.privileges import lacked_privilege
 from dbtune.checks.registry import Catalogue, load_catalogue
 from dbtune.checks.runner import AuditResult
 from dbtune.config.model import Config
@@ -159,8 +160,9 @@ def audit_plans(settings: ConnectionSettings, config: Config, catalogue: Catalog
     checked = run_plan_checks(catalogue, collection.queries, config, select=select, ignore=ignore)
     result.findings = checked.findings
     result.checks_run = checked.checks_run
-    result.skipped = [*(Skip(f"plans: {q.label}", f"EXPLAIN failed: {q.error}") for q in collection.queries
-                        if q.error is not None),
+    result.skipped = [*(Skip(f"plans: {q.label}", f"EXPLAIN failed: {q.error}",
+                             lacked_privilege(q.error) if q.sqlstate == "42501" else None)
+                        for q in collection.queries if q.error is not None),
                       *(Skip(f"plans: {q.label}", q.skipped) for q in collection.queries if q.skipped),
                       *(Skip(f"plans: {q.label}", f"read with a warning: {n}") for q in collection.queries
                         for n in q.query.notes),
