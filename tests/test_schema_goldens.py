@@ -1,0 +1,128 @@
+"""``dbtune audit`` on every published schema in ``../shared/data`` (and ``pgbench -i``), pinned by golden files.
+
+Each schema is loaded once per server (a module-scoped fixture) and audited with no config; its findings,
+as (check name, object) pairs with their multiplicity, must equal ``tests/golden/schemas/<name>.json``
+exactly, on every server version the tests have. The golden holds no sizes, oids or timestamps, and
+database-level findings name ``<database>``, so it is stable across runs and versions.
+``tests/golden/schemas/<name>.md`` gives the reason for each kind of finding, as a DBA read it.
+
+pagila and northwind are pinned in ``tests/test_real_schemas.py`` (with their evidence); this module
+covers the others. After a deliberate change to a check, regenerate and review the diff:
+
+    DBTUNE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_schema_goldens.py
+
+A schema a server cannot load (an extension the server lacks) fails the test: it is never skipped
+silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import conftest
+import pytest
+from conftest import SHARED, drop_database, new_database
+from test_real_schemas import audit_json, pairs
+
+from dbtune.db.local_server import LocalServer
+
+DATA = SHARED / "data"
+GOLDEN = Path(__file__).parent / "golden" / "schemas"
+UPDATE = os.environ.get("DBTUNE_UPDATE_GOLDEN") == "1"
+
+MUSICBRAINZ_FILES = (
+    "Extensions", "CreateCollations", "CreateTypes", "CreateTables", "CreatePrimaryKeys",
+    "CreateSearchConfiguration", "CreateFunctions", "CreateIndexes", "CreateFKConstraints",
+    "CreateConstraints", "SetSequences", "CreateViews", "InsertDefaultRows",
+)
+
+
+def _load_files(*files: str) -> Callable[[LocalServer, conftest.TestDatabase, Path], None]:
+    def load(pg: LocalServer, db: conftest.TestDatabase, tmp: Path) -> None:
+        for file in files:
+            pg.psql_file(db.name, DATA / file)
+    return load
+
+
+def _load_chinook(pg: LocalServer, db: conftest.TestDatabase, tmp: Path) -> None:
+    """Chinook's script drops, creates and connects to its own database: those lines are left out."""
+    text = (DATA / "chinook" / "Chinook_PostgreSql.sql").read_text(encoding="utf-8")
+    text = re.sub(r"^(DROP DATABASE|CREATE DATABASE|\\c)\b[^\n]*\n", "", text, flags=re.MULTILINE)
+    script = tmp / "chinook.sql"
+    script.write_text(text, encoding="utf-8")
+    pg.psql_file(db.name, script)
+
+
+def _load_musicbrainz(pg: LocalServer, db: conftest.TestDatabase, tmp: Path) -> None:
+    """The order of MusicBrainz's SOURCE.md, in schema ``musicbrainz`` (the database's search_path)."""
+    db.execute(f"CREATE SCHEMA musicbrainz; ALTER DATABASE {db.name} SET search_path = musicbrainz, public")
+    for name in MUSICBRAINZ_FILES:
+        pg.psql_file(db.name, DATA / "musicbrainz" / f"{name}.sql")
+    db.execute("ANALYZE")
+
+
+def _load_pgbench(pg: LocalServer, db: conftest.TestDatabase, tmp: Path) -> None:
+    """``pgbench -i --foreign-keys`` at scale 1 (100,000 accounts), with the server's own pgbench."""
+    subprocess.run([str(pg.bindir / "pgbench"), "-i", "-q", "--foreign-keys", "-s", "1", db.dsn],
+                   capture_output=True, text=True, check=True, timeout=120)
+
+
+SCHEMAS: dict[str, Callable[[LocalServer, conftest.TestDatabase, Path], None]] = {
+    "chinook": _load_chinook,
+    "job": _load_files("job/schema.sql", "job/fkindexes.sql"),
+    "musicbrainz": _load_musicbrainz,
+    "openstreetmap": _load_files("openstreetmap/structure-pre-postgis.sql"),
+    "pgbench": _load_pgbench,
+    "tpch": _load_files("tpch/tpch-create.sql", "tpch/tpch-pkeys.sql", "tpch/tpch-alter.sql",
+                        "tpch/tpch-index.sql"),
+}
+
+
+def golden_form(report: dict[str, Any]) -> list[list[Any]]:
+    """The findings as sorted ``[check name, object, count]`` rows: nothing that differs between runs."""
+    return [[check, obj, count] for (check, obj), count in sorted(Counter(pairs(report)).items())]
+
+
+@pytest.fixture(scope="module")
+def schema_reports(pg: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every schema loaded once on this server, audited once; the databases dropped at the end."""
+    if not DATA.is_dir():
+        pytest.skip(f"the shared sample data is absent ({DATA}); set DBTUNE_SHARED to the shared folder")
+    tmp = tmp_path_factory.mktemp("schemas")
+    loaded: list[conftest.TestDatabase] = []
+    reports: dict[str, Any] = {}
+    try:
+        for name, load in SCHEMAS.items():
+            db = new_database(pg, name)
+            loaded.append(db)
+            load(pg, db, tmp)
+            reports[name] = audit_json(db.dsn, tmp)
+        yield reports
+    finally:
+        for db in loaded:
+            drop_database(db)
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_schema_findings_match_golden(schema_reports: dict[str, Any], schema: str) -> None:
+    path = GOLDEN / f"{schema}.json"
+    found = golden_form(schema_reports[schema])
+    if UPDATE:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+    assert found == json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_every_finding_kind_has_a_reason(schema: str) -> None:
+    """The companion notes name every check that reports on the schema (one line per finding kind)."""
+    checks = {row[0] for row in json.loads((GOLDEN / f"{schema}.json").read_text(encoding="utf-8"))}
+    notes = (GOLDEN / f"{schema}.md").read_text(encoding="utf-8")
+    assert not [c for c in sorted(checks) if f"`{c}`" not in notes]
