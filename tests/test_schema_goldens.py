@@ -31,7 +31,7 @@ import pytest
 from conftest import SHARED, drop_database, new_database
 from test_real_schemas import audit_json, pairs
 
-from dbtune.db.local_server import LocalServer
+from dbtune.db.local_server import LocalServer, ServerStartError
 
 DATA = SHARED / "data"
 GOLDEN = Path(__file__).parent / "golden" / "schemas"
@@ -64,7 +64,14 @@ def _load_musicbrainz(pg: LocalServer, db: conftest.TestDatabase, tmp: Path) -> 
     """The order of MusicBrainz's SOURCE.md, in schema ``musicbrainz`` (the database's search_path)."""
     db.execute(f"CREATE SCHEMA musicbrainz; ALTER DATABASE {db.name} SET search_path = musicbrainz, public")
     for name in MUSICBRAINZ_FILES:
-        pg.psql_file(db.name, DATA / "musicbrainz" / f"{name}.sql")
+        try:
+            pg.psql_file(db.name, DATA / "musicbrainz" / f"{name}.sql")
+        except ServerStartError as e:
+            if name != "CreateCollations" or "ICU is not supported" not in str(e):
+                raise
+            # The embedded server is built without ICU: the collation the columns and eight indexes
+            # name is made from libc's "C" instead (no check reads a collation's provider).
+            db.execute('CREATE COLLATION musicbrainz.musicbrainz FROM "C"')
     db.execute("ANALYZE")
 
 
