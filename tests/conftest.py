@@ -25,7 +25,13 @@ import pytest
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
-from dbtune.db.local_server import LocalServer, embedded_bindir, free_port, system_bindir  # noqa: E402
+from dbtune.db.local_server import (  # noqa: E402
+    LocalServer,
+    embedded_bindir,
+    free_port,
+    pgserver_bindir,
+    system_bindir,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED = Path(os.environ.get("DBTUNE_SHARED", SHARED))
@@ -44,12 +50,27 @@ def _available() -> list[str]:
     return names
 
 
+def available_with_pg16() -> list[str]:
+    """The servers of :func:`_available` and pgserver's PostgreSQL 16: for the checks' cases and the
+    schema goldens only (a third server for the whole suite would cost CI too much time)."""
+    names = _available()
+    if pgserver_bindir() is not None:
+        names.append("pg16")
+    elif os.environ.get("CI"):
+        raise RuntimeError("CI must install pgserver==0.1.4 for PostgreSQL 16 (the test extra)")
+    return names
+
+
 def _start(name: str) -> LocalServer:
     if name not in _servers:
-        bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+        if name == "pg16":
+            bindir = pgserver_bindir()
+        else:
+            bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
         assert bindir is not None
         server = LocalServer.create(bindir)
-        server.init({"shared_preload_libraries": "'pg_stat_statements'"})
+        # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
+        server.init({} if name == "pg16" else {"shared_preload_libraries": "'pg_stat_statements'"})
         server.start()
         _servers[name] = server
     return _servers[name]

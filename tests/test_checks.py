@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import conftest
 import psycopg
 import pytest
 from conftest import TestDatabase as CaseDatabase  # the rootdir conftest, as pytest imported it
@@ -233,6 +234,12 @@ class FreshDatabases:
                 drop_database(future.result())
         for future in self.dropped:
             future.result()
+
+
+@pytest.fixture(scope="session", params=conftest.available_with_pg16())
+def pg(request: pytest.FixtureRequest) -> LocalServer:
+    """The cases' servers: the suite's and pgserver's PostgreSQL 16 (conftest's ``pg`` plus one)."""
+    return conftest._start(request.param)
 
 
 @pytest.fixture(scope="session")
