@@ -39,6 +39,8 @@ the size floor), no table has autovacuum switched off, is unlogged or has a sequ
 limit, and the statistics of a freshly loaded copy are either fresh or skipped as too young.
 
 Database-level findings name the database, which differs per run; they are pinned as ``<database>``.
+The other shared schemas (chinook, JOB, MusicBrainz, OpenStreetMap, TPC-H, pgbench) are pinned by golden
+files in ``tests/test_schema_goldens.py``.
 """
 
 from __future__ import annotations
