@@ -58,7 +58,7 @@ def audit(settings: ConnectionSettings, config: Config, *, config_path: Path | N
     catalogue = catalogue or load_catalogue(config.audit.checks_paths)
     queries = (workload_queries(settings, path=workload, workload_format=workload_format)
                if workload is not None else None)
-    statements_read = (_workload_statements(statements, None, ()) if statements is not None
+    statements_read = (_file_statements(statements, None) if statements is not None
                        else _workload_statements(workload, workload_format, queries))
     with read_only_snapshot(settings) as conn:
         snapshot = take(conn)
@@ -98,11 +98,17 @@ def _workload_statements(workload: Path | None, workload_format: str | None,
     if workload is None or queries is None:
         return ()
     if str(workload) != "-":
-        from dbtune.workload import load_queries
-
-        return tuple(load_queries(workload, group=False, workload_format=workload_format).queries)
+        return _file_statements(workload, workload_format)
     return tuple(Query(q.sql, Source.SQL, q.location or "<stdin>", "", name=q.name, skipped=q.skipped)
                  for q in queries if q.parse_error is None)
+
+
+def _file_statements(path: Path, workload_format: str | None) -> tuple[Query, ...]:
+    """Every statement of the file at ``path`` in file order (``group=False``). Raises
+    :class:`~dbtune.errors.InputError` when it cannot be read."""
+    from dbtune.workload import load_queries
+
+    return tuple(load_queries(path, group=False, workload_format=workload_format).queries)
 
 
 def audit_advice(settings: ConnectionSettings, config: Config, catalogue: Catalogue, *, workload: Path | None,

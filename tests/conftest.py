@@ -70,7 +70,10 @@ def _start(name: str) -> LocalServer:
         assert bindir is not None
         server = LocalServer.create(bindir)
         # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
-        server.init({} if name == "pg16" else {"shared_preload_libraries": "'pg_stat_statements'"})
+        settings = {"max_prepared_transactions": "4"}  # CC006's cases prepare transactions
+        if name != "pg16":
+            settings["shared_preload_libraries"] = "'pg_stat_statements'"
+        server.init(settings)
         server.start()
         _servers[name] = server
     return _servers[name]

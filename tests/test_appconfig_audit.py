@@ -178,6 +178,9 @@ def test_dbtune_toml_values_win_and_paths_are_relative_to_it(cli: CLI, tmp_path:
      "docker-compose.yml:5: not valid YAML"),
     ("pgbouncer.ini", "[databases]\n* = host=h\n[pgbouncer]\npool_mode = session\n[server]\nport = 1\n",
      "pgbouncer.ini:5: unknown section [server]"),
+    # found by the fuzzer (benchmarks/faults.py --part fuzz): a size PgBouncer refuses was a traceback
+    ("pgbouncer.ini", "[databases]\nx = host=h\n[pgbouncer]\npool_mode = transaction\ndefault_pool_size = 0\n",
+     "PgBouncer default_pool_size = 0 ("),
     ("README.md", "# not a config\n", "README.md: format not recognised"),
 ])
 def test_bad_app_config_is_one_error_line_exit_2(cli: CLI, tmp_path: Path, findings_db: conftest.TestDatabase,

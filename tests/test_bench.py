@@ -506,6 +506,12 @@ def test_run_samples_parameters_records_plans_and_compare_shows_the_index(cli, d
     assert cq["before"]["count"] == cq["after"]["count"] == 20
     assert cq["ratio"]["ci_low"] <= cq["ratio"]["point"] <= cq["ratio"]["ci_high"]
     assert cq["verdict"] in {v.value for v in Verdict} and cq["reason"]
+    markdown = cli("bench", "compare", "before.json", "after.json", "--format", "markdown")
+    (row,) = [line for line in markdown.out.splitlines() if line.startswith("| item-by-code")]
+    cells = [c.strip() for c in row.strip("|").split(" | ")]
+    assert cells[7].strip("*") == cq["verdict"] and "items_code_idx" in cells[8]
+    assert cells[1] == text.out.split("item-by-code", 1)[1].split()[0] + " → " + \
+        text.out.split("item-by-code", 1)[1].split()[2], "the p50 cell is the text table's"
 
 
 def test_allow_writes_runs_dml_and_rolls_every_execution_back(cli, db: conftest.TestDatabase,  # type: ignore[no-untyped-def]

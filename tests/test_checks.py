@@ -323,6 +323,11 @@ def test_check_case(case: Case, case_db: CaseDatabase, tmp_path: Path, monkeypat
         assert any(case.expect_skipped in r for r in reasons), f"skips of {name}: {reasons}"
 
 
+# Checks whose positive case needs a session held open during the audit, which a case file cannot
+# express: their positives are in tests/test_concurrency_checks.py.
+_POSITIVE_ELSEWHERE = frozenset({"CC005"})
+
+
 def test_every_check_has_positive_and_negative_cases() -> None:
     """A check added to the catalogue without its case file fails here. Checks that read migration
     files instead of a database (the runner's ``FILE_AREAS``) are tested where the files are linted, and
@@ -334,7 +339,8 @@ def test_every_check_has_positive_and_negative_cases() -> None:
     for check_id in sorted(ids):
         assert check_id in files, f"tests/cases/{check_id}.toml is missing"
         cases = load_cases(CASES_DIR / f"{check_id}.toml")
-        assert any(c.positive for c in cases), f"{check_id} has no positive case"
+        if check_id not in _POSITIVE_ELSEWHERE:
+            assert any(c.positive for c in cases), f"{check_id} has no positive case"
         assert any(c.negative for c in cases), f"{check_id} has no negative case"
 
 

@@ -55,6 +55,15 @@ ALL_CHECKS = {
     "MT007": "autovacuum-disabled-on-table", "MT008": "autovacuum-off", "MT009": "dead-tuples-high",
     "MT010": "table-cache-hit-ratio-low", "MT011": "unlogged-table", "MT012": "sequence-near-overflow",
     "MT013": "temp-files-heavy", "MT014": "checkpoints-requested-often",
+    "CN005": "foreign-key-type-mismatch", "CN006": "foreign-key-to-weak-key",
+    "CN007": "not-null-held-by-check-constraint", "CN008": "unique-key-allows-duplicate-nulls",
+    "CN009": "duplicate-foreign-key", "CN010": "foreign-key-partially-null",
+    "RP001": "replica-identity-missing", "RP002": "inactive-replication-slot", "CC005": "long-running-transaction",
+    "CC006": "prepared-transaction-left-open",
+    "IX009": "index-bloat", "IX010": "index-on-mostly-null-column", "IX011": "boolean-column-index",
+    "IX012": "btree-on-array-or-jsonb", "IX013": "index-overlaps-include-index",
+    "IX014": "index-cache-hit-ratio-low", "IX015": "too-many-indexes-on-write-heavy-table",
+    "IX016": "hot-update-ratio-low", "IX017": "brin-candidate", "IX018": "index-predicate-not-null-redundant",
 }
 DOC_SECTIONS = ["What it does", "Why it matters", "Example", "What to do instead",
                 "How the fix is applied safely", "Options", "References"]
@@ -195,6 +204,8 @@ def test_config_naming_what_does_not_exist_exits_2(cli: CLI, toml: str, culprits
      "'checks.query-high-mean-time.min_calls': expected int, got True"),
     ("[checks.seq-scan-heavy-table]\nmin_seq_scans = -5\n",
      "'checks.seq-scan-heavy-table.min_seq_scans': must be at least 0, got -5"),
+    ("[checks.prepared-transaction-left-open]\nmax_age_s = 1e9\n",
+     "'checks.prepared-transaction-left-open.max_age_s': must be between 0.0 and 604800.0, got 1000000000.0"),
     ('[server]\nram = "lots"\n', "'server.ram'"),
 ])
 def test_check_option_of_wrong_type_or_out_of_range_exits_2(cli: CLI, toml: str, culprit: str,

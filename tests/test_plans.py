@@ -406,8 +406,8 @@ SELECT count(*) FROM small;
     run = cli("explain", "--dsn", plans_db.dsn, "--workload", str(workload), "--analyze", "--format", "json",
               "--statement-timeout", "300ms", "--output", str(out), "--fail-on", "warning")
     assert run.code == 2 and run.out == "", run
-    assert run.err.splitlines() == ["error: 2 of 4 queries could not be explained (first: gone: relation "
-                                    '"no_such_table" does not exist)']
+    assert run.err.splitlines() == [f"error: 2 of 4 queries could not be explained (first: gone ({workload}:5): "
+                                    'relation "no_such_table" does not exist)']
     entries = json.loads(out.read_text())
     assert [e["name"] for e in entries] == ["by-b", "gone", "slow", "small"]
     by_b, gone, slow, small = entries

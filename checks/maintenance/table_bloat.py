@@ -49,7 +49,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbtune.checks import CheckContext, check
-from dbtune.model import Finding, Severity
+from dbtune.checks.bloat import bloated
+from dbtune.model import Finding
 from dbtune.units import size_pretty
 
 
@@ -60,30 +61,15 @@ def table_bloat(ctx: CheckContext) -> Iterator[Finding]:
     if "bloat" not in maintenance.readable:
         ctx.skip("the bloat estimate could not be read (see the audit's skips)", "pg_monitor")
         return
-    not_applicable = []
-    for rel in sorted(ctx.user_relations(), key=lambda r: (r.schema, r.name)):
-        est = maintenance.bloat.get(rel.oid)
-        if est is None or est.real_size_bytes < ctx.options["min_size_bytes"]:
-            continue
-        if est.not_applicable:
-            not_applicable.append(rel.qualified_name)
-            continue
-        if est.exact_table_len and est.exact_reclaimable_bytes is not None:
-            size, bloat, method = est.exact_table_len, est.exact_reclaimable_bytes, "pgstattuple_approx"
-            what = f"{size_pretty(bloat)} of its heap's {size_pretty(size)}"
+    relations = sorted(ctx.user_relations(), key=lambda r: (r.schema, r.name))
+    for b in bloated(ctx, ((rel, rel.qualified_name, rel.oid) for rel in relations), maintenance.bloat,
+                     exact_size=lambda est: est.exact_table_len, exact_method="pgstattuple_approx",
+                     plural="table(s)"):
+        if b.exact:
+            what = f"{size_pretty(b.bloat_bytes)} of its heap's {size_pretty(b.size_bytes)}"
             why = "is free space or dead tuples (pgstattuple_approx)"
         else:
-            size, bloat, method = est.real_size_bytes, est.bloat_bytes, "statistical estimate"
-            what = f"an estimated {size_pretty(bloat)} of its {size_pretty(size)}"
-            why = f"is beyond what its rows need at fillfactor {est.fillfactor}"
-        ratio = bloat / size
-        if ratio >= ctx.options["max_ratio"]:
-            yield ctx.finding(
-                rel.qualified_name, f"{rel.qualified_name}: {what} ({ratio:.0%}) {why}",
-                evidence={"real_size_bytes": size, "bloat_bytes": bloat, "bloat_ratio": round(ratio, 4),
-                          "fillfactor": est.fillfactor, "method": method,
-                          "estimated_bloat_bytes": est.bloat_bytes},
-                severity=Severity.ERROR if ratio >= ctx.options["error_ratio"] else None)
-    if not_applicable:
-        ctx.skip(f"{len(not_applicable)} table(s) without full pg_stats (never analyzed, or columns this role "
-                 f"may not SELECT), such as {not_applicable[0]}", "SELECT on the tables (pg_stats)")
+            what = f"an estimated {size_pretty(b.bloat_bytes)} of its {size_pretty(b.size_bytes)}"
+            why = f"is beyond what its rows need at fillfactor {b.estimate.fillfactor}"
+        yield ctx.finding(b.subject.qualified_name, f"{b.subject.qualified_name}: {what} ({b.ratio:.0%}) {why}",
+                          evidence=b.evidence(), severity=b.severity)

@@ -62,7 +62,8 @@ def _get(node: yaml.Node, key: str) -> yaml.Node | None:
 
 
 def load_yaml(text: str, shown: str) -> yaml.Node | None:
-    """The YAML node tree. Raises :class:`UsageError` with the line of the first YAML error."""
+    """The YAML node tree. Raises :class:`UsageError` with the line of the first YAML error, or when
+    collections are nested too deeply to read."""
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -71,6 +72,8 @@ def load_yaml(text: str, shown: str) -> yaml.Node | None:
         raise UsageError(f"{shown}{line}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError:
         raise UsageError(f"{shown}: not valid YAML") from None
+    except RecursionError:  # PyYAML's composer recurses once per nested collection
+        raise UsageError(f"{shown}: not valid YAML: collections nested too deeply to read") from None
 
 
 def looks_like_compose(root: yaml.Node | None) -> bool:

@@ -220,4 +220,11 @@ def _bouncer(config: Config, poolers: tuple[Pooler, ...], label: str) -> tuple[P
         for setting in config.pgbouncer.model_fields_set:
             data[setting] = getattr(config.pgbouncer, setting)
             where[setting] = label
-    return PgBouncerConfig(**data), where
+    try:
+        return PgBouncerConfig(**data), where
+    except ValidationError as exc:  # a value no PgBouncer accepts: default_pool_size = 0, a negative size …
+        error = exc.errors()[0]
+        setting = str(error["loc"][0]) if error.get("loc") else "a setting"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        raise UsageError(f"PgBouncer {setting} = {data.get(setting)!r} ({where.get(setting, label)}): "
+                         f"{message.lower()}") from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,14 @@ def duration_ms(value: str, origin: Origin, *, unit_ms: int = 1) -> int:
     number with a unit (``30s``, ``500ms``, ``2min``). Raises :class:`UsageError` naming ``origin``."""
     text = value.strip()
     try:
-        return int(round(float(text) * unit_ms))
+        number = float(text) * unit_ms
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise UsageError(f"{where(origin)}: expected a duration such as 30000 or 30s, got {text[:40]!r} "
+                             "(not a finite number)")
+        return int(round(number))
     try:
         return parse_duration_ms(text)
     except ValueError:

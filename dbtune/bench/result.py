@@ -241,4 +241,6 @@ def load_result(path: Path) -> BenchResult:
         raise UsageError(f"{path}: not a dbtune bench result (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not a dbtune bench result (invalid JSON at line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a dbtune bench result (JSON nested too deeply to read)") from None
     return BenchResult.from_json(parsed, str(path))

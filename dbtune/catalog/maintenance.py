@@ -17,6 +17,7 @@ https://www.postgresql.org/docs/current/catalog-pg-sequence.html.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -302,16 +303,8 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
     its part is left empty. ``server`` is the snapshot's (it picks the checkpoint counters' view); where
     it lists the pgstattuple extension, two more statements measure the heaps the estimate suspects
     (:func:`heap_bloat_exact_query`; a role without ``pg_stat_scan_tables`` gets a skip)."""
-    parts: set[str] = set()
-
-    def read(query: str, part: str, what: str, privilege: str) -> list[dict[str, Any]]:
-        rows, err = q.optional(query)
-        if err is not None:
-            skipped.append(_skip(what, _reason(err), privilege))
-            return []
-        parts.add(part)
-        return list(rows or [])
-
+    reader = PartReader(q, skipped)
+    read = reader.read
     tables = {r["oid"]: TableMaintenance(
         oid=r["oid"], persistence=r["relpersistence"],
         reloptions={**_options(r["reloptions"]), **_options(r["toast_reloptions"], "toast.")},
@@ -342,7 +335,40 @@ def read_maintenance(q: Any, server: Server, skipped: list[Skip]) -> Maintenance
                         for r in read(checkpoints_query(server.version_num), "checkpoints", "checkpoint counters",
                                       "pg_monitor")), None)
     return Maintenance(tables=tables, bloat=bloat, sequences=sequences, database=database,
-                       checkpoints=checkpoints, readable=frozenset(parts))
+                       checkpoints=checkpoints, readable=frozenset(reader.parts))
+
+
+class PartReader:
+    """Runs a snapshot part's optional queries through ``q`` (``q.optional``): a query the role may not run
+    is recorded in ``skipped`` with the privilege it needs and gives no rows; ``parts`` names those read."""
+
+    def __init__(self, q: Any, skipped: list[Skip]) -> None:
+        self.q, self.skipped, self.parts = q, skipped, set[str]()
+
+    def read(self, query: str, part: str, what: str, privilege: str) -> list[dict[str, Any]]:
+        """The rows of ``query``, or ``[]`` (and a skip naming ``what`` and ``privilege``) when it failed."""
+        rows, err = self.q.optional(query)
+        if err is not None:
+            self.skipped.append(_skip(what, _reason(err), privilege))
+            return []
+        self.parts.add(part)
+        return list(rows or [])
+
+
+def pgstattuple_rows(q: Any, query_in: Callable[[str], str], what: str, skipped: list[Skip]) -> list[dict[str, Any]]:
+    """The rows of ``query_in(schema)``, ``schema`` being the quoted schema of the pgstattuple extension
+    (two statements); ``[]`` where the extension is not in this database, or where the role may not run its
+    functions (then a skip naming ``what`` and ``pg_stat_scan_tables``)."""
+    from dbtune.sqlnames import quote_ident
+
+    location, _ = q.optional(PGSTATTUPLE_LOCATION)
+    if not location:
+        return []
+    rows, err = q.optional(query_in(quote_ident(location[0]["nspname"])))
+    if err is not None:
+        skipped.append(_skip(what, _reason(err), "pg_stat_scan_tables"))
+        return []
+    return list(rows or [])
 
 
 def _skip(what: str, reason: str, privilege: str) -> Skip:
@@ -353,17 +379,9 @@ def _skip(what: str, reason: str, privilege: str) -> Skip:
 
 def _exact_bloat(q: Any, bloat: dict[int, HeapBloat], skipped: list[Skip]) -> dict[int, HeapBloat]:
     """``bloat`` with pgstattuple_approx()'s figures on the suspected heaps (two statements)."""
-    from dbtune.sqlnames import quote_ident
-
-    location, _ = q.optional(PGSTATTUPLE_LOCATION)
-    if not location:
-        return bloat
-    rows, err = q.optional(heap_bloat_exact_query(quote_ident(location[0]["nspname"])))
-    if err is not None:
-        skipped.append(_skip("pgstattuple_approx", _reason(err), "pg_stat_scan_tables"))
-        return bloat
+    rows = pgstattuple_rows(q, heap_bloat_exact_query, "pgstattuple_approx", skipped)
     exact = dict(bloat)
-    for r in rows or []:
+    for r in rows:
         if r["oid"] in exact:
             exact[r["oid"]] = replace(exact[r["oid"]], exact_table_len=int(r["table_len"]),
                                       exact_reclaimable_bytes=int(r["approx_free_space"]) + int(r["dead_tuple_len"]))

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from dbtune.catalog.index_health import IndexHealth
 from dbtune.catalog.maintenance import Maintenance
 from dbtune.sqlnames import qualified
 
 if TYPE_CHECKING:
+    from dbtune.catalog.replication import Replication
     from dbtune.catalog.settings_health import SettingsHealth
 
 
@@ -287,6 +289,8 @@ class Snapshot:
     # EXCLUSIVE on them (each is in ``skipped`` with the holder); no finding is reported on them.
     unread_tables: frozenset[int] = frozenset()
     maintenance: Maintenance = field(default_factory=lambda: Maintenance())
+    replication: Replication | None = None  # publications and slots (dbtune/catalog/replication.py)
+    index_health: IndexHealth = field(default_factory=lambda: IndexHealth())  # catalog/index_health.py
     _by_table: dict[int, tuple[Index, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def indexes_on(self, table_oid: int) -> tuple[Index, ...]:

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dbtune.catalog import queries
+from dbtune.catalog.index_health import read_index_health
 from dbtune.catalog.maintenance import read_maintenance
 from dbtune.catalog.model import (
     Backend,
@@ -29,6 +30,7 @@ from dbtune.catalog.model import (
     Snapshot,
     TableStats,
 )
+from dbtune.catalog.replication import read_replication
 from dbtune.catalog.settings_health import read_settings_health
 from dbtune.errors import ServerRefused
 from dbtune.escape import one_line
@@ -117,13 +119,16 @@ def take(conn: psycopg.Connection) -> Snapshot:
                 r["xact_age_s"], r["state_age_s"], tuple(r["blocked_by"] or ())) for r in activity_rows)
     settings_health = read_settings_health(q, server, skipped)
     maintenance = read_maintenance(q, server, skipped)
+    replication = read_replication(q, server, skipped)
+    index_health = read_index_health(q, server, skipped)
     return Snapshot(server=server, relations=relations, indexes=indexes, constraints=constraints,
                     settings=settings, role_settings=role_settings, roles=roles, pg_stat_statements=pgss,
                     file_settings=file_settings, index_builds=index_builds, skipped=tuple(skipped),
                     other_relations=other_relations, database_stats=database_stats, activity=activity,
                     unread_tables=unread,
                     settings_health=settings_health,
-                    maintenance=maintenance, statements_sent=q.sent)
+                    maintenance=maintenance, replication=replication, index_health=index_health,
+                    statements_sent=q.sent)
 
 
 def _locked_tables(q: _Counter, unread: frozenset[int], relations: dict[int, Relation]) -> list[Skip]:

@@ -33,6 +33,7 @@ AREAS: dict[str, str] = {
     "migrations": "MG",
     "concurrency": "CC",
     "workload": "QS",
+    "replication": "RP",
 }
 DOC_SECTIONS: tuple[str, ...] = (
     "What it does",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dbtune.appconfig.model import AppConfig
@@ -198,7 +198,31 @@ def run_checks(catalogue: Catalogue, snapshot: Snapshot, config: Config, *, sele
                            app_config or AppConfig(), tuple(workload))
         result.findings.extend(f for f in check.run(ctx) if not _on_unread_table(f, unread))
         result.checks_run.append(check.meta.id)
+    result.findings = one_drop_finding_per_index(result.findings)
     return result
+
+
+# The checks whose finding proposes dropping its index, strongest first: an index one of them reports is
+# reported by the strongest only (issue 10, one finding per problem).
+DROP_CHECKS = ("duplicate-index", "redundant-index", "index-overlaps-include-index", "unused-index")
+
+
+def one_drop_finding_per_index(findings: list[Finding]) -> list[Finding]:
+    """``findings`` with at most one of :data:`DROP_CHECKS` per index (its ``object``): the strongest is
+    kept, in its place, with ``also_reported_as`` in its evidence naming the others (an unused duplicate
+    is a ``duplicate-index`` finding whose evidence says ``unused-index`` too); the others are left out."""
+    rank = {name: n for n, name in enumerate(DROP_CHECKS)}
+    by_index: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.check_name in rank:
+            by_index.setdefault(f.object, []).append(f)
+    kept: dict[int, Finding] = {}
+    for group in by_index.values():
+        group.sort(key=lambda f: rank[f.check_name])
+        strongest, *weaker = group
+        kept[id(strongest)] = strongest if not weaker else replace(
+            strongest, evidence={**strongest.evidence, "also_reported_as": [f.check_name for f in weaker]})
+    return [kept.get(id(f), f) for f in findings if f.check_name not in rank or id(f) in kept]
 
 
 def _on_unread_table(finding: Finding, unread: frozenset[str]) -> bool:

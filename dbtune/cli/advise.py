@@ -19,13 +19,14 @@ from dbtune.cli.common import (
     WorkloadFormatOption,
     check_workload_format,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
-from dbtune.report.advice import render_advice
+from dbtune.report.advice import ADVICE_RENDERERS, render_advice
 from dbtune.units import parse_size
 
 DEFAULT_BUDGET = 0.5
@@ -77,7 +78,7 @@ def advise_command(
         = False,
     yes: Annotated[bool, typer.Option(
         "--yes", help="Confirm that --trial-builds/--validate may build indexes on this server.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(ADVICE_RENDERERS, "dbtune advise", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,

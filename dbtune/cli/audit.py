@@ -23,12 +23,14 @@ from dbtune.cli.common import (
     connection_settings,
     fail_on_level,
     fails,
+    format_option,
     write_output,
 )
 from dbtune.config import load_config
 from dbtune.config.model import Config
 from dbtune.errors import ExitCode
 from dbtune.report import Format, render
+from dbtune.report.render import RENDERERS
 
 
 def app_config_of(config: Config, config_path: Path | None, paths: list[str]) -> AppConfig | None:
@@ -43,7 +45,7 @@ def app_config_of(config: Config, config_path: Path | None, paths: list[str]) ->
 def audit_command(
     dsn: DsnOption = None,
     config: ConfigOption = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(RENDERERS, "dbtune audit", "Report format")] = Format.TEXT,
     output: OutputOption = None,
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: error, warning, info, never. "

@@ -24,13 +24,14 @@ from dbtune.cli.common import (
     VerboseOption,
     WorkloadFormatOption,
     check_workload_format,
+    format_option,
     note,
     write_output,
 )
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 from dbtune.report import Format
-from dbtune.report.bench import render_comparison, render_result
+from dbtune.report.bench import COMPARISON_RENDERERS, RESULT_RENDERERS, render_comparison, render_result
 
 app = typer.Typer(rich_markup_mode=None, help="Benchmark a workload, and compare two runs before and after a change.",
                   no_args_is_help=True)
@@ -61,7 +62,8 @@ def run_command(
         "rolled back.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result (JSON) to FILE for `bench compare`.",
                                              show_default=False)] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Summary format on stdout.")] = Format.TEXT,
+    format: Annotated[Format, format_option(RESULT_RENDERERS, "dbtune bench run",
+                                            "Summary format on stdout")] = Format.TEXT,
     workload_format: WorkloadFormatOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -102,7 +104,7 @@ def compare_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Compare even when the server, database, timing settings or run parameters (clients, "
         "iterations, duration, rounds, warm-up) differ.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(COMPARISON_RENDERERS, "dbtune bench compare")] = Format.TEXT,
     output: OutputOption = None,
     verbose: VerboseOption = False,
 ) -> None:

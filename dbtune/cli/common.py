@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +15,7 @@ from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
 from dbtune.escape import one_line, terminal_safe
 from dbtune.model import Severity
+from dbtune.report.render import Format, renderer
 from dbtune.workload.formats import WorkloadFormat
 
 DsnOption = Annotated[str | None, typer.Option(
@@ -38,6 +40,19 @@ WorkloadFormatOption = Annotated[WorkloadFormat | None, typer.Option(
     "SQL. Default: detected from the text.", show_default=False)]
 
 FAIL_ON = ("error", "warning", "info", "never")
+
+
+def format_option(table: Mapping[Format, Any], command: str, help: str = "Output format") -> Any:
+    """The ``--format/-f`` option of ``command``, whose formats are the keys of its renderer ``table``: a
+    format it does not write is refused as the command line is read, before any work, with one
+    ``error:`` line naming those it writes (:func:`dbtune.report.render.renderer`, exit 2)."""
+    names = ", ".join(table)
+
+    def check(value: str) -> Format:
+        renderer(table, value, command)
+        return Format(value)
+
+    return typer.Option("--format", "-f", help=f"{help}: {names}.", parser=check, metavar="FORMAT")
 
 
 def check_workload_format(workload_format: WorkloadFormat | None, workload: Path | None) -> None:

@@ -26,8 +26,8 @@ from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import echo, note
-from dbtune.cli.loop import LoopPrinter
+from dbtune.cli.common import echo, format_option, note
+from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import DEMO_DATABASE, STATE_FILE, Demo, stop_saved_demo
@@ -57,7 +57,7 @@ def demo_command(
                                                                              "each benchmark.")] = 15,
     profile: Annotated[str, typer.Option("--profile", help="Sample config profile to audit against: "
                                          "development, staging, production, enterprise.")] = "production",
-    format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune demo", "Audit report format")] = Format.TEXT,
     audit_only: Annotated[bool, typer.Option("--audit-only", help="Stop after the audit.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the server running and print its DSN; "
                                                       "stop it with `dbtune demo --stop`.")] = False,

@@ -23,13 +23,14 @@ from dbtune.cli.common import (
     connection_settings,
     error_line,
     fails,
+    format_option,
     write_output,
 )
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.plans import ExplainOptions, PlanQuery, explain, workload_queries
 from dbtune.report import Format
-from dbtune.report.explain import render_explain
+from dbtune.report.explain import EXPLAIN_RENDERERS, render_explain
 
 
 def _statements(text: str) -> list[PlanQuery]:
@@ -61,7 +62,7 @@ def explain_command(
         "back; only SELECTs unless --allow-writes; `$n` get values sampled from the tables.")] = False,
     allow_writes: Annotated[bool, typer.Option(
         "--allow-writes", help="With --analyze, also run INSERT/UPDATE/DELETE/MERGE (rolled back).")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(EXPLAIN_RENDERERS, "dbtune explain", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     fail_on: Annotated[str, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: error, warning, info, never.")] = "never",
@@ -95,7 +96,9 @@ def explain_command(
     write_output(render_explain(report, format), output)
     if report.failed:
         first = report.failed[0]
+        location = first.query.location
+        where = f" ({location})" if location and not (first.error or "").startswith(location) else ""
         error_line(f"{len(report.failed)} of {len(report.entries)} queries could not be explained "
-                   f"(first: {first.label}: {first.error})")
+                   f"(first: {first.label}{where}: {first.error})")
         raise typer.Exit(int(ExitCode.USAGE))
     raise typer.Exit(int(ExitCode.FINDINGS if fails(report.worst(), fail_on) else ExitCode.CLEAN))

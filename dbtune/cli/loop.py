@@ -16,13 +16,15 @@ from dbtune.loop import AfterMigration, LoopObserver, LoopResult
 from dbtune.migrate.lint import LintResult
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.probe.race import RaceResult
-from dbtune.report import Format, render
+from dbtune.report import RENDERERS, Format, render
 from dbtune.report.bench import render_comparison
 from dbtune.report.model import Report
 from dbtune.report.race import render_race
 from dbtune.units import size_pretty
 
 WIDTH = 120
+# The formats the loop's printer writes (its stages are text, or the audits' JSON): demo and tune refuse others.
+LOOP_RENDERERS = {f: RENDERERS[f] for f in (Format.TEXT, Format.JSON)}
 
 
 class LoopPrinter(LoopObserver):

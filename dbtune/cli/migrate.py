@@ -11,10 +11,20 @@ from typing import Annotated
 
 import typer
 
-from dbtune.cli.common import FAIL_ON, ConfigOption, OutputOption, QuietOption, VerboseOption, fails, write_output
+from dbtune.cli.common import (
+    FAIL_ON,
+    ConfigOption,
+    OutputOption,
+    QuietOption,
+    VerboseOption,
+    fails,
+    format_option,
+    write_output,
+)
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
+from dbtune.report.lint import LINT_RENDERERS
 
 app = typer.Typer(rich_markup_mode=None, help="Migrations.", no_args_is_help=True)
 
@@ -27,7 +37,7 @@ def lint_command(
     files: Annotated[list[Path], typer.Argument(
         help="SQL migration files (run as psql -f runs them: autocommit unless BEGIN … COMMIT), Alembic "
              "revision files (.py), or directories of them (e.g. migrations/).", show_default=False)],
-    format: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(LINT_RENDERERS, "dbtune migrate lint", "Report format")] = Format.TEXT,
     no_squawk: Annotated[bool, typer.Option(
         "--no-squawk", help="Do not run squawk, even when it is on PATH.")] = False,
     fail_on: Annotated[str, typer.Option(

@@ -14,6 +14,7 @@ from dbtune.cli.common import (
     QuietOption,
     VerboseOption,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
@@ -21,7 +22,7 @@ from dbtune.config import load_config
 from dbtune.errors import ExitCode
 from dbtune.probe.race import RaceOptions, run_race
 from dbtune.report import Format
-from dbtune.report.race import render_race
+from dbtune.report.race import RACE_RENDERERS, render_race
 
 probe_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                         help="Measure the guide's targets (vendor win rate, load, crash recovery, replication lag) "
@@ -44,7 +45,7 @@ def race_command(
     yes: Annotated[bool, typer.Option(
         "--yes", help="Confirm the target is not production: the probe creates and drops a scratch schema "
                       "dbtune_probe_<random> in it.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(RACE_RENDERERS, "dbtune probe race", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,

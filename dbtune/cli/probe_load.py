@@ -20,6 +20,7 @@ from dbtune.cli.common import (
     WorkloadFormatOption,
     check_workload_format,
     connection_settings,
+    format_option,
     note,
     write_output,
 )
@@ -33,7 +34,15 @@ from dbtune.probe.load import Engine, LoadOptions, run_load
 from dbtune.probe.profile import LAG_KEYS, LOAD_KEYS, RECOVERY_KEYS, ProfileTable, only, profile_table
 from dbtune.probe.recovery import crash_and_recover, estimate_recovery
 from dbtune.report import Format
-from dbtune.report.probe import render_lag, render_load, render_recovery, with_profile
+from dbtune.report.probe import (
+    LAG_RENDERERS,
+    LOAD_RENDERERS,
+    RECOVERY_RENDERERS,
+    render_lag,
+    render_load,
+    render_recovery,
+    with_profile,
+)
 from dbtune.samples import samples_dir
 
 ProfileOption = Annotated[str | None, typer.Option(
@@ -83,7 +92,7 @@ def load_command(
         "--allow-writes", help="Also run INSERT/UPDATE/DELETE/MERGE, each in a transaction rolled back.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm the load may run on this server (needed unless "
                                                     "the profile is development or staging).")] = False,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(LOAD_RENDERERS, "dbtune probe load")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -122,7 +131,7 @@ def recovery_command(
     load: Annotated[float, typer.Option("--load", help="Seconds of writes before the crash.")] = 3.0,
     sample: Annotated[float, typer.Option("--sample", help="Seconds over which the target's WAL rate is "
                                                            "measured for the estimate.")] = 5.0,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(RECOVERY_RENDERERS, "dbtune probe recovery")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -168,7 +177,7 @@ def lag_command(
         "--app-config", metavar="PATH", help="The application's config, whose read replicas "
         "(DATABASE_READ_REPLICA_URL …) are probed; repeat for more. Added to the config's app_config.",
         show_default=False)] = None,
-    format: FormatOption = Format.TEXT,
+    format: Annotated[Format, format_option(LAG_RENDERERS, "dbtune probe lag")] = Format.TEXT,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:

@@ -13,8 +13,16 @@ import typer
 from dbtune.bench import BenchOptions, load_workload, pg_stat_statements_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.audit import app_config_of
-from dbtune.cli.common import AppConfigOption, ConfigOption, DsnOption, QuietOption, connection_settings, note
-from dbtune.cli.loop import LoopPrinter
+from dbtune.cli.common import (
+    AppConfigOption,
+    ConfigOption,
+    DsnOption,
+    QuietOption,
+    connection_settings,
+    format_option,
+    note,
+)
+from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
 from dbtune.config import load_config
 from dbtune.db.connect import describe
 from dbtune.errors import UsageError
@@ -42,7 +50,7 @@ def tune_command(
                                           "choice on the server (builds and drops indexes).")] = True,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Build and apply without asking (for scripts); "
                                                           "the target is not production.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Audit report format.")] = Format.TEXT,
+    format: Annotated[Format, format_option(LOOP_RENDERERS, "dbtune tune", "Audit report format")] = Format.TEXT,
     app_config: AppConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:

@@ -32,7 +32,7 @@ def find_config(start: Path | None = None) -> Path | None:
             try:
                 if "dbtune" in tomllib.loads(pyproject.read_text()).get("tool", {}):
                     return pyproject
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, RecursionError):
                 continue
     return None
 
@@ -58,7 +58,7 @@ def load_config(path: Path | str | None = None, *, search: bool = True) -> tuple
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The TOML table in ``path``. Raises :class:`ConfigError` naming ``path`` after ``what`` (what refers
     to it: ``"config file "``, ``"dbtune.toml: 'extends': "``) when it is missing, a directory, unreadable,
-    not UTF-8 or not valid TOML (https://toml.io/en/v1.0.0: a TOML file is UTF-8)."""
+    not UTF-8 or not valid TOML, nested too deeply included (https://toml.io/en/v1.0.0: a TOML file is UTF-8)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -75,6 +75,8 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib's parser recurses once per nested array or inline table
+        raise ConfigError(f"{path}: not valid TOML: arrays or inline tables nested too deeply to read") from None
 
 
 def _extend(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:

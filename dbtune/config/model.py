@@ -7,6 +7,7 @@ Durations are written as integers of milliseconds or strings with a unit (``"30s
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,15 +22,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$")
 
 
 def parse_duration_ms(value: Any) -> int:
-    """``"30s"`` → 30000. An integer is already milliseconds. Raises ValueError on anything else."""
+    """``"30s"`` → 30000. An integer is already milliseconds. Raises ValueError on anything else, an
+    infinite or NaN number (``inf``, ``1e999``, ``"1e400s"``) included."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 500ms or 7d")
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str):
+    if isinstance(value, int):
+        return value
+    ms: float | None = None
+    if isinstance(value, float):
+        ms = value
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+            ms = float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"]
+    if ms is not None and math.isfinite(ms):
+        return int(ms)
     raise ValueError(f"expected a duration such as 30s, 500ms or 7d, got {value!r}")
 
 

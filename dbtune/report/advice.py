@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dbtune.advisor.model import Advice
 from dbtune.report.advice_json import render_advice_json
 from dbtune.report.advice_text import render_advice_text
-from dbtune.report.render import Format
+from dbtune.report.render import Format, renderer
 
 ADVICE_RENDERERS: dict[Format, Callable[[Advice], str]] = {
     Format.TEXT: render_advice_text,
@@ -17,4 +17,4 @@ ADVICE_RENDERERS: dict[Format, Callable[[Advice], str]] = {
 
 def render_advice(advice: Advice, fmt: Format = Format.TEXT) -> str:
     """The advice of ``dbtune advise`` as text or JSON."""
-    return ADVICE_RENDERERS[fmt](advice)
+    return renderer(ADVICE_RENDERERS, fmt, "dbtune advise")(advice)

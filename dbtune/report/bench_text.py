@@ -27,17 +27,18 @@ def ms(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _arrow(before: float, after: float) -> str:
+def arrow(before: float, after: float) -> str:
+    """``1.23 → 0.456``: a latency before and after, in ms."""
     return f"{ms(before)} → {ms(after)}"
 
 
-def _ratio(r: RatioEstimate | None) -> str:
+def ratio_text(r: RatioEstimate | None) -> str:
     if r is None:
         return "—"
     return f"{r.point:.2f}× [{r.low:.2f}, {r.high:.2f}]"
 
 
-def _floor(floor: float | None) -> str:
+def floor_text(floor: float | None) -> str:
     if floor is None:
         return "—"
     return f"{floor:.2f}×" if math.isfinite(floor) else "∞"
@@ -46,7 +47,7 @@ def _floor(floor: float | None) -> str:
 def _drift(c: Comparison) -> str:
     parts = []
     if c.drift.factor is not None:
-        parts.append(f"CPU-bound reference {_ratio(c.drift.factor)}")
+        parts.append(f"CPU-bound reference {ratio_text(c.drift.factor)}")
     if c.drift.delay_ms is not None:
         d = c.drift.delay_ms
         parts.append(f"round-trip reference {d.point * 1000:+.0f} µs [{d.low * 1000:+.0f}, {d.high * 1000:+.0f}]")
@@ -63,9 +64,9 @@ def render_comparison_text(c: Comparison) -> str:
              f"between the runs (at least {c.min_change:.0%}) and a difference of at least "
              f"{c.min_difference_ms * 1000:g} µs",
              f"machine drift, before / after: {_drift(c)}"]
-    rows = [(q.label, _arrow(q.before.p50_ms, q.after.p50_ms), _arrow(q.before.p95_ms, q.after.p95_ms),
-             _arrow(q.before.p99_ms, q.after.p99_ms), _arrow(q.before.mean_ms, q.after.mean_ms),
-             _ratio(q.ratio), _floor(q.noise_floor), q.verdict.value, q.plan_change or "")
+    rows = [(q.label, arrow(q.before.p50_ms, q.after.p50_ms), arrow(q.before.p95_ms, q.after.p95_ms),
+             arrow(q.before.p99_ms, q.after.p99_ms), arrow(q.before.mean_ms, q.after.mean_ms),
+             ratio_text(q.ratio), floor_text(q.noise_floor), q.verdict.value, q.plan_change or "")
             for q in c.queries]
     if rows:
         lines += ["", tabulate(rows, headers=["query", "p50", "p95", "p99", "mean", "ratio [95% CI]", "noise floor",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dbtune.plans.api import ExplainReport
 from dbtune.report.explain_json import render_explain_json
 from dbtune.report.explain_text import render_explain_text
-from dbtune.report.render import Format
+from dbtune.report.render import Format, renderer
 
 EXPLAIN_RENDERERS: dict[Format, Callable[[ExplainReport], str]] = {
     Format.TEXT: render_explain_text,
@@ -17,4 +17,4 @@ EXPLAIN_RENDERERS: dict[Format, Callable[[ExplainReport], str]] = {
 
 def render_explain(report: ExplainReport, fmt: Format = Format.TEXT) -> str:
     """The plans and findings of ``dbtune explain`` as text or JSON."""
-    return EXPLAIN_RENDERERS[fmt](report)
+    return renderer(EXPLAIN_RENDERERS, fmt, "dbtune explain")(report)

@@ -11,7 +11,7 @@ from dbtune.probe.profile import ProfileTable
 from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement
 from dbtune.report.probe_json import render_lag_json, render_load_json, render_profile_json, render_recovery_json
 from dbtune.report.probe_text import render_lag_text, render_load_text, render_profile_text, render_recovery_text
-from dbtune.report.render import Format
+from dbtune.report.render import Format, renderer
 
 LOAD_RENDERERS: dict[Format, Callable[[LoadResult], str]] = {Format.TEXT: render_load_text,
                                                              Format.JSON: render_load_json}
@@ -23,20 +23,20 @@ PROFILE_RENDERERS: dict[Format, Callable[[ProfileTable], str]] = {Format.TEXT: r
 
 
 def render_load(result: LoadResult, fmt: Format = Format.TEXT) -> str:
-    return LOAD_RENDERERS[fmt](result)
+    return renderer(LOAD_RENDERERS, fmt, "dbtune probe load")(result)
 
 
 def render_recovery(measured: RecoveryMeasurement | None, estimate: RecoveryEstimate | None,
                     fmt: Format = Format.TEXT) -> str:
-    return RECOVERY_RENDERERS[fmt](measured, estimate)
+    return renderer(RECOVERY_RENDERERS, fmt, "dbtune probe recovery")(measured, estimate)
 
 
 def render_lag(result: LagResult, fmt: Format = Format.TEXT) -> str:
-    return LAG_RENDERERS[fmt](result)
+    return renderer(LAG_RENDERERS, fmt, "dbtune probe lag")(result)
 
 
 def render_profile(table: ProfileTable, fmt: Format = Format.TEXT) -> str:
-    return PROFILE_RENDERERS[fmt](table)
+    return renderer(PROFILE_RENDERERS, fmt, "the profile table")(table)
 
 
 def with_profile(body: str, table: ProfileTable, fmt: Format = Format.TEXT) -> str:

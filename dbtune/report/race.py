@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dbtune.probe.race import RaceResult
 from dbtune.report.race_json import render_race_json
 from dbtune.report.race_text import render_race_text
-from dbtune.report.render import Format
+from dbtune.report.render import Format, renderer
 
 RACE_RENDERERS: dict[Format, Callable[[RaceResult], str]] = {
     Format.TEXT: render_race_text,
@@ -17,4 +17,4 @@ RACE_RENDERERS: dict[Format, Callable[[RaceResult], str]] = {
 
 def render_race(result: RaceResult, fmt: Format = Format.TEXT) -> str:
     """The race's result as text or JSON."""
-    return RACE_RENDERERS[fmt](result)
+    return renderer(RACE_RENDERERS, fmt, "dbtune probe race")(result)

@@ -71,7 +71,7 @@ def sniff(text: str) -> Source | None:
     if first.startswith("{"):
         try:
             record = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict) and "message" in record and "error_severity" in record:
             return Source.JSONLOG
@@ -146,9 +146,14 @@ def _json_records(text: str, label: str, errors: list[SourceError]) -> Iterator[
         except ValueError as exc:
             errors.append(SourceError(f"{label}:{number}", f"not a JSON object: {exc}"))
             continue
+        except RecursionError:
+            errors.append(SourceError(f"{label}:{number}", "not a JSON object: nested too deeply to read"))
+            continue
         if isinstance(record, dict) and isinstance(record.get("message"), str):
-            yield _Record(number, str(record.get("error_severity", "")), record["message"], record.get("detail"),
-                          record.get("session_id"))
+            # A hand-edited or damaged line may hold any JSON value in a field: only strings are read.
+            detail, session = record.get("detail"), record.get("session_id")
+            yield _Record(number, str(record.get("error_severity", "")), record["message"],
+                          detail if isinstance(detail, str) else None, session if isinstance(session, str) else None)
 
 
 def parameters(detail: str | None) -> tuple[str | None, ...] | None:
