@@ -61,21 +61,27 @@ def available_with_pg16() -> list[str]:
     return names
 
 
+def create_server(name: str) -> LocalServer:
+    """A new, running server of version ``name`` (``pg18``, ``pg15``, ``pg16``) with the suite's settings;
+    the caller destroys it (:func:`_start` keeps the shared ones)."""
+    if name == "pg16":
+        bindir = pgserver_bindir()
+    else:
+        bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+    assert bindir is not None
+    server = LocalServer.create(bindir)
+    # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
+    settings = {"max_prepared_transactions": "4"}  # CC006's cases prepare transactions
+    if name != "pg16":
+        settings["shared_preload_libraries"] = "'pg_stat_statements'"
+    server.init(settings)
+    server.start()
+    return server
+
+
 def _start(name: str) -> LocalServer:
     if name not in _servers:
-        if name == "pg16":
-            bindir = pgserver_bindir()
-        else:
-            bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
-        assert bindir is not None
-        server = LocalServer.create(bindir)
-        # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
-        settings = {"max_prepared_transactions": "4"}  # CC006's cases prepare transactions
-        if name != "pg16":
-            settings["shared_preload_libraries"] = "'pg_stat_statements'"
-        server.init(settings)
-        server.start()
-        _servers[name] = server
+        _servers[name] = create_server(name)
     return _servers[name]
 
 

@@ -99,9 +99,19 @@ SCHEMAS: dict[str, Callable[[LocalServer, conftest.TestDatabase, Path], None]] =
 
 
 @pytest.fixture(scope="module", params=conftest.available_with_pg16())
-def pg(request: pytest.FixtureRequest) -> LocalServer:
-    """This module's servers: the suite's and pgserver's PostgreSQL 16."""
-    return conftest._start(request.param)
+def pg(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    """This module's own servers, one per version (the suite's and pgserver's PostgreSQL 16).
+
+    Not the shared ones: the goldens pin server-level findings (``synchronous-commit-off``,
+    ``timeout-unset``), which read ``pg_file_settings`` and ``pg_db_role_setting`` at audit time, so any
+    test before them that changes the shared server's settings (a check case's ``ALTER SYSTEM`` and reload)
+    would change them; on a server of their own they do not depend on the order of the tests.
+    """
+    server = conftest.create_server(request.param)
+    try:
+        yield server
+    finally:
+        server.destroy()
 
 
 # The contrib extensions a schema's DDL creates; pgserver's PostgreSQL 16 ships no contrib modules.
