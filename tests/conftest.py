@@ -8,6 +8,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import pwd
@@ -61,13 +62,30 @@ def available_with_pg16() -> list[str]:
     return names
 
 
+def server_bindir(name: str) -> Path | None:
+    """The binaries of server ``name`` (``pg18``, ``pg15``, ``pg16``), or None when absent."""
+    if name == "pg16":
+        return pgserver_bindir()
+    return embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+
+
+@functools.cache
+def available_extensions(name: str) -> frozenset[str]:
+    """The extensions server ``name`` can create: the ``<name>.control`` files in ``pg_config --sharedir``
+    ``/extension``, which is what ``pg_available_extensions`` lists
+    (https://www.postgresql.org/docs/current/view-pg-available-extensions.html), read without a server."""
+    bindir = server_bindir(name)
+    if bindir is None:
+        return frozenset()
+    share = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return frozenset(p.stem for p in (Path(share) / "extension").glob("*.control"))
+
+
 def create_server(name: str) -> LocalServer:
     """A new, running server of version ``name`` (``pg18``, ``pg15``, ``pg16``) with the suite's settings;
     the caller destroys it (:func:`_start` keeps the shared ones)."""
-    if name == "pg16":
-        bindir = pgserver_bindir()
-    else:
-        bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+    bindir = server_bindir(name)
     assert bindir is not None
     server = LocalServer.create(bindir)
     # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
