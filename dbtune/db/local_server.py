@@ -47,6 +47,19 @@ def embedded_bindir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def pgserver_bindir() -> Path | None:
+    """The ``pginstall/bin`` directory of the ``pgserver`` wheel (PostgreSQL 16), or ``None`` without it.
+
+    Used by the tests to run the checks' cases and the schema goldens on a third major version.
+    """
+    try:
+        import pgserver  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return path if (path / "postgres").exists() and (path / "initdb").exists() else None
+
+
 def system_bindir(major: int) -> Path | None:
     """Debian's ``/usr/lib/postgresql/<major>/bin`` when that server is installed, else ``None``."""
     path = Path(f"/usr/lib/postgresql/{major}/bin")
