@@ -56,7 +56,8 @@ def run(*args: str, cwd: Path, tty_out: bool = False, tty_err: bool = False, env
     for name, tty in (("out", tty_out), ("err", tty_err)):
         fds[name] = _terminal(columns) if tty else os.pipe()
     environment = {**_clean_env(), "TERM": "xterm-256color", "COLUMNS": str(columns), **(env or {})}
-    environment.pop("NO_COLOR", None) if "NO_COLOR" not in (env or {}) else None
+    if "NO_COLOR" not in (env or {}):
+        environment.pop("NO_COLOR", None)
     proc = subprocess.Popen([sys.executable, "-m", "dbtune", *args], cwd=cwd, env=environment,
                             stdin=subprocess.DEVNULL, stdout=fds["out"][1], stderr=fds["err"][1])
     for _, write_end in fds.values():
@@ -92,8 +93,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def bench(dsn: str, workload: Path, *extra: str, **kw: object) -> Ran:
-    return run("bench", "run", "--dsn", dsn, "--workload", str(workload), "--clients", "2", "--iterations", "20",
-               "--rounds", "3", *extra, cwd=workload.parent, **kw)  # type: ignore[arg-type]
+    return run("bench", "run", "--dsn", dsn, "--workload", str(workload), "--clients", "2", "--iterations", "10",
+               "--warmup", "1", "--rounds", "3", *extra, cwd=workload.parent, **kw)  # type: ignore[arg-type]
 
 
 def test_bench_run_draws_a_bar_on_a_terminal_and_never_on_stdout(findings_db: conftest.TestDatabase,

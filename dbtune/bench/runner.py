@@ -409,8 +409,9 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
     A query that cannot run (writes without ``allow_writes``, a ``$n`` without values, a statement the
     server cannot plan) is listed in ``skipped`` with the reason; executions that fail are counted in
     ``errors``. ``progress`` receives what is about to run and the expected run time, one line per round
-    and one per query at the end; ``count`` receives ``("statements run", done, total)`` after each query's
-    share of a round (the total: queries and reference statements times rounds). Raises :class:`UsageError` for bad options,
+    and one per query at the end; ``count`` receives ``("statements run", done, total)`` after each
+    query's share of a round (total: queries and reference statements times rounds). Raises
+    :class:`UsageError` for bad options,
     :class:`~dbtune.errors.ConnectionFailed` / :class:`ServerRefused` (exit 3) when the server cannot be
     reached or refuses the session.
     """

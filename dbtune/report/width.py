@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 WIDTH = 120  # when stdout is not a terminal (a file, a CI log)
 MIN_WIDTH = 80  # narrower terminals get 80 columns and scroll
-MIN_COLUMN = 8  # a wrapped column never gets narrower than this
+MIN_COLUMN = 6  # a wrapped column never gets narrower than this
 
 
 def line_width() -> int:
@@ -42,7 +42,8 @@ def fit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], width: int,
     wrappable = list(wrap) if wrap is not None else list(range(len(headers)))
 
     def render() -> str:
-        return tabulate(rows, headers=list(headers), maxcolwidths=limits, tablefmt="simple")
+        return tabulate(rows, headers=list(headers), maxcolwidths=limits, maxheadercolwidths=limits,
+                        tablefmt="simple")
 
     table = render()
     if rows and _widest(table) > width:
@@ -54,14 +55,19 @@ def fit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], width: int,
         if not candidates:
             break
         i = max(candidates, key=lambda c: spans[c])
-        limits[i] = max(MIN_COLUMN, spans[i] - (_widest(table) - width))
+        limit = max(MIN_COLUMN, spans[i] - (_widest(table) - width))
+        if limits[i] == limit:  # tabulate cannot make it narrower (a long word, a header): leave it
+            wrappable.remove(i)
+            continue
+        limits[i] = limit
         table = render()
     return table
 
 
 def _spans(table: str) -> list[int]:
     """The columns' rendered widths, read from the rule under the header (``---  -----  ---``)."""
-    return [len(part) for part in table.splitlines()[1].split("  ") if part]
+    rule = next(line for line in table.splitlines() if line and set(line) <= {"-", " "})
+    return [len(part) for part in rule.split("  ") if part]
 
 
 def _share(limits: list[int | None], spans: list[int], wrappable: list[int], width: int) -> None:
@@ -89,7 +95,7 @@ def _break_points(line: str) -> list[int]:
         if quote:
             if ch == quote:
                 quote = ""
-        elif ch in "'\"":
+        elif ch in "'\"" and (i == 0 or not line[i - 1].isalnum()):  # not the apostrophe of "machine's"
             quote = ch
         elif ch == " ":
             points.append(i)
