@@ -35,8 +35,9 @@ def fit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], width: int,
               maxcolwidths: Sequence[int | None] | None = None, wrap: Sequence[int] | None = None) -> str:
     """``tabulate(rows, headers, tablefmt="simple")`` no wider than ``width`` columns where it can be: the
     widest of the ``wrap`` columns (default: every column) is narrowed, its cells wrapped, until the
-    table fits or every wrapped column is down to :data:`MIN_COLUMN` characters. ``maxcolwidths`` are the
-    starting limits (``None``: none)."""
+    table fits or every wrapped column is down to :data:`MIN_COLUMN` characters, when stdout is a
+    terminal (elsewhere the table as ``maxcolwidths`` lays it out). ``maxcolwidths`` are the starting
+    limits (``None``: none)."""
     limits: list[int | None] = list(maxcolwidths or [None] * len(headers))
     limits += [None] * (len(headers) - len(limits))
     wrappable = list(wrap) if wrap is not None else list(range(len(headers)))
@@ -46,6 +47,8 @@ def fit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], width: int,
                         tablefmt="simple")
 
     table = render()
+    if not sys.stdout.isatty():  # a file, a pipe, a CI log: the tables as they always were
+        return table
     if rows and _widest(table) > width:
         _share(limits, _spans(table), wrappable, width)
         table = render()
@@ -128,5 +131,8 @@ def wrap_line(line: str, width: int) -> list[str]:
 
 
 def fit_lines(lines: Sequence[str], width: int) -> list[str]:
-    """Every line of ``lines`` (each may hold several) wrapped by :func:`wrap_line` to ``width``."""
+    """Every line of ``lines`` (each may hold several) wrapped by :func:`wrap_line` to ``width`` when
+    stdout is a terminal; elsewhere (a file, a pipe, a CI log) long lines stay whole, as before."""
+    if not sys.stdout.isatty():
+        return [physical for line in lines for physical in line.split("\n")]
     return [part for line in lines for physical in line.split("\n") for part in wrap_line(physical, width)]
