@@ -50,6 +50,7 @@ from dbtune.bench.result import (
 from dbtune.bench.stats import encode, mean, median, new_histogram, percentile_ms, record
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, MarkedRawCursor, connect, describe
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.progress import Count, no_count
 from dbtune.workload import WorkloadQuery, statement_kind
 from dbtune.workload.params import NO_PARAMETERS, Parameters, ParameterUnresolved, cycle, sample_parameters
 
@@ -400,14 +401,17 @@ def prepare_query(control: psycopg.Connection, q: WorkloadQuery, options: BenchO
 
 
 def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], options: BenchOptions, *,
-              source: str = "", progress: Callable[[str], None] = lambda _: None) -> BenchResult:
+              source: str = "", progress: Callable[[str], None] = lambda _: None,
+              count: Count = no_count) -> BenchResult:
     """Benchmark ``workload`` on the target of ``settings`` in ``options.rounds`` interleaved rounds (see the
     module docstring); returns the :class:`BenchResult` with every query's round statistics.
 
     A query that cannot run (writes without ``allow_writes``, a ``$n`` without values, a statement the
     server cannot plan) is listed in ``skipped`` with the reason; executions that fail are counted in
     ``errors``. ``progress`` receives what is about to run and the expected run time, one line per round
-    and one per query at the end. Raises :class:`UsageError` for bad options,
+    and one per query at the end; ``count`` receives ``("statements run", done, total)`` after each
+    query's share of a round (total: queries and reference statements times rounds). Raises
+    :class:`UsageError` for bad options,
     :class:`~dbtune.errors.ConnectionFailed` / :class:`ServerRefused` (exit 3) when the server cannot be
     reached or refuses the session.
     """
@@ -438,7 +442,7 @@ def run_bench(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], o
         references = [_start(WorkloadQuery(name, sql), pglast.fingerprint(sql), "read", NO_PARAMETERS, None, options)
                       for name, sql in REFERENCE_STATEMENTS.items()]
         if running:
-            _run_rounds(conns, running, references, options, progress)
+            _run_rounds(conns, running, references, options, progress, count)
     finally:
         for c in (control, *conns):
             c.close()
@@ -464,7 +468,7 @@ def _start(q: WorkloadQuery, fingerprint: str, kind: str, params: Parameters, pl
 
 
 def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], references: list[_Running],
-                options: BenchOptions, progress: Callable[[str], None]) -> None:
+                options: BenchOptions, progress: Callable[[str], None], count: Count = no_count) -> None:
     """The warm-up of every query, then the rounds: in each, every query and the reference statements in an
     order shuffled with the seed (the same orders on both sides of a comparison). A reference statement
     runs at least ``options.reference_iterations`` times a round (:data:`REFERENCE_ITERATIONS` by default;
@@ -477,6 +481,8 @@ def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], refere
             q.warmup_s = time.perf_counter() - started
     progress("  " + _expected(running, options))
     order = list(range(len(everything)))
+    done, total = 0, len(everything) * options.rounds
+    count("statements run", done, total)
     started = time.perf_counter()
     for r in range(options.rounds):
         random.Random(f"{options.seed}:round:{r}").shuffle(order)
@@ -489,6 +495,8 @@ def _run_rounds(conns: list[psycopg.Connection], running: list[_Running], refere
             elapsed = _measure(conns, q, options, warmup=0, iterations=iterations, duration_s=seconds)
             q.elapsed_s += elapsed
             q.rounds.append(_round_result(q, elapsed))
+            done += 1
+            count("statements run", done, total)
         spent = time.perf_counter() - started
         left = spent / (r + 1) * (options.rounds - r - 1)
         progress(f"  round {r + 1}/{options.rounds} done, {_seconds(spent)} so far"

@@ -19,6 +19,7 @@ from dbtune.bench import (
 from dbtune.bench.runner import DEFAULT_ROUNDS
 from dbtune.cli.common import (
     DsnOption,
+    NoColorOption,
     OutputOption,
     QuietOption,
     VerboseOption,
@@ -28,6 +29,7 @@ from dbtune.cli.common import (
     note,
     write_output,
 )
+from dbtune.cli.progress import progress_display
 from dbtune.db.connect import resolve
 from dbtune.errors import UsageError
 from dbtune.report import Format
@@ -66,6 +68,7 @@ def run_command(
                                             "Summary format on stdout")] = Format.TEXT,
     workload_format: WorkloadFormatOption = None,
     quiet: QuietOption = False,
+    no_color: NoColorOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run a workload against the database and record latencies, throughput and plan shapes."""
@@ -86,7 +89,8 @@ def run_command(
         source = f"pg_stat_statements top {top}"
     else:
         source = str(workload)
-    result = run_bench(settings, queries, options, source=source, progress=lambda m: note(m, quiet))
+    with progress_display(quiet, no_color) as display:
+        result = run_bench(settings, queries, options, source=source, progress=display.note, count=display.count)
     if not result.queries:
         first = result.skipped[0]
         raise UsageError(f"no query could be run: all {len(result.skipped)} skipped "

@@ -20,6 +20,7 @@ from dbtune.report import RENDERERS, Format, render
 from dbtune.report.bench import render_comparison
 from dbtune.report.model import Report
 from dbtune.report.race import render_race
+from dbtune.report.width import fit_lines, line_width
 from dbtune.units import size_pretty
 
 WIDTH = 120
@@ -40,15 +41,18 @@ class LoopPrinter(LoopObserver):
         self.fmt = fmt
         self.expected = tuple(expected)
 
-    def _show(self, text: str) -> None:
-        if self.fmt is Format.HTML:  # the review page is written whole at the end, from the LoopResult
+    def _show(self, text: str, wrap: bool = True) -> None:
+        """``text`` on stdout, its lines fitted to the terminal's width (:mod:`dbtune.report.width`) unless
+        it is JSON (``wrap=False``); nothing with html (the review page is written whole at the end, from
+        the LoopResult)."""
+        if self.fmt is Format.HTML:
             return
-        echo(text)
+        echo("\n".join(fit_lines([text], line_width())) if wrap else text)
         sys.stdout.flush()
 
     def audited(self, report: Report) -> None:
         if self.fmt is not Format.HTML:
-            self._show(render(report, self.fmt).rstrip("\n"))
+            self._show(render(report, self.fmt).rstrip("\n"), wrap=self.fmt is Format.TEXT)
 
     def advised(self, advice: Advice) -> None:
         self._show(render_advice_stage(advice, self.expected))
@@ -101,9 +105,9 @@ def render_after_migration(after: AfterMigration) -> str:
     for n, item in enumerate(after.left, start=1):
         f = item.finding
         head = f"{n:>3}  {f.severity.value:<8} {printable(f.check_name)}  {printable(f.object)}: {one_line(f.message)}"
-        lines += textwrap.wrap(head, WIDTH, subsequent_indent=" " * 14)
+        lines += textwrap.wrap(head, line_width(), subsequent_indent=" " * 14)
         why = ("new since the migration; " if item.new else "") + item.reason
-        lines += textwrap.wrap(f"why: {why}", WIDTH, initial_indent=" " * 14, subsequent_indent=" " * 19)
+        lines += textwrap.wrap(f"why: {why}", line_width(), initial_indent=" " * 14, subsequent_indent=" " * 19)
         for i, sql in enumerate(f.fix_sql):
             for j, line in enumerate(sql.splitlines()):
                 lines.append(" " * 14 + ("fix: " if i == j == 0 else " " * 5) + line)
@@ -147,7 +151,7 @@ def _reverted(advice: Advice) -> list[Rejected]:
 
 
 def _wrap(text: str, indent: int) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=" " * indent, subsequent_indent=" " * (indent + 4))
+    return textwrap.wrap(text, line_width(), initial_indent=" " * indent, subsequent_indent=" " * (indent + 4))
 
 
 def _measured(m: Measured) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 
-from tabulate import tabulate
-
 from dbtune.bench.compare import Comparison
 from dbtune.bench.result import BenchResult, label
 from dbtune.bench.stats import RatioEstimate
+from dbtune.report.width import fit_lines, fit_table, line_width
 
 NAME_WIDTH = 40
 PLAN_WIDTH = 60
@@ -56,6 +55,7 @@ def _drift(c: Comparison) -> str:
 
 def render_comparison_text(c: Comparison) -> str:
     b, a = c.before_server, c.after_server
+    width = line_width()
     lines = [f"dbtune bench compare — before: PostgreSQL {b.version} {b.target or b.database}; "
              f"after: PostgreSQL {a.version} {a.target or a.database}; {c.rounds[0]} and {c.rounds[1]} rounds",
              "latencies in ms over all executions; ratio = before / after of each round's median latency, with "
@@ -69,10 +69,9 @@ def render_comparison_text(c: Comparison) -> str:
              ratio_text(q.ratio), floor_text(q.noise_floor), q.verdict.value, q.plan_change or "")
             for q in c.queries]
     if rows:
-        lines += ["", tabulate(rows, headers=["query", "p50", "p95", "p99", "mean", "ratio [95% CI]", "noise floor",
-                                              "verdict", "plan change"],
-                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, PLAN_WIDTH],
-                               tablefmt="simple")]
+        lines += ["", fit_table(rows, ["query", "p50", "p95", "p99", "mean", "ratio [95% CI]", "noise floor",
+                                       "verdict", "plan change"], width,
+                                maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, PLAN_WIDTH])]
     else:
         lines += ["", "no query appears in both runs"]
     if c.only_before:
@@ -83,7 +82,7 @@ def render_comparison_text(c: Comparison) -> str:
         lines += ["", "COMPARED DESPITE (--force)"] + [f"  {d}" for d in c.forced]
     if c.notes:
         lines += ["", "NOTES"] + [f"  {n}" for n in c.notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, width)) + "\n"
 
 
 def _round_range(medians: list[float]) -> str:
@@ -94,6 +93,7 @@ def _round_range(medians: list[float]) -> str:
 
 def render_result_text(r: BenchResult) -> str:
     run = r.run
+    width = line_width()
     how = (f"{run.duration_s:g} s per query" if run.duration_s else
            f"{run.iterations} iterations per query and client")
     lines = [f"dbtune bench run — PostgreSQL {r.server.version} {r.server.target or r.server.database} — "
@@ -106,14 +106,13 @@ def render_result_text(r: BenchResult) -> str:
              ms(q.p99_ms), ms(q.mean_ms), f"{q.throughput_qps:.0f}", f"{q.rows:.1f}", q.plan.shape if q.plan else "")
             for q in r.queries]
     if rows:
-        lines += ["", tabulate(rows, headers=["query", "runs", "errors", "p50", "round p50", "p95", "p99", "mean",
-                                              "q/s", "rows", "plan"],
-                               maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, None, None,
-                                             PLAN_WIDTH],
-                               tablefmt="simple")]
+        lines += ["", fit_table(rows, ["query", "runs", "errors", "p50", "round p50", "p95", "p99", "mean",
+                                       "q/s", "rows", "plan"], width,
+                                maxcolwidths=[NAME_WIDTH, None, None, None, None, None, None, None, None, None,
+                                              PLAN_WIDTH])]
     failing = [q for q in r.queries if q.errors]
     if failing:
         lines += ["", "ERRORS"] + [f"  {q.label}: {q.errors} failed: {q.first_error}" for q in failing]
     if r.skipped:
         lines += ["", "SKIPPED"] + [f"  {label(s.name, s.sql)}: {s.reason}" for s in r.skipped]
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, width)) + "\n"

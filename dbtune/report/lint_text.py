@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tabulate import tabulate
-
 from dbtune.escape import display_sql, one_line, sql_comment
+from dbtune.report.width import fit_lines, fit_table, line_width
 
 if TYPE_CHECKING:
     from dbtune.migrate.lint import LintFinding, LintResult
@@ -40,6 +39,7 @@ def _squawk_line(result: LintResult) -> str:
 
 def render_lint_text(result: LintResult) -> str:
     counts = result.counts()
+    width = line_width()
     n_files = len(result.files)
     n = len(result.findings)
     lines = [f"dbtune migrate lint: {n_files} file{'s' if n_files != 1 else ''}, {n} finding{'s' if n != 1 else ''}: "
@@ -49,8 +49,8 @@ def render_lint_text(result: LintResult) -> str:
     if numbered:
         rows = [(n, one_line(f.location), f.severity.value, f"{f.rule_id} {f.rule}" if f.rule_id else f.rule,
                  _source(f), one_line(_message(f))) for n, f in numbered]
-        lines += ["", tabulate(rows, headers=["#", "location", "severity", "rule", "source", "message"],
-                               maxcolwidths=[None, 40, None, None, None, MESSAGE_WIDTH], tablefmt="simple")]
+        lines += ["", fit_table(rows, ["#", "location", "severity", "rule", "source", "message"], width,
+                                maxcolwidths=[None, 40, None, None, None, MESSAGE_WIDTH], wrap=[1, 3, 5])]
     fixes = [(n, f) for n, f in numbered if f.changes]
     if fixes:
         lines += ["", "FIX SQL"]
@@ -59,4 +59,4 @@ def render_lint_text(result: LintResult) -> str:
             lines += [display_sql(c.up) for c in f.changes]
     if result.notes:
         lines += ["", "NOTES"] + [one_line(f"- {n}") for n in result.notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, width)) + "\n"

@@ -6,22 +6,16 @@ keys; then what was skipped and why."""
 
 from __future__ import annotations
 
-import shutil
-import sys
-
-from tabulate import tabulate
-
 from dbtune.escape import clip, display_sql, one_line, printable, sql_comment
 from dbtune.model import Severity
 from dbtune.report.model import Report
+from dbtune.report.width import fit_lines, fit_table, line_width
 
 OBJECT_WIDTH = 32
-WIDTH = 120  # when stdout is not a terminal (a file, a CI log)
 
 
-def _message_width() -> int:
-    """What is left of the line for the message column: the terminal's width, else 120 columns."""
-    width = shutil.get_terminal_size((WIDTH, 24)).columns if sys.stdout.isatty() else WIDTH
+def _message_width(width: int) -> int:
+    """What is left of a ``width``-column line for the message column."""
     return max(30, width - 44 - OBJECT_WIDTH)
 
 
@@ -100,7 +94,7 @@ def _app_config(report: Report) -> list[str]:
     if report.pool_values:
         rows = [(printable(v.owner), v.setting, printable(str(v.value)), clip(printable(v.source)))
                 for v in report.pool_values]
-        lines += ["", tabulate(rows, headers=["pool", "setting", "value", "from"], tablefmt="simple")]
+        lines += ["", fit_table(rows, ["pool", "setting", "value", "from"], line_width())]
     return lines
 
 
@@ -116,15 +110,16 @@ def render_text(report: Report) -> str:
     # Numbered in the order shown: by severity, then as the catalogue produced them.
     ordered = sorted(report.findings, key=lambda f: -f.severity.rank)
     numbered = list(enumerate(ordered, start=1))
-    message_width = _message_width()
+    width = line_width()
+    message_width = _message_width(width)
     for severity in Severity:
         rows = [(n, f.severity.value, printable(f.check_name), clip(printable(f.object)), one_line(clip(f.message)))
                 for n, f in numbered if f.severity is severity]
         if not rows:
             continue
         lines += ["", f"{severity.value.upper()} ({len(rows)})",
-                  tabulate(rows, headers=["#", "severity", "check", "object", "message"],
-                           maxcolwidths=[None, None, None, OBJECT_WIDTH, message_width], tablefmt="simple")]
+                  fit_table(rows, ["#", "severity", "check", "object", "message"], width,
+                            maxcolwidths=[None, None, None, OBJECT_WIDTH, message_width], wrap=[2, 3, 4])]
     lines += _fix_sql(report, {id(f): n for n, f in numbered})
     lines += _app_config(report)
     if report.skipped:
@@ -132,4 +127,4 @@ def render_text(report: Report) -> str:
         for s in report.skipped:
             need = f" (needs {s.privilege})" if s.privilege else ""
             lines.append(one_line(f"- {s.what}: {s.reason}{need}"))
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, width)) + "\n"
