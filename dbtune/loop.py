@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, BenchResult, Comparison, WorkloadQuery, compare, run_bench
@@ -37,8 +37,8 @@ from dbtune.migrate import api as migrate_api
 from dbtune.migrate.lint import LintResult, lint_paths
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
-from dbtune.model import ChangeKind, Finding, Severity
-from dbtune.report.model import Report
+from dbtune.model import ChangeKind, Finding, Severity, report_header
+from dbtune.report.model import Report, plan_json
 from dbtune.workload.model import Query
 
 if TYPE_CHECKING:
@@ -95,7 +95,10 @@ class AfterMigration:
 @dataclass(frozen=True)
 class LoopResult:
     """What each stage produced; ``applied`` is empty when there was nothing to apply, and ``after_audit``
-    is None unless a migration was applied."""
+    is None unless a migration was applied. ``command`` is ``tune`` (``demo`` runs the same loop on its own
+    server)."""
+
+    command: ClassVar[str] = "tune"
 
     report: Report
     plan: MigrationPlan
@@ -109,6 +112,28 @@ class LoopResult:
     advice: Advice | None = None
     race_before: RaceResult | None = None
     race_after: RaceResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command``, then each stage's own JSON form (None for a stage
+        that did not run): ``audit``, ``advice``, ``migration`` (the files' names and the plan),
+        ``lint``, ``race_before``, ``before``, ``applied``, ``after``, ``comparison``, ``race_after`` and
+        ``after_audit`` (its report, the warnings and errors fixed by check name, those left with why)."""
+        after = self.after_audit
+        return {**report_header(self), "audit": self.report.to_json(),
+                "advice": self.advice.to_json() if self.advice else None,
+                "migration": {"files": [p.name for p in self.files], "plan": plan_json(self.plan)},
+                "lint": self.lint.to_json() if self.lint else None,
+                "race_before": self.race_before.to_json() if self.race_before else None,
+                "before": self.before.to_json() if self.before else None,
+                "applied": list(self.applied),
+                "after": self.after.to_json() if self.after else None,
+                "comparison": self.comparison.to_json() if self.comparison else None,
+                "race_after": self.race_after.to_json() if self.race_after else None,
+                "after_audit": None if after is None else {
+                    "report": after.report.to_json(), "fixed": dict(after.fixed), "info": after.info,
+                    "left": [{"check_id": x.finding.check_id, "check_name": x.finding.check_name,
+                              "object": x.finding.object, "severity": x.finding.severity.value,
+                              "reason": x.reason, "new": x.new} for x in after.left]}}
 
 
 class LoopObserver:

@@ -1,4 +1,5 @@
-"""The core types shared by every layer: :class:`Severity`, :class:`Change` and :class:`Finding`.
+"""The core types shared by every layer: :class:`Severity`, :class:`Change` and :class:`Finding`, and the
+:class:`CommandReport` protocol that every command's report satisfies.
 
 See ../shared/DESIGN.md, "The core types".
 """
@@ -7,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+# The version of the keys every report's JSON form shares (report_header); each command's own keys keep theirs.
+REPORT_VERSION = 1
 
 
 class Severity(StrEnum):
@@ -91,3 +95,23 @@ class Finding:
     @property
     def fix_sql(self) -> list[str]:
         return [c.up for c in self.changes]
+
+
+@runtime_checkable
+class CommandReport(Protocol):
+    """What every command's report is, whatever else it holds (an audit's :class:`Report`, the lint's
+    ``LintResult``, the advisor's ``Advice``, ``explain``'s ``ExplainReport``, the bench ``Comparison`` and
+    ``BenchResult``, the probes' results, the loop's ``LoopResult``): the ``command`` that produced it
+    (``"audit"``, ``"migrate lint"`` …, as typed after ``dbtune``) and its JSON form, a dict with
+    ``report_version`` (:data:`REPORT_VERSION`) and ``command`` beside the command's own keys.
+    :func:`dbtune.report.render.render` picks its renderer by its type."""
+
+    @property
+    def command(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def report_header(report: CommandReport) -> dict[str, Any]:
+    """The keys every report's JSON form starts with: ``{"report_version": 1, "command": …}``."""
+    return {"report_version": REPORT_VERSION, "command": report.command}

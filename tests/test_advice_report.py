@@ -61,8 +61,9 @@ def test_json_is_to_json_and_pinned() -> None:
     data = json.loads(text)
     assert data == advice.to_json()
     assert data["advice_version"] == ADVICE_VERSION == 1
-    assert list(data) == ["advice_version", "dbtune_version", "target", "server_version", "engine", "engine_note",
-                          "budget_bytes", "max_indexes", "database_bytes", "queries", "candidates",
+    assert list(data) == ["report_version", "command", "advice_version", "dbtune_version", "target",
+                          "server_version", "engine", "engine_note", "budget_bytes", "max_indexes", "database_bytes",
+                          "queries", "candidates",
                           "whatif_calls", "validated", "duration_ms", "recommendations", "rejected",
                           "not_needed", "problems"]
     assert text == _golden("advice.json", text)

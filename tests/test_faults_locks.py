@@ -136,7 +136,7 @@ def test_explain_plans_the_other_queries_and_names_the_lock(db: TestDatabase, cl
         holder.execute("COMMIT")
         holder.close()
     assert "Traceback" not in run.err, run
-    by_name = {q["name"]: q for q in json.loads(run.out)}
+    by_name = {q["name"]: q for q in json.loads(run.out)["queries"]}
     assert by_name["by-status"]["plan"] is not None
     error = by_name["by-kind"]["error"]
     assert error["sqlstate"] == "55P03" and "ACCESS EXCLUSIVE on a table it reads" in error["message"], error

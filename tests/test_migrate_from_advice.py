@@ -83,9 +83,11 @@ def test_tampered_advice_is_refused_naming_the_key(  # type: ignore[no-untyped-d
 
 def test_advice_and_report_are_told_apart(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = _advice_json()
-    assert_error(_generate(cli, tmp_path, {**data, "report_version": 1}), 2, "advice.json",
-                 "exactly one of report_version and advice_version")
+    assert_error(_generate(cli, tmp_path, {**data, "command": "audit"}), 2, "advice.json",
+                 '"command" must be "audit" with report_version, or "advise" with advice_version')
     assert_error(_generate(cli, tmp_path, {k: v for k, v in data.items() if k != "advice_version"}), 2,
+                 "not a dbtune audit report or advice file")
+    assert_error(_generate(cli, tmp_path, {k: v for k, v in data.items() if k != "command"}), 2,
                  "not a dbtune audit report or advice file")
     assert_error(_generate(cli, tmp_path, {**data, "dbtune_version": "0.0.1"}), 2, "written by dbtune 0.0.1",
                  "advise again")

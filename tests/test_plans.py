@@ -408,7 +408,7 @@ SELECT count(*) FROM small;
     assert run.code == 2 and run.out == "", run
     assert run.err.splitlines() == [f"error: 2 of 4 queries could not be explained (first: gone ({workload}:5): "
                                     'relation "no_such_table" does not exist)']
-    entries = json.loads(out.read_text())
+    entries = json.loads(out.read_text())["queries"]
     assert [e["name"] for e in entries] == ["by-b", "gone", "slow", "small"]
     by_b, gone, slow, small = entries
     assert set(by_b) == {"name", "text", "fingerprint", "kind", "analyzed", "parameters", "notes", "error", "plan",
@@ -427,7 +427,7 @@ def test_explain_reads_statements_from_stdin(cli: CLI, plans_db: conftest.TestDa
     monkeypatch.setattr("sys.stdin", io.StringIO("SELECT count(*) FROM small;\nSELECT * FROM big WHERE id = $1;\n"))
     run = cli("explain", "--dsn", plans_db.dsn, "--format", "json", "-")
     assert run.code == 0, run
-    entries = json.loads(run.out)
+    entries = json.loads(run.out)["queries"]
     assert [(e["text"], e["kind"]) for e in entries] == [("SELECT count(*) FROM small", "plain"),
                                                          ("SELECT * FROM big WHERE id = $1", "generic")]
 
@@ -466,7 +466,7 @@ def test_audit_includes_plan_findings_from_pg_stat_statements(cli: CLI, db: conf
     # The same workload through dbtune explain: only statements on user tables.
     run = cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "5", "--format", "json")
     assert run.code == 2 and "could not be explained" in run.err, run
-    entries = {e["text"]: e for e in json.loads(run.out)}
+    entries = {e["text"]: e for e in json.loads(run.out)["queries"]}
     assert entries["SELECT * FROM big WHERE b = $1 AND c LIKE $2"]["plan"] is not None
     assert any(t.startswith("INSERT INTO big") and e["error"] for t, e in entries.items())
     assert all(e["name"].startswith("pgss:") and "pg_class" not in t for t, e in entries.items())

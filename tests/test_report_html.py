@@ -226,7 +226,7 @@ def test_the_explain_page_draws_each_plan_as_a_tree(audit_db: conftest.TestDatab
     queries = ["--workload", str(workload)]
     run = dbtune("explain", "--dsn", audit_db.dsn, "--format", "json", "--fail-on", "never", *queries)
     assert run.returncode == 0, run.stderr
-    entries = json.loads(run.stdout)
+    entries = json.loads(run.stdout)["queries"]
     page = tmp_path / "explain.html"
     written = dbtune("explain", "--dsn", audit_db.dsn, "--format", "html", "--output", str(page), "--fail-on",
                      "never", *queries)

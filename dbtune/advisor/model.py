@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from dbtune import __version__
-from dbtune.model import Change
+from dbtune.model import Change, report_header
 from dbtune.sqlnames import qualified, quote_ident
 
 ADVICE_VERSION = 1
@@ -212,6 +212,11 @@ class QueryCost:
     before: float
     after: float
 
+    @property
+    def saved(self) -> float:
+        """The share of the planner cost the index set saves (0.25 for a quarter; 0 without a cost before)."""
+        return 1 - self.after / self.before if self.before > 0 else 0.0
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -246,6 +251,11 @@ class Recommendation:
     measured: tuple[Measured, ...] = ()
     not_costed: str | None = None  # a GIN suggestion hypopg cannot cost: why, and the ranking is by pg_stats
     changes: tuple[Change, ...] = ()  # the migration steps that build it (dbtune.migrate.changes.create_index)
+
+    @property
+    def faster(self) -> int:
+        """How many of the queries validation measured got significantly faster."""
+        return sum(1 for m in self.measured if m.verdict == "faster")
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.candidate.to_json(), "changes": [c.to_json() for c in self.changes],
@@ -302,6 +312,17 @@ class Advice:
     requests sent (cache hits not counted); ``duration_ms`` the advisor's wall time.
     """
 
+    command: ClassVar[str] = "advise"
+
+    @property
+    def recommended_bytes(self) -> int:
+        """The estimated size of every recommended index together (bytes)."""
+        return sum(r.estimated_bytes for r in self.recommendations)
+
+    @property
+    def budget_share(self) -> float | None:
+        """The budget as a share of the database's size (0.1 for 10 %); None when the size is unknown (0)."""
+        return self.budget_bytes / self.database_bytes if self.database_bytes else None
     target: str
     server_version: str
     engine: EngineKind
@@ -320,9 +341,10 @@ class Advice:
     duration_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (``advice_version`` 1, and the ``dbtune_version`` that wrote it), read back by
-        ``migrate generate --from`` as untrusted input."""
-        return {"advice_version": ADVICE_VERSION, "dbtune_version": __version__, "target": self.target,
+        """The JSON form (``report_version``, ``command`` ``"advise"``, ``advice_version`` 1, and the
+        ``dbtune_version`` that wrote it), read back by ``migrate generate --from`` as untrusted input."""
+        return {**report_header(self), "advice_version": ADVICE_VERSION, "dbtune_version": __version__,
+                "target": self.target,
                 "server_version": self.server_version,
                 "engine": self.engine.value, "engine_note": self.engine_note, "budget_bytes": self.budget_bytes,
                 "max_indexes": self.max_indexes, "database_bytes": self.database_bytes,

@@ -34,12 +34,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from dbtune.bench.plan import PlanShape
 from dbtune.bench.result import CPU_BOUND, ROUND_TRIP, BenchResult, BenchServer, QueryResult, label
 from dbtune.bench.stats import CONFIDENCE, Drift, RatioEstimate, median, round_difference, round_ratio
 from dbtune.errors import UsageError
+from dbtune.model import report_header
 
 DEFAULT_MIN_CHANGE = 0.05
 DEFAULT_MIN_DIFFERENCE_MS = 0.005
@@ -114,6 +115,7 @@ class Comparison:
     called a change; ``rounds`` the rounds of each run; ``drift_confidence`` the confidence of the
     reference statements' intervals the noise floors come from."""
 
+    command: ClassVar[str] = "bench compare"
     before_server: BenchServer
     after_server: BenchServer
     queries: tuple[QueryComparison, ...]
@@ -138,6 +140,7 @@ class Comparison:
                                            "confidence": r.confidence, "df": r.df}
 
         return {
+            **report_header(self),
             "before": {"server": vars(self.before_server).copy(), "rounds": self.rounds[0]},
             "after": {"server": vars(self.after_server).copy(), "rounds": self.rounds[1]},
             "method": {"statistic": "median latency of each round",

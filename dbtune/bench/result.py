@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dbtune import __version__
 from dbtune.bench.plan import PlanShape
 from dbtune.errors import UsageError
 from dbtune.escape import one_line
+from dbtune.model import report_header
 
 RESULT_KIND = "dbtune-bench-result"
 RESULT_VERSION = 2
@@ -143,6 +144,7 @@ class BenchResult:
     parameters and the reference statements measured in the same rounds (:data:`ROUND_TRIP`,
     :data:`CPU_BOUND`; empty when no query ran)."""
 
+    command: ClassVar[str] = "bench run"
     server: BenchServer
     settings: dict[str, str]
     run: RunParameters
@@ -159,8 +161,9 @@ class BenchResult:
         return next((q for q in self.queries if q.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (``result_version`` 2)."""
+        """The JSON form (``report_version``, ``command`` ``"bench run"``, ``result_version`` 2)."""
         return {
+            **report_header(self),
             "kind": RESULT_KIND,
             "result_version": RESULT_VERSION,
             "dbtune_version": self.dbtune_version,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -126,6 +126,8 @@ class ProblemIn(_In):
 class AdviceIn(_In):
     """The whole advice file (:meth:`dbtune.advisor.model.Advice.to_json`); nothing else is accepted."""
 
+    report_version: Literal[1]
+    command: Literal["advise"]
     advice_version: StrictInt
     dbtune_version: StrictStr
     target: StrictStr

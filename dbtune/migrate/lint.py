@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pglast import ast, enums
 
@@ -62,7 +62,7 @@ from dbtune.migrate.statements import (
     same_table,
     table_name,
 )
-from dbtune.model import Change, Finding, Severity
+from dbtune.model import Change, Finding, Severity, report_header
 
 __all__ = ["LintContext", "LintFinding", "LintResult", "SquawkStatus", "Statement", "lint_paths"]
 
@@ -175,6 +175,7 @@ class SquawkStatus:
 class LintResult:
     """Findings ordered by file (as given), line, then source; notes on what could not be linted."""
 
+    command: ClassVar[str] = "migrate lint"
     files: list[str] = field(default_factory=list)
     findings: list[LintFinding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -188,7 +189,8 @@ class LintResult:
         return {s.value: sum(1 for f in self.findings if f.severity is s) for s in Severity}
 
     def to_json(self) -> dict[str, Any]:
-        return {"lint_version": LINT_VERSION, "files": self.files,
+        """The JSON form (``report_version``, ``command`` ``"migrate lint"``, ``lint_version`` 1)."""
+        return {**report_header(self), "lint_version": LINT_VERSION, "files": self.files,
                 "summary": {"findings": len(self.findings), **self.counts()},
                 "squawk": self.squawk.to_json(), "rules": self.rules_run,
                 "findings": [f.to_json() for f in self.findings], "notes": self.notes}

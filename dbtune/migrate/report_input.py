@@ -125,18 +125,21 @@ def findings_from_file(path: Path) -> list[Finding]:
     """The findings of a JSON audit report (``report_version``, :func:`findings_from_report`) or of a JSON
     advice file (``advice_version``, written by ``dbtune advise --format json``: one ``index-recommended``
     finding per recommendation, :func:`dbtune.migrate.advice_input.advice_findings`), told apart by
-    that key. Raises :class:`UsageError` as those do, and for a file that is neither."""
+    their ``command`` (``audit``, ``advise``: every report's JSON has ``report_version``).
+    Raises :class:`UsageError` as those do, and for a file that is neither."""
     data = read_json(path)
-    if isinstance(data, dict) and "advice_version" in data and "report_version" not in data:
+    command = data.get("command") if isinstance(data, dict) else None
+    if command == "advise" and "advice_version" in data:
         from dbtune.migrate.advice_input import advice_findings
 
         return advice_findings(path, data)
-    if isinstance(data, dict) and "report_version" in data and "advice_version" not in data:
+    if command == "audit" and "report_version" in data and "advice_version" not in data:
         if "findings" not in data:
             raise UsageError(f"--from {path}: not a dbtune audit report: it has no findings")
         return _report_findings(path, data)
-    raise UsageError(f"--from {path}: not a dbtune audit report or advice file (it must have exactly one of "
-                     "report_version and advice_version: dbtune audit --format json, dbtune advise --format json)")
+    raise UsageError(f"--from {path}: not a dbtune audit report or advice file (its \"command\" must be \"audit\" "
+                     "with report_version, or \"advise\" with advice_version: dbtune audit --format json, "
+                     "dbtune advise --format json)")
 
 
 def read_json(path: Path) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from dbtune.catalog.model import Skip
 from dbtune.catalog.privileges import lacked_privilege
@@ -25,7 +25,7 @@ from dbtune.checks.runner import AuditResult
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, describe
 from dbtune.errors import DbtuneError
-from dbtune.model import Finding, Severity
+from dbtune.model import Finding, Severity, report_header
 from dbtune.plans.collect import ExplainedQuery, ExplainOptions, PlanQuery, PlanServer, collect_plans
 from dbtune.plans.runner import run_plan_checks
 from dbtune.plans.source import workload_queries
@@ -67,6 +67,8 @@ class ExplainReport:
     was asked for, one entry per query in the order given, the checks that could not judge, and the
     run's duration (ms)."""
 
+    command: ClassVar[str] = "explain"
+
     target: str
     server: PlanServer
     analyze: bool
@@ -83,6 +85,11 @@ class ExplainReport:
         """The queries the server could not plan or run."""
         return [e.explained for e in self.entries if e.explained.error is not None]
 
+    @property
+    def passed(self) -> list[ExplainedQuery]:
+        """The queries not explained on purpose (``skipped``: a statement EXPLAIN cannot take, …)."""
+        return [e.explained for e in self.entries if e.explained.skipped is not None]
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Severity}
         for f in self.findings:
@@ -92,9 +99,16 @@ class ExplainReport:
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """The JSON form: a list with one object per query (see :meth:`ExplainEntry.to_json`)."""
-        return [e.to_json() for e in self.entries]
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command`` ``"explain"``, the target, the server (version,
+        database, the settings recorded), whether ANALYZE ran, ``summary`` (findings by severity),
+        ``queries`` (one object per query in the order given: :meth:`ExplainEntry.to_json`), ``skipped``
+        (the checks that could not judge the run) and ``duration_ms``."""
+        return {**report_header(self), "target": self.target, "server": self.server.to_json(),
+                "analyze": self.analyze, "summary": {**self.counts(), "total": len(self.findings)},
+                "queries": [e.to_json() for e in self.entries],
+                "skipped": [{"check": s.what, "reason": s.reason, "privilege": s.privilege} for s in self.skipped],
+                "duration_ms": round(self.duration_ms, 1)}
 
 
 def explain(settings: ConnectionSettings, queries: Sequence[PlanQuery], config: Config, *,

@@ -306,6 +306,16 @@ class Plan:
         """Every node's own time added up (ms): a parallel node's time adds up over its workers."""
         return sum(n.exclusive_ms or 0.0 for n in self.nodes())
 
+    def cost_share(self, node: PlanNode) -> float | None:
+        """The node's own cost as a share of :attr:`summed_exclusive_cost` (0.4 for 40 %); None when the plan
+        costs nothing."""
+        return node.exclusive_cost / self.summed_exclusive_cost if self.summed_exclusive_cost > 0 else None
+
+    def time_share(self, node: PlanNode) -> float | None:
+        """The node's own time (EXPLAIN ANALYZE) as a share of :attr:`summed_exclusive_ms`; None when no
+        time was measured."""
+        return (node.exclusive_ms or 0.0) / self.summed_exclusive_ms if self.summed_exclusive_ms > 0 else None
+
     def nodes(self) -> Iterator[PlanNode]:
         """Every node, depth first, in EXPLAIN's order."""
         return self.root.walk()

@@ -18,8 +18,10 @@ A replica that cannot be reached is reported with the reason; the rest goes on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import conninfo
@@ -27,6 +29,7 @@ from psycopg import conninfo
 from dbtune.appconfig.model import Replica
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
 from dbtune.errors import DbtuneError, ServerRefused
+from dbtune.model import report_header
 
 _PRIMARY = """
 -- One row per standby streaming from this server: its name, address, state, the three lags (s) and the
@@ -80,6 +83,7 @@ class ReplicaLag:
 class LagResult:
     """``primary`` (label, or None when not probed) with its ``standbys``, and the ``replicas`` probed."""
 
+    command: ClassVar[str] = "probe lag"
     primary: str | None
     standbys: tuple[StandbyLag, ...]
     replicas: tuple[ReplicaLag, ...]
@@ -92,6 +96,11 @@ class LagResult:
         values += [s.replay_lag_s for s in self.standbys if s.replay_lag_s is not None]
         values += [0.0 for s in self.standbys if s.replay_lag_s is None and s.replay_gap_bytes == 0]
         return max(values) if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command``, ``kind`` ``dbtune-probe-lag``, the fields as they
+        are (s, bytes) and ``worst_s``."""
+        return {**report_header(self), "kind": "dbtune-probe-lag", **dataclasses.asdict(self), "worst_s": self.worst_s}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ the runner times the statement alone.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, ClassVar
 
 import psycopg
 from hdrh.histogram import HdrHistogram
@@ -54,6 +56,7 @@ from dbtune.bench.stats import new_histogram, percentile_ms, record
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe, mark
 from dbtune.db.local_server import embedded_bindir
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.model import report_header
 from dbtune.workload.model import WorkloadQuery
 from dbtune.workload.params import Parameters
 
@@ -125,6 +128,8 @@ class LoadResult:
     elapsed_s``); ``p50_ms``/``p95_ms``/``p99_ms`` over every transaction; per statement in
     ``statements``; statements not run in ``skipped`` with why; ``target`` the password-free label."""
 
+    command: ClassVar[str] = "probe load"
+
     engine: Engine
     engine_reason: str
     clients: int
@@ -145,6 +150,12 @@ class LoadResult:
         """Failed transactions as a percentage of all attempted (0 when none ran)."""
         attempted = self.transactions + self.errors
         return 100.0 * self.errors / attempted if attempted else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command``, ``kind`` ``dbtune-probe-load``, the fields as they
+        are (ms, s, transactions per second) and ``error_rate_pct``."""
+        return {**report_header(self), "kind": "dbtune-probe-load", **dataclasses.asdict(self),
+                "error_rate_pct": self.error_rate_pct}
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ minus reserved slots), and the targets outside the database (Redis), which dbtun
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import psycopg
 
@@ -25,6 +26,7 @@ from dbtune.appconfig.plan import ConnectionBudget
 from dbtune.config.model import Config
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
 from dbtune.errors import ServerRefused
+from dbtune.model import report_header
 from dbtune.probe.lag import LagResult
 from dbtune.probe.load import LoadResult
 from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement
@@ -69,8 +71,10 @@ class TargetRow:
 
 @dataclass(frozen=True)
 class ProfileTable:
-    """The rows for the profile ``profile`` (its name, None when the config names none)."""
+    """The rows for the profile ``profile`` (its name, None when the config names none): the guide's
+    targets beside what the probes measured, shown by ``demo`` and under each probe's result."""
 
+    command: ClassVar[str] = "probe"
     profile: str | None
     rows: tuple[TargetRow, ...]
 
@@ -78,6 +82,10 @@ class ProfileTable:
     def missed(self) -> tuple[TargetRow, ...]:
         """The rows whose measured value misses its target."""
         return tuple(r for r in self.rows if r.status == Status.MISSED)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command``, ``kind`` ``dbtune-profile``, the profile and its rows."""
+        return {**report_header(self), "kind": "dbtune-profile", **dataclasses.asdict(self)}
 
 
 _BUDGET = """

@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from pglast import ast
@@ -43,6 +43,7 @@ from dbtune.config.model import RaceProbeConfig
 from dbtune.db.connect import ConnectionSettings, connect, describe
 from dbtune.errors import ConnectionFailed, DbtuneError, ServerRefused, UsageError
 from dbtune.escape import one_line
+from dbtune.model import report_header
 from dbtune.pgsql import parse_one, render
 from dbtune.sqlnames import qualified, quote_ident, quote_literal
 
@@ -149,6 +150,7 @@ class RaceResult:
     partial unique index that would (``suggestion``, SQL), the scratch schema used (dropped), and the time
     the rounds took (``elapsed_s``, seconds) and the whole probe (``total_s``)."""
 
+    command: ClassVar[str] = "probe race"
     table: str
     sessions: int
     rounds: int
@@ -177,9 +179,11 @@ class RaceResult:
         return self.one == self.rounds
 
     def to_json(self) -> dict[str, Any]:
-        """The result as JSON data (``version`` :data:`RACE_VERSION`)."""
+        """The result as JSON data (``report_version``, ``command`` ``"probe race"``, ``version``
+        :data:`RACE_VERSION`)."""
         return {
-            "version": RACE_VERSION, "table": self.table, "sessions": self.sessions, "rounds": self.rounds,
+            **report_header(self), "version": RACE_VERSION, "table": self.table, "sessions": self.sessions,
+            "rounds": self.rounds,
             "win_rate_pct": round(self.win_rate_pct, 3), "passed": self.passed,
             "winners": {"0": self.zero, "1": self.one, ">1": self.many, "most": self.most},
             "errors": [{"sqlstate": e.sqlstate, "condition": e.condition, "constraint": e.constraint,

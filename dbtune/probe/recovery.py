@@ -23,17 +23,20 @@ says so). Following https://www.postgresql.org/docs/current/wal-configuration.ht
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import psycopg
 
 from dbtune.db.connect import ConnectionSettings, MarkedCursor, connect, describe
 from dbtune.db.local_server import LocalServer
 from dbtune.errors import ServerRefused, UsageError
+from dbtune.model import report_header
 
 WAL_CONFIGURATION_DOCS = "https://www.postgresql.org/docs/current/wal-configuration.html"
 SCRATCH_TABLE = "dbtune_probe_recovery"
@@ -113,6 +116,24 @@ class RecoveryMeasurement:
         if self.wal_to_replay_bytes is None or not self.redo_s:
             return None
         return self.wal_to_replay_bytes / self.redo_s
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What ``dbtune probe recovery`` produced: the crash ``measured`` (None with ``--estimate-only``) and
+    the ``estimate`` from the checkpoint settings (None when it could not be made)."""
+
+    command: ClassVar[str] = "probe recovery"
+
+    measured: RecoveryMeasurement | None
+    estimate: RecoveryEstimate | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: ``report_version``, ``command``, ``kind`` ``dbtune-probe-recovery``, ``measured``
+        and ``estimate`` with their fields as they are (s, bytes, bytes/s) and the estimate's ``how``."""
+        return {**report_header(self), "kind": "dbtune-probe-recovery",
+                "measured": dataclasses.asdict(self.measured) if self.measured else None,
+                "estimate": {**dataclasses.asdict(self.estimate), "how": self.estimate.how} if self.estimate else None}
 
 
 def _mb(n: float) -> str:

@@ -1,22 +1,17 @@
-"""Renderers of ``dbtune advise`` output, chosen by :class:`~dbtune.report.render.Format`."""
+"""Rendering ``dbtune advise`` output (its table is in :data:`dbtune.report.render.REGISTRY`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtune.advisor.model import Advice
-from dbtune.report.advice_json import render_advice_json
-from dbtune.report.advice_text import render_advice_text
-from dbtune.report.html import render_advice_html
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import REGISTRY, Format, render
 
-ADVICE_RENDERERS: dict[Format, Callable[[Advice], str]] = {
-    Format.TEXT: render_advice_text,
-    Format.JSON: render_advice_json,
-    Format.HTML: render_advice_html,
-}
+if TYPE_CHECKING:
+    from dbtune.advisor.model import Advice
+
+ADVICE_RENDERERS = REGISTRY["dbtune.advisor.model.Advice"].renderers
 
 
 def render_advice(advice: Advice, fmt: Format = Format.TEXT) -> str:
-    """The advice of ``dbtune advise`` as text, JSON or HTML."""
-    return renderer(ADVICE_RENDERERS, fmt, "dbtune advise")(advice)
+    """The advice of ``dbtune advise`` as text, JSON, Markdown or HTML."""
+    return render(advice, fmt)

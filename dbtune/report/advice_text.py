@@ -55,9 +55,8 @@ def _queries_table(queries: Sequence[QueryCost], measured: Sequence[Measured], v
         headers.append("measured")
     rows = []
     for q in queries:
-        saved = 1 - q.after / q.before if q.before > 0 else 0.0
         row: list[object] = [_query_label(q.name, q.sql), f"{q.weight:,.0f}",
-                             f"{_cost(q.before)} → {_cost(q.after)}", f"{saved:.0%}"]
+                             f"{_cost(q.before)} → {_cost(q.after)}", f"{q.saved:.0%}"]
         if validated:
             row.append(_measured(q.key, measured))
         rows.append(row)
@@ -89,8 +88,7 @@ def _recommendation(number: int, rec: Recommendation, validated: bool) -> list[s
     elif rec.not_costed:
         lines.append("  serves: not costed by the planner (ranked by pg_stats selectivity)")
     if validated and rec.measured:
-        faster = sum(1 for m in rec.measured if m.verdict == "faster")
-        lines += _wrap(f"measured: {faster} of {len(rec.measured)} queries significantly faster")
+        lines += _wrap(f"measured: {rec.faster} of {len(rec.measured)} queries significantly faster")
     return lines
 
 
@@ -124,8 +122,8 @@ def _why_none(advice: Advice) -> str:
 
 def render_advice_text(advice: Advice) -> str:
     budget = size_pretty(advice.budget_bytes)
-    of = (f" of {size_pretty(advice.database_bytes)} ({advice.budget_bytes / advice.database_bytes:.0%})"
-          if advice.database_bytes else "")
+    share = advice.budget_share
+    of = f" of {size_pretty(advice.database_bytes)} ({share:.0%})" if share is not None else ""
     lines = [f"dbtune advise of {one_line(advice.target)} — PostgreSQL {one_line(advice.server_version)}",
              *_wrap(f"engine: {advice.engine.value} — {one_line(advice.engine_note)}", "", "  "),
              *_wrap(f"{advice.queries} quer{'y' if advice.queries == 1 else 'ies'}, {advice.candidates} candidate"
@@ -138,8 +136,7 @@ def render_advice_text(advice: Advice) -> str:
                      "measured is not kept: see REJECTED)", "", "  ") if advice.validated else ()),
              *(() if advice.validated
                else ("not validated (planner estimates only; --validate measures them on a non-production server)",))]
-    total = sum(r.estimated_bytes for r in advice.recommendations)
-    lines += ["", f"RECOMMENDED ({len(advice.recommendations)}, estimated {size_pretty(total)})"]
+    lines += ["", f"RECOMMENDED ({len(advice.recommendations)}, estimated {size_pretty(advice.recommended_bytes)})"]
     if not advice.recommendations:
         lines.append(f"  none: {_why_none(advice)}")
     for number, rec in enumerate(advice.recommendations, start=1):

@@ -1,35 +1,24 @@
-"""Renderers of ``dbtune bench`` output, chosen by :class:`~dbtune.report.render.Format`."""
+"""Rendering ``dbtune bench`` output (the tables are in :data:`dbtune.report.render.REGISTRY`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtune.bench.compare import Comparison
-from dbtune.bench.result import BenchResult
-from dbtune.report.bench_json import render_comparison_json, render_result_json
-from dbtune.report.bench_text import render_comparison_text, render_result_text
-from dbtune.report.html import render_comparison_html
-from dbtune.report.markdown import render_comparison_markdown
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import REGISTRY, Format, render
 
-COMPARISON_RENDERERS: dict[Format, Callable[[Comparison], str]] = {
-    Format.TEXT: render_comparison_text,
-    Format.JSON: render_comparison_json,
-    Format.MARKDOWN: render_comparison_markdown,
-    Format.HTML: render_comparison_html,
-}
+if TYPE_CHECKING:
+    from dbtune.bench.compare import Comparison
+    from dbtune.bench.result import BenchResult
 
-RESULT_RENDERERS: dict[Format, Callable[[BenchResult], str]] = {
-    Format.TEXT: render_result_text,
-    Format.JSON: render_result_json,
-}
+COMPARISON_RENDERERS = REGISTRY["dbtune.bench.compare.Comparison"].renderers
+RESULT_RENDERERS = REGISTRY["dbtune.bench.result.BenchResult"].renderers
 
 
 def render_comparison(comparison: Comparison, fmt: Format = Format.TEXT) -> str:
-    """The comparison table (text) or its JSON form."""
-    return renderer(COMPARISON_RENDERERS, fmt, "dbtune bench compare")(comparison)
+    """The comparison as text, JSON, Markdown or HTML."""
+    return render(comparison, fmt)
 
 
 def render_result(result: BenchResult, fmt: Format = Format.TEXT) -> str:
     """A run's summary table (text) or its result file's JSON."""
-    return renderer(RESULT_RENDERERS, fmt, "dbtune bench run")(result)
+    return render(result, fmt)

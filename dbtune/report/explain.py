@@ -1,22 +1,17 @@
-"""Renderers of ``dbtune explain`` output, chosen by :class:`~dbtune.report.render.Format`."""
+"""Rendering ``dbtune explain`` output (its table is in :data:`dbtune.report.render.REGISTRY`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtune.plans.api import ExplainReport
-from dbtune.report.explain_json import render_explain_json
-from dbtune.report.explain_text import render_explain_text
-from dbtune.report.html import render_explain_html
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import REGISTRY, Format, render
 
-EXPLAIN_RENDERERS: dict[Format, Callable[[ExplainReport], str]] = {
-    Format.TEXT: render_explain_text,
-    Format.JSON: render_explain_json,
-    Format.HTML: render_explain_html,
-}
+if TYPE_CHECKING:
+    from dbtune.plans.api import ExplainReport
+
+EXPLAIN_RENDERERS = REGISTRY["dbtune.plans.api.ExplainReport"].renderers
 
 
 def render_explain(report: ExplainReport, fmt: Format = Format.TEXT) -> str:
-    """The plans and findings of ``dbtune explain`` as text, JSON or HTML."""
-    return renderer(EXPLAIN_RENDERERS, fmt, "dbtune explain")(report)
+    """The plans and findings of ``dbtune explain`` as text, JSON, Markdown or HTML."""
+    return render(report, fmt)

@@ -1,6 +1,7 @@
-"""JSON rendering of ``dbtune explain``: a list with one object per query, in the order given (name,
-text, fingerprint, kind, analyzed, parameters, notes, error, plan as the server returned it, findings in
-the audit report's shape)."""
+"""JSON rendering of ``dbtune explain`` (:meth:`dbtune.plans.api.ExplainReport.to_json`): the report's
+header and server, then ``queries``, one object per query in the order given (name, text, fingerprint,
+kind, analyzed, parameters, notes, error, plan as the server returned it, findings in the audit report's
+shape)."""
 
 from __future__ import annotations
 

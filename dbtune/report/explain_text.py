@@ -39,10 +39,11 @@ def node_figures(node: PlanNode, plan: Plan) -> str:
         else:
             loops = f" × {_num(node.loops)} loops" if node.loops != 1 else ""
             parts.append(f"actual {_num(node.actual_rows or 0.0)}{loops}")
-            if plan.summed_exclusive_ms > 0:
-                parts.append(f"{(node.exclusive_ms or 0.0) / plan.summed_exclusive_ms:.0%} of time")
-    elif plan.summed_exclusive_cost > 0:
-        parts.append(f"{node.exclusive_cost / plan.summed_exclusive_cost:.0%} of cost")
+            share = plan.time_share(node)
+            if share is not None:
+                parts.append(f"{share:.0%} of time")
+    elif (share := plan.cost_share(node)) is not None:
+        parts.append(f"{share:.0%} of cost")
     return ", ".join(parts)
 
 
@@ -81,7 +82,9 @@ def node_details(node: PlanNode) -> list[str]:
     return out
 
 
-def _tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
+def plan_tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
+    """The plan as an indented tree, a node a line (:func:`node_figures`, then ``◀`` and the check ids
+    ``marks`` gives its label), its :func:`node_details` below it."""
     lines: list[str] = []
 
     def render(node: PlanNode, head: str, body: str) -> None:
@@ -159,7 +162,7 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
         lines += textwrap.wrap(f"not judged for this query: {', '.join(names)}: {reason}", WIDTH,
                                initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
     if q.plan is not None:
-        lines += ["", *_tree(q.plan, node_marks(entry))]
+        lines += ["", *plan_tree(q.plan, node_marks(entry))]
         if entry.findings:
             lines += ["", *_finding_lines(entry.findings)]
     return lines
@@ -199,7 +202,7 @@ def render_explain_text(report: ExplainReport) -> str:
                                    break_on_hyphens=False)
     counts = report.counts()
     failed = len(report.failed)
-    passed = sum(1 for e in report.entries if e.explained.skipped is not None)
+    passed = len(report.passed)
     lines += ["", f"{total} quer{'y' if total == 1 else 'ies'}: {total - failed - passed} explained, {failed} failed"
                   f"{f', {passed} skipped' if passed else ''}; "
                   f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: "

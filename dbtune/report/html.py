@@ -20,7 +20,6 @@ https://plotly.com/javascript/getting-started/ (``Plotly.newPlot``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from dbtune.escape import clip, display_sql, printable, terminal_safe
 from dbtune.model import Finding, Severity
 from dbtune.report.bench_text import floor_text, ms, ratio_text
 from dbtune.report.explain_text import how_text, node_details, node_figures, node_marks, skipped_by_reason
-from dbtune.report.model import OTHER_AREA
+from dbtune.report.model import OTHER_AREA, by_severity
 from dbtune.report.probe_text import bound_text, value_text
 from dbtune.report.race_text import win_rate_line
 from dbtune.units import size_pretty
@@ -74,13 +73,6 @@ def plotly_js() -> Markup:
     from plotly.offline import get_plotlyjs
 
     return Markup(terminal_safe(get_plotlyjs()).replace("</script", "<\\/script"))
-
-
-def by_severity(findings: Sequence[Finding]) -> list[tuple[int, tuple[int, Finding]]]:
-    """``(number shown, (position, finding))``, errors first, then as the catalogue produced them: the
-    text report's numbering."""
-    rank = {s: s.rank for s in Severity}
-    return list(enumerate(sorted(enumerate(findings), key=lambda nf: -rank[nf[1].severity]), start=1))
 
 
 def finding_details(report: Report, shown: list[tuple[int, tuple[int, Finding]]]) -> list[dict[str, Any]]:

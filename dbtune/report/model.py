@@ -4,10 +4,11 @@ depend on (``report_version``)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from dbtune import __version__
 from dbtune.appconfig.model import AppConfig
@@ -15,16 +16,20 @@ from dbtune.appconfig.plan import ConnectionBudget, PlannedValue
 from dbtune.catalog.model import Server, Skip
 from dbtune.checks.registry import AREAS, area_of
 from dbtune.migrate.plan import PLANNABLE_KINDS, MigrationPlan, plan_migration
-from dbtune.model import Change, Finding, Severity
+from dbtune.model import REPORT_VERSION, Change, CommandReport, Finding, Severity, report_header
 
-REPORT_VERSION = 1
+__all__ = ["OTHER_AREA", "REPORT_VERSION", "CommandReport", "Report", "by_severity", "plan_json", "report_header"]
+
 # The area of a finding whose check id has no area's prefix.
 OTHER_AREA = "other"
+
 
 
 @dataclass(frozen=True)
 class Report:
     """Everything one audit produced. ``target`` is a password-free label of the database."""
+
+    command: ClassVar[str] = "audit"
 
     target: str
     server: Server
@@ -53,6 +58,10 @@ class Report:
         of no area), in the catalogue's order of areas: ``{"indexes": n, "settings": n, …}``."""
         found = Counter(area_of(f.check_id) or OTHER_AREA for f in self.findings)
         return {a: found[a] for a in (*AREAS, OTHER_AREA) if found[a]}
+
+    def by_severity(self) -> list[tuple[int, tuple[int, Finding]]]:
+        """The findings in the order every report shows them (:func:`by_severity`)."""
+        return by_severity(self.findings)
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
@@ -89,18 +98,10 @@ class Report:
             out["left_out"] = left
         return out
 
-    def _plan_json(self) -> dict[str, Any]:
-        plan = self.fix_plan
-        return {"steps": [{"finding": s.finding, "check_name": s.check_name, "object": s.object,
-                           "sql": s.change.up, "kind": s.change.kind.value, "lock": s.change.lock.value,
-                           "transactional": s.change.transactional} for s in plan.steps],
-                "analyze": [f"ANALYZE {t};" for t in plan.analyze],
-                "left_out": [x.to_json() for x in plan.left_out]}
-
     def to_json(self) -> dict[str, Any]:
         """The JSON form (``report_version`` 1)."""
         return {
-            "report_version": REPORT_VERSION,
+            **report_header(self),
             "dbtune_version": __version__,
             "generated_at": (self.generated_at or datetime.now().astimezone()).isoformat(),
             "target": self.target,
@@ -114,7 +115,7 @@ class Report:
                  "fix": self._fix_json(n, f)}
                 for n, f in enumerate(self.findings)
             ],
-            "fix_plan": self._plan_json(),
+            "fix_plan": plan_json(self.fix_plan),
             **({"app_config": {**self.app_config.to_json(),
                                "plan": [{"owner": v.owner, "setting": v.setting, "value": v.value,
                                          "source": v.source} for v in self.pool_values]}}
@@ -126,3 +127,19 @@ class Report:
             "statements_sent": self.statements_sent,
             "duration_ms": round(self.duration_ms, 1),
         }
+
+
+def plan_json(plan: MigrationPlan) -> dict[str, Any]:
+    """A migration plan's JSON form: its ``steps`` (the finding each fixes, its SQL, kind, lock and whether
+    it runs in a transaction), the ``ANALYZE`` statements after them, and what was ``left_out``."""
+    return {"steps": [{"finding": s.finding, "check_name": s.check_name, "object": s.object,
+                       "sql": s.change.up, "kind": s.change.kind.value, "lock": s.change.lock.value,
+                       "transactional": s.change.transactional} for s in plan.steps],
+            "analyze": [f"ANALYZE {t};" for t in plan.analyze],
+            "left_out": [x.to_json() for x in plan.left_out]}
+
+
+def by_severity(findings: Sequence[Finding]) -> list[tuple[int, tuple[int, Finding]]]:
+    """``(number shown, (position, finding))``: errors first, then warnings, then information, each as the
+    catalogue produced them; numbered from 1 in that order (the number every report gives a finding)."""
+    return list(enumerate(sorted(enumerate(findings), key=lambda nf: -nf[1].severity.rank), start=1))

@@ -1,42 +1,48 @@
-"""Renderers of ``dbtune probe`` output and the profile table, chosen by :class:`~dbtune.report.render.Format`."""
+"""Rendering ``dbtune probe`` output and the profile table (their tables are in
+:data:`dbtune.report.render.REGISTRY`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtune.probe.lag import LagResult
-from dbtune.probe.load import LoadResult
-from dbtune.probe.profile import ProfileTable
-from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement
-from dbtune.report.probe_json import render_lag_json, render_load_json, render_profile_json, render_recovery_json
-from dbtune.report.probe_text import render_lag_text, render_load_text, render_profile_text, render_recovery_text
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import REGISTRY, Format, render
 
-LOAD_RENDERERS: dict[Format, Callable[[LoadResult], str]] = {Format.TEXT: render_load_text,
-                                                             Format.JSON: render_load_json}
-RECOVERY_RENDERERS: dict[Format, Callable[[RecoveryMeasurement | None, RecoveryEstimate | None], str]] = {
-    Format.TEXT: render_recovery_text, Format.JSON: render_recovery_json}
-LAG_RENDERERS: dict[Format, Callable[[LagResult], str]] = {Format.TEXT: render_lag_text, Format.JSON: render_lag_json}
-PROFILE_RENDERERS: dict[Format, Callable[[ProfileTable], str]] = {Format.TEXT: render_profile_text,
-                                                                  Format.JSON: render_profile_json}
+if TYPE_CHECKING:
+    from dbtune.probe.lag import LagResult
+    from dbtune.probe.load import LoadResult
+    from dbtune.probe.profile import ProfileTable
+    from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement, RecoveryReport
+
+LOAD_RENDERERS = REGISTRY["dbtune.probe.load.LoadResult"].renderers
+RECOVERY_RENDERERS = REGISTRY["dbtune.probe.recovery.RecoveryReport"].renderers
+LAG_RENDERERS = REGISTRY["dbtune.probe.lag.LagResult"].renderers
+PROFILE_RENDERERS = REGISTRY["dbtune.probe.profile.ProfileTable"].renderers
 
 
 def render_load(result: LoadResult, fmt: Format = Format.TEXT) -> str:
-    return renderer(LOAD_RENDERERS, fmt, "dbtune probe load")(result)
+    return render(result, fmt)
 
 
 def render_recovery(measured: RecoveryMeasurement | None, estimate: RecoveryEstimate | None,
                     fmt: Format = Format.TEXT) -> str:
-    return renderer(RECOVERY_RENDERERS, fmt, "dbtune probe recovery")(measured, estimate)
+    from dbtune.probe.recovery import RecoveryReport
+
+    return render(RecoveryReport(measured, estimate), fmt)
+
+
+def render_recovery_report_text(report: RecoveryReport) -> str:
+    from dbtune.report.probe_text import render_recovery_text
+
+    return render_recovery_text(report.measured, report.estimate)
 
 
 def render_lag(result: LagResult, fmt: Format = Format.TEXT) -> str:
-    return renderer(LAG_RENDERERS, fmt, "dbtune probe lag")(result)
+    return render(result, fmt)
 
 
 def render_profile(table: ProfileTable, fmt: Format = Format.TEXT) -> str:
-    return renderer(PROFILE_RENDERERS, fmt, "the profile table")(table)
+    return render(table, fmt)
 
 
 def with_profile(body: str, table: ProfileTable, fmt: Format = Format.TEXT) -> str:

@@ -1,35 +1,34 @@
-"""JSON renderings of ``dbtune probe load|recovery|lag`` and the profile table: the results' fields as
-they are (times in ms or s as named, sizes in bytes), under a ``kind``."""
+"""JSON renderings of ``dbtune probe load|recovery|lag`` and the profile table: each result's
+``to_json`` (``report_version``, ``command``, a ``kind``, the fields as they are: times in ms or s as
+named, sizes in bytes)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from dbtune.probe.lag import LagResult
-from dbtune.probe.load import LoadResult
-from dbtune.probe.profile import ProfileTable
-from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement
+if TYPE_CHECKING:
+    from dbtune.probe.lag import LagResult
+    from dbtune.probe.load import LoadResult
+    from dbtune.probe.profile import ProfileTable
+    from dbtune.probe.recovery import RecoveryReport
 
 
-def _dump(kind: str, body: dict[str, Any]) -> str:
-    return json.dumps({"kind": kind, **body}, indent=2, default=str) + "\n"
+def _dump(body: dict[str, object]) -> str:
+    return json.dumps(body, indent=2, default=str) + "\n"
 
 
 def render_load_json(result: LoadResult) -> str:
-    return _dump("dbtune-probe-load", {**dataclasses.asdict(result), "error_rate_pct": result.error_rate_pct})
+    return _dump(result.to_json())
 
 
-def render_recovery_json(measured: RecoveryMeasurement | None, estimate: RecoveryEstimate | None) -> str:
-    return _dump("dbtune-probe-recovery", {
-        "measured": dataclasses.asdict(measured) if measured else None,
-        "estimate": {**dataclasses.asdict(estimate), "how": estimate.how} if estimate else None})
+def render_recovery_report_json(report: RecoveryReport) -> str:
+    return _dump(report.to_json())
 
 
 def render_lag_json(result: LagResult) -> str:
-    return _dump("dbtune-probe-lag", {**dataclasses.asdict(result), "worst_s": result.worst_s})
+    return _dump(result.to_json())
 
 
 def render_profile_json(table: ProfileTable) -> str:
-    return _dump("dbtune-profile", dataclasses.asdict(table))
+    return _dump(table.to_json())

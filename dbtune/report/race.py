@@ -1,20 +1,17 @@
-"""Renderers of ``dbtune probe race`` output, chosen by :class:`~dbtune.report.render.Format`."""
+"""Rendering ``dbtune probe race`` output (its table is in :data:`dbtune.report.render.REGISTRY`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtune.probe.race import RaceResult
-from dbtune.report.race_json import render_race_json
-from dbtune.report.race_text import render_race_text
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import REGISTRY, Format, render
 
-RACE_RENDERERS: dict[Format, Callable[[RaceResult], str]] = {
-    Format.TEXT: render_race_text,
-    Format.JSON: render_race_json,
-}
+if TYPE_CHECKING:
+    from dbtune.probe.race import RaceResult
+
+RACE_RENDERERS = REGISTRY["dbtune.probe.race.RaceResult"].renderers
 
 
 def render_race(result: RaceResult, fmt: Format = Format.TEXT) -> str:
     """The race's result as text or JSON."""
-    return renderer(RACE_RENDERERS, fmt, "dbtune probe race")(result)
+    return render(result, fmt)

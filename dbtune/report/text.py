@@ -108,8 +108,7 @@ def render_text(report: Report) -> str:
         f"{counts['info']} info",
     ]
     # Numbered in the order shown: by severity, then as the catalogue produced them.
-    ordered = sorted(report.findings, key=lambda f: -f.severity.rank)
-    numbered = list(enumerate(ordered, start=1))
+    numbered = [(shown, f) for shown, (_, f) in report.by_severity()]
     width = line_width()
     message_width = _message_width(width)
     for severity in Severity:
