@@ -161,3 +161,93 @@ def test_a_format_the_command_does_not_write_is_one_error_line(cli: CLI, args: l
                                                                 valid: str) -> None:
     """Refused before any work: no connection, no server started, no file read."""
     assert_error(cli(*args), 2, f"--format {args[args.index('--format') + 1]}", command, valid)
+
+
+MARKDOWN_WORKLOAD = f"""\
+-- name: child-of
+SELECT * FROM child WHERE parent_id = $1;
+-- params: SELECT 1
+-- name: by-k
+SELECT * FROM md_big WHERE k = $1;
+-- params: SELECT 3
+-- name: hostile
+SELECT * FROM "{HOSTILE.replace('"', '""')}" WHERE parent_id = $1;
+-- params: SELECT 1
+"""
+
+
+@pytest.fixture
+def markdown_workload(hostile_db: conftest.TestDatabase, tmp_path: Path) -> Path:
+    """The hostile database with a table big enough for a plan problem, and a workload on it whose last
+    statement names the hostile table (backticks, a pipe, a newline)."""
+    hostile_db.execute("CREATE TABLE IF NOT EXISTS md_big AS SELECT g AS id, g % 500 AS k "
+                       "FROM generate_series(1, 20000) g; ANALYZE md_big")
+    path = tmp_path / "workload.sql"
+    path.write_text(MARKDOWN_WORKLOAD, encoding="utf-8")
+    return path
+
+
+def sections(markdown: str, pattern: str) -> list[list[str]]:
+    """The lines under each ``####`` heading that matches ``pattern``, up to the next ``####``."""
+    out: list[list[str]] = []
+    keep = False
+    for line in markdown.splitlines():
+        if line.startswith("#### "):
+            keep = bool(re.match(pattern, line[5:]))
+            if keep:
+                out.append([line])
+        elif keep:
+            out[-1].append(line)
+    return out
+
+
+def test_advise_markdown_has_the_recommendations_their_sql_and_queries(
+        cli: CLI, hostile_db: conftest.TestDatabase, markdown_workload: Path) -> None:
+    args = ["advise", "--dsn", hostile_db.dsn, "--workload", str(markdown_workload)]
+    run = cli(*args, "--format", "json")
+    assert run.code == 0, run
+    advice = json.loads(run.out)
+    run = cli(*args, "--format", "markdown")
+    assert run.code == 0, run
+    markdown = run.out
+    recs = advice["recommendations"]
+    assert recs, advice
+    assert markdown.startswith("### dbtune advise on ")
+    (table,) = sections(markdown, r"recommendations \(")
+    assert len([line for line in table if re.match(r"^\| \d+ \| ", line)]) == len(recs)
+    per_rec = sections(markdown, r"#\d+ ")
+    assert len(per_rec) == len(recs)
+    for rec, lines in zip(recs, per_rec, strict=True):
+        body = "\n".join(lines)
+        fence = re.search(r"^(`{3,})sql$", body, re.M)
+        assert fence, body
+        sql = body.split(fence.group(0), 1)[1].split("\n" + fence.group(1) + "\n", 1)[0]
+        assert [" ".join(s.rstrip(";").split()) for s in sql.strip().split(";\n") if s] == \
+            [" ".join(c["up"].rstrip(";").split()) for c in rec["changes"]]
+        served = [line.split(" | ")[0].removeprefix("| ") for line in lines
+                  if line.startswith("| ") and " → " in line and not line.startswith("| query |")]
+        assert served == [q["name"] for q in rec["queries"]]
+
+
+def test_explain_markdown_has_each_query_its_problems_and_its_plan_folded(
+        cli: CLI, hostile_db: conftest.TestDatabase, markdown_workload: Path) -> None:
+    args = ["explain", "--dsn", hostile_db.dsn, "--workload", str(markdown_workload)]
+    run = cli(*args, "--format", "json")
+    assert run.code == 0, run
+    queries = json.loads(run.out)["queries"]
+    run = cli(*args, "--format", "markdown")
+    assert run.code == 0, run
+    markdown = run.out
+    per_query = sections(markdown, r"\d+/\d+ ")
+    assert [s[0].split(" ", 2)[2] for s in per_query] == [q["name"] for q in queries]
+    assert any(q["findings"] for q in queries), "md_big's seq scan is a plan problem"
+    for query, lines in zip(queries, per_query, strict=True):
+        problems = [line for line in lines if re.match(r"^\| `PL\d+` ", line)]
+        assert [p.split("`")[1] for p in problems] == [f["check_id"] for f in query["findings"]]
+        assert all(len(re.split(r"(?<!\\)\|", p)) == 6 for p in problems), "a name's pipe split a cell"
+        body = "\n".join(lines)
+        assert body.count("<details>") == body.count("</details>") == (query["plan"] is not None)
+        assert re.search(r"<details>\n<summary>plan</summary>\n\n`{3,}text\n", body)
+    hostile = "\n".join(per_query[-1])
+    assert "````sql" in hostile, "the fence is longer than the name's backticks"
+    assert "\n::error::x" not in markdown
