@@ -1,0 +1,164 @@
+"""Every renderer renders the same report fixtures (issue 11): one fixture per report type with a renderer
+table in :data:`dbtune.report.render.REGISTRY` (audit, migrate lint, advise, explain, bench compare, the
+tune/demo loop's review page), each rendered with every format of its table and compared exactly with
+``tests/golden/reports/<command>.<ext>``. The test is parametrized over the registry's tables, so a format
+added to a table without its golden file fails (``DBTUNE_UPDATE_GOLDEN=1`` writes it; review the diff).
+
+The fixtures are real results: an audit, an ``advise`` and an ``explain`` of the workload
+``tests/golden/reports/inputs/workload.sql`` run once per module against a small database on
+PostgreSQL 18 (``inputs/schema.sql``), the lint of ``inputs/0001_orders.sql`` (with squawk), and the
+comparison of two ``bench run`` results saved as JSON (``inputs/bench_before.json``, before and after
+an index, from the same schema). What varies from run to run is frozen: the target's label, the
+database's name and size, the server's minor version, durations and timestamps. HTML pages are compared
+with plotly's embedded bundle replaced by a marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import conftest
+import pytest
+
+from dbtune.advisor.api import AdviseOptions, advise
+from dbtune.audit import audit
+from dbtune.bench.compare import compare
+from dbtune.bench.result import BenchResult
+from dbtune.config.model import Config
+from dbtune.db.connect import resolve
+from dbtune.loop import LoopResult
+from dbtune.migrate.lint import lint_paths
+from dbtune.model import CommandReport
+from dbtune.plans.api import explain
+from dbtune.plans.source import workload_queries
+from dbtune.report.render import EXTENSIONS, REGISTRY, Format, render, table_of
+from dbtune.workload import load_queries
+
+GOLDEN = Path(__file__).parent / "golden" / "reports"
+INPUTS = GOLDEN / "inputs"
+FROZEN_AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+TARGET = "postgres@localhost/golden"
+VERSION = "18.0"
+# The checks the audit runs: the schema's own problems, none of the server's settings (which depend on
+# what other tests did to the shared server).
+CHECKS = ("foreign-key-without-index", "duplicate-index", "table-without-primary-key", "seq-scan-with-selective-filter")
+PLOTLY = "<!-- plotly.js bundle -->"
+# A page's time of writing (the advice, explain and comparison pages say when they were written).
+QUERY_ID = re.compile(r"(Query Identifier(?:&#34;|\"|:)*:? *)-?\d+")
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+
+
+def _freeze_audit(report):  # type: ignore[no-untyped-def]
+    server = replace(report.server, version=f"PostgreSQL {VERSION} on the test server", version_num=180000,
+                     database="golden", current_user="postgres")
+    return replace(report, target=TARGET, server=server, duration_ms=0.0, generated_at=FROZEN_AT)
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Iterator[dict[str, CommandReport]]:
+    """The report of each type in the registry, from real runs (see the module docstring), on a server of
+    their own: the shared ones carry what other tests set with ALTER SYSTEM, which changes plans."""
+    server = conftest.create_server("pg18")
+    try:
+        db = conftest.new_database(server, "golden")
+        db.execute((INPUTS / "schema.sql").read_text())
+        settings, config, workload = resolve(db.dsn), Config(), INPUTS / "workload.sql"
+        report = _freeze_audit(audit(settings, config, select=CHECKS, workload=workload))
+        queries = [q for q in load_queries(str(workload)).queries if q.skipped is None]
+        advice = advise(settings, config, queries, AdviseOptions(budget=1.0))
+        # a write cost is a rate over the seconds since the tables were analyzed: it moves with the clock
+        advice = replace(advice, target=TARGET, server_version=VERSION, duration_ms=0.0, database_bytes=8_000_000,
+                         budget_bytes=8_000_000,
+                         **{kind: tuple(replace(r, write_cost=0.0) for r in getattr(advice, kind))
+                            for kind in ("recommendations", "rejected", "not_needed")})
+        plans = explain(settings, workload_queries(settings, path=workload), config)
+        plans = replace(plans, target=TARGET, duration_ms=0.0,
+                        server=replace(plans.server, version=VERSION, version_num=180000, database="golden"))
+    finally:
+        server.destroy()
+    cwd = Path.cwd()
+    os.chdir(INPUTS)  # the lint names its files as given: relative to the inputs
+    try:
+        lint = lint_paths([Path("0001_orders.sql")])
+    finally:
+        os.chdir(cwd)
+    before, after = (BenchResult.from_json(json.loads((INPUTS / f"bench_{n}.json").read_text()))
+                     for n in ("before", "after"))
+    comparison = compare(before, after)
+    loop = LoopResult(report=report, plan=report.fix_plan, files=(Path("0001_dbtune.py"),), lint=lint,
+                      before=before, applied=("0001_dbtune",), after=after, comparison=comparison, advice=advice)
+    yield {table.command: r for r in (report, lint, advice, plans, comparison, before, loop)
+           for table in [table_of(r)]}
+
+
+def _cases() -> list[tuple[str, Format]]:
+    """Every format of every table that has a fixture here (the probes' results need a probe run, which
+    takes seconds of load: test_probe_load.py and test_probe_race.py pin them)."""
+    probes = {"dbtune probe race", "dbtune probe load", "dbtune probe lag", "dbtune probe recovery",
+              "the profile table"}
+    return [(t.command, fmt) for t in REGISTRY.values() if t.command not in probes for fmt in t.renderers]
+
+
+def _golden_name(command: str, fmt: Format) -> str:
+    return f"{command.removeprefix('dbtune ').replace(' ', '-')}.{EXTENSIONS[fmt]}"
+
+
+def _normalised(text: str, fmt: Format) -> str:
+    # A plan's query identifier hashes the relations' OIDs, which differ from one database to the next.
+    text = QUERY_ID.sub(r"\g<1>0", text)
+    if fmt is Format.HTML:
+        from dbtune.report.html import plotly_js
+
+        text = STAMP.sub("<written at>", text.replace(str(plotly_js()), PLOTLY))
+    return text
+
+
+@pytest.mark.parametrize(("command", "fmt"), _cases(), ids=lambda v: str(v))
+def test_every_renderer_matches_its_golden(fixtures: dict[str, CommandReport], command: str, fmt: Format) -> None:
+    assert command in fixtures, f"no fixture for {command}: add one to fixtures()"
+    text = _normalised(render(fixtures[command], fmt), fmt)
+    path = GOLDEN / _golden_name(command, fmt)
+    if os.environ.get("DBTUNE_UPDATE_GOLDEN"):  # regenerate after a deliberate change, then review the diff
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path.name} missing: DBTUNE_UPDATE_GOLDEN=1 writes it"
+    assert text == path.read_text(encoding="utf-8")
+    assert len(text.encode()) < 200_000
+
+
+def test_every_golden_file_has_a_renderer() -> None:
+    names = {_golden_name(command, fmt) for command, fmt in _cases()}
+    assert {p.name for p in GOLDEN.iterdir() if p.is_file()} <= names
+
+
+def test_every_report_is_a_command_report(fixtures: dict[str, CommandReport]) -> None:
+    for command, report in fixtures.items():
+        assert isinstance(report, CommandReport)
+        data = report.to_json()
+        assert data["report_version"] == 1 and f"dbtune {data['command']}" == command
+
+
+def test_the_readme_formats_table_is_the_registry() -> None:
+    """The README's table of formats by command says what the registry (and, for the loop, the formats
+    its stages stream) writes."""
+    from dbtune.cli.loop import LOOP_RENDERERS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    header = next(line for line in readme.splitlines() if line.startswith("| command | `text` |"))
+    formats = [Format(c.strip(" `")) for c in header.strip("|").split("|")[1:]]
+    written: dict[str, set[Format]] = {}
+    for line in readme.splitlines()[readme.splitlines().index(header) + 2:]:
+        if not line.startswith("|"):
+            break
+        commands, *cells = (c.strip() for c in line.strip("|").split("|"))
+        for command in re.findall(r"`([^`]+)`", commands):
+            written[command] = {f for f, c in zip(formats, cells, strict=True) if c != "—"}
+    expected = {t.command.removeprefix("dbtune "): set(t.renderers) for t in REGISTRY.values()
+                if t.command.startswith("dbtune ") and t.command != "dbtune tune"}
+    expected |= {"demo": set(LOOP_RENDERERS), "tune": set(LOOP_RENDERERS)}
+    assert written == expected
