@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import assert_error
 from conftest import TestDatabase, drop_database, new_database, standby_of
 
 from dbtune.db.connect import resolve
@@ -261,6 +262,19 @@ def test_lag_reports_an_unreachable_replica_and_goes_on(cli, items: TestDatabase
     assert "0 standby(s) in pg_stat_replication" in run.out
     assert re.search(r"\(--replica\): not measured: cannot connect to \S+ \(--replica\)", run.out), run.out
     assert "not measured: no replica reached" in run.out
+
+
+def test_probe_output_writes_the_report_to_the_file(cli, items: TestDatabase, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``--output FILE`` on the probes: the report in the file, nothing on stdout; a missing directory is
+    refused before the probe runs."""
+    out = tmp_path / "lag.json"
+    run = cli("probe", "lag", "--dsn", items.dsn, "--format", "json", "--output", str(out), "--profile", "production")
+    assert run.code == 0 and run.out == "", run
+    data = json.loads(out.read_text())
+    assert data["result"]["command"] == "probe lag" and data["result"]["report_version"] == 1
+    assert data["profile"]["command"] == "probe"
+    assert_error(cli("probe", "lag", "--dsn", items.dsn, "--output", str(tmp_path / "no" / "lag.txt")), 2,
+                 "--output", "no such directory")
 
 
 def test_the_profile_table_renders_every_row_with_its_status() -> None:

@@ -162,3 +162,19 @@ def test_the_readme_formats_table_is_the_registry() -> None:
                 if t.command.startswith("dbtune ") and t.command != "dbtune tune"}
     expected |= {"demo": set(LOOP_RENDERERS), "tune": set(LOOP_RENDERERS)}
     assert written == expected
+
+
+def test_the_registry_imports_no_renderer_until_one_is_used() -> None:
+    """Reading every table (what a CLI start does to check --format) imports neither the HTML renderer
+    (Jinja2, plotly) nor any other renderer module; rendering imports the one it needs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import dbtune.report, dbtune.report.lint, dbtune.report.bench, dbtune.report.advice, "
+            "dbtune.report.explain, dbtune.report.race, dbtune.report.probe; "
+            "import json; print(json.dumps(sorted(m for m in sys.modules "
+            "if m.startswith(('dbtune.report.', 'jinja2', 'plotly')))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(loaded) == ["dbtune.report.advice", "dbtune.report.bench", "dbtune.report.explain",
+                            "dbtune.report.lint", "dbtune.report.model", "dbtune.report.probe",
+                            "dbtune.report.race", "dbtune.report.render"]

@@ -15,9 +15,11 @@ from dbtune.bench import load_workload, pg_stat_statements_workload
 from dbtune.cli.common import (
     ConfigOption,
     DsnOption,
+    OutputOption,
     QuietOption,
     VerboseOption,
     WorkloadFormatOption,
+    check_output,
     check_workload_format,
     connection_settings,
     format_option,
@@ -68,8 +70,8 @@ def targets_config(config: Path | None, profile: str | None) -> tuple[Config, Pa
     return load_config(config)
 
 
-def _finish(table: ProfileTable, format: Format, body: str) -> None:
-    write_output(with_profile(body, table, format), None)
+def _finish(table: ProfileTable, format: Format, body: str, output: Path | None) -> None:
+    write_output(with_profile(body, table, format), output)
     raise typer.Exit(int(ExitCode.FINDINGS if table.missed else ExitCode.CLEAN))
 
 
@@ -93,6 +95,7 @@ def load_command(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm the load may run on this server (needed unless "
                                                     "the profile is development or staging).")] = False,
     format: Annotated[Format, format_option(LOAD_RENDERERS, "dbtune probe load")] = Format.TEXT,
+    output: OutputOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -101,6 +104,7 @@ def load_command(
     if (workload is None) == (top is None):
         raise UsageError("give exactly one of --workload FILE and --from-pg-stat-statements N")
     check_workload_format(workload_format, workload)
+    check_output(output)
     cfg, _ = targets_config(config, profile)
     options = LoadOptions(clients=clients, duration_s=duration, allow_writes=allow_writes, engine=engine)
     options.validate()
@@ -114,7 +118,7 @@ def load_command(
         assert top is not None
         queries = pg_stat_statements_workload(settings, top)
     result = run_load(settings, queries, options, progress=lambda m: note(m, quiet))
-    _finish(only(profile_table(cfg, load=result), LOAD_KEYS), format, render_load(result, format))
+    _finish(only(profile_table(cfg, load=result), LOAD_KEYS), format, render_load(result, format), output)
 
 
 def recovery_command(
@@ -132,12 +136,14 @@ def recovery_command(
     sample: Annotated[float, typer.Option("--sample", help="Seconds over which the target's WAL rate is "
                                                            "measured for the estimate.")] = 5.0,
     format: Annotated[Format, format_option(RECOVERY_RENDERERS, "dbtune probe recovery")] = Format.TEXT,
+    output: OutputOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Crash recovery: measured on a server dbtune started (--local-server: pg_ctl stop -m immediate under
     write load, restart, time to the first query), estimated for any server from checkpoint_timeout,
     max_wal_size and its WAL rate, against the profile's recovery target."""
+    check_output(output)
     cfg, _ = targets_config(config, profile)
     if crash and not local_server:
         raise UsageError("probe recovery --crash refused: dbtune crashes only a server it started "
@@ -163,7 +169,7 @@ def recovery_command(
         note(f"measuring the WAL rate for {sample:g} s", quiet)
         estimate = estimate_recovery(settings, sample_s=sample)
     table = only(profile_table(cfg, recovery=measured, estimate=estimate), RECOVERY_KEYS)
-    _finish(table, format, render_recovery(measured, estimate, format))
+    _finish(table, format, render_recovery(measured, estimate, format), output)
 
 
 def lag_command(
@@ -178,11 +184,13 @@ def lag_command(
         "(DATABASE_READ_REPLICA_URL …) are probed; repeat for more. Added to the config's app_config.",
         show_default=False)] = None,
     format: Annotated[Format, format_option(LAG_RENDERERS, "dbtune probe lag")] = Format.TEXT,
+    output: OutputOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Replication lag: the primary's pg_stat_replication (write/flush/replay lag) and each replica's
     replay lag, against the profile's target."""
+    check_output(output)
     cfg, cfg_path = targets_config(config, profile)
     settings = connection_settings(dsn, cfg)
     replicas = [(replace(connection_settings(r, cfg), source="--replica"), "--replica") for r in replica or []]
@@ -191,7 +199,7 @@ def lag_command(
     if paths:
         replicas += [(replica_settings(r, settings), str(r.origin)) for r in read_app_config(paths).replicas]
     result = measure_lag(settings, replicas)
-    _finish(only(profile_table(cfg, lag=result), LAG_KEYS), format, render_lag(result, format))
+    _finish(only(profile_table(cfg, lag=result), LAG_KEYS), format, render_lag(result, format), output)
 
 
 def register(app: typer.Typer) -> None:
