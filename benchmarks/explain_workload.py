@@ -71,7 +71,7 @@ def main() -> int:
         if run.returncode not in (0, 1):
             print(run.stderr, file=sys.stderr)
             return 1
-        explained = json.loads(run.stdout)
+        explained = json.loads(run.stdout)["queries"]
         cli_errors = sum(1 for q in explained if q.get("error"))
         catalogue = load_catalogue()
         started = time.perf_counter()

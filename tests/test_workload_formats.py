@@ -91,7 +91,7 @@ def test_same_statement_on_other_schemas_is_kept_apart_by_explain_and_audit(
         ("1", ("other.orders",), 2), ("2", ("sales.orders",), 1), ("3", (), 1),
         ("4", ("orders (search_path sales)",), 1)]
     explain = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(workload), "--format", "json")
-    entries = json.loads(explain.out)
+    entries = json.loads(explain.out)["queries"]
     scanned = [e["plan"][0]["Plan"].get("Schema") for e in entries if e["plan"] is not None]
     assert scanned == ["other", "sales", "sales"], explain
     findings = [f["object"] for e in entries for f in e["findings"] if f["check_id"] == "PL001"]
@@ -180,11 +180,11 @@ def test_qgen_templates_are_read_as_such_and_planned(cli: CLI, schemas_db: conft
             explain = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(TPCH / "templates" / f"{n}.sql"),
                           *fmt, "--format", "json")
             assert explain.code == 0, (n, explain)
-            (entry,) = json.loads(explain.out)
+            (entry,) = json.loads(explain.out)["queries"]
             assert entry["kind"] == "generic" and entry["plan"] is not None, (n, entry)
     forced = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(TPCH / "templates" / "1.sql"),
                  "--workload-format", "plain", "--format", "json")
-    assert forced.code == 2 and "syntax error" in json.loads(forced.out)[0]["error"]["message"], forced
+    assert forced.code == 2 and "syntax error" in json.loads(forced.out)["queries"][0]["error"]["message"], forced
 
 
 def test_pgbench_script_meta_commands_and_begin_end_are_skipped_with_a_reason(
@@ -195,7 +195,7 @@ def test_pgbench_script_meta_commands_and_begin_end_are_skipped_with_a_reason(
     script = write(tmp_path / "tpcb.sql", TPCB)
     explain = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(script), "--format", "json")
     assert explain.code == 0, explain
-    entries = json.loads(explain.out)
+    entries = json.loads(explain.out)["queries"]
     skipped = [e["skipped"] for e in entries if e["skipped"]]
     assert skipped == [f"{script}:{n}: pgbench meta-command \\set skipped: it sets a pgbench variable; dbtune "
                        "samples the values of the statements' $n from the data" for n in (1, 2, 3, 4)] + [
@@ -226,11 +226,12 @@ def test_workload_format_is_chosen_explicitly_or_detected(
     scaled = write(tmp_path / "s.sql", "\\set n 10\nSELECT id FROM sales.orders WHERE b < 10 * :scale;\n")
     assert load_queries(scaled).script_format == "psql"  # :scale and a plain \set are psql's too
     assert load_queries(write(tmp_path / "b.sql", "\\set n 10 * :scale\nSELECT :n;\n")).script_format == "pgbench"
-    detected = json.loads(cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--format", "json").out)
+    detected = json.loads(cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--format",
+                              "json").out)["queries"]
     assert detected[0]["kind"] == "generic" and detected[0]["text"] == "SELECT id FROM sales.orders WHERE b = $1"
     plain = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--workload-format", "plain",
                 "--format", "json")
-    assert plain.code == 2 and "syntax error" in json.loads(plain.out)[0]["error"]["message"], plain
+    assert plain.code == 2 and "syntax error" in json.loads(plain.out)["queries"][0]["error"]["message"], plain
     literal = write(tmp_path / "l.sql", "SELECT id FROM other.orders WHERE note = 'a:b';\n")
     assert load_queries(literal).script_format == "plain"
     bad = cli("explain", "--dsn", schemas_db.dsn, "--workload", str(psql), "--workload-format", "sqlplus")

@@ -56,7 +56,7 @@ def test_a_statement_nested_30000_deep_is_reported_as_too_deep_not_a_crash(
     where = f"{workload}:4"
     explain = cli("explain", "--dsn", table_db.dsn, "--workload", str(workload), "--format", "json", process=True)
     assert explain.code == 2, explain
-    entries = {e["name"]: e for e in json.loads(explain.out)}
+    entries = {e["name"]: e for e in json.loads(explain.out)["queries"]}
     assert entries["fine"]["plan"] is not None and entries["hundreds"]["plan"] is not None
     assert entries["deep"]["error"]["message"].startswith(f"{where}: statement nested too deep to read: about 29,999")
     assert "nested too deep" in explain.err and "Traceback" not in explain.err
@@ -150,7 +150,7 @@ def test_pg_stat_statements_leaves_dbtune_out_and_groups_by_fingerprint(
     assert "NOT JUDGED" not in run.out, run.out
     assert "not judged for this query: row-estimate-off" in " ".join(run.out.split())
     entries = json.loads(cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "10", "--analyze",
-                             "--format", "json").out)
+                             "--format", "json").out)["queries"]
     update = next(e for e in entries if e["text"].startswith("UPDATE"))
     assert not update["analyzed"] and {"check": "row-estimate-off", "reason": NEEDS_ANALYZE} in update["not_judged"]
     assert all(e["not_judged"] == [] for e in entries if e["analyzed"])
@@ -170,7 +170,7 @@ def test_normalised_and_utility_texts_are_rewritten_or_skipped_with_a_reason(
         conn.execute("SELECT c FROM t WHERE created > date '2020-01-01' + interval '1' day LIMIT 3")
     run = cli("explain", "--dsn", db.dsn, "--from-pg-stat-statements", "5", "--format", "json")
     assert run.code == 0, run
-    entries = {e["text"]: e for e in json.loads(run.out)}
+    entries = {e["text"]: e for e in json.loads(run.out)["queries"]}
     assert set(entries) == {"SELECT count(*) FROM t WHERE created > now() - $1::interval",
                             "SELECT c FROM t WHERE created > $1::date + $2::interval day LIMIT $3"}
     assert all(e["plan"] is not None and e["error"] is None for e in entries.values())
@@ -180,7 +180,7 @@ def test_normalised_and_utility_texts_are_rewritten_or_skipped_with_a_reason(
                                          "SELECT count(*) FROM t WHERE created > '2024-01-01 12:30:00';\n")
     run = cli("explain", "--dsn", db.dsn, "--workload", str(workload), "--format", "json")
     assert run.code == 0, run
-    do, vacuum, qgen, clock = json.loads(run.out)
+    do, vacuum, qgen, clock = json.loads(run.out)["queries"]
     assert do["skipped"].startswith("not explained: DO is a utility statement") and do["error"] is None
     assert vacuum["skipped"].startswith("not explained: VACUUM is a utility statement")
     assert qgen["plan"] is not None and qgen["notes"] == [
