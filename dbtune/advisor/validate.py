@@ -212,6 +212,7 @@ def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | S
     rejected: dict[int, Rejected] = {}
     try:
         with _runtime_op(settings, opts) as op:
+            count(runtime.INDEXES_BUILT, 0, len(recommendations))
             for n, rec in enumerate(recommendations):
                 progress(f"building {one_line(rec.candidate.describe())}")
                 try:

@@ -104,6 +104,9 @@ def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions |
     before = {s.revision for s in revisions if s.applied}
     if target == "head":  # the progress bars' totals: the step helpers the pending revisions call
         options = replace(options, totals=step_totals([Path(s.path) for s in revisions if not s.applied]))
+        if not options.dry_run:  # the bars from the start: the first build may take minutes
+            for what, total in options.totals.items():
+                options.count(what, 0, total)
     cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
                          dbtune_version_table=version_table, dbtune_wait=options.wait)
     _run(command.upgrade, cfg, target)
