@@ -38,6 +38,7 @@ from dbtune.migrate.lint import LintResult, lint_paths
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.model import ChangeKind, Finding, Severity, report_header
+from dbtune.progress import Count, no_count
 from dbtune.report.model import Report, plan_json
 from dbtune.workload.model import Query
 
@@ -164,6 +165,10 @@ class LoopObserver:
     def audited_after(self, after: AfterMigration) -> None:
         """The audit after the migration: what it fixed and what is left."""
 
+    def count(self, what: str, done: float, total: float | None) -> None:
+        """The progress of a long step inside a stage (a :data:`~dbtune.progress.Count`: rows, statements
+        planned or run, indexes built, steps, rounds; ``total`` None when not known beforehand)."""
+
 
 def run_loop(settings: ConnectionSettings, config: Config, workload: list[WorkloadQuery], directory: Path, *,
              bench: BenchOptions, apply_options: ApplyOptions, include_drops: bool = False,
@@ -178,7 +183,9 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     ``advisor`` (None: no advisor stage) runs after the audit; with
     ``advisor.options.validate`` it builds and drops indexes on the target, which its ``yes`` must allow
     (:func:`~dbtune.advisor.validate.refuse_production`). ``stage`` is told each stage's name as it
-    starts, ``observer`` each stage's result as it ends. Both audits read ``app_config`` (the application's
+    starts, ``observer`` each stage's result as it ends and the progress of its long steps
+    (:meth:`LoopObserver.count`: the advisor's planning and builds, the benchmarks' statements, the
+    migration's steps and index builds, the race's rounds). Both audits read ``app_config`` (the application's
     own pool and PgBouncer files, :func:`dbtune.appconfig.read_app_config`) and ``statements`` (a file of
     the application's statements in order, for the concurrency and session checks; see
     :func:`dbtune.audit.audit`). Raises what each stage raises (DbtuneError
@@ -193,7 +200,8 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
     advice = None
     if advisor is not None:
         stage("advise")
-        advice = run_advisor(settings, config, advisor, workload, bench, findings=findings, progress=progress)
+        advice = run_advisor(settings, config, advisor, workload, bench, findings=findings, progress=progress,
+                             count=observer.count)
         observer.advised(advice)
         findings = with_recommendations(findings, advice)
     stage("generate")
@@ -208,16 +216,16 @@ def run_loop(settings: ConnectionSettings, config: Config, workload: list[Worklo
         lint = lint_paths(list(files), config=config)
         observer.linted(lint)
     stage("benchmark before")
-    before = run_bench(settings, workload, bench, source="workload", progress=progress)
+    before = run_bench(settings, workload, bench, source="workload", progress=progress, count=observer.count)
     race_before = _race(settings, race, "before", stage, progress, observer)
     if plan.empty or not confirm(plan):
         return LoopResult(report, plan, files, lint, before, (), None, None, advice=advice, race_before=race_before)
     stage("apply")
-    applied = tuple(migrate_api.apply(directory, settings, apply_options,
+    applied = tuple(migrate_api.apply(directory, settings, replace(apply_options, count=observer.count),
                                       version_table=config.migrate.version_table))
     observer.applied(applied)
     stage("benchmark after")
-    after = run_bench(settings, workload, bench, source="workload", progress=progress)
+    after = run_bench(settings, workload, bench, source="workload", progress=progress, count=observer.count)
     race_after = _race(settings, race, "after", stage, progress, observer)
     stage("compare")
     comparison = compare(before, after)
@@ -239,7 +247,7 @@ def _race(settings: ConnectionSettings, race: RaceStage | None, when: str, stage
     from dbtune.probe.race import run_race
 
     stage(f"race {when}")
-    result = run_race(settings, race.options, yes=race.yes, progress=progress)
+    result = run_race(settings, race.options, yes=race.yes, progress=progress, count=observer.count)
     observer.raced(when, result)
     return result
 
@@ -253,13 +261,14 @@ def without_audit_advice(config: Config) -> Config:
 
 def run_advisor(settings: ConnectionSettings, config: Config, advisor: AdvisorStage,
                 workload: Sequence[WorkloadQuery], bench: BenchOptions, *, findings: Sequence[Finding] = (),
-                progress: Callable[[str], None] = lambda _: None) -> Advice:
+                progress: Callable[[str], None] = lambda _: None, count: Count = no_count) -> Advice:
     """The loop's advisor stage: :func:`dbtune.advisor.api.advise` on ``advisor.queries`` (the audit's
     ``findings`` judged), then, with ``advisor.options.validate``, the proof on the server with ``bench``
     (:func:`~dbtune.advisor.validate.validated_advice`, ``keep=False``: every index it built is dropped
     again; the migration builds the kept ones). Raises :class:`~dbtune.errors.UsageError` when validation
     or trial builds are asked for without ``yes`` or on a target that looks like production, and what
-    ``advise`` and ``validate`` raise."""
+    ``advise`` and ``validate`` raise. ``count`` is told what they count (statements planned, indexes
+    built, statements run)."""
     from dbtune.advisor.api import advise
     from dbtune.advisor.validate import refuse_production, validated_advice
 
@@ -267,11 +276,11 @@ def run_advisor(settings: ConnectionSettings, config: Config, advisor: AdvisorSt
     if options.validate:
         refuse_production(settings, yes=options.yes, what="the advisor's validation")
     advice = advise(settings, config, advisor.queries, replace(options, validate=False), findings=findings,
-                    progress=progress)
+                    progress=progress, count=count)
     if not options.validate:
         return advice
     return validated_advice(settings, advice, workload, bench, keep=False, timeout_ms=advisor.timeout_ms,
-                            progress=progress)
+                            progress=progress, count=count)
 
 
 def with_recommendations(findings: Sequence[Finding], advice: Advice) -> list[Finding]:

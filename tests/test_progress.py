@@ -49,16 +49,16 @@ def _terminal(columns: int) -> tuple[int, int]:
 
 
 def run(*args: str, cwd: Path, tty_out: bool = False, tty_err: bool = False, env: dict[str, str] | None = None,
-        columns: int = 80) -> Ran:
-    """``python -m dbtune ARGS`` with stdout and/or stderr on an 80-column pseudo-terminal (else pipes),
-    ``TERM=xterm-256color`` and ``COLUMNS``; reads both to the end."""
+        columns: int = 80, command: tuple[str, ...] = (sys.executable, "-m", "dbtune")) -> Ran:
+    """``python -m dbtune ARGS`` (or ``command ARGS``) with stdout and/or stderr on an 80-column
+    pseudo-terminal (else pipes), ``TERM=xterm-256color`` and ``COLUMNS``; reads both to the end."""
     fds: dict[str, tuple[int, int]] = {}
     for name, tty in (("out", tty_out), ("err", tty_err)):
         fds[name] = _terminal(columns) if tty else os.pipe()
     environment = {**_clean_env(), "TERM": "xterm-256color", "COLUMNS": str(columns), **(env or {})}
     if "NO_COLOR" not in (env or {}):
         environment.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "dbtune", *args], cwd=cwd, env=environment,
+    proc = subprocess.Popen([*command, *args], cwd=cwd, env=environment,
                             stdin=subprocess.DEVNULL, stdout=fds["out"][1], stderr=fds["err"][1])
     for _, write_end in fds.values():
         os.close(write_end)
@@ -186,3 +186,182 @@ def test_bench_compare_fits_an_80_column_terminal(findings_db: conftest.TestData
     assert narrow.code == 0, narrow
     assert widest(narrow.out) <= 80, narrow.out
     assert narrow.out.count("count") == piped.out.count("count")
+
+
+# --- The other long steps' bars, and the other text reports' width -----------------------------------------------
+
+LONG = "parent_relation_with_a_long_descriptive_name"  # long_findings_db's parent table (and child's column prefix)
+LONG_WORKLOAD = (f"-- name: {LONG}_children\n"
+                 f"SELECT c.note FROM child c JOIN {LONG} p ON p.id = c.{LONG}_id WHERE c.{LONG}_id = 7;\n")
+# The demo's load through its library function on a bar of its own (the demo itself starts a server).
+LOAD_SCRIPT = """
+import sys
+import psycopg
+from dbtune.cli.progress import ProgressDisplay
+from dbtune.db.demo import load_guide_data
+
+with ProgressDisplay() as display, psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    display.note("loading the guide's data")
+    rows = load_guide_data(conn, 0.002, display.count)
+print(rows)
+"""
+
+
+def last_count(what: str, err: str, total: str = r"\d+") -> tuple[int, str]:
+    """The last ``done/total`` the bar of ``what`` showed (``?`` for a total not known)."""
+    found = re.findall(rf"{what}\W.*?(\d+)/({total}|\?)", err)
+    assert found, f"no bar {what!r} in {err!r}"
+    return int(found[-1][0]), found[-1][1]
+
+
+def no_bar(ran: Ran, *bars: str) -> None:
+    """A pipe: no bar, no escape sequence, no carriage return on stderr."""
+    assert not any(b in ran.err for b in bars) and "\x1b" not in ran.err and "\r" not in ran.err, ran.err
+
+
+@pytest.fixture(scope="module")
+def guide_db(pg18: conftest.LocalServer) -> Iterator[conftest.TestDatabase]:
+    """The guide's schema and data at scale 0.002 (a few thousand rows): the demo's load and the race."""
+    import psycopg
+
+    from dbtune.db.demo import load_guide_data
+    from dbtune.samples import guide_file
+
+    database = conftest.new_database(pg18, "guide")
+    database.execute(guide_file("schema.sql").read_text())
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        load_guide_data(conn, 0.002)
+    yield database
+    conftest.drop_database(database)
+
+
+def test_demo_load_counts_the_rows_loaded_on_a_terminal_only(guide_db: conftest.TestDatabase, tmp_path: Path) -> None:
+    python = (sys.executable,)
+    shown = run("-c", LOAD_SCRIPT, guide_db.dsn, cwd=tmp_path, tty_err=True, command=python)
+    assert shown.code == 0, shown
+    assert last_count("rows loaded", shown.err) == (int(shown.out), "?"), "every row counted, no total known"
+    assert int(shown.out) > 4000 and "loading the guide's data" in shown.err
+    piped = run("-c", LOAD_SCRIPT, guide_db.dsn, cwd=tmp_path, command=python)
+    assert piped.code == 0 and piped.out == shown.out, piped
+    assert "loading the guide's data" in piped.err
+    no_bar(piped, "rows loaded")
+
+
+@pytest.fixture(scope="module")
+def migrations(findings_db: conftest.TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The revision ``migrate generate`` writes for the findings schema: child's foreign key indexed."""
+    directory = tmp_path_factory.mktemp("apply") / "migrations"
+    ran = run("migrate", "generate", "--dsn", findings_db.dsn, "--dir", str(directory), cwd=directory.parent)
+    assert ran.code == 0, ran
+    return directory
+
+
+def apply(db: conftest.TestDatabase, migrations: Path, *extra: str, **kw: bool) -> Ran:
+    """``migrate apply`` of :func:`migrations` on ``db``, given the findings schema first."""
+    db.execute(conftest.FINDINGS_SCHEMA)
+    return run("migrate", "apply", "--dsn", db.dsn, "--dir", str(migrations), *extra, cwd=migrations.parent, **kw)
+
+
+def test_migrate_apply_counts_steps_and_index_builds_on_a_terminal(db18: conftest.TestDatabase,
+                                                                    migrations: Path) -> None:
+    ran = apply(db18, migrations, tty_err=True)
+    assert ran.code == 0, ran
+    steps, total = last_count("steps run", ran.err)
+    assert steps == int(total) >= 2, "the build and the ANALYZE after it, of the total the revision calls"
+    assert last_count("indexes built", ran.err) == (1, "1")
+    assert "building public.child_parent_id_idx" in ran.err and "applied 1 revision(s)" in ran.err
+    assert db18.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'child_parent_id_idx'") == [(1,)]
+
+
+def test_migrate_apply_to_a_pipe_prints_the_notes_and_no_bar(db18: conftest.TestDatabase, migrations: Path) -> None:
+    ran = apply(db18, migrations)
+    assert ran.code == 0, ran
+    assert "building public.child_parent_id_idx" in ran.err and "applied 1 revision(s)" in ran.err
+    no_bar(ran, "steps run", "indexes built")
+
+
+def test_migrate_apply_quiet_shows_nothing_on_a_terminal(db18: conftest.TestDatabase, migrations: Path) -> None:
+    ran = apply(db18, migrations, "--quiet", tty_err=True)
+    assert ran.code == 0 and ran.err == "", ran
+    assert db18.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'child_parent_id_idx'") == [(1,)]
+
+
+@pytest.fixture(scope="module")
+def long_workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / "workload.sql"
+    path.write_text(LONG_WORKLOAD)
+    return path
+
+
+def test_advise_counts_planning_and_trial_builds_and_fits_80_columns(long_findings_db: conftest.TestDatabase,
+                                                                     long_workload: Path) -> None:
+    long_findings_db.execute("ANALYZE")  # the advisor proposes no index on a table without statistics
+    args = ("advise", "--dsn", long_findings_db.dsn, "--workload", str(long_workload), "--trial-builds", "--yes")
+    piped = run(*args, cwd=long_workload.parent)
+    assert piped.code == 0, piped
+    assert widest(piped.out) > 80, "in a pipe the advice is laid out for 100 columns"
+    assert "candidates: " in piped.err
+    no_bar(piped, "statements planned", "trial indexes built")
+    shown = run(*args, cwd=long_workload.parent, tty_out=True, tty_err=True)
+    assert shown.code == 0, shown
+    assert last_count("statements planned", shown.err)[0] >= 1
+    assert last_count("trial indexes built", shown.err)[0] >= 1
+    assert "candidates: " in shown.err, "the notes are still shown, above the bars"
+    assert widest(shown.out) <= 80, shown.out
+    assert "statements planned" not in shown.out and "\x1b" not in shown.out
+    assert "RECOMMENDED (1," in piped.out and "RECOMMENDED (1," in shown.out
+    ddl = [re.search(r"CREATE INDEX CONCURRENTLY [^;]*;", " ".join(ran.out.split())) for ran in (piped, shown)]
+    assert ddl[0] and ddl[1] and ddl[0].group() == ddl[1].group(), "the same statement, wrapped on the terminal"
+    assert f"child_{LONG}_id_idx" in ddl[0].group()
+
+
+def test_explain_text_fits_an_80_column_terminal(long_findings_db: conftest.TestDatabase, long_workload: Path) -> None:
+    args = ("explain", "--dsn", long_findings_db.dsn, "--workload", str(long_workload), "--fail-on", "never")
+    piped = run(*args, cwd=long_workload.parent)
+    assert piped.code == 0 and widest(piped.out) > 80, piped
+    narrow = run(*args, cwd=long_workload.parent, tty_out=True)
+    assert narrow.code == 0, narrow
+    assert widest(narrow.out) <= 80, narrow.out
+    assert f"{LONG}_children" in narrow.out and "1 query: 1 explained" in narrow.out
+
+
+def test_probe_load_counts_its_seconds_and_fits_80_columns(long_findings_db: conftest.TestDatabase,
+                                                           long_workload: Path) -> None:
+    args = ("probe", "load", "--dsn", long_findings_db.dsn, "--workload", str(long_workload), "--clients", "1",
+            "--duration", "1", "--profile", "development")
+    piped = run(*args, cwd=long_workload.parent)
+    assert piped.code in (0, 1), piped
+    assert widest(piped.out) > 80 and "load on " in piped.err
+    no_bar(piped, "seconds run")
+    shown = run(*args, cwd=long_workload.parent, tty_out=True, tty_err=True)
+    assert shown.code == piped.code, shown
+    assert last_count("seconds run", shown.err) == (1, "1")
+    assert widest(shown.out) <= 80, shown.out
+    assert "parent_relation" in shown.out and "children" in shown.out, "the statement's name, wrapped in its cell"
+
+
+def test_probe_race_counts_its_rounds_and_fits_80_columns(guide_db: conftest.TestDatabase, tmp_path: Path) -> None:
+    args = ("probe", "race", "--dsn", guide_db.dsn, "--yes", "--rounds", "12", "--sessions", "2")
+    piped = run(*args, cwd=tmp_path)
+    assert piped.code in (0, 1), piped
+    assert widest(piped.out) > 80 and "racing 2 sessions × 12 rounds" in piped.err
+    no_bar(piped, "rounds run")
+    shown = run(*args, cwd=tmp_path, tty_out=True, tty_err=True)
+    assert shown.code in (0, 1), shown
+    assert last_count("rounds run", shown.err) == (12, "12")
+    assert widest(shown.out) <= 80, shown.out
+    assert "vendor win rate" in shown.out
+
+
+def test_tune_shows_the_loop_bars_on_a_terminal_and_its_stages_on_stdout(db18: conftest.TestDatabase,
+                                                                         workload: Path) -> None:
+    db18.execute(conftest.FINDINGS_SCHEMA)
+    args = ("tune", "--dsn", db18.dsn, "--workload", str(workload), "--yes", "--no-advisor", "--iterations", "3",
+            "--dir", str(workload.parent / "tune"))
+    ran = run(*args, cwd=workload.parent, tty_out=True, tty_err=True)  # the bars cleared for each stage's result
+    assert ran.code == 0, ran
+    done, total = last_count("statements run", ran.err)
+    assert done == int(total) > 0, "the benchmarks' bar, through the LoopObserver"
+    assert last_count("indexes built", ran.err) == (1, "1") and "steps run" in ran.err
+    assert "== benchmark before" in ran.err, "the stages' notes, above the bars"
+    assert "BEFORE / AFTER" in ran.out and "\x1b" not in ran.out and "statements run" not in ran.out

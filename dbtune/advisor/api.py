@@ -62,6 +62,7 @@ from dbtune.migrate.changes import create_index
 from dbtune.model import Finding
 from dbtune.pgsql import parse_sql
 from dbtune.plans.collect import PlanQuery, collect_plans, explain_session
+from dbtune.progress import Count, no_count
 from dbtune.sqlnames import quote_ident
 from dbtune.workload.model import Query, QueryUsage, WorkloadQuery
 from dbtune.workload.pgss import pg_stat_statements_queries
@@ -156,13 +157,17 @@ def _workload(queries: Sequence[Query], analyzer: UsageAnalyzer) -> _Workload:
 
 def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query] | None, options: AdviseOptions, *,
            findings: Sequence[Finding] = (), progress: Callable[[str], None] = lambda _: None,
-           snapshot: Snapshot | None = None) -> Advice:
+           snapshot: Snapshot | None = None, count: Count = no_count) -> Advice:
     """Advise indexes for the workload ``queries`` (None: the top ``options.top`` statements of
     pg_stat_statements) on the database ``settings`` names; see the module docstring.
 
     ``config`` is the run's configuration (unqualified names resolve under the session's search path, the
     one the statements are planned under); ``findings`` are the audit's, whose
-    IX006 and IX001 proposals are judged into ``Advice.not_needed``. ``progress`` gets one line per step.
+    IX006 and IX001 proposals are judged into ``Advice.not_needed``. ``progress`` gets one line per step;
+    ``count`` (a progress bar's :data:`~dbtune.progress.Count`) the statements planned
+    (:class:`~dbtune.advisor.costing.CostCache`), the trial indexes built
+    (:class:`~dbtune.advisor.trial.TrialBuildEngine`) and, with ``validate``, what
+    :func:`~dbtune.advisor.validate.validate` counts.
     ``snapshot`` is the caller's catalog snapshot of the same database (the audit's, taken just before),
     used instead of reading the catalog a second time (about 30 statements and, on 10,000 indexes, a
     second or so).
@@ -201,9 +206,9 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         progress(f"candidates: {len(candidate_set.all)} for {len(workload.queries)} statements")
         costs = write_costs(snapshot, table_writes, workload.queries, _written_rows(settings, workload.queries))
         budget = budget_bytes(options.budget, database_bytes)
-        engine, ranker_engine, builder = _engines(settings, conn, snapshot, stats, options)
+        engine, ranker_engine, builder = _engines(settings, conn, snapshot, stats, options, count)
         try:
-            cache = CostCache(engine)
+            cache = CostCache(engine, count)
             ranker = CostCache(ranker_engine) if ranker_engine is not None else None
             by_query, write_only = _without_write_only(candidate_set.by_query, costs, cache)
             selection = select_indexes(workload.queries, by_query, cache, budget_bytes=budget,
@@ -233,7 +238,7 @@ def advise(settings: ConnectionSettings, config: Config, queries: Sequence[Query
         from dbtune.advisor.validate import validated_advice
 
         bench = [WorkloadQuery(q.name, q.sql, workload.sources[q.key].params_sql) for q in workload.queries]
-        advice = validated_advice(settings, advice, bench, progress=progress)
+        advice = validated_advice(settings, advice, bench, progress=progress, count=count)
         advice = replace(advice, duration_ms=(time.perf_counter() - started) * 1000)
     return advice
 
@@ -280,7 +285,8 @@ def _written_rows(settings: ConnectionSettings, queries: Sequence[AdvisorQuery])
 
 
 def _engines(settings: ConnectionSettings, conn: psycopg.Connection, snapshot: Snapshot, stats: ColumnStats,
-             options: AdviseOptions) -> tuple[Engine, Engine | None, psycopg.Connection | None]:
+             options: AdviseOptions, count: Count = no_count
+             ) -> tuple[Engine, Engine | None, psycopg.Connection | None]:
     """The engine that costs the candidates, the pg_stats ranking for those it cannot cost (None when the
     engine is that ranking already), and the trial builds' own writable session (None without them)."""
     if hypopg_available(conn):
@@ -289,7 +295,7 @@ def _engines(settings: ConnectionSettings, conn: psycopg.Connection, snapshot: S
         from dbtune.advisor.trial import TrialBuildEngine
 
         builder = whatif_session(settings, trial_builds=True)
-        return TrialBuildEngine(builder, snapshot), StatisticsEngine(conn, snapshot, stats), builder
+        return TrialBuildEngine(builder, snapshot, count), StatisticsEngine(conn, snapshot, stats), builder
     return StatisticsEngine(conn, snapshot, stats), None, None
 
 

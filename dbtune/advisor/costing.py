@@ -31,6 +31,7 @@ from dbtune.plans.collect import (
     startup_pruned,
 )
 from dbtune.plans.model import Plan
+from dbtune.progress import Count, no_count
 from dbtune.workload.statements import explainable_text
 
 _SET = "SELECT pg_catalog.set_config(%s, %s, %s)"
@@ -159,6 +160,9 @@ class _Recorded:
     costing: Costing
 
 
+STATEMENTS_PLANNED = "statements planned"
+
+
 class CostCache:
     """An :class:`~dbtune.advisor.model.Engine`'s answers, cached.
 
@@ -169,11 +173,13 @@ class CostCache:
     ``C'`` with ``U ⊆ C' ⊆ C`` (see the module docstring); an error answers its own set only.
     ``calls`` counts the cost requests sent to the engine (cache hits are not counted), ``size_calls`` the
     size requests. An engine with a ``cost_many(queries, indexes)`` method (trial builds: one build for
-    several queries) is asked through it by :meth:`cost_many`.
+    several queries) is asked through it by :meth:`cost_many`. ``count`` is told
+    ``("statements planned", calls, None)`` after each request to the engine (the search decides how many).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, count: Count = no_count) -> None:
         self.engine = engine
+        self.count = count
         self.calls = 0
         self.size_calls = 0
         self._recorded: dict[str, list[_Recorded]] = {}
@@ -225,7 +231,9 @@ class CostCache:
         if found is not None:
             return found
         self.calls += 1
-        return self._record(query, present, self.engine.cost(query, present))
+        costing = self._record(query, present, self.engine.cost(query, present))
+        self.count(STATEMENTS_PLANNED, self.calls, None)
+        return costing
 
     def cost_many(self, queries: Sequence[AdvisorQuery], indexes: Iterable[Candidate]) -> tuple[Costing, ...]:
         """The costing of each query with ``indexes`` present (each filtered to its tables), in order. The
@@ -257,6 +265,7 @@ class CostCache:
                 answers = batch([queries[i] for i in todo], present) if batch is not None else ()
                 for i, costing in zip(todo, answers, strict=True):
                     self._record(queries[i], present, costing)
+                self.count(STATEMENTS_PLANNED, self.calls, None)
             for i in positions:
                 answer = self.cached(queries[i], present)
                 assert answer is not None

@@ -34,6 +34,9 @@ from dbtune.catalog.model import Snapshot
 from dbtune.db.connect import MarkedCursor
 from dbtune.errors import ServerRefused
 from dbtune.plans.collect import server_message
+from dbtune.progress import Count, no_count
+
+TRIAL_INDEXES_BUILT = "trial indexes built"
 
 _SET_LOCAL = "SELECT pg_catalog.set_config('lock_timeout', %s, true)"
 
@@ -57,13 +60,17 @@ class TrialBuildEngine:
 
     ``conn``: an autocommit session (the engine begins and rolls back its transactions) that may write
     (:func:`~dbtune.advisor.costing.whatif_session` with ``trial_builds=True``) on a target the caller has
-    checked is not production; ``snapshot``: its catalog.
+    checked is not production; ``snapshot``: its catalog; ``count`` is told ``("trial indexes built", n,
+    None)`` after each build (each candidate set is built again when asked for: the search decides how
+    many).
     """
 
     kind = EngineKind.TRIAL_BUILD
 
-    def __init__(self, conn: psycopg.Connection, snapshot: Snapshot) -> None:
+    def __init__(self, conn: psycopg.Connection, snapshot: Snapshot, count: Count = no_count) -> None:
         self._conn = conn
+        self._count = count
+        self.indexes_built = 0
         self._snapshot = snapshot
         self._version = snapshot.server.version_num
         self._sizes: dict[Candidate, int] = {}
@@ -95,6 +102,8 @@ class TrialBuildEngine:
             except psycopg.Error as exc:
                 return f"cannot build {candidate.describe()}: {server_message(exc)[0]}"
             built[name] = candidate
+            self.indexes_built += 1
+            self._count(TRIAL_INDEXES_BUILT, self.indexes_built, None)
         if not built:
             return {}
         names: dict[tuple[str | None, str], Candidate] = {}

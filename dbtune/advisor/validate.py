@@ -90,6 +90,7 @@ from dbtune.escape import one_line
 from dbtune.migrate import runtime
 from dbtune.migrate.runtime import ApplyError, ApplyOptions
 from dbtune.model import Change, ChangeKind
+from dbtune.progress import Count, no_count
 from dbtune.sqlnames import qualified, quote_ident
 from dbtune.workload.statements import named_relations
 
@@ -176,7 +177,7 @@ class _Built:
 def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | Sequence[Recommendation],
              workload: Sequence[WorkloadQuery], bench: BenchOptions = VALIDATION_BENCH, *, keep: bool = True,
              timeout_ms: int = DEFAULT_TIMEOUT_MS, lock_timeout_ms: int = runtime.DEFAULT_LOCK_TIMEOUT_MS,
-             progress: Callable[[str], None] = lambda _: None,
+             progress: Callable[[str], None] = lambda _: None, count: Count = no_count,
              ) -> tuple[tuple[Recommendation, ...], tuple[Rejected, ...]]:
     """Prove each recommendation on the server (see the module docstring) and return ``(kept, rejected)``:
     the kept recommendations in their order with ``measured`` (one :class:`Measured` per query it serves:
@@ -188,7 +189,8 @@ def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | S
     the benchmark's rounds and iterations (:data:`VALIDATION_BENCH` by default), both sides alike;
     ``timeout_ms`` each execution's ``statement_timeout``. ``keep=False`` drops every index built at the
     end, kept or not (``dbtune tune``'s migration then builds the kept ones). ``progress`` is told each
-    step.
+    step; ``count`` the benchmarks' statements run (:func:`~dbtune.bench.run_bench`) and the indexes built
+    (``("indexes built", n, len(recommendations))``).
 
     Refuses a production-looking server (:func:`refuse_production`: the caller has had ``--yes``). Raises
     :class:`UsageError` for bad bench options, :class:`~dbtune.errors.ConnectionFailed` /
@@ -204,12 +206,13 @@ def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | S
     timed = replace(settings, statement_timeout_ms=timeout_ms)
     progress(f"validating {len(recommendations)} index(es) on {describe(settings)}: {len(queries)} queries "
              f"benchmarked before and after ({bench.describe()}; statement_timeout {timeout_ms} ms)")
-    before = run_bench(timed, list(queries.values()), bench, source="validation", progress=progress)
+    before = run_bench(timed, list(queries.values()), bench, source="validation", progress=progress, count=count)
     opts = ApplyOptions(lock_timeout_ms=lock_timeout_ms, report=progress)
     built: list[_Built] = []
     rejected: dict[int, Rejected] = {}
     try:
         with _runtime_op(settings, opts) as op:
+            count(runtime.INDEXES_BUILT, 0, len(recommendations))
             for n, rec in enumerate(recommendations):
                 progress(f"building {one_line(rec.candidate.describe())}")
                 try:
@@ -217,9 +220,11 @@ def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | S
                 except ApplyError as exc:
                     rejected[n] = Rejected(rec.candidate, STAGE, f"its build failed, nothing of it is left: {exc}",
                                            rec.benefit, rec.write_cost, rec.estimated_bytes)
+                count(runtime.INDEXES_BUILT, n + 1, len(recommendations))
             for table in dict.fromkeys(t for b in built for t in b.tables):
                 op.run(runtime.analyze, table)
-            after = run_bench(timed, list(queries.values()), bench, source="validation", progress=progress) \
+            after = run_bench(timed, list(queries.values()), bench, source="validation", progress=progress,
+                              count=count) \
                 if built else None
             judged = _judge(built, queries, before, after, timeout_ms) if after is not None else {}
             kept: list[Recommendation] = []
@@ -250,13 +255,14 @@ def validate(settings: ConnectionSettings, advice_or_recommendations: Advice | S
 def validated_advice(settings: ConnectionSettings, advice: Advice, workload: Sequence[WorkloadQuery],
                      bench: BenchOptions = VALIDATION_BENCH, *, keep: bool = True,
                      timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                     progress: Callable[[str], None] = lambda _: None) -> Advice:
+                     progress: Callable[[str], None] = lambda _: None, count: Count = no_count) -> Advice:
     """``advice`` after :func:`validate`: the kept recommendations, the validation's rejections added to
     ``rejected``, ``validated`` true; a checklist or catalogue proposal judged not needed because a
     recommendation that validation reverted serves it (its :attr:`~dbtune.advisor.model.Rejected.served_by`,
     set by :func:`dbtune.advisor.judge.judge_findings`, is a candidate validation rejected) is needed again,
     and leaves ``not_needed``. Raises what :func:`validate` raises."""
-    kept, rejected = validate(settings, advice, workload, bench, keep=keep, timeout_ms=timeout_ms, progress=progress)
+    kept, rejected = validate(settings, advice, workload, bench, keep=keep, timeout_ms=timeout_ms, progress=progress,
+                              count=count)
     reverted = [r.candidate for r in rejected]
     not_needed = tuple(r for r in advice.not_needed if r.served_by is None or r.served_by not in reverted)
     return replace(advice, recommendations=kept, rejected=(*advice.rejected, *rejected), not_needed=not_needed,

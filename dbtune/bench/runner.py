@@ -296,10 +296,12 @@ def _client(conn: psycopg.Connection, q: _Running, index: int, warmup: int, iter
             barrier.abort()
 
 
-def run_together(threads: Sequence[threading.Thread], barrier: threading.Barrier) -> float:
+def run_together(threads: Sequence[threading.Thread], barrier: threading.Barrier,
+                 tick: Callable[[float], None] | None = None) -> float:
     """Start ``threads``, pass ``barrier`` with them (the caller is its last party: the threads wait there
     once ready) and join them; the seconds from the barrier to the last thread's end (from when the barrier
-    broke, when a thread aborted it)."""
+    broke, when a thread aborted it). ``tick``, when given, is told the seconds since the barrier about
+    four times a second while the threads run (a progress bar's clock)."""
     for t in threads:
         t.start()
     try:
@@ -308,7 +310,10 @@ def run_together(threads: Sequence[threading.Thread], barrier: threading.Barrier
         pass
     started = time.perf_counter()
     for t in threads:
-        t.join()
+        while t.is_alive():
+            t.join(None if tick is None else 0.25)
+            if tick is not None:
+                tick(time.perf_counter() - started)
     return time.perf_counter() - started
 
 

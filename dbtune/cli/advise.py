@@ -23,6 +23,7 @@ from dbtune.cli.common import (
     note,
     write_output,
 )
+from dbtune.cli.progress import progress_display
 from dbtune.config import load_config
 from dbtune.errors import ExitCode, UsageError
 from dbtune.report import Format
@@ -114,7 +115,8 @@ def advise_command(
                             validate=validate, yes=yes)
     if top is not None:
         options = replace(options, top=top)
-    advice = advise(settings, cfg, queries, options, progress=lambda message: note(message, quiet))
+    with progress_display(quiet, no_color) as display:
+        advice = advise(settings, cfg, queries, options, progress=display.note, count=display.count)
     if unread:
         advice = replace(advice, problems=(*unread, *advice.problems))
     write_output(render_advice(advice, format), output)

@@ -26,8 +26,9 @@ from dbtune.appconfig import read_app_config
 from dbtune.audit import audit
 from dbtune.bench import BenchOptions, load_workload
 from dbtune.bench.runner import DEFAULT_ROUNDS
-from dbtune.cli.common import check_output, echo, format_option, note, write_output
+from dbtune.cli.common import NoColorOption, check_output, echo, format_option, note, write_output
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
+from dbtune.cli.progress import ProgressDisplay
 from dbtune.config import load_config
 from dbtune.db.connect import resolve
 from dbtune.db.demo import DEMO_DATABASE, STATE_FILE, Demo, stop_saved_demo
@@ -68,6 +69,7 @@ def demo_command(
                                                       "stop it with `dbtune demo --stop`.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop a demo left running by --keep.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    no_color: NoColorOption = False,
 ) -> None:
     """Start a throwaway PostgreSQL with the guide's schema, data and query mix, audit it, then generate,
     lint and apply the fixes, benchmark the queries and race concurrent vendor accepts (the vendor win rate)
@@ -87,31 +89,43 @@ def demo_command(
     config_path = samples_dir() / f"{profile}.toml"
     if not config_path.exists():
         raise UsageError(f"--profile {profile!r}: no such sample profile")
-    config, _ = load_config(config_path)
     started = time.perf_counter()
+    with ProgressDisplay(quiet, no_color) as display:
+        _run_demo(display, demo_start=started, scale=scale, iterations=iterations, bench_iterations=bench_iterations,
+                  profile=profile, config_path=config_path, format=format, output=output, audit_only=audit_only,
+                  keep=keep)
+
+
+def _run_demo(display: ProgressDisplay, *, demo_start: float, scale: float, iterations: int, bench_iterations: int,
+              profile: str, config_path: Path, format: Format, output: Path | None, audit_only: bool,
+              keep: bool) -> None:
+    """The demo's stages, their notes and progress bars on ``display`` (stderr), their results on stdout."""
+    say = display.note
+    config, _ = load_config(config_path)
     total = 3 + (1 if audit_only else len(STAGES))
     step = iter(range(1, total + 1))
-    note(f"[{next(step)}/{total}] starting PostgreSQL (embedded)", quiet)
+    say(f"[{next(step)}/{total}] starting PostgreSQL (embedded)")
     demo = Demo.start()
     kept = False
     try:
-        note(f"[{next(step)}/{total}] creating the guide's schema and generating data (scale {scale})", quiet)
-        counts = demo.load(scale, progress=lambda m: note("      " + m, quiet))
-        note("      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), quiet)
-        note(f"[{next(step)}/{total}] running the application's query mix ({iterations} runs per query)", quiet)
-        demo.run_workload(iterations, progress=lambda m: note("    " + m, quiet))
+        say(f"[{next(step)}/{total}] creating the guide's schema and generating data (scale {scale})")
+        counts = demo.load(scale, progress=lambda m: say("      " + m), count=display.count)
+        say("      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        say(f"[{next(step)}/{total}] running the application's query mix ({iterations} runs per query)")
+        demo.run_workload(iterations, progress=lambda m: say("    " + m))
         settings = resolve(demo.dsn)
         app_config = read_app_config([guide_file(name) for name in GUIDE_APP_CONFIG])
         statements = guide_file(GUIDE_STATEMENTS)
         if audit_only:
-            note(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml", quiet)
+            say(f"[{next(step)}/{total}] auditing against sample_configs/{profile}.toml")
             report = audit(settings, config, config_path=config_path, app_config=app_config, statements=statements)
-            write_output(render(report, format), output)
+            with display.paused():
+                write_output(render(report, format), output)
         else:
             from dbtune.advisor.api import AdviseOptions
             from dbtune.probe.race import RaceOptions
 
-            printer = LoopPrinter(format, expected=config.expect.index)
+            printer = LoopPrinter(format, expected=config.expect.index, display=display)
             workload = guide_file("workload.sql")
             advisor = AdvisorStage(AdviseOptions(trial_builds=True, validate=True, yes=True),
                                    queries=tuple(q for q in load_queries(workload).queries if q.skipped is None))
@@ -120,30 +134,30 @@ def demo_command(
                     settings, config, load_workload(workload), Path(tmp) / "migrations",
                     bench=BenchOptions(iterations=bench_iterations, warmup=2, param_samples=20, allow_writes=True,
                                        rounds=min(DEFAULT_ROUNDS, bench_iterations)),
-                    apply_options=ApplyOptions(report=lambda m: note(m, quiet)),
-                    stage=lambda s: note(f"[{next(step)}/{total}] {s}", quiet),
-                    progress=lambda m: note("      " + m, quiet), observer=printer, advisor=advisor,
+                    apply_options=ApplyOptions(report=say), stage=lambda s: say(f"[{next(step)}/{total}] {s}"),
+                    progress=lambda m: say("      " + m), observer=printer, advisor=advisor,
                     race=RaceStage(RaceOptions.from_config(config.probe.race), yes=True),
                     app_config=app_config, statements=statements)
                 printer.finish(result)
             # The profile's targets, measured on the demo's server (load, replication lag, crash recovery).
-            note(f"[{next(step)}/{total}] profile table: the {profile} profile's targets, measured", quiet)
+            say(f"[{next(step)}/{total}] profile table: the {profile} profile's targets, measured")
             measured = measure_targets(demo.server, DEMO_DATABASE, config, load_workload(workload),
                                        race=result.race_after, app_config=app_config,
-                                       progress=lambda m: note("      " + m, quiet))
-            if format is Format.HTML:
-                write_output(render_loop_html(result, measured.table), output)
-            else:
-                echo("\n" + render_profile(measured.table, format), nl=False)
-        note(f"demo finished in {time.perf_counter() - started:.1f} s", quiet)
+                                       progress=lambda m: say("      " + m), count=display.count)
+            with display.paused():
+                if format is Format.HTML:
+                    write_output(render_loop_html(result, measured.table), output)
+                else:
+                    echo("\n" + render_profile(measured.table, format), nl=False)
+        say(f"demo finished in {time.perf_counter() - demo_start:.1f} s")
         if keep:
             demo.save_state()
             kept = True
             app_flags = " ".join(f"--app-config {shlex.quote(str(guide_file(n)))}" for n in GUIDE_APP_CONFIG)
-            note(f"the demo server is running: dbtune audit --dsn {shlex.quote(demo.dsn)} "
-                 f"--config {shlex.quote(str(config_path))} {app_flags} "
-                 f"--workload {shlex.quote(str(statements))}", quiet)
-            note("stop it with: dbtune demo --stop", quiet)
+            say(f"the demo server is running: dbtune audit --dsn {shlex.quote(demo.dsn)} "
+                f"--config {shlex.quote(str(config_path))} {app_flags} "
+                f"--workload {shlex.quote(str(statements))}")
+            say("stop it with: dbtune demo --stop")
     finally:
         if not kept:
             demo.destroy()

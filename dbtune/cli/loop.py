@@ -10,6 +10,7 @@ from pathlib import Path
 from dbtune.advisor.model import Advice, Candidate, Measured, Recommendation, Rejected
 from dbtune.bench import Comparison
 from dbtune.cli.common import echo
+from dbtune.cli.progress import ProgressDisplay
 from dbtune.config.model import ExpectedIndex
 from dbtune.escape import one_line, printable
 from dbtune.loop import AfterMigration, LoopObserver, LoopResult
@@ -37,18 +38,25 @@ class LoopPrinter(LoopObserver):
     verdict, the race probe before the migration, the revisions applied, the before/after table, the race
     probe after it, then the audit after the migration."""
 
-    def __init__(self, fmt: Format = Format.TEXT, expected: Sequence[ExpectedIndex] = ()) -> None:
+    def __init__(self, fmt: Format = Format.TEXT, expected: Sequence[ExpectedIndex] = (),
+                 display: ProgressDisplay | None = None) -> None:
         self.fmt = fmt
         self.expected = tuple(expected)
+        self.display = display or ProgressDisplay(quiet=True)
 
     def _show(self, text: str, wrap: bool = True) -> None:
         """``text`` on stdout, its lines fitted to the terminal's width (:mod:`dbtune.report.width`) unless
         it is JSON (``wrap=False``); nothing with html (the review page is written whole at the end, from
-        the LoopResult)."""
+        the LoopResult). The progress bars are cleared for it (:meth:`ProgressDisplay.paused`)."""
         if self.fmt is Format.HTML:
             return
-        echo("\n".join(fit_lines([text], line_width())) if wrap else text)
-        sys.stdout.flush()
+        with self.display.paused():
+            echo("\n".join(fit_lines([text], line_width())) if wrap else text)
+            sys.stdout.flush()
+
+    def count(self, what: str, done: float, total: float | None) -> None:
+        """The long steps' progress bars on stderr (:meth:`ProgressDisplay.count`)."""
+        self.display.count(what, done, total)
 
     def audited(self, report: Report) -> None:
         if self.fmt is not Format.HTML:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from tabulate import tabulate
 
-from dbtune.cli.common import ConfigOption, DsnOption, QuietOption, VerboseOption, connection_settings, echo, note
+from dbtune.cli.common import (
+    ConfigOption,
+    DsnOption,
+    NoColorOption,
+    QuietOption,
+    VerboseOption,
+    connection_settings,
+    echo,
+    note,
+)
+from dbtune.cli.progress import progress_display
 from dbtune.config import load_config
 from dbtune.config.model import parse_timeout_ms
 from dbtune.db.connect import describe
@@ -92,6 +103,7 @@ def apply_command(
     downgrade_to: Annotated[str | None, typer.Option("--downgrade-to", help="Undo revisions down to this "
                                                      "revision (base: all).", show_default=False)] = None,
     quiet: QuietOption = False,
+    no_color: NoColorOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Apply pending revisions, each step under lock_timeout with retries (writes to the target)."""
@@ -123,7 +135,11 @@ def apply_command(
         return
     note(f"{'dry run: ' if dry_run else ''}applying {directory} up to {target}: pending "
          f"{', '.join(pending)}", quiet)
-    applied = apply(directory, settings, options, target, version_table=version_table)
+    # The bars: steps run and indexes built (none in a dry run, which runs nothing).
+    with progress_display(quiet or dry_run, no_color) as display:
+        if not dry_run:
+            options = replace(options, report=display.note, count=display.count)
+        applied = apply(directory, settings, options, target, version_table=version_table)
     if dry_run:
         return
     if applied or target != "head":

@@ -10,14 +10,15 @@ import typer
 from dbtune.cli.common import (
     ConfigOption,
     DsnOption,
+    NoColorOption,
     OutputOption,
     QuietOption,
     VerboseOption,
     connection_settings,
     format_option,
-    note,
     write_output,
 )
+from dbtune.cli.progress import progress_display
 from dbtune.config import load_config
 from dbtune.errors import ExitCode
 from dbtune.probe.race import RaceOptions, run_race
@@ -48,6 +49,7 @@ def race_command(
     format: Annotated[Format, format_option(RACE_RENDERERS, "dbtune probe race", "Output format")] = Format.TEXT,
     output: OutputOption = None,
     quiet: QuietOption = False,
+    no_color: NoColorOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Race concurrent accepts of the same routing (read whether an ACCEPTED response exists, then insert
@@ -57,6 +59,7 @@ def race_command(
     cfg, _ = load_config(config)
     options = RaceOptions.from_config(cfg.probe.race, table=table, sessions=sessions, rounds=rounds)
     settings = connection_settings(dsn, cfg)
-    result = run_race(settings, options, yes=yes, progress=lambda m: note(m, quiet))
+    with progress_display(quiet, no_color) as display:
+        result = run_race(settings, options, yes=yes, progress=display.note, count=display.count)
     write_output(render_race(result, format), output)
     raise typer.Exit(int(ExitCode.CLEAN if result.passed else ExitCode.FINDINGS))

@@ -15,6 +15,7 @@ from dbtune.bench import load_workload, pg_stat_statements_workload
 from dbtune.cli.common import (
     ConfigOption,
     DsnOption,
+    NoColorOption,
     OutputOption,
     QuietOption,
     VerboseOption,
@@ -26,6 +27,7 @@ from dbtune.cli.common import (
     note,
     write_output,
 )
+from dbtune.cli.progress import progress_display
 from dbtune.config import load_config
 from dbtune.config.model import Config
 from dbtune.db.connect import resolve
@@ -97,6 +99,7 @@ def load_command(
     format: Annotated[Format, format_option(LOAD_RENDERERS, "dbtune probe load")] = Format.TEXT,
     output: OutputOption = None,
     quiet: QuietOption = False,
+    no_color: NoColorOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Put the workload on the database at --clients x --duration and report its throughput and p50/p95/p99
@@ -117,7 +120,8 @@ def load_command(
     if queries is None:
         assert top is not None
         queries = pg_stat_statements_workload(settings, top)
-    result = run_load(settings, queries, options, progress=lambda m: note(m, quiet))
+    with progress_display(quiet, no_color) as display:
+        result = run_load(settings, queries, options, progress=display.note, count=display.count)
     _finish(only(profile_table(cfg, load=result), LOAD_KEYS), format, render_load(result, format), output)
 
 

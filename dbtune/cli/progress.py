@@ -4,7 +4,9 @@ terminal, the one-line notes otherwise (a pipe or a CI log reads the same lines 
 The library reports counts through a :data:`dbtune.progress.Count` callable and notes through a
 ``progress(message)`` callable; :class:`ProgressDisplay` is both, so commands pass ``display.note`` and
 ``display.count``. Nothing is drawn with ``--quiet``; ``NO_COLOR`` (any value, even empty) or
-``--no-color`` turn every colour and style off. stdout and ``--output`` files are never written to.
+``--no-color`` turn every colour and style off. stdout and ``--output`` files are never written to: what a
+command prints on stdout while the bars run (the demo's and tune's stages) goes there, the bars cleared
+for it first (:meth:`ProgressDisplay.paused`).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class ProgressDisplay:
             off = colour_off(no_color)
             console = Console(file=self.stream, force_terminal=True, no_color=off,
                               color_system=None if off else "auto", highlight=False)
+            # stdout stays stdout (a report, a stage's result); stray lines on stderr go above the bars.
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-                                 transient=False)
+                                 transient=False, redirect_stdout=False)
 
     @property
     def live(self) -> bool:
@@ -59,15 +62,34 @@ class ProgressDisplay:
             note(message)
 
     def count(self, what: str, done: float, total: float | None) -> None:
-        """The bar of ``what`` at ``done`` of ``total`` (a :data:`dbtune.progress.Count`)."""
+        """The bar of ``what`` at ``done`` of ``total`` (a :data:`dbtune.progress.Count`); a count that
+        starts again (``done`` below the bar's, the loop's second benchmark) starts its bar again."""
         if self._bar is None:
             return
         if what not in self._tasks:
             self._tasks[what] = self._bar.add_task(what, total=total, rate="")
         task = self._tasks[what]
+        if done < self._bar.tasks[task].completed:
+            self._bar.reset(task, total=total, completed=int(done))
         self._bar.update(task, completed=done, total=total)
         speed = self._bar.tasks[self._tasks[what]].speed
         self._bar.update(task, rate=f"{speed:,.1f}/s" if speed else "")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Around a write to stdout or a question on the terminal while the bars run: the bars are cleared
+        first and drawn again after it (stdout may be the bars' terminal too: the two would overwrite each
+        other's lines)."""
+        if self._bar is None or not self._bar.live.is_started:
+            yield
+            return
+        self._bar.live.transient = True
+        self._bar.stop()
+        try:
+            yield
+        finally:
+            self._bar.live.transient = False
+            self._bar.start()
 
     def __enter__(self) -> ProgressDisplay:
         if self._bar is not None:

@@ -17,6 +17,7 @@ from dbtune.cli.common import (
     AppConfigOption,
     ConfigOption,
     DsnOption,
+    NoColorOption,
     QuietOption,
     check_output,
     connection_settings,
@@ -25,6 +26,7 @@ from dbtune.cli.common import (
     write_output,
 )
 from dbtune.cli.loop import LOOP_RENDERERS, LoopPrinter
+from dbtune.cli.progress import progress_display
 from dbtune.config import load_config
 from dbtune.db.connect import describe
 from dbtune.errors import UsageError
@@ -60,6 +62,7 @@ def tune_command(
         show_default=False)] = None,
     app_config: AppConfigOption = None,
     quiet: QuietOption = False,
+    no_color: NoColorOption = False,
 ) -> None:
     """Audit, advise (the advisor's indexes built, measured and kept only when they help), generate and
     lint the migration, benchmark, apply (after confirmation), benchmark again, compare. Writes to the
@@ -101,14 +104,20 @@ def tune_command(
         else:
             note("advisor skipped: its choice is proven only by building it", quiet)
 
-    printer = LoopPrinter(format, expected=cfg.expect.index)
     bench = BenchOptions(iterations=iterations, rounds=min(DEFAULT_ROUNDS, iterations))
-    result = run_loop(settings, cfg, queries, directory, bench=bench,
-                      apply_options=ApplyOptions(report=lambda m: note(m, quiet)), include_drops=include_drops,
-                      confirm=confirm, stage=lambda s: note(f"== {s}", quiet),
-                      progress=lambda m: note("   " + m, quiet), observer=printer, advisor=stage,
-                      app_config=app, statements=workload)
-    printer.finish(result)
+    with progress_display(quiet, no_color) as display:
+        printer = LoopPrinter(format, expected=cfg.expect.index, display=display)
+
+        def confirm_apply(plan: MigrationPlan) -> bool:
+            with display.paused():  # the question below the bars, not under them
+                return confirm(plan)
+
+        result = run_loop(settings, cfg, queries, directory, bench=bench,
+                          apply_options=ApplyOptions(report=display.note), include_drops=include_drops,
+                          confirm=confirm_apply, stage=lambda s: display.note(f"== {s}"),
+                          progress=lambda m: display.note("   " + m), observer=printer, advisor=stage,
+                          app_config=app, statements=workload)
+        printer.finish(result)
     if format is Format.HTML:
         write_output(render_loop_html(result), output)
 

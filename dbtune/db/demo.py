@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pglast
 import psycopg
 
 from dbtune.db.local_server import LocalServer, embedded_bindir
 from dbtune.errors import DbtuneError, UsageError
+from dbtune.progress import Count, no_count
 from dbtune.samples import guide_file
 from dbtune.workload.load import parse_workload
 from dbtune.workload.model import WorkloadQuery
@@ -39,6 +41,27 @@ def _sample_params(conn: psycopg.Connection, q: WorkloadQuery, n: int) -> list[t
         if row is not None:
             rows.append(tuple(row))
     return rows or [()]
+
+
+ROWS_LOADED = "rows loaded"
+
+
+def load_guide_data(conn: psycopg.Connection, scale: float, count: Count = no_count) -> int:
+    """Run ``sample_configs/guide/data.sql`` at ``scale`` on ``conn`` (an autocommit session on a database
+    holding ``schema.sql``), one statement after another in one transaction, as psql's ``-1 -f`` would;
+    ``count`` is told ``("rows loaded", rows inserted so far, None)`` after each statement (the total is
+    not known beforehand: the routings' responses vary). Returns the rows inserted. Raises psycopg.Error
+    when the server refuses a statement (the transaction is rolled back)."""
+    data = guide_file("data.sql").read_text().replace(":scale", repr(float(scale)))
+    rows = 0
+    count(ROWS_LOADED, rows, None)
+    with conn.transaction():
+        for statement in pglast.split(data):
+            cur = conn.execute(statement)  # type: ignore[arg-type]
+            if cur.statusmessage and cur.statusmessage.startswith("INSERT"):
+                rows += max(cur.rowcount, 0)
+                count(ROWS_LOADED, rows, None)
+    return rows
 
 
 # Off while the data loads (LocalServer.init), on again (their defaults) before the loop: all three are
@@ -69,23 +92,25 @@ class Demo:
             conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")  # type: ignore[arg-type]
         return cls(server)
 
-    def load(self, scale: float, progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-        """Create the schema and generate the data; returns row counts per table."""
+    def load(self, scale: float, progress: Callable[[str], None] = lambda _: None,
+             count: Count = no_count) -> dict[str, int]:
+        """Create the schema and generate the data (``count``: the rows loaded, :func:`load_guide_data`);
+        returns row counts per table. Raises UsageError for a scale not above 0, DbtuneError when the server
+        refuses the load."""
         if scale <= 0:
             raise UsageError(f"--scale must be greater than 0, got {scale}")
         try:
-            return self._load(scale, progress)
+            return self._load(scale, progress, count)
         except psycopg.Error as exc:
             raise DbtuneError(f"loading the guide's sample data failed: {' '.join(str(exc).split())}") from None
 
-    def _load(self, scale: float, progress: Callable[[str], None]) -> dict[str, int]:
+    def _load(self, scale: float, progress: Callable[[str], None], count: Count) -> dict[str, int]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute(guide_file("schema.sql").read_text())  # type: ignore[arg-type]
             conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")  # type: ignore[arg-type]
-            data = guide_file("data.sql").read_text().replace(":scale", repr(float(scale)))
             started = time.perf_counter()
-            conn.execute(data)  # type: ignore[arg-type]
+            load_guide_data(conn, scale, count)
             # data.sql's own ANALYZE runs in the load's transaction, whose inserts reach the cumulative
             # statistics only when it commits, after it: n_mod_since_analyze would count the whole load as the
             # application's writes (the advisor's write cost). Analyzed again, the load is behind us.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ from dbtune.config.model import MigrateConfig
 from dbtune.db.connect import ConnectionSettings, connect
 from dbtune.errors import DbtuneError, UsageError
 from dbtune.migrate.advice_input import findings_from_advice
+from dbtune.migrate.alembic_source import runtime_calls
 from dbtune.migrate.env import engine_for, recorded_heads
 from dbtune.migrate.plan import MigrationPlan, plan_migration
 from dbtune.migrate.report_input import findings_from_file, findings_from_report
-from dbtune.migrate.runtime import ApplyError, ApplyOptions
+from dbtune.migrate.runtime import INDEXES_BUILT, STEP_HELPERS, STEPS_RUN, ApplyError, ApplyOptions
 from dbtune.migrate.workspace import Generated, alembic_config, script_directory, write_revision, write_sql
 from dbtune.model import Finding
 
@@ -98,7 +100,13 @@ def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions |
     from alembic import command
 
     options = options or ApplyOptions()
-    before = {s.revision for s in status(directory, settings, version_table=version_table) if s.applied}
+    revisions = status(directory, settings, version_table=version_table)
+    before = {s.revision for s in revisions if s.applied}
+    if target == "head":  # the progress bars' totals: the step helpers the pending revisions call
+        options = replace(options, totals=step_totals([Path(s.path) for s in revisions if not s.applied]))
+        if not options.dry_run:  # the bars from the start: the first build may take minutes
+            for what, total in options.totals.items():
+                options.count(what, 0, total)
     cfg = alembic_config(directory, settings, dbtune_apply=options, dbtune_dry_run=options.dry_run,
                          dbtune_version_table=version_table, dbtune_wait=options.wait)
     _run(command.upgrade, cfg, target)
@@ -107,6 +115,17 @@ def apply(directory: Path, settings: ConnectionSettings, options: ApplyOptions |
         before |= _applied_below(script_directory(directory), at_lock)
     after = status(directory, settings, version_table=version_table)
     return [s.revision for s in after if s.applied and s.revision not in before]
+
+
+def step_totals(paths: list[Path]) -> dict[str, int]:
+    """The steps (:data:`~dbtune.migrate.runtime.STEPS_RUN`: calls of the runtime's step helpers) and the
+    index builds (:data:`~dbtune.migrate.runtime.INDEXES_BUILT`) in the ``upgrade()`` of the revision files
+    ``paths``, as written (:func:`~dbtune.migrate.alembic_source.runtime_calls`)."""
+    calls: Counter[str] = Counter()
+    for path in paths:
+        calls.update(runtime_calls(path.read_text(encoding="utf-8")))
+    return {STEPS_RUN: sum(n for name, n in calls.items() if name in STEP_HELPERS),
+            INDEXES_BUILT: calls["build_index"]}
 
 
 def downgrade(directory: Path, settings: ConnectionSettings, target: str,

@@ -26,11 +26,14 @@ https://www.postgresql.org/docs/current/explicit-locking.html.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from pglast import ast
 
@@ -38,10 +41,17 @@ from dbtune.db import locks
 from dbtune.errors import DbtuneError, ExitCode
 from dbtune.escape import one_line
 from dbtune.pgsql import parse_one
+from dbtune.progress import Count, no_count
 from dbtune.units import size_pretty
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 LOCK_NOT_AVAILABLE = "55P03"
+# What ``ApplyOptions.count`` is told: every step helper a revision calls, and the index builds among them.
+STEPS_RUN = "steps run"
+INDEXES_BUILT = "indexes built"
+# The step helpers (each call one step: the helpers it calls in turn are part of it).
+STEP_HELPERS = frozenset({"run_step", "build_index", "drop_invalid_index", "complete_partitioned_index",
+                          "add_constraint", "attach_index", "analyze"})
 
 
 class ApplyError(DbtuneError):
@@ -67,6 +77,18 @@ class ApplyOptions:
     wait: bool = True  # wait for another applier's migration lock (False: refuse the run, naming it)
     announce_steps: bool = False  # report each step as it starts (``dbtune migrate apply``'s progress)
     report: Callable[[str], None] = field(default=_stderr)
+    count: Count = field(default=no_count)  # told STEPS_RUN and INDEXES_BUILT as each step ends (progress bars)
+    totals: dict[str, int] = field(default_factory=dict)  # the run's total of each count, where known
+    _done: Counter[str] = field(default_factory=Counter, init=False, repr=False)
+
+    def done(self, *what: str) -> None:
+        """One more of each ``what`` (:data:`STEPS_RUN`, :data:`INDEXES_BUILT`) done, told to ``count`` with
+        its total from ``totals`` (None when not known); nothing in a dry run, which runs no step."""
+        if self.dry_run:
+            return
+        for name in what:
+            self._done[name] += 1
+            self.count(name, self._done[name], self.totals.get(name))
 
     def announce(self, line: str) -> None:
         """Report the start of a step, when steps are announced (never in a dry run, which reports them all)."""
@@ -100,6 +122,30 @@ def _send(conn: Any, sql: str) -> Any:
     empty parameter set, so psycopg reads ``%`` as a placeholder: doubled here, a ``%`` in a predicate
     (``LIKE '%x'``) or in a quoted name reaches the server as written."""
     return conn.exec_driver_sql(sql.replace("%", "%%"))
+
+
+P = ParamSpec("P")
+_depth: ContextVar[int] = ContextVar("dbtune_step_depth", default=0)
+
+
+def _step(helper: Callable[Concatenate[Any, P], None]) -> Callable[Concatenate[Any, P], None]:
+    """A step helper (``helper(op, …)``) whose run counts as one step done (:meth:`ApplyOptions.done`;
+    an index build in :data:`INDEXES_BUILT` too) once it returns: the outermost helper only (``analyze``
+    calls ``run_step``: one step), and not offline (``alembic upgrade --sql`` runs nothing)."""
+    counts = (STEPS_RUN, INDEXES_BUILT) if helper.__name__ == "build_index" else (STEPS_RUN,)
+
+    @functools.wraps(helper)
+    def step(op: Any, *args: P.args, **kwargs: P.kwargs) -> None:
+        depth = _depth.get()
+        token = _depth.set(depth + 1)
+        try:
+            helper(op, *args, **kwargs)
+        finally:
+            _depth.reset(token)
+        if depth == 0 and not _offline(op):
+            options(op).done(*counts)
+
+    return step
 
 
 def _one(conn: Any, sql: str, **params: Any) -> Any:
@@ -289,6 +335,7 @@ def _emit(op: Any, lines: list[str]) -> None:
         op.get_context().impl.static_output("\n".join(lines))
 
 
+@_step
 def run_step(op: Any, sql: str, table: str | None = None) -> None:
     """Run one statement outside Alembic's transaction, under ``lock_timeout`` with retries (offline:
     write it to Alembic's output)."""
@@ -438,6 +485,7 @@ def _drop_leftover(op: Any, index: str, drop: str, table: str | None, opts: Appl
                        f"({reason}): the next run drops it first",)
 
 
+@_step
 def build_index(op: Any, index: str, sql: str) -> None:
     """Build an index concurrently, repairing what an earlier interrupted build left.
 
@@ -474,6 +522,7 @@ def build_index(op: Any, index: str, sql: str) -> None:
         _build(op, opts, index, sql, table)
 
 
+@_step
 def drop_invalid_index(op: Any, index: str, sql: str) -> None:
     """The first step of an INVALID index's rebuild: ``DROP INDEX CONCURRENTLY``, but when the index is
     unique, only once the table holds no duplicate keys for it (counted from its own ``pg_get_indexdef``):
@@ -501,6 +550,7 @@ SELECT p.oid::pg_catalog.regclass::text, p.relkind, n.nspname, p.relname
 """
 
 
+@_step
 def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str, ...] = ()) -> None:
     """After the last ``ATTACH PARTITION`` of a partitioned index (``sql`` is its ``CREATE INDEX … ON ONLY``):
     check ``indisvalid``; a partition with no index attached (one created after the revision was generated)
@@ -584,6 +634,7 @@ def complete_partitioned_index(op: Any, index: str, sql: str, planned: tuple[str
                              f"for partition {'; '.join(left)}")
 
 
+@_step
 def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
     """``ALTER TABLE … ADD CONSTRAINT``, skipped when ``table`` already has a constraint called ``name``
     (an earlier, interrupted run added it, or a person did). Offline, the SQL file's guarded lines."""
@@ -601,6 +652,7 @@ def add_constraint(op: Any, table: str, name: str, sql: str) -> None:
     run_step(op, sql, table=table)
 
 
+@_step
 def attach_index(op: Any, index: str, sql: str) -> None:
     """``ALTER INDEX parent ATTACH PARTITION index``, skipped when ``index`` is attached already, or when it
     does not exist because its build found an identical index (:func:`complete_partitioned_index`
@@ -620,6 +672,7 @@ def attach_index(op: Any, index: str, sql: str) -> None:
     run_step(op, sql)
 
 
+@_step
 def analyze(op: Any, table: str) -> None:
     """``ANALYZE`` a table whose indexes changed, so the planner costs the new indexes with fresh statistics."""
     run_step(op, f"ANALYZE {table}", table=table)

@@ -57,6 +57,7 @@ from dbtune.db.connect import ConnectionSettings, MarkedCursor, describe, mark
 from dbtune.db.local_server import embedded_bindir
 from dbtune.errors import ServerRefused, UsageError
 from dbtune.model import report_header
+from dbtune.progress import Count, no_count
 from dbtune.workload.model import WorkloadQuery
 from dbtune.workload.params import Parameters
 
@@ -65,6 +66,7 @@ from dbtune.workload.params import Parameters
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 # A ``:name`` pgbench substitutes (not part of a ``::`` cast): https://www.postgresql.org/docs/current/pgbench.html
 _PGBENCH_VARIABLE = re.compile(r"(?<!:):(?=[A-Za-z0-9_])")
+SECONDS_RUN = "seconds run"  # what run_load's count is told
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.M)
 _ABORTED = re.compile(r"client \d+ script (\d+) aborted")
 _INT64 = 2**63
@@ -246,10 +248,11 @@ def _pgbench_target(settings: ConnectionSettings) -> tuple[str, dict[str, str]]:
     return conninfo.make_conninfo(**params), env
 
 
-def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions
-                 ) -> tuple[float, float, list[HdrHistogram], list[int], list[int], str | None, int]:
+def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions,
+                 count: Count = no_count) -> tuple[float, float, list[HdrHistogram], list[int], list[int], str | None,
+                                                   int]:
     """Run pgbench; (its tps, elapsed s, a histogram per statement, successes and failures per
-    statement, the first error line, the sessions it stopped at an error)."""
+    statement, the first error line, the sessions it stopped at an error). ``count``: the seconds run."""
     target, env = _pgbench_target(settings)
     if not options.allow_writes:
         env["PGOPTIONS"] += " -c default_transaction_read_only=on"
@@ -263,12 +266,20 @@ def _run_pgbench(binary: Path, settings: ConnectionSettings, ready: Sequence[Loa
             args += ["-f", str(script)]
         args.append(target)
         started = time.perf_counter()
-        try:
-            done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp, check=False,
-                                  timeout=options.duration_s + 120)
-        except subprocess.TimeoutExpired:
-            raise ServerRefused(f"pgbench did not finish within {options.duration_s + 120} s on "
-                                f"{describe(settings)}") from None
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=tmp) as running:
+            while True:
+                try:
+                    out, err = running.communicate(timeout=0.25)  # retried: no output is lost
+                    break
+                except subprocess.TimeoutExpired:
+                    elapsed = time.perf_counter() - started
+                    if elapsed > options.duration_s + 120:
+                        running.kill()
+                        raise ServerRefused(f"pgbench did not finish within {options.duration_s + 120} s on "
+                                            f"{describe(settings)}") from None
+                    count(SECONDS_RUN, min(elapsed, options.duration_s), options.duration_s)
+        done = subprocess.CompletedProcess(args, running.returncode, out, err)
         elapsed = time.perf_counter() - started
         errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "abort" in line.lower()]
         if done.returncode not in (0, 2) or (done.returncode == 2 and not list(Path(tmp).glob("log*"))):
@@ -364,9 +375,10 @@ def _client(conn: psycopg.Connection, ready: Sequence[LoadStatement], stats: _Cl
         barrier.abort()
 
 
-def _run_threads(settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions
-                 ) -> tuple[float, list[HdrHistogram], list[int], list[int], list[str | None]]:
-    """dbtune's runner: (elapsed s, a histogram per statement, successes, failures, first errors)."""
+def _run_threads(settings: ConnectionSettings, ready: Sequence[LoadStatement], options: LoadOptions,
+                 count: Count = no_count) -> tuple[float, list[HdrHistogram], list[int], list[int], list[str | None]]:
+    """dbtune's runner: (elapsed s, a histogram per statement, successes, failures, first errors).
+    ``count``: the seconds run."""
     conns = [open_session(settings, read_only=not options.allow_writes) for _ in range(options.clients)]
     try:
         stats = [_ClientLoad([new_histogram() for _ in ready], [0] * len(ready), [0] * len(ready),
@@ -375,7 +387,9 @@ def _run_threads(settings: ConnectionSettings, ready: Sequence[LoadStatement], o
         threads = [threading.Thread(target=_client, args=(c, ready, stats[i], i, options.seed, barrier,
                                                           options.duration_s),
                                     name=f"dbtune-load-{i}", daemon=True) for i, c in enumerate(conns)]
-        elapsed = run_together(threads, barrier)  # from when every session has prepared its statements
+        # From when every session has prepared its statements.
+        elapsed = run_together(threads, barrier,
+                               lambda s: count(SECONDS_RUN, min(s, options.duration_s), options.duration_s))
     finally:
         for c in conns:
             c.close()
@@ -417,8 +431,9 @@ def _prepare_all(settings: ConnectionSettings, workload: Sequence[WorkloadQuery]
 
 
 def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], options: LoadOptions, *,
-             progress: Callable[[str], None] = lambda _: None) -> LoadResult:
-    """Put the workload on the target as a load (see the module docstring) and measure it.
+             progress: Callable[[str], None] = lambda _: None, count: Count = no_count) -> LoadResult:
+    """Put the workload on the target as a load (see the module docstring) and measure it; ``count`` (a
+    progress bar) is told ``("seconds run", s, options.duration_s)`` about four times a second.
 
     Statements that cannot run (writes without ``allow_writes``, ``$n`` without values, not planned by the
     server) are in ``skipped``; the engine is pgbench where every statement that runs fits it (or as
@@ -449,7 +464,7 @@ def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], op
     if engine == Engine.PGBENCH:
         assert binary is not None
         tps, elapsed, histograms, counts, failed, first_error, aborted = _run_pgbench(binary, settings, ready,
-                                                                                      options)
+                                                                                      options, count)
         first_errors = [first_error if f else None for f in failed]
         if aborted:
             stopped = (f"pgbench stopped {aborted} of {options.clients} sessions at their first error "
@@ -461,8 +476,9 @@ def run_load(settings: ConnectionSettings, workload: Sequence[WorkloadQuery], op
             else:
                 reason += f"; {stopped}"
     if engine == Engine.RUNNER:
-        elapsed, histograms, counts, failed, first_errors = _run_threads(settings, ready, options)
+        elapsed, histograms, counts, failed, first_errors = _run_threads(settings, ready, options, count)
         tps = sum(counts) / elapsed if elapsed > 0 else 0.0
+    count(SECONDS_RUN, options.duration_s, options.duration_s)
     total = new_histogram()
     for h in histograms:
         total.add(h)

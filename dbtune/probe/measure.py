@@ -26,6 +26,7 @@ from dbtune.probe.lag import LagResult, measure_lag
 from dbtune.probe.load import LoadOptions, LoadResult, run_load
 from dbtune.probe.profile import ProfileTable, RaceOutcome, profile_table, read_connection_slots
 from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement, crash_and_recover, estimate_recovery
+from dbtune.progress import Count, no_count
 from dbtune.workload.model import WorkloadQuery
 
 
@@ -60,14 +61,15 @@ def _lag_on_a_standby(server: LocalServer, dbname: str) -> LagResult:
 def measure_targets(server: LocalServer, dbname: str, config: Config, workload: Sequence[WorkloadQuery], *,
                     race: RaceOutcome | None = None, clients: int = 4, load_s: int = 3, lag: bool = True,
                     app_config: AppConfig | None = None,
-                    progress: Callable[[str], None] = lambda _: None) -> Measured:
+                    progress: Callable[[str], None] = lambda _: None, count: Count = no_count) -> Measured:
     """Run the probes on ``server`` (which dbtune started: it is crashed and restarted) in ``dbname`` and
     fill ``config``'s profile table (see the module docstring); ``lag=False`` leaves replication lag not
     measured; the connection budget row is the pools of ``config`` merged with ``app_config``'s (through
-    PgBouncer where they go through it). Raises what the probes raise."""
+    PgBouncer where they go through it); ``count`` (a progress bar) is told the load's seconds run.
+    Raises what the probes raise."""
     settings = resolve(server.dsn(dbname))
     load = run_load(settings, workload, LoadOptions(clients=clients, duration_s=load_s, allow_writes=True),
-                    progress=progress)
+                    progress=progress, count=count)
     progress(f"load: {load.tps:.0f} tps, p99 {load.p99_ms:.2f} ms ({load.engine.value})")
     lagged = None
     if lag:

@@ -45,12 +45,14 @@ from dbtune.errors import ConnectionFailed, DbtuneError, ServerRefused, UsageErr
 from dbtune.escape import one_line
 from dbtune.model import report_header
 from dbtune.pgsql import parse_one, render
+from dbtune.progress import Count, no_count
 from dbtune.sqlnames import qualified, quote_ident, quote_literal
 
 SCHEMA_PREFIX = "dbtune_probe_"
 APPLICATION_NAME = "dbtune probe race"  # the racing sessions' application_name, in pg_stat_activity
 UNIQUE_VIOLATION = "23505"
 RACE_VERSION = 1
+ROUNDS_RUN = "rounds run"  # what run_race's count is told
 
 _RELATION = """
 /* the response table named by [probe.race] table: oid, schema, name and relkind; no row when it does not exist */
@@ -232,13 +234,14 @@ class _Shape:
 
 
 def run_race(settings: ConnectionSettings, options: RaceOptions, *, yes: bool,
-             progress: Callable[[str], None] = lambda _: None) -> RaceResult:
+             progress: Callable[[str], None] = lambda _: None, count: Count = no_count) -> RaceResult:
     """Race ``options.sessions`` concurrent accepts of one routing per round over ``options.rounds``
     rounds on a scratch copy of ``options.table``, and count each round's winners.
 
     Writes only in its scratch schema, which it drops before returning or raising (also on
     KeyboardInterrupt). ``progress`` is told the setup steps and every tenth of the rounds, in the
-    calling thread (an exception it raises stops the race, as Ctrl-C does).
+    calling thread (an exception it raises stops the race, as Ctrl-C does); ``count`` (a progress bar) is
+    told ``("rounds run", r, options.rounds)`` after each round, in that thread too.
 
     Raises :class:`UsageError` without ``yes`` or when the target looks like production
     (:func:`dbtune.advisor.validate.refuse_production`), when the table or a column does not exist or
@@ -263,7 +266,7 @@ def run_race(settings: ConnectionSettings, options: RaceOptions, *, yes: bool,
                 progress(f"racing {options.sessions} sessions × {options.rounds} rounds")
                 statements = _accept(schema, shape.name, options)
                 outcomes, elapsed = _race(sessions, statements, values, options, settings.statement_timeout_ms,
-                                           progress)
+                                           progress, count)
             finally:
                 _close(sessions)
             winners = _winners(admin, statements, values, options)
@@ -427,7 +430,8 @@ class _Outcomes:
 
 
 def _race(sessions: Sequence[psycopg.Connection], accept: _Accept, values: _Values, options: RaceOptions,
-          statement_timeout_ms: int, progress: Callable[[str], None]) -> tuple[_Outcomes, float]:
+          statement_timeout_ms: int, progress: Callable[[str], None], count: Count = no_count
+          ) -> tuple[_Outcomes, float]:
     """Run the rounds: the sessions in threads, this thread a party to both barriers of each round (so
     Ctrl-C lands here, between rounds). Returns the outcomes and the seconds the rounds took."""
     # A round waits at most for two statements and a commit of every session (0: no statement_timeout).
@@ -470,6 +474,7 @@ def _race(sessions: Sequence[psycopg.Connection], accept: _Accept, values: _Valu
         for r in range(options.rounds):
             start.wait(timeout=wait_s)
             done.wait(timeout=wait_s)
+            count(ROUNDS_RUN, r + 1, options.rounds)
             if (r + 1) % step == 0 and r + 1 < options.rounds:
                 progress(f"round {r + 1}/{options.rounds}")
     except BaseException as exc:  # Ctrl-C, the progress callback, a broken barrier: stop every session

@@ -1,4 +1,5 @@
-"""Plain-text rendering of ``dbtune advise``, readable at 100 columns: the engine and how it ranked, the
+"""Plain-text rendering of ``dbtune advise``, readable at 100 columns (at the terminal's width, 80 and up,
+when stdout is one: :mod:`dbtune.report.width`): the engine and how it ranked, the
 run's figures (queries, candidates, what-if calls, budget), then each recommended index with its DDL as
 the migration writes it (``CREATE INDEX CONCURRENTLY …``), its figures (engine, estimated and real size,
 benefit and write cost, the tables whose writes it slows) and a table of the queries it serves (planner
@@ -15,11 +16,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from tabulate import tabulate
-
 from dbtune.advisor.model import NO_CANDIDATE_FOR, Advice, Measured, QueryCost, Recommendation, Rejected
 from dbtune.escape import clip, display_sql, one_line, printable
 from dbtune.report.bench_text import ms
+from dbtune.report.width import fit_lines, fit_table, line_width
 from dbtune.units import size_pretty
 
 WIDTH = 100
@@ -28,8 +28,8 @@ SQL_CHARS = 200
 
 
 def _wrap(text: str, indent: str = "  ", more: str = "    ") -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=more, break_on_hyphens=False) \
-        or [indent]
+    return textwrap.wrap(text, line_width(WIDTH), initial_indent=indent, subsequent_indent=more,
+                         break_on_hyphens=False) or [indent]
 
 
 def _cost(value: float) -> str:
@@ -60,8 +60,8 @@ def _queries_table(queries: Sequence[QueryCost], measured: Sequence[Measured], v
         if validated:
             row.append(_measured(q.key, measured))
         rows.append(row)
-    table = tabulate(rows, headers=headers, maxcolwidths=[QUERY_WIDTH, None, None, None, 26][:len(headers)],
-                     tablefmt="simple", disable_numparse=True)
+    table = fit_table(rows, headers, line_width(WIDTH) - 4,
+                      maxcolwidths=[QUERY_WIDTH, None, None, None, 26][:len(headers)], disable_numparse=True)
     return ["    " + line for line in table.splitlines()]
 
 
@@ -153,4 +153,4 @@ def render_advice_text(advice: Advice) -> str:
             lines += _wrap(f"- {_query_label(p.name, p.sql)}: {one_line(clip(p.message))}", "  ", "    ")
             if p.name and p.sql.strip():
                 lines += _wrap(_query_label("", p.sql), "    ", "    ")
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, line_width(WIDTH))) + "\n"

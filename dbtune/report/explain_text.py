@@ -1,4 +1,5 @@
-"""Plain-text rendering of ``dbtune explain``, readable at 100 columns: per query its text, how it was
+"""Plain-text rendering of ``dbtune explain``, readable at 100 columns (at the terminal's width, 80 and up,
+when stdout is one: :mod:`dbtune.report.width`): per query its text, how it was
 planned, the plan tree (each node with its estimated and actual rows and its share of the cost, or of the
 time with ANALYZE; its conditions and spill figures below it; ``◀ PL001`` where a check found something),
 the findings, then what could not be judged and a summary line."""
@@ -14,6 +15,7 @@ from dbtune.escape import clip, display_sql, one_line, printable
 from dbtune.model import Finding
 from dbtune.plans.api import ExplainEntry, ExplainReport
 from dbtune.plans.model import Plan, PlanNode
+from dbtune.report.width import fit_lines, line_width
 from dbtune.units import kb_pretty
 
 WIDTH = 100
@@ -85,6 +87,7 @@ def node_details(node: PlanNode) -> list[str]:
 def plan_tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
     """The plan as an indented tree, a node a line (:func:`node_figures`, then ``◀`` and the check ids
     ``marks`` gives its label), its :func:`node_details` below it."""
+    width = line_width(WIDTH)
     lines: list[str] = []
 
     def render(node: PlanNode, head: str, body: str) -> None:
@@ -94,13 +97,13 @@ def plan_tree(plan: Plan, marks: dict[str, list[str]]) -> list[str]:
         header = f"{name}  ({node_figures(node, plan)})"
         if marks.get(node.label):
             header += "  ◀ " + " ".join(dict.fromkeys(marks[node.label]))
-        room = WIDTH - len(head)
+        room = width - len(head)
         wrapped = textwrap.wrap(header, room, subsequent_indent="    ", break_on_hyphens=False) or [header]
         detail = body + ("│  " if node.children else "   ")
         lines.append(head + wrapped[0])
         lines.extend(detail + w for w in wrapped[1:])
         for d in node_details(node):
-            lines.append(detail + _clip(d, WIDTH - len(detail)))
+            lines.append(detail + _clip(d, width - len(detail)))
         for i, child in enumerate(node.children):
             last = i == len(node.children) - 1
             render(child, body + ("└─ " if last else "├─ "), body + ("   " if last else "│  "))
@@ -124,11 +127,12 @@ def how_text(entry: ExplainEntry) -> str:
 
 
 def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
+    width = line_width(WIDTH)
     lines = [f"  findings ({len(findings)})"]
     for f in findings:
         lines.append(f"  {f.severity.value:<8} {f.check_id} {f.check_name} — "
                      f"{printable(str(f.evidence.get('node', f.object)))}")
-        lines += textwrap.wrap(one_line(clip(f.message)), WIDTH, initial_indent=" " * 11, subsequent_indent=" " * 11,
+        lines += textwrap.wrap(one_line(clip(f.message)), width, initial_indent=" " * 11, subsequent_indent=" " * 11,
                                break_on_hyphens=False)
         for change in f.changes:
             lines.append(" " * 11 + f"fix: {display_sql(change.up)}")
@@ -136,17 +140,18 @@ def _finding_lines(findings: tuple[Finding, ...]) -> list[str]:
 
 
 def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
+    width = line_width(WIDTH)
     q = entry.explained
     title = f"── {number}/{total} {one_line(q.label)} "
-    lines = ["", title + "─" * max(3, WIDTH - len(title))]
+    lines = ["", title + "─" * max(3, width - len(title))]
     sql = [line for line in display_sql(q.query.sql.strip()).split("\n") if line.strip()]
     for line in sql[:SQL_LINES]:
-        lines.append("  " + _clip(line.rstrip(), WIDTH - 2))
+        lines.append("  " + _clip(line.rstrip(), width - 2))
     if len(sql) > SQL_LINES:
         lines.append(f"  … ({len(sql) - SQL_LINES} more lines)")
     lines.append("")
     if q.skipped is not None:
-        lines += textwrap.wrap(f"skipped: {one_line(q.skipped)}", WIDTH, initial_indent="  ", subsequent_indent="    ",
+        lines += textwrap.wrap(f"skipped: {one_line(q.skipped)}", width, initial_indent="  ", subsequent_indent="    ",
                                break_on_hyphens=False)
     elif q.error is not None:
         lines.append(f"  error: {one_line(q.error)}" + (f" (SQLSTATE {q.sqlstate})" if q.sqlstate else ""))
@@ -154,12 +159,12 @@ def _entry(number: int, total: int, entry: ExplainEntry) -> list[str]:
         lines.append(f"  {how_text(entry)}")
         if q.parameters:
             values = ", ".join(f"${i} = {_clip(repr(v), 30)}" for i, v in enumerate(q.parameters, start=1))
-            lines += textwrap.wrap(f"parameters: {values}", WIDTH, initial_indent="  ", subsequent_indent="    ")
+            lines += textwrap.wrap(f"parameters: {values}", width, initial_indent="  ", subsequent_indent="    ")
     for note in q.notes:
-        lines += textwrap.wrap(f"note: {note}", WIDTH, initial_indent="  ", subsequent_indent="    ",
+        lines += textwrap.wrap(f"note: {note}", width, initial_indent="  ", subsequent_indent="    ",
                                break_on_hyphens=False)
     for reason, names in skipped_by_reason(entry.not_judged).items():
-        lines += textwrap.wrap(f"not judged for this query: {', '.join(names)}: {reason}", WIDTH,
+        lines += textwrap.wrap(f"not judged for this query: {', '.join(names)}: {reason}", width,
                                initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
     if q.plan is not None:
         lines += ["", *plan_tree(q.plan, node_marks(entry))]
@@ -188,6 +193,7 @@ def skipped_by_reason(skipped: Iterable[Skip]) -> dict[str, list[str]]:
 
 
 def render_explain_text(report: ExplainReport) -> str:
+    width = line_width(WIDTH)
     version = report.server.version.split()[0]
     mode = "EXPLAIN ANALYZE, rolled back" if report.analyze else "plans only, nothing run"
     lines = [f"dbtune explain of {one_line(report.target)}", f"PostgreSQL {version} — {mode}"]
@@ -198,7 +204,7 @@ def render_explain_text(report: ExplainReport) -> str:
     if by_reason:
         lines += ["", "NOT JUDGED"]
         for reason, names in by_reason.items():
-            lines += textwrap.wrap(f"- {', '.join(names)}: {reason}", WIDTH, subsequent_indent="  ",
+            lines += textwrap.wrap(f"- {', '.join(names)}: {reason}", width, subsequent_indent="  ",
                                    break_on_hyphens=False)
     counts = report.counts()
     failed = len(report.failed)
@@ -207,4 +213,4 @@ def render_explain_text(report: ExplainReport) -> str:
                   f"{f', {passed} skipped' if passed else ''}; "
                   f"{len(report.findings)} finding{'' if len(report.findings) == 1 else 's'}: "
                   f"{counts['error']} error, {counts['warning']} warning, {counts['info']} info"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, width)) + "\n"

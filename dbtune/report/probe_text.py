@@ -1,8 +1,7 @@
-"""Plain-text renderings of ``dbtune probe load|recovery|lag`` and the profile table."""
+"""Plain-text renderings of ``dbtune probe load|recovery|lag`` and the profile table; on a terminal no line is
+wider than it (80 columns and up: tables fitted, long lines wrapped by :mod:`dbtune.report.width`)."""
 
 from __future__ import annotations
-
-from tabulate import tabulate
 
 from dbtune.bench.result import label
 from dbtune.probe.lag import LagResult
@@ -10,6 +9,7 @@ from dbtune.probe.load import LoadResult
 from dbtune.probe.profile import ProfileTable, TargetRow
 from dbtune.probe.recovery import RecoveryEstimate, RecoveryMeasurement
 from dbtune.report.bench_text import ms
+from dbtune.report.width import fit_lines, fit_table, line_width
 
 
 def _mb(n: float | None) -> str:
@@ -31,11 +31,17 @@ def render_load_text(result: LoadResult) -> str:
              f"latency: p50 {ms(result.p50_ms)} ms, p95 {ms(result.p95_ms)} ms, p99 {ms(result.p99_ms)} ms", ""]
     rows = [[label(s.name, s.sql), s.kind, s.count, s.errors, ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms),
              s.first_error or ""] for s in result.statements]
-    lines.append(tabulate(rows, headers=["statement", "kind", "runs", "errors", "p50 ms", "p95 ms", "p99 ms",
-                                         "first error"], tablefmt="simple"))
+    width = line_width()
+    lines.append(fit_table(rows, ["statement", "kind", "runs", "errors", "p50 ms", "p95 ms", "p99 ms", "first error"],
+                           width, wrap=[0, 7]))
     for s in result.skipped:
         lines.append(f"skipped {label(s.name, s.sql)}: {s.reason}")
-    return "\n".join(lines) + "\n"
+    return _fitted(lines, width)
+
+
+def _fitted(lines: list[str], width: int) -> str:
+    """The report's lines, each wrapped to ``width`` on a terminal (:func:`dbtune.report.width.fit_lines`)."""
+    return "\n".join(fit_lines(lines, width)) + "\n"
 
 
 def render_recovery_text(measured: RecoveryMeasurement | None, estimate: RecoveryEstimate | None) -> str:
@@ -54,7 +60,7 @@ def render_recovery_text(measured: RecoveryMeasurement | None, estimate: Recover
                   f"  WAL rate from {estimate.wal_rate_source}; WAL since the last checkpoint now: "
                   f"{_mb(estimate.since_redo_bytes)}",
                   f"  see {estimate.docs}"]
-    return "\n".join(lines) + "\n"
+    return _fitted(lines, line_width())
 
 
 def render_lag_text(result: LagResult) -> str:
@@ -73,7 +79,7 @@ def render_lag_text(result: LagResult) -> str:
             lines.append(f"replica {r.target} ({r.source}): replay lag {_s(r.lag_s)}"
                          + (" (caught up)" if r.caught_up else ""))
     lines.append(f"worst lag: {_s(result.worst_s)}")
-    return "\n".join(lines) + "\n"
+    return _fitted(lines, line_width())
 
 
 def bound_text(row: TargetRow) -> str:
@@ -101,6 +107,6 @@ def render_profile_text(table: ProfileTable) -> str:
     """The profile's targets, each with its measured value, met/missed and how it was measured."""
     title = f"profile {table.profile}" if table.profile else "targets"
     rows = [[r.label, bound_text(r), value_text(r), r.status.value, r.how] for r in table.rows]
-    return (f"{title}: {sum(r.status == 'met' for r in table.rows)} met, {len(table.missed)} missed\n"
-            + tabulate(rows, headers=["target", "profile", "measured", "status", "how"], tablefmt="simple")
-            + "\n")
+    width = line_width()
+    return _fitted([f"{title}: {sum(r.status == 'met' for r in table.rows)} met, {len(table.missed)} missed",
+                    fit_table(rows, ["target", "profile", "measured", "status", "how"], width, wrap=[0, 4])], width)

@@ -1,5 +1,6 @@
 """Plain-text rendering of ``dbtune probe race``: the win rate, the winners per round, the errors the accepts
-met, and the constraint that made it one winner a round, or the partial unique index that would."""
+met, and the constraint that made it one winner a round, or the partial unique index that would; on a terminal
+no line is wider than it (80 columns and up: long lines and SQL wrapped by :mod:`dbtune.report.width`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from tabulate import tabulate
 
 from dbtune.escape import display_sql, one_line, printable
 from dbtune.probe.race import RaceResult
+from dbtune.report.width import fit_lines, line_width
 
 
 def _pct(value: float) -> str:
@@ -48,4 +50,4 @@ def render_race_text(result: RaceResult) -> str:
         lines += [f"  {line}" for line in display_sql(result.suggestion or "").splitlines()]
     lines += [f"note: {one_line(n)}" for n in result.notes]
     lines.append(f"scratch schema {printable(result.scratch_schema)} dropped")
-    return "\n".join(lines) + "\n"
+    return "\n".join(fit_lines(lines, line_width())) + "\n"

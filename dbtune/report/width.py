@@ -20,10 +20,11 @@ MIN_WIDTH = 80  # narrower terminals get 80 columns and scroll
 MIN_COLUMN = 6  # a wrapped column never gets narrower than this
 
 
-def line_width() -> int:
-    """Columns for a text report: the terminal's (at least 80) when stdout is a terminal, else 120."""
+def line_width(otherwise: int = WIDTH) -> int:
+    """Columns for a text report: the terminal's (at least 80) when stdout is a terminal, else
+    ``otherwise`` (120, or the width a renderer has always laid its report out for: advise's 100)."""
     if not sys.stdout.isatty():
-        return WIDTH
+        return otherwise
     return max(MIN_WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
 
 
@@ -32,19 +33,20 @@ def _widest(text: str) -> int:
 
 
 def fit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], width: int,
-              maxcolwidths: Sequence[int | None] | None = None, wrap: Sequence[int] | None = None) -> str:
+              maxcolwidths: Sequence[int | None] | None = None, wrap: Sequence[int] | None = None,
+              disable_numparse: bool = False) -> str:
     """``tabulate(rows, headers, tablefmt="simple")`` no wider than ``width`` columns where it can be: the
     widest of the ``wrap`` columns (default: every column) is narrowed, its cells wrapped, until the
     table fits or every wrapped column is down to :data:`MIN_COLUMN` characters, when stdout is a
     terminal (elsewhere the table as ``maxcolwidths`` lays it out). ``maxcolwidths`` are the starting
-    limits (``None``: none)."""
+    limits (``None``: none); ``disable_numparse`` as tabulate's (figures already formatted, left-aligned)."""
     limits: list[int | None] = list(maxcolwidths or [None] * len(headers))
     limits += [None] * (len(headers) - len(limits))
     wrappable = list(wrap) if wrap is not None else list(range(len(headers)))
 
     def render() -> str:
         return tabulate(rows, headers=list(headers), maxcolwidths=limits, maxheadercolwidths=limits,
-                        tablefmt="simple")
+                        tablefmt="simple", disable_numparse=disable_numparse)
 
     table = render()
     if not sys.stdout.isatty():  # a file, a pipe, a CI log: the tables as they always were
