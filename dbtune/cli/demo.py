@@ -36,7 +36,6 @@ from dbtune.loop import AdvisorStage, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
-from dbtune.report.html import render_loop_html
 from dbtune.report.probe import render_profile
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
@@ -132,6 +131,8 @@ def demo_command(
                                        race=result.race_after, app_config=app_config,
                                        progress=lambda m: note("      " + m, quiet))
             if format is Format.HTML:
+                from dbtune.report.html import render_loop_html  # Jinja2 and plotly, only for the page
+
                 write_output(render_loop_html(result, measured.table), output)
             else:
                 echo("\n" + render_profile(measured.table, format), nl=False)

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from dbtune.advisor.model import Advice
 from dbtune.report.advice_json import render_advice_json
 from dbtune.report.advice_text import render_advice_text
-from dbtune.report.html import render_advice_html
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import Format, lazy, renderer
 
 ADVICE_RENDERERS: dict[Format, Callable[[Advice], str]] = {
     Format.TEXT: render_advice_text,
     Format.JSON: render_advice_json,
-    Format.HTML: render_advice_html,
+    Format.HTML: lazy("dbtune.report.html", "render_advice_html"),
 }
 
 

@@ -8,15 +8,14 @@ from dbtune.bench.compare import Comparison
 from dbtune.bench.result import BenchResult
 from dbtune.report.bench_json import render_comparison_json, render_result_json
 from dbtune.report.bench_text import render_comparison_text, render_result_text
-from dbtune.report.html import render_comparison_html
 from dbtune.report.markdown import render_comparison_markdown
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import Format, lazy, renderer
 
 COMPARISON_RENDERERS: dict[Format, Callable[[Comparison], str]] = {
     Format.TEXT: render_comparison_text,
     Format.JSON: render_comparison_json,
     Format.MARKDOWN: render_comparison_markdown,
-    Format.HTML: render_comparison_html,
+    Format.HTML: lazy("dbtune.report.html", "render_comparison_html"),
 }
 
 RESULT_RENDERERS: dict[Format, Callable[[BenchResult], str]] = {

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from dbtune.plans.api import ExplainReport
 from dbtune.report.explain_json import render_explain_json
 from dbtune.report.explain_text import render_explain_text
-from dbtune.report.html import render_explain_html
-from dbtune.report.render import Format, renderer
+from dbtune.report.render import Format, lazy, renderer
 
 EXPLAIN_RENDERERS: dict[Format, Callable[[ExplainReport], str]] = {
     Format.TEXT: render_explain_text,
     Format.JSON: render_explain_json,
-    Format.HTML: render_explain_html,
+    Format.HTML: lazy("dbtune.report.html", "render_explain_html"),
 }
 
 

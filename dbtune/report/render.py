@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TypeVar
+from importlib import import_module
+from typing import Any, TypeVar
 
 from dbtune.errors import UsageError
 from dbtune.report.model import Report
@@ -35,16 +36,28 @@ def renderer(table: Mapping[Format, R], fmt: Format | str, command: str) -> R:
         raise UsageError(f"--format {fmt}: {command} writes {', '.join(table)}") from None
 
 
+def lazy(module: str, name: str) -> Callable[..., str]:
+    """The renderer ``module.name``, imported when it is first called: a table names the HTML renderers
+    this way, so that a CLI start does not import Jinja2 and plotly for a format it may not write."""
+
+    def render_lazily(*args: Any) -> str:
+        rendered: str = getattr(import_module(module), name)(*args)
+        return rendered
+
+    render_lazily.__name__ = render_lazily.__qualname__ = name
+    return render_lazily
+
+
 def _renderers() -> dict[Format, Callable[[Report], str]]:
     from dbtune.report.github import render_audit_github
-    from dbtune.report.html import render_audit_html
     from dbtune.report.json import render_json
     from dbtune.report.markdown import render_markdown
     from dbtune.report.sarif import render_audit_sarif
     from dbtune.report.text import render_text
 
     return {Format.TEXT: render_text, Format.JSON: render_json, Format.MARKDOWN: render_markdown,
-            Format.SARIF: render_audit_sarif, Format.GITHUB: render_audit_github, Format.HTML: render_audit_html}
+            Format.SARIF: render_audit_sarif, Format.GITHUB: render_audit_github,
+            Format.HTML: lazy("dbtune.report.html", "render_audit_html")}
 
 
 RENDERERS: dict[Format, Callable[[Report], str]] = _renderers()
