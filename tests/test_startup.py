@@ -1,6 +1,8 @@
-"""What a CLI start imports: HTML rendering (Jinja2, plotly) only when ``--format html`` is used, so that
-``dbtune --help``, a pre-commit hook's ``dbtune migrate lint`` and every other command start without it
-(issue 11's review). Read from ``python -X importtime``, which lists every module a process imports."""
+"""What a CLI start imports (issue 11's review): HTML rendering (Jinja2, plotly) only when ``--format
+html`` is used, so that ``dbtune --help``, a pre-commit hook's ``dbtune migrate lint`` and every other
+command start without it; and ``dbtune --help`` none of the library (its commands' modules are imported
+when one runs: :class:`dbtune.cli.app.LazyGroup`). Read from ``python -X importtime``, which lists every
+module a process imports."""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ import subprocess
 import sys
 
 import pytest
+from typer.main import get_command
+
+from dbtune.cli.app import COMMANDS, app
 
 # Imported only by the HTML renderers (dbtune.report.html), never at start.
 HTML_ONLY = ("jinja2", "markupsafe", "plotly", "dbtune.report.html")
+# What the commands use, which listing them needs none of.
+LIBRARIES = ("psycopg", "pglast", "sqlglot", "pydantic", "tabulate", "yaml", "rich", "alembic", "sqlalchemy")
 
 
 def imported(*args: str) -> set[str]:
@@ -26,3 +33,22 @@ def test_the_cli_starts_without_html_rendering(args: list[str]) -> None:
     modules = imported(*args)
     assert "dbtune.cli.app" in modules  # the listing is real: the CLI itself is in it
     assert not [m for m in modules if m.split(".")[0] in HTML_ONLY or m in HTML_ONLY]
+
+
+def test_dbtune_help_imports_no_command_and_no_library() -> None:
+    modules = imported("--help")
+    assert "dbtune.cli.app" in modules
+    assert not [m for m in modules if m.split(".")[0] in LIBRARIES or m.startswith("dbtune.") and
+                m not in ("dbtune.cli", "dbtune.cli.app", "dbtune.errors")]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_listing_of_dbtune_help_is_each_command_s_own_first_sentence(width: int) -> None:
+    """``dbtune --help`` lists the commands by their summaries in COMMANDS, none imported; each one loaded,
+    the listing made from its own help is the same."""
+    group = get_command(app)
+    ctx = group.make_context("dbtune", [], resilient_parsing=True, terminal_width=width, max_content_width=width)
+    listed = group.get_help(ctx)
+    for name in COMMANDS:
+        assert type(group.get_command(ctx, name)).__name__ in ("TyperCommand", "TyperGroup")
+    assert group.get_help(ctx) == listed
