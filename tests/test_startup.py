@@ -1,11 +1,11 @@
 """What a CLI start imports (issue 11's review): HTML rendering (Jinja2, plotly) only when ``--format
 html`` is used, so that ``dbtune --help``, a pre-commit hook's ``dbtune migrate lint`` and every other
 command start without it; and ``dbtune --help`` none of the library (its commands' modules are imported
-when one runs: :class:`dbtune.cli.app.LazyGroup`). Read from ``python -X importtime``, which lists every
-module a process imports."""
+when one runs: :class:`dbtune.cli.app.LazyGroup`). Read from ``sys.modules`` as the process exits."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -20,12 +20,17 @@ HTML_ONLY = ("jinja2", "markupsafe", "plotly", "dbtune.report.html")
 LIBRARIES = ("psycopg", "pglast", "sqlglot", "pydantic", "tabulate", "yaml", "rich", "alembic", "sqlalchemy")
 
 
+# ``dbtune ARGS`` in a fresh interpreter, then the names in sys.modules on stderr when it exits (-X importtime
+# would miss a module imported by importlib.import_module, as the lazy entries import theirs).
+PROBE = ("import atexit, json, sys; atexit.register(lambda: sys.stderr.write('\\nMODULES ' + json.dumps(sorted("
+         "sys.modules)))); sys.argv = ['dbtune', *sys.argv[1:]]; from dbtune.cli.app import main; main()")
+
+
 def imported(*args: str) -> set[str]:
-    """The modules ``python -m dbtune ARGS`` imports, read from ``-X importtime`` on stderr."""
-    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "dbtune", *args], capture_output=True,
-                         text=True, timeout=60)
+    """The modules ``dbtune ARGS`` has imported when it exits."""
+    run = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
-    return {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    return set(json.loads(run.stderr.rsplit("\nMODULES ", 1)[1]))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["migrate", "lint", "--help"], ["demo", "--help"]])
@@ -52,3 +57,12 @@ def test_the_listing_of_dbtune_help_is_each_command_s_own_first_sentence(width: 
     for name in COMMANDS:
         assert type(group.get_command(ctx, name)).__name__ in ("TyperCommand", "TyperGroup")
     assert group.get_help(ctx) == listed
+
+
+@pytest.mark.parametrize("args", [["migrate", "lint", "--help"], ["checks", "list", "--help"]])
+def test_commands_that_read_no_workload_nor_app_config_start_without_their_libraries(args: list[str]) -> None:
+    """sqlglot (column usage), PyYAML and python-dotenv (the application config's readers) are imported by
+    the packages' names that need them, not by the packages (dbtune.lazy)."""
+    modules = imported(*args)
+    assert "dbtune.cli.migrate" in modules or "dbtune.cli.checks" in modules
+    assert not [m for m in modules if m.split(".")[0] in ("sqlglot", "yaml", "dotenv")]
