@@ -6,17 +6,19 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dbtune.config.model import Config, parse_timeout_ms
-from dbtune.db.connect import ConnectionSettings, resolve
 from dbtune.errors import UsageError
 from dbtune.escape import one_line, terminal_safe
 from dbtune.model import Severity
 from dbtune.report.render import Format, renderer
 from dbtune.workload.formats import WorkloadFormat
+
+if TYPE_CHECKING:
+    from dbtune.db.connect import ConnectionSettings
 
 DsnOption = Annotated[str | None, typer.Option(
     "--dsn", help="Connection string (URI or key=value). Default: DATABASE_URL, then libpq's PG* variables.",
@@ -80,6 +82,8 @@ def fails(worst: Severity | None, fail_on: str) -> bool:
 def connection_settings(dsn: str | None, config: Config, statement_timeout: str | None = None) -> ConnectionSettings:
     """The target from ``--dsn`` (else ``DATABASE_URL``, else libpq's defaults) with the config's timeouts;
     ``--statement-timeout`` (``"30s"``, ``"500ms"`` …) overrides the config's."""
+    from dbtune.db.connect import resolve  # psycopg: only for the commands that connect
+
     timeout_ms = config.database.statement_timeout
     if statement_timeout:
         try:

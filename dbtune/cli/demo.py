@@ -37,7 +37,6 @@ from dbtune.loop import AdvisorStage, RaceStage, run_loop
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.probe.measure import measure_targets
 from dbtune.report import Format, render
-from dbtune.report.html import render_loop_html
 from dbtune.report.probe import render_profile
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
@@ -146,6 +145,8 @@ def _run_demo(display: ProgressDisplay, *, demo_start: float, scale: float, iter
                                        progress=lambda m: say("      " + m), count=display.count)
             with display.paused():
                 if format is Format.HTML:
+                    from dbtune.report.html import render_loop_html  # Jinja2 and plotly, only for the page
+
                     write_output(render_loop_html(result, measured.table), output)
                 else:
                     echo("\n" + render_profile(measured.table, format), nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dbtune.advisor.model import Advice, Candidate, Measured, Recommendation, Rejected
@@ -44,12 +44,14 @@ class LoopPrinter(LoopObserver):
         self.expected = tuple(expected)
         self.display = display or ProgressDisplay(quiet=True)
 
-    def _show(self, text: str, wrap: bool = True) -> None:
-        """``text`` on stdout, its lines fitted to the terminal's width (:mod:`dbtune.report.width`) unless
-        it is JSON (``wrap=False``); nothing with html (the review page is written whole at the end, from
-        the LoopResult). The progress bars are cleared for it (:meth:`ProgressDisplay.paused`)."""
+    def _show(self, text: str | Callable[[], str], wrap: bool = True) -> None:
+        """``text`` on stdout (a callable: what it renders, called only when shown), its lines fitted to the
+        terminal's width (:mod:`dbtune.report.width`) unless it is JSON (``wrap=False``); nothing with html
+        (the review page is written whole at the end, from the LoopResult). The progress bars are cleared
+        for it (:meth:`ProgressDisplay.paused`)."""
         if self.fmt is Format.HTML:
             return
+        text = text() if callable(text) else text
         with self.display.paused():
             echo("\n".join(fit_lines([text], line_width())) if wrap else text)
             sys.stdout.flush()
@@ -59,8 +61,7 @@ class LoopPrinter(LoopObserver):
         self.display.count(what, done, total)
 
     def audited(self, report: Report) -> None:
-        if self.fmt is not Format.HTML:
-            self._show(render(report, self.fmt).rstrip("\n"), wrap=self.fmt is Format.TEXT)
+        self._show(lambda: render(report, self.fmt).rstrip("\n"), wrap=self.fmt is Format.TEXT)
 
     def advised(self, advice: Advice) -> None:
         self._show(render_advice_stage(advice, self.expected))

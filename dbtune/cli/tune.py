@@ -34,7 +34,6 @@ from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
 from dbtune.report import Format
-from dbtune.report.html import render_loop_html
 from dbtune.workload import load_queries
 from dbtune.workload.model import Query
 
@@ -119,6 +118,8 @@ def tune_command(
                           app_config=app, statements=workload)
         printer.finish(result)
     if format is Format.HTML:
+        from dbtune.report.html import render_loop_html  # Jinja2 and plotly, only for the page
+
         write_output(render_loop_html(result), output)
 
 

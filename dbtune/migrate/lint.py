@@ -151,6 +151,16 @@ class LintFinding:
     def location(self) -> str:
         return f"{self.file}:{self.line}"
 
+    def full_message(self, squawk: bool = True) -> str:
+        """The message as every lint renderer shows it: ``message (help)``, the help's final full stop
+        dropped, then with ``squawk`` the squawk rules that reported the same problem,
+        ``[squawk: rule, rule]`` (the text report and SARIF show them; Markdown and GitHub's annotations,
+        which name the rule beside the message, do not)."""
+        text = self.message + (f" ({self.help.rstrip('.')})" if self.help else "")
+        if squawk and self.also:
+            text += f" [squawk: {', '.join(self.also)}]"
+        return text
+
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "rule_id": self.rule_id, "rule": self.rule,
                 "severity": self.severity.value, "source": self.source, "message": self.message,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from pglast import ast
 from pglast.stream import RawStream
@@ -77,6 +78,9 @@ class Folded:
     by_finding: int
 
 
+_OfFinding = TypeVar("_OfFinding", Step, Folded)
+
+
 @dataclass(frozen=True)
 class MigrationPlan:
     """The ordered steps of one migration, the tables to ``ANALYZE`` after them, and the fixes left out."""
@@ -88,7 +92,7 @@ class MigrationPlan:
 
     def steps_of(self, finding: int) -> tuple[Step, ...]:
         """The steps that come from the finding at position ``finding``."""
-        return self._by_finding.get(finding, ())
+        return self._steps_by_finding.get(finding, ())
 
     def folded_of(self, finding: int) -> tuple[Folded, ...]:
         """The folded changes of the finding at position ``finding``."""
@@ -96,18 +100,11 @@ class MigrationPlan:
 
     @cached_property
     def _folded_by_finding(self) -> dict[int, tuple[Folded, ...]]:
-        out: dict[int, list[Folded]] = {}
-        for f in self.folded:
-            out.setdefault(f.finding, []).append(f)
-        return {n: tuple(folded) for n, folded in out.items()}
+        return _by_finding(self.folded)
 
     @cached_property
-    def _by_finding(self) -> dict[int, tuple[Step, ...]]:
-        # one pass for all findings: a report of 10,000 findings asks once per finding
-        out: dict[int, list[Step]] = {}
-        for s in self.steps:
-            out.setdefault(s.finding, []).append(s)
-        return {n: tuple(steps) for n, steps in out.items()}
+    def _steps_by_finding(self) -> dict[int, tuple[Step, ...]]:
+        return _by_finding(self.steps)
 
     @property
     def empty(self) -> bool:
@@ -119,6 +116,15 @@ class MigrationPlan:
         body = json.dumps([[s.check_name, s.object, s.change.kind.value, s.change.up, s.change.down]
                            for s in self.steps] + list(self.analyze))
         return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+def _by_finding(items: Iterable[_OfFinding]) -> dict[int, tuple[_OfFinding, ...]]:
+    """``items`` (steps or folded changes) grouped by the position of their finding, each group in the
+    order given: one pass for all findings, since a report of 10,000 findings asks once per finding."""
+    out: dict[int, list[_OfFinding]] = {}
+    for item in items:
+        out.setdefault(item.finding, []).append(item)
+    return {n: tuple(group) for n, group in out.items()}
 
 
 def _index_stmt(sql: str) -> ast.IndexStmt | None:

@@ -42,7 +42,7 @@ def render_lint_github(result: LintResult) -> str:
     lines = []
     for f in result.findings:
         title = f"{f.rule_id} {f.rule}" if f.rule_id else f"squawk {f.rule}"
-        message = f.message + (f" ({f.help.rstrip('.')})" if f.help else "")
+        message = f.full_message(squawk=False)
         if f.changes:
             message += "\nFix:\n" + "\n".join(c.up for c in f.changes)
         lines.append(annotation(f.severity, message, file=f.file, line=max(1, f.line), title=title))

@@ -19,15 +19,6 @@ def _source(f: LintFinding) -> str:
     return f"{f.source}+squawk" if f.also else f.source
 
 
-def _message(f: LintFinding) -> str:
-    text = f.message
-    if f.help:
-        text += f" ({f.help.rstrip('.')})"
-    if f.also:
-        text += f" [squawk: {', '.join(f.also)}]"
-    return text
-
-
 def _squawk_line(result: LintResult) -> str:
     s = result.squawk
     if not s.ran:
@@ -48,7 +39,7 @@ def render_lint_text(result: LintResult) -> str:
     numbered = list(enumerate(result.findings, start=1))
     if numbered:
         rows = [(n, one_line(f.location), f.severity.value, f"{f.rule_id} {f.rule}" if f.rule_id else f.rule,
-                 _source(f), one_line(_message(f))) for n, f in numbered]
+                 _source(f), one_line(f.full_message())) for n, f in numbered]
         lines += ["", fit_table(rows, ["#", "location", "severity", "rule", "source", "message"], width,
                                 maxcolwidths=[None, 40, None, None, None, MESSAGE_WIDTH], wrap=[1, 3, 5])]
     fixes = [(n, f) for n, f in numbered if f.changes]

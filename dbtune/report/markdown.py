@@ -95,7 +95,7 @@ def render_lint_markdown(result: LintResult) -> str:
              *_summary(result.counts(), len(result.findings)), ""]
     for severity in Severity:
         rows = [[str(n), f"`{cell(f.location)}`", cell(f"{f.rule_id} {f.rule}" if f.rule_id else f"squawk {f.rule}"),
-                 cell(f.message + (f" ({f.help.rstrip('.')})" if f.help else ""))]
+                 cell(f.full_message(squawk=False))]
                 for n, f in enumerate(result.findings, start=1) if f.severity is severity]
         if rows:
             lines += folded(f"{severity.value} ({len(rows)})", table(["#", "location", "rule", "message"], rows),

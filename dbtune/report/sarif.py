@@ -113,9 +113,7 @@ def render_lint_sarif(result: LintResult) -> str:
         else:
             rule_id = f"squawk/{f.rule}"
             rules.append(squawk_rule(f.rule))
-        text = f.message + (f" ({f.help.rstrip('.')})" if f.help else "")
-        if f.also:
-            text += f" [squawk: {', '.join(f.also)}]"
+        text = f.full_message()
         if f.changes:
             text += " Fix: " + " ".join(c.up for c in f.changes)
         region: dict[str, Any] = {"startLine": max(1, f.line)}

@@ -17,6 +17,9 @@ Column usage, resolved against the catalog (sqlglot's qualifier; expressions ren
     usage.table("public.users").constants               # status = 'pending', … (for partial indexes)
 """
 
+from typing import TYPE_CHECKING
+
+from dbtune.lazy import lazy_attributes
 from dbtune.workload.formats import WorkloadFormat, detect_format
 from dbtune.workload.load import (
     from_pg_stat_statements,
@@ -43,7 +46,13 @@ from dbtune.workload.model import (
 from dbtune.workload.pgss import pg_stat_statements_queries
 from dbtune.workload.schema import SchemaRelation, WorkloadSchema, read_views
 from dbtune.workload.statements import statement_kind
-from dbtune.workload.usage import UsageAnalyzer, column_usage
+
+if TYPE_CHECKING:
+    from dbtune.workload.usage import UsageAnalyzer, column_usage
+
+# sqlglot (dbtune.workload.usage), only where column usage is resolved: not for reading queries
+__getattr__ = lazy_attributes(__name__, {"UsageAnalyzer": "dbtune.workload.usage",
+                                         "column_usage": "dbtune.workload.usage"})
 
 __all__ = [
     "ConstantPredicate", "PredicateOp", "SortKey",
