@@ -26,6 +26,32 @@ import pytest
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
+
+def _temporary_files_in_ram() -> Path | None:
+    """Point ``TMPDIR`` (this process's and every subprocess's) at a new directory in ``/dev/shm`` where
+    the machine has a writable one, so the test servers' clusters, and every temporary file, live in RAM.
+
+    On this project's machines ``/`` is ext4 on a virtual disk mounted with ``discard``: there, ``CREATE
+    DATABASE`` took 115 ms (``STRATEGY WAL_LOG``) to 313 ms (``FILE_COPY``, which checkpoints) and about
+    half a core of kernel time, against 10 to 16 ms on tmpfs (``/tmp/phase.py``-style loop of create,
+    set up, audit, drop). The checks' cases make one database each. ``DBTUNE_TEST_TMPDIR`` names another
+    directory instead; an empty value keeps ``TMPDIR`` as it is. The directory is removed at the end of
+    the session (:func:`pytest_sessionfinish`)."""
+    chosen = os.environ.get("DBTUNE_TEST_TMPDIR")
+    if chosen == "":
+        return None
+    parent = Path(chosen) if chosen else Path("/dev/shm")
+    if not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        return None
+    where = Path(tempfile.mkdtemp(prefix="dbtune-tests-", dir=parent))
+    where.chmod(0o755)  # the servers run as the postgres OS user and make their directories inside
+    os.environ["TMPDIR"] = str(where)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    return where
+
+
+_RAM_TMPDIR = _temporary_files_in_ram()
+
 from dbtune.db.local_server import (  # noqa: E402
     LocalServer,
     celerp_bindir,
@@ -114,6 +140,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stop_pgbouncers()
     for server in _servers.values():
         server.destroy()
+    if _RAM_TMPDIR is not None:
+        shutil.rmtree(_RAM_TMPDIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=_available())
