@@ -139,9 +139,14 @@ def test_the_scratch_schema_is_dropped_when_the_race_is_interrupted(race_db: Tes
 
 def test_ctrl_c_in_the_cli_drops_the_scratch_schema(race_db: TestDatabase, tmp_path: Path) -> None:
     """A real SIGINT to ``dbtune probe race`` once its rounds are under way: ``error: interrupted``, exit
-    130, and the scratch schema is gone."""
+    130, and the scratch schema is gone.
+
+    Should the process not end within 60 s, its threads' stacks are dumped (faulthandler, on SIGABRT) into
+    the failure's message, and the schema it left is dropped so that the other tests of ``race_db`` are
+    not failed by it."""
+    env = {**_clean_env(), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "dbtune", "probe", "race", "--dsn", race_db.dsn, "--yes",
-                                "--sessions", "4", "--rounds", "100000"], cwd=tmp_path, env=_clean_env(),
+                                "--sessions", "4", "--rounds", "100000"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -150,11 +155,23 @@ def test_ctrl_c_in_the_cli_drops_the_scratch_schema(race_db: TestDatabase, tmp_p
                 break
         assert _scratch_schemas(race_db) != []
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, stacks = process.communicate(timeout=30)
+            pytest.fail(f"probe race did not end within 60 s of SIGINT; its threads:\n{stacks[-6000:]}")
         assert process.stdout is not None
         out, err = process.stdout.read(), process.stderr.read()
     finally:
-        process.kill()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.returncode != 130:
+            race_db.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          f"WHERE datname = '{race_db.name}' AND application_name = 'dbtune probe race'")
+            for schema in _scratch_schemas(race_db):
+                race_db.execute(f'DROP SCHEMA "{schema}" CASCADE')
     assert code == 130 and err.strip() == "error: interrupted" and out == "", (out, err)
     assert _scratch_schemas(race_db) == []
 
