@@ -365,3 +365,15 @@ def test_tune_shows_the_loop_bars_on_a_terminal_and_its_stages_on_stdout(db18: c
     assert last_count("indexes built", ran.err) == (1, "1") and "steps run" in ran.err
     assert "== benchmark before" in ran.err, "the stages' notes, above the bars"
     assert "BEFORE / AFTER" in ran.out and "\x1b" not in ran.out and "statements run" not in ran.out
+
+
+def test_a_target_longer_than_the_terminal_breaks_after_a_slash_and_quoted_sql_stays_whole() -> None:
+    """A socket directory deep enough to make the report's target one word wider than the terminal (the
+    tests' own servers in ``/dev/shm/…`` did): it is broken just after a slash; a quoted literal never is."""
+    from dbtune.report.width import wrap_line
+
+    target = "postgres@/dev/shm/abcdefghij/dbtune-tests-hkjqmr0w/dbtune-pg-awt78htz:52053/wide_27606_0"
+    lines = wrap_line(f"dbtune explain of {target} — PostgreSQL 18.6", 80)
+    assert max(map(len, lines)) <= 80 and "".join(s.strip() for s in lines).startswith("dbtune explain of" + target)
+    literal = "'/a/path/" + "x" * 80 + "'"
+    assert wrap_line(f"  SELECT 1 WHERE path = {literal}", 60)[-1].strip() == literal

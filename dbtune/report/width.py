@@ -93,8 +93,10 @@ def _share(limits: list[int | None], spans: list[int], wrappable: list[int], wid
         limits[i] = max(MIN_COLUMN, room * spans[i] // total)
 
 
-def _break_points(line: str) -> list[int]:
-    """The positions of the spaces of ``line`` outside '…' and "…" (where SQL may be broken)."""
+def _break_points(line: str, at: str = " ") -> list[int]:
+    """The positions of the spaces of ``line`` outside '…' and "…" (where SQL may be broken); with
+    ``at="/"``, the positions just after its slashes outside quotes instead (where a path or a socket
+    directory may be broken)."""
     points, quote = [], ""
     for i, ch in enumerate(line):
         if quote:
@@ -102,15 +104,17 @@ def _break_points(line: str) -> list[int]:
                 quote = ""
         elif ch in "'\"" and (i == 0 or not line[i - 1].isalnum()):  # not the apostrophe of "machine's"
             quote = ch
-        elif ch == " ":
-            points.append(i)
+        elif ch == at:
+            points.append(i + (at != " "))
     return points
 
 
 def wrap_line(line: str, width: int) -> list[str]:
     """``line`` broken at spaces outside quotes into lines of at most ``width`` characters where a space
     allows; the continuations indented two more than ``line``, and a ``-- `` comment's kept a comment (a
-    comment with no space to break at, a long path, is cut at ``width``)."""
+    comment with no space to break at, a long path, is cut at ``width``). A word longer than the room left
+    (a target such as ``postgres@/long/socket/directory:5432/db``) is broken just after one of its slashes
+    outside quotes, where it has one that fits."""
     if len(line) <= width:
         return [line]
     indent = line[:len(line) - len(line.lstrip(" "))]
@@ -121,6 +125,8 @@ def wrap_line(line: str, width: int) -> list[str]:
         points = [p for p in _break_points(rest) if len(prefix) < p <= width]
         if not points and prefix.endswith("-- "):  # a comment (a long path) may break anywhere
             points = [width]
+        if not points:
+            points = [p for p in _break_points(rest, "/") if len(prefix) < p <= width]
         if not points:
             points = [p for p in _break_points(rest) if p > len(prefix)][:1]
             if not points:
