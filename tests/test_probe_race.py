@@ -141,13 +141,17 @@ def test_ctrl_c_in_the_cli_drops_the_scratch_schema(race_db: TestDatabase, tmp_p
     """A real SIGINT to ``dbtune probe race`` once its rounds are under way: ``error: interrupted``, exit
     130, and the scratch schema is gone.
 
-    Should the process not end within 60 s, its threads' stacks are dumped (faulthandler, on SIGABRT) into
+    The child's SIGINT is set back to its default before it starts: a shell runs a background job with
+    SIGINT ignored, which the child would inherit (Python then installs no KeyboardInterrupt handler, and
+    the race ran on, its 100,000 rounds, when CI was started with ``&``). Should the process not end
+    within 60 s, its threads' stacks are dumped (faulthandler, on SIGABRT) into
     the failure's message, and the schema it left is dropped so that the other tests of ``race_db`` are
     not failed by it."""
     env = {**_clean_env(), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "dbtune", "probe", "race", "--dsn", race_db.dsn, "--yes",
                                 "--sessions", "4", "--rounds", "100000"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stderr is not None
         for line in process.stderr:
