@@ -191,10 +191,11 @@ def estimate_recovery(settings: ConnectionSettings, *, sample_s: float = 5.0,
             raise ServerRefused(f"{describe(settings)} refused a settings query: {' '.join(str(exc).split())}"
                                 ) from None
     max_wal = int(max_wal_mb * 1024 * 1024)
+    wal_rate_bytes_s = round(wal_rate_bytes_s, 1)  # the rate reported, so the worst case follows from it
     worst = int(min(max_wal, wal_rate_bytes_s * (1 + cct) * timeout_s))
     rate = replay_rate_bytes_s or ASSUMED_REPLAY_BYTES_S
     rate_source = (replay_rate_source or "given") if replay_rate_bytes_s else "assumed, not measured"
-    return RecoveryEstimate(float(timeout_s), max_wal, float(cct), round(wal_rate_bytes_s, 1), source, sample_s,
+    return RecoveryEstimate(float(timeout_s), max_wal, float(cct), wal_rate_bytes_s, source, sample_s,
                             worst, rate, rate_source, round(worst / rate, 3), since_redo)
 
 
