@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class Case:
     lines: tuple[int, ...]  # () for a negative case
 
     def __str__(self) -> str:
-        return f"{self.rule}-{'pos' if self.lines else 'neg'}-{abs(hash(self.sql)) % 10000}"
+        return f"{self.rule}-{'pos' if self.lines else 'neg'}-{zlib.crc32(self.sql.encode()) % 10000}"
 
 
 CASES = [
