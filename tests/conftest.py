@@ -8,6 +8,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import itertools
 import os
@@ -134,6 +135,25 @@ def _start(name: str) -> LocalServer:
     if name not in _servers:
         _servers[name] = create_server(name)
     return _servers[name]
+
+
+# Under pytest-xdist, one lock file for the run's workers (PYTEST_XDIST_TESTRUNUID is the same in all).
+_RUN_LOCK = (Path("/tmp") / f"dbtune-tests-{os.environ['PYTEST_XDIST_TESTRUNUID']}.lock"
+             if "PYTEST_XDIST_WORKER" in os.environ and "PYTEST_XDIST_TESTRUNUID" in os.environ else None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With two xdist workers, a test marked ``measures`` (it times queries and judges the difference: an
+    A/A run must find nothing) runs with no test of the other worker beside it: it holds the run's lock
+    file exclusively (``flock``) through its setup, call and teardown, every other test holds it shared.
+    An A/A comparison once called a query 0.63x "slower" while the other worker loaded its schemas."""
+    if _RUN_LOCK is None:
+        yield
+        return
+    with _RUN_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("measures") else fcntl.LOCK_SH)
+        yield
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

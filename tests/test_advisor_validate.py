@@ -23,6 +23,8 @@ from dbtune.db.local_server import LocalServer
 from dbtune.errors import UsageError
 from dbtune.migrate.changes import create_index
 
+pytestmark = pytest.mark.measures  # timed verdicts: alone under xdist (tests/conftest.py)
+
 # 5 executions a round: verdicts that hold on a busy machine
 BENCH = BenchOptions(iterations=30, rounds=6, warmup=1, param_samples=10)
 

@@ -51,6 +51,8 @@ from dbtune.samples import guide_file
 from dbtune.workload.params import analyse
 from dbtune.workload.statements import statement_kind
 
+pytestmark = pytest.mark.measures  # timed verdicts: alone under xdist (tests/conftest.py)
+
 # --- running the CLI in this process: the ``cli`` fixture and ``assert_error`` (tests/cli_runner.py) ---
 
 

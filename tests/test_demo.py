@@ -17,6 +17,8 @@ from test_migrate import load_guide
 
 from dbtune.samples import samples_dir
 
+pytestmark = pytest.mark.measures  # timed verdicts: alone under xdist (tests/conftest.py)
+
 
 def dbtune(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m dbtune ARGS`` with stderr merged into stdout, as a terminal shows them (so the order

@@ -39,6 +39,8 @@ from dbtune.report.html import LATENCY_CHARTS, render_advice_html, render_compar
 from dbtune.samples import guide_file, samples_dir
 from dbtune.workload import load_queries
 
+pytestmark = pytest.mark.measures  # timed verdicts: alone under xdist (tests/conftest.py)
+
 CHROMIUM = "/usr/bin/chromium"
 # A table name that is markup: shown as text, it runs nothing (window.__pwned stays undefined).
 HOSTILE = "<script>window.__pwned=1</script><img src=x onerror=__pwned=2>"  # 62 bytes: within NAMEDATALEN

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from conftest import TestDatabase
 from test_migrate import load_guide
 
 from dbtune.samples import guide_file, samples_dir
+
+pytestmark = pytest.mark.measures  # timed verdicts: alone under xdist (tests/conftest.py)
 
 
 def _index_count(db: TestDatabase) -> int:
