@@ -145,9 +145,7 @@ def _run_demo(display: ProgressDisplay, *, demo_start: float, scale: float, iter
                                        progress=lambda m: say("      " + m), count=display.count)
             with display.paused():
                 if format is Format.HTML:
-                    from dbtune.report.html import render_loop_html  # Jinja2 and plotly, only for the page
-
-                    write_output(render_loop_html(result, measured.table), output)
+                    write_output(render(result, Format.HTML, profile=measured.table), output)
                 else:
                     echo("\n" + render_profile(measured.table, format), nl=False)
         say(f"demo finished in {time.perf_counter() - demo_start:.1f} s")

@@ -33,7 +33,7 @@ from dbtune.errors import UsageError
 from dbtune.loop import AdvisorStage, run_loop
 from dbtune.migrate.plan import MigrationPlan
 from dbtune.migrate.runtime import ApplyOptions
-from dbtune.report import Format
+from dbtune.report import Format, render
 from dbtune.workload import load_queries
 from dbtune.workload.model import Query
 
@@ -118,9 +118,7 @@ def tune_command(
                           app_config=app, statements=workload)
         printer.finish(result)
     if format is Format.HTML:
-        from dbtune.report.html import render_loop_html  # Jinja2 and plotly, only for the page
-
-        write_output(render_loop_html(result), output)
+        write_output(render(result, Format.HTML), output)  # the registry imports Jinja2 and plotly now
 
 
 def _advisor_queries(workload: Path | None) -> tuple[Query, ...] | None:
