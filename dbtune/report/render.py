@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dbtune.errors import UsageError
+from dbtune.lazy import imported
 
 if TYPE_CHECKING:
     from dbtune.model import CommandReport
@@ -117,7 +117,7 @@ def table_of(report: CommandReport | type) -> Table:
 def load(path: str) -> Callable[..., str]:
     """The renderer at ``"module:function"``, imported on first use."""
     module, _, name = path.partition(":")
-    found: Callable[..., str] = getattr(import_module(module), name)
+    found: Callable[..., str] = imported(module, name)
     return found
 
 
